@@ -1,0 +1,1 @@
+"""Alembic revisions of the manifest schema (installed as `migrator._migrations`)."""

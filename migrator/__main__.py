@@ -1,0 +1,5 @@
+"""Allow `python -m migrator`."""
+
+from migrator.cli import main
+
+raise SystemExit(main())

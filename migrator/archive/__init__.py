@@ -1,0 +1,1 @@
+"""The local archive: content-addressed message files plus the SQLite manifest."""

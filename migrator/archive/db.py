@@ -1,0 +1,132 @@
+"""Open the manifest database: engine, SQLite pragmas, and Alembic upgrade on open.
+
+An older manifest is upgraded (and the upgrade announced); a manifest stamped by a newer
+migrator is refused rather than guessed at. A manifest that cannot be opened is an error,
+never silently recreated: losing sync state without a word is how mail gets duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from migrator.errors import ManifestError, ManifestTooNewError
+
+log = logging.getLogger(__name__)
+
+
+def migrations_dir() -> Path:
+    """The Alembic script directory: packaged copy when installed, else the source tree."""
+    try:
+        packaged = resources.files("migrator._migrations")
+        path = Path(str(packaged))
+        if (path / "env.py").exists():
+            return path
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parents[2] / "migrations"
+
+
+def alembic_config(connection: Any = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")  # a committed row survives power loss
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Manifest:
+    """A connected, up-to-date manifest: hands out sessions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success and rolled back on any error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.parent.is_dir():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ManifestError(f"cannot create {path.parent}: {exc.strerror}") from None
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def open_manifest(url: str, *, upgrade: bool = True) -> Manifest:
+    """Connect to the manifest at `url`, applying pending schema revisions."""
+    engine = make_engine(url)
+    try:
+        ensure_schema(engine, url, upgrade=upgrade)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise ManifestError(f"cannot open manifest {_safe(url)}: {exc.__class__.__name__}: "
+                            f"{exc.orig if hasattr(exc, 'orig') else exc}") from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return Manifest(engine)
+
+
+def ensure_schema(engine: Engine, url: str, *, upgrade: bool) -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    known = {rev.revision for rev in script.walk_revisions()}
+    with engine.begin() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current is not None and current not in known:
+            raise ManifestTooNewError(
+                f"manifest {_safe(url)} has schema revision {current}, newer than this "
+                f"migrator knows (latest {head}); upgrade migrator")
+        if current == head:
+            return
+        if not upgrade:
+            raise ManifestError(f"manifest {_safe(url)} needs an upgrade to {head}")
+        if current is None:
+            log.info("Creating manifest %s (schema %s)", _safe(url), head)
+        else:
+            log.warning("Upgrading manifest %s schema %s -> %s", _safe(url), current, head)
+        command.upgrade(alembic_config(connection), "head")
+
+
+def _safe(url: str) -> str:
+    """A database URL fit for a message: the password (if any) masked."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown without its userinfo
+        return url.split("@")[-1]

@@ -1,0 +1,316 @@
+"""TOML configuration -> typed settings.
+
+Every error names the file and the dotted key. Unknown keys are errors too: a typo such as
+`delet = "after-archive"` must not silently leave mail on (or take it off) a server.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrator.errors import ConfigError
+from migrator.secrets import Secret
+
+SOURCE_KINDS = ("imap", "pop3", "office365")
+TARGET_KINDS = ("imap", "office365")
+SECURITIES = ("tls", "starttls", "plain")
+DELETE_POLICIES = ("never", "after-archive", "after-push")
+OAUTH_FLOWS = ("client_credentials", "device_code")
+COMPRESSIONS = ("none", "gzip")
+
+OFFICE365_HOST = "outlook.office365.com"
+MICROSOFT_AUTHORITY = "https://login.microsoftonline.com"
+DEFAULT_PORTS = {
+    ("imap", "tls"): 993, ("imap", "starttls"): 143, ("imap", "plain"): 143,
+    ("pop3", "tls"): 995, ("pop3", "starttls"): 110, ("pop3", "plain"): 110,
+}
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    """How to get an OAuth2 token from Microsoft identity (or a compatible authority)."""
+
+    flow: str
+    client_id: str
+    tenant: str = "organizations"
+    client_secret: Secret | None = None
+    authority: str = ""
+    scopes: tuple[str, ...] = ()
+    token_cache: Path | None = None
+    ca_file: Path | None = None
+
+    @property
+    def authority_url(self) -> str:
+        return self.authority or f"{MICROSOFT_AUTHORITY}/{self.tenant}"
+
+
+@dataclass(frozen=True)
+class DeletePolicy:
+    """When a POP3 source may delete a message: never, unless the config says so."""
+
+    mode: str = "never"
+    after_days: int = 0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A server migrator reads from (source) or writes to (target)."""
+
+    kind: str
+    host: str
+    port: int
+    security: str = "tls"
+    username: str = ""
+    password: Secret | None = None
+    auth: str = "password"
+    oauth: OAuthSettings | None = None
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    timeout: float = 60.0
+    connections: int = 2
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    folder_map: Mapping[str, str] = field(default_factory=dict)
+    delete: DeletePolicy = field(default_factory=DeletePolicy)
+
+    @property
+    def protocol(self) -> str:
+        return "pop3" if self.kind == "pop3" else "imap"
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    source: Endpoint
+    target: Endpoint | None = None
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    path: Path
+    database: str
+    compression: str = "none"
+
+
+@dataclass(frozen=True)
+class Settings:
+    file: Path
+    archive: ArchiveSettings
+    accounts: Mapping[str, Account]
+
+    def account(self, name: str) -> Account:
+        try:
+            return self.accounts[name]
+        except KeyError:
+            known = ", ".join(sorted(self.accounts)) or "none"
+            raise ConfigError(f"{self.file}: no account named {name!r} (known: {known})") from None
+
+
+class Table:
+    """A TOML table that knows where it came from, so every error can name file and key."""
+
+    def __init__(self, data: Mapping[str, Any], file: Path, prefix: str = "") -> None:
+        self.data = data
+        self.file = file
+        self.prefix = prefix
+        self._read: set[str] = set()
+
+    def where(self, key: str) -> str:
+        if not key:
+            return self.prefix
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.file}: {self.where(key)}: {problem}")
+
+    def _get(self, key: str, default: Any, types: tuple[type, ...], kind: str) -> Any:
+        self._read.add(key)
+        if key not in self.data:
+            if default is _MISSING:
+                raise self.error(key, "is required")
+            return default
+        value = self.data[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise self.error(key, f"must be {kind}, got {value!r}")
+        return value
+
+    def text(self, key: str, default: Any = _MISSING) -> Any:
+        return self._get(key, default, (str,), "a string")
+
+    def integer(self, key: str, default: Any = _MISSING, minimum: int = 0) -> Any:
+        value = self._get(key, default, (int,), "an integer")
+        if value is not None and value < minimum:
+            raise self.error(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, key: str, default: Any = _MISSING) -> Any:
+        return float(self._get(key, default, (int, float), "a number"))
+
+    def flag(self, key: str, default: Any = _MISSING) -> Any:
+        return self._get(key, default, (bool,), "true or false")
+
+    def choice(self, key: str, choices: tuple[str, ...], default: Any = _MISSING) -> Any:
+        value = self.text(key, default)
+        if value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self._get(key, list(default), (list,), "a list of strings")
+        if not all(isinstance(item, str) for item in value):
+            raise self.error(key, "must be a list of strings")
+        return tuple(value)
+
+    def path(self, key: str, default: Any = _MISSING) -> Path | None:
+        value = self.text(key, default)
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (self.file.parent / path)
+
+    def secret(self, key: str) -> Secret | None:
+        value = self.text(key, None)
+        return None if value is None else Secret(value, where=f"{self.file}: {self.where(key)}")
+
+    def table(self, key: str, required: bool = False) -> Table | None:
+        value = self._get(key, _MISSING if required else None, (dict,), "a table")
+        return None if value is None else Table(value, self.file, self.where(key))
+
+    def mapping(self, key: str) -> dict[str, str]:
+        value = self._get(key, {}, (dict,), "a table of strings")
+        if not all(isinstance(v, str) for v in value.values()):
+            raise self.error(key, "must map folder names to folder names (strings)")
+        return dict(value)
+
+    def tables(self) -> Iterator[tuple[str, Table]]:
+        for key in self.data:
+            table = self.table(key, required=True)
+            assert table is not None
+            yield key, table
+
+    def check_unknown(self) -> None:
+        unknown = sorted(set(self.data) - self._read)
+        if unknown:
+            raise self.error(unknown[0], "unknown key (a typo?)")
+
+
+def load(file: str | Path) -> Settings:
+    """Read and validate a config file."""
+    path = Path(file).expanduser()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, path.resolve())
+
+
+def parse(data: Mapping[str, Any], file: Path) -> Settings:
+    top = Table(data, file)
+    archive_table = top.table("archive", required=True)
+    assert archive_table is not None
+    archive = parse_archive(archive_table)
+    accounts: dict[str, Account] = {}
+    accounts_table = top.table("accounts")
+    if accounts_table is not None:
+        for name, table in accounts_table.tables():
+            accounts[name] = parse_account(name, table, archive)
+    top.check_unknown()
+    return Settings(file=file, archive=archive, accounts=accounts)
+
+
+def parse_archive(table: Table) -> ArchiveSettings:
+    path = table.path("path")
+    assert path is not None
+    database = table.text("database", "") or f"sqlite:///{path / 'manifest.sqlite'}"
+    compression = table.choice("compression", COMPRESSIONS, "none")
+    table.check_unknown()
+    return ArchiveSettings(path=path, database=database, compression=compression)
+
+
+def parse_account(name: str, table: Table, archive: ArchiveSettings) -> Account:
+    if not name or "/" in name or name.startswith("."):
+        raise table.error("", f"account name {name!r} must be non-empty, without '/'")
+    source_table = table.table("source", required=True)
+    assert source_table is not None
+    source = parse_endpoint(source_table, SOURCE_KINDS, name, archive)
+    target_table = table.table("target")
+    target = None
+    if target_table is not None:
+        target = parse_endpoint(target_table, TARGET_KINDS, name, archive)
+    table.check_unknown()
+    return Account(name=name, source=source, target=target)
+
+
+def parse_endpoint(table: Table, kinds: tuple[str, ...], account: str,
+                   archive: ArchiveSettings) -> Endpoint:
+    kind = table.choice("kind", kinds)
+    office365 = kind == "office365"
+    protocol = "pop3" if kind == "pop3" else "imap"
+    security = table.choice("security", SECURITIES, "tls")
+    host = table.text("host", OFFICE365_HOST if office365 else _MISSING)
+    port = table.integer("port", DEFAULT_PORTS[(protocol, security)], minimum=1)
+    auth = table.choice("auth", ("password", "xoauth2"), "xoauth2" if office365 else "password")
+    username = table.text("username")
+    password = table.secret("password")
+    oauth_table = table.table("oauth")
+    oauth = None
+    if oauth_table is not None:
+        oauth = parse_oauth(oauth_table, account, archive)
+    if auth == "xoauth2" and oauth is None:
+        raise table.error("oauth", f"is required when auth is xoauth2 (kind {kind})")
+    if auth == "password" and password is None:
+        raise table.error("password", "is required for password authentication "
+                          "(use env:NAME, file:PATH or keyring:SERVICE/USER)")
+    delete = DeletePolicy()
+    if protocol == "pop3":
+        delete = DeletePolicy(table.choice("delete", DELETE_POLICIES, "never"),
+                              table.integer("delete_after_days", 0))
+    endpoint = Endpoint(
+        kind=kind, host=host, port=port, security=security, username=username,
+        password=password, auth=auth, oauth=oauth,
+        tls_verify=table.flag("tls_verify", True), ca_file=table.path("ca_file", None),
+        timeout=table.number("timeout", 60.0),
+        connections=table.integer("connections", 4 if office365 else 2, minimum=1),
+        include=table.strings("include", ("*",)), exclude=table.strings("exclude", ()),
+        folder_map=table.mapping("folder_map"), delete=delete,
+    )
+    table.check_unknown()
+    return endpoint
+
+
+def parse_oauth(table: Table, account: str, archive: ArchiveSettings) -> OAuthSettings:
+    flow = table.choice("flow", OAUTH_FLOWS)
+    secret = table.secret("client_secret")
+    if flow == "client_credentials" and secret is None:
+        raise table.error("client_secret", "is required for the client_credentials flow")
+    cache = table.path("token_cache", None) or archive.path / "tokens" / f"{account}.json"
+    settings = OAuthSettings(
+        flow=flow, client_id=table.text("client_id"),
+        tenant=table.text("tenant", "organizations"), client_secret=secret,
+        authority=table.text("authority", ""), scopes=table.strings("scopes", ()),
+        token_cache=cache, ca_file=table.path("ca_file", None),
+    )
+    table.check_unknown()
+    return settings
+
+
+def literal_secrets(settings: Settings) -> list[str]:
+    """Config keys holding a literal secret instead of a reference, for a warning."""
+    found = []
+    for account in settings.accounts.values():
+        for endpoint in (account.source, account.target):
+            if endpoint is None:
+                continue
+            for secret in (endpoint.password, endpoint.oauth and endpoint.oauth.client_secret):
+                if secret and secret.is_literal:
+                    found.append(secret.where)
+    return found

@@ -18,6 +18,7 @@ from migrator.context import Context
 from migrator.engine.events import Emit
 from migrator.environment import Environment
 from migrator.errors import ExitStatus, MigratorError
+from migrator.redact import RedactingFilter, redact
 from migrator.reporting import JsonReporter, LineReporter, NullReporter, TqdmReporter
 
 log = logging.getLogger("migrator")
@@ -89,10 +90,15 @@ def configure_logging(env: Environment, args: argparse.Namespace) -> list[loggin
     logger.setLevel(min(level, logging.INFO if args.log_file else level))
     handlers[0].setLevel(level)
     for handler in handlers:
+        handler.addFilter(RedactingFilter())
         logger.addHandler(handler)
     logger.propagate = False
-    if args.verbose >= 2:
-        logging.getLogger("imapclient").setLevel(logging.DEBUG)
+    if args.verbose >= 2:  # protocol traffic, through the same redacting handlers
+        for name in ("imapclient", "msal"):
+            library = logging.getLogger(name)
+            library.setLevel(logging.DEBUG)
+            for handler in handlers:
+                library.addHandler(handler)
     return handlers
 
 
@@ -100,7 +106,8 @@ def restore_logging(handlers: list[logging.Handler]) -> None:
     """Leave the process's logging as we found it (tests run many commands in-process)."""
     logger = logging.getLogger("migrator")
     for handler in handlers:
-        logger.removeHandler(handler)
+        for name in ("migrator", "imapclient", "msal"):
+            logging.getLogger(name).removeHandler(handler)
         handler.close()
     logger.setLevel(logging.NOTSET)
     logger.propagate = True
@@ -136,7 +143,7 @@ def report_error(env: Environment, args: argparse.Namespace, exc: BaseException,
                  status: ExitStatus, internal: bool = False) -> int:
     if args.traceback or args.verbose:
         traceback.print_exception(exc, file=env.stderr)
-    text = str(exc) or exc.__class__.__name__
+    text = redact(str(exc)) or exc.__class__.__name__
     if internal:
         text = f"internal error: {exc.__class__.__name__}: {text} (run with --traceback)"
     env.stderr.write(f"migrator: error: {text}\n")

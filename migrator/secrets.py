@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from migrator import redact
 from migrator.errors import SecretError
 
 SCHEMES = ("env", "file", "keyring")
@@ -35,6 +36,11 @@ class Secret:
         return f"Secret({self.describe()!r})"
 
     def resolve(self) -> str:
+        value = self._lookup()
+        redact.register(value)
+        return value
+
+    def _lookup(self) -> str:
         if self.is_literal:
             return self.reference
         scheme, _, rest = self.reference.partition(":")

@@ -1,0 +1,181 @@
+"""OAuth2 tokens from MSAL: app-only client credentials (admins) and device code (users).
+
+Tokens are cached in a file (mode 0600, written atomically, only when MSAL says the cache
+changed) so unattended runs never prompt; `acquire_token_silent` refreshes a token that is
+about to expire. App-only tokens are shared by every mailbox of the same app in a process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msal
+import requests
+
+from migrator import redact
+from migrator.archive.blobs import fsync_dir
+from migrator.config import OAuthSettings
+from migrator.errors import AuthError, ConnectError
+
+log = logging.getLogger(__name__)
+
+APP_SCOPE = "https://outlook.office365.com/.default"
+USER_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
+USER_POP_SCOPE = "https://outlook.office.com/POP.AccessAsUser.All"
+
+
+def default_scopes(settings: OAuthSettings, protocol: str = "imap") -> list[str]:
+    if settings.scopes:
+        return list(settings.scopes)
+    if settings.flow == "client_credentials":
+        return [APP_SCOPE]
+    return [USER_POP_SCOPE if protocol == "pop3" else USER_SCOPE]
+
+
+class TokenCacheFile:
+    """MSAL's serializable cache persisted to a private file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.cache = msal.SerializableTokenCache()
+        if path is not None and path.exists():
+            self.cache.deserialize(path.read_text(encoding="utf-8"))
+
+    def save(self) -> None:
+        if self.path is None or not self.cache.has_state_changed:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(self.cache.serialize())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, self.path)
+        fsync_dir(self.path.parent)
+        self.cache.has_state_changed = False
+
+
+def _http_session(settings: OAuthSettings) -> requests.Session:
+    session = requests.Session()
+    if settings.ca_file is not None:  # a private authority (tests, on-premises identity)
+        session.verify = str(settings.ca_file)
+        session.trust_env = False
+    return session
+
+
+class TokenProvider:
+    """Hands out access tokens for one OAuth app (and, for device code, one user)."""
+
+    def __init__(self, settings: OAuthSettings, account: str, protocol: str = "imap") -> None:
+        self.settings = settings
+        self.account = account
+        self.scopes = default_scopes(settings, protocol)
+        self.cache = TokenCacheFile(settings.token_cache
+                                    if settings.flow == "device_code" else None)
+        self._lock = threading.Lock()
+        self._app: Any = None
+
+    def _application(self) -> Any:
+        if self._app is None:
+            common: dict[str, Any] = {
+                "authority": self.settings.authority_url, "token_cache": self.cache.cache,
+                "http_client": _http_session(self.settings),
+            }
+            if self.settings.authority:  # not Microsoft's cloud: skip instance discovery
+                common["instance_discovery"] = False
+            try:
+                if self.settings.flow == "client_credentials":
+                    assert self.settings.client_secret is not None
+                    self._app = msal.ConfidentialClientApplication(
+                        self.settings.client_id,
+                        client_credential=self.settings.client_secret.resolve(), **common)
+                else:
+                    self._app = msal.PublicClientApplication(self.settings.client_id, **common)
+            except (requests.RequestException, ValueError) as exc:
+                raise ConnectError(f"{self.account}: cannot reach identity provider "
+                                   f"{self.settings.authority_url}: {exc}") from None
+        return self._app
+
+    def token(self, force_refresh: bool = False) -> str:
+        """A valid access token; `force_refresh` after the server said it expired."""
+        with self._lock:
+            try:
+                result = self._acquire(force_refresh)
+            except requests.RequestException as exc:
+                raise ConnectError(f"{self.account}: cannot reach identity provider "
+                                   f"{self.settings.authority_url}: "
+                                   f"{exc.__class__.__name__}") from None
+            self.cache.save()
+        if "access_token" not in result:
+            raise AuthError(f"{self.account}: token refused by {self.settings.authority_url}: "
+                            f"{result.get('error', 'unknown error')}: "
+                            f"{_first_line(result.get('error_description', ''))}")
+        token = str(result["access_token"])
+        redact.register(token)
+        return token
+
+    def _acquire(self, force_refresh: bool) -> dict[str, Any]:
+        app = self._application()
+        if self.settings.flow == "client_credentials":
+            if force_refresh:
+                self._drop_access_tokens()
+            return app.acquire_token_for_client(scopes=self.scopes) or {}
+        accounts = app.get_accounts()
+        result = None
+        if accounts:
+            result = app.acquire_token_silent(self.scopes, account=accounts[0],
+                                              force_refresh=force_refresh)
+        if not result:
+            raise AuthError(f"{self.account}: no saved sign-in; run "
+                            f"`migrator auth login {self.account}` once")
+        return dict(result)
+
+    def _drop_access_tokens(self) -> None:
+        cache = self.cache.cache
+        for item in cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+            cache.remove_at(item)
+
+    def login_device_code(self, show: Callable[[str], None]) -> str:
+        """Interactive sign-in (device code): show the prompt, wait, save the cache."""
+        if self.settings.flow != "device_code":
+            raise AuthError(f"{self.account}: `auth login` is for the device_code flow; "
+                            "client_credentials needs no sign-in")
+        app = self._application()
+        flow = app.initiate_device_flow(scopes=self.scopes)
+        if "user_code" not in flow:
+            raise AuthError(f"{self.account}: device code flow refused: "
+                            f"{flow.get('error_description', flow.get('error'))}")
+        show(flow["message"])
+        result = app.acquire_token_by_device_flow(flow)
+        self.cache.save()
+        if "access_token" not in result:
+            raise AuthError(f"{self.account}: sign-in failed: {result.get('error')}: "
+                            f"{_first_line(result.get('error_description', ''))}")
+        redact.register(result["access_token"])
+        return str(result["access_token"])
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+_shared: dict[tuple[str, ...], TokenProvider] = {}
+_shared_lock = threading.Lock()
+
+
+def token_provider(settings: OAuthSettings, account: str, protocol: str = "imap") -> TokenProvider:
+    """One provider per app for client credentials (shared across a batch), else per account."""
+    if settings.flow != "client_credentials":
+        return TokenProvider(settings, account, protocol)
+    secret = settings.client_secret.reference if settings.client_secret else ""
+    key = (settings.authority_url, settings.client_id, secret, *default_scopes(settings))
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = TokenProvider(settings, account, protocol)
+        return _shared[key]

@@ -1,0 +1,1 @@
+"""Where mail comes from: IMAP and POP3 readers that know nothing of the manifest."""

@@ -69,8 +69,9 @@ class StorageError(MigratorError):
 
 
 class LockedError(MigratorError):
-    """Another migrator process is working on the same account."""
+    """Another migrator process is working on the same account; other accounts go on."""
 
+    scope = Scope.ACCOUNT
     exit_status = ExitStatus.LOCKED
 
 

@@ -98,10 +98,21 @@ class ArchiveSettings:
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """Defaults that every row of a batch CSV is merged into."""
+
+    parallel: int = 4
+    report_dir: Path | None = None
+    source: Mapping[str, Any] = field(default_factory=dict)
+    target: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     file: Path
     archive: ArchiveSettings
     accounts: Mapping[str, Account]
+    batch: BatchSettings = field(default_factory=BatchSettings)
 
     def account(self, name: str) -> Account:
         try:
@@ -223,8 +234,25 @@ def parse(data: Mapping[str, Any], file: Path) -> Settings:
     if accounts_table is not None:
         for name, table in accounts_table.tables():
             accounts[name] = parse_account(name, table, archive)
+    batch_table = top.table("batch")
+    batch = parse_batch(batch_table, archive) if batch_table else BatchSettings(
+        report_dir=archive.path / "reports")
     top.check_unknown()
-    return Settings(file=file, archive=archive, accounts=accounts)
+    return Settings(file=file, archive=archive, accounts=accounts, batch=batch)
+
+
+def parse_batch(table: Table, archive: ArchiveSettings) -> BatchSettings:
+    """Batch defaults; the endpoint tables are checked when merged with each CSV row."""
+    source = table.table("source")
+    target = table.table("target")
+    settings = BatchSettings(
+        parallel=table.integer("parallel", 4, minimum=1),
+        report_dir=table.path("report_dir", None) or archive.path / "reports",
+        source=dict(source.data) if source else {},
+        target=dict(target.data) if target else None,
+    )
+    table.check_unknown()
+    return settings
 
 
 def parse_archive(table: Table) -> ArchiveSettings:

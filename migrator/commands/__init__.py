@@ -1,5 +1,5 @@
 """One module per command; each offers `register(subparsers, common)` setting `func`."""
 
-from migrator.commands import backup, config_check, pull, status, verify
+from migrator.commands import backup, batch, config_check, pull, status, verify
 
-COMMANDS = [config_check, status, verify, pull, backup]
+COMMANDS = [config_check, status, verify, pull, backup, batch]

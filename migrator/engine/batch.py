@@ -1,0 +1,105 @@
+"""Run many mailboxes at once, each isolated: one mailbox's failure never stops the others.
+
+The runner knows nothing of what a mailbox job does (pull, or pull + push + verify); it only
+schedules them on a bounded pool and turns every way a job can end into a MailboxOutcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrator.batchfile import BatchRow
+from migrator.config import Account
+from migrator.engine.events import Emit, Notice
+from migrator.engine.results import JobResult
+from migrator.errors import ExitStatus, LockedError, MigratorError
+
+log = logging.getLogger(__name__)
+
+MailboxJob = Callable[[Account], Sequence[JobResult]]
+
+
+@dataclass
+class MailboxOutcome:
+    """How one mailbox of a batch ended, in the words of the report."""
+
+    line: int
+    account: str
+    state: str  # complete | partial | failed | locked | invalid
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    verified: bool | None = None
+    exit_status: ExitStatus = ExitStatus.OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "account": self.account, "state": self.state,
+                **dict(self.counts), "verified": self.verified, "seconds": round(self.seconds, 1),
+                "failures": list(self.failures), "error": self.error}
+
+
+def outcome_of(row: BatchRow, results: Sequence[JobResult], seconds: float) -> MailboxOutcome:
+    outcome = MailboxOutcome(row.line, row.name, "complete", seconds=seconds)
+    for result in results:
+        outcome.counts.update(result.counts)
+        outcome.failures.extend(result.failures)
+        outcome.error = outcome.error or result.error
+        outcome.exit_status = max(outcome.exit_status, result.exit_status)
+        if result.command == "verify":
+            outcome.verified = result.outcome == "ok"
+    if outcome.error:
+        outcome.state = "failed"
+    elif outcome.failures or outcome.verified is False:
+        outcome.state = "partial"
+    if outcome.state != "complete" and outcome.exit_status == ExitStatus.OK:
+        outcome.exit_status = ExitStatus.PARTIAL
+    return outcome
+
+
+def run_mailbox(row: BatchRow, job: MailboxJob, emit: Emit) -> MailboxOutcome:
+    """One mailbox, whatever happens inside it (a bug included) is recorded against its row."""
+    if row.account is None:
+        return MailboxOutcome(row.line, row.name, "invalid", error=row.error,
+                              exit_status=ExitStatus.CONFIG)
+    started = time.monotonic()
+    try:
+        results = job(row.account)
+    except LockedError as exc:
+        return MailboxOutcome(row.line, row.name, "locked", error=str(exc),
+                              exit_status=exc.exit_status)
+    except MigratorError as exc:
+        outcome = MailboxOutcome(row.line, row.name, "failed", error=str(exc),
+                                 exit_status=exc.exit_status)
+    except Exception as exc:  # isolation: a crash in one mailbox must not stop the batch
+        log.exception("%s: unexpected error", row.name)
+        outcome = MailboxOutcome(row.line, row.name, "failed",
+                                 error=f"internal error: {exc.__class__.__name__}: {exc}",
+                                 exit_status=ExitStatus.ERROR)
+    else:
+        return outcome_of(row, results, time.monotonic() - started)
+    outcome.seconds = time.monotonic() - started
+    emit(Notice("error", outcome.error or "failed", row.name))
+    return outcome
+
+
+def run_batch(rows: Sequence[BatchRow], job: MailboxJob, parallel: int,
+              emit: Emit) -> list[MailboxOutcome]:
+    """Every row, `parallel` mailboxes at a time; outcomes in the CSV's order."""
+    with ThreadPoolExecutor(max_workers=max(1, parallel),
+                            thread_name_prefix="mailbox") as pool:
+        futures = [pool.submit(run_mailbox, row, job, emit) for row in rows]
+        return [future.result() for future in futures]
+
+
+def batch_status(outcomes: Sequence[MailboxOutcome]) -> ExitStatus:
+    """OK only when every mailbox is complete (and verified where a target exists)."""
+    if all(outcome.state == "complete" for outcome in outcomes):
+        return ExitStatus.OK
+    return ExitStatus.PARTIAL

@@ -1,0 +1,92 @@
+"""The batch runner isolates mailboxes and turns every ending into a reported outcome."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+from migrator import config
+from migrator.batchfile import BatchRow
+from migrator.config import Account
+from migrator.engine.batch import batch_status, run_batch
+from migrator.engine.events import discard
+from migrator.engine.results import JobResult
+from migrator.errors import AuthError, ExitStatus, LockedError
+from migrator.reports import write_reports
+
+
+def account(name: str) -> Account:
+    endpoint = config.Endpoint(kind="imap", host="127.0.0.1", port=1,
+                               password=config.Secret("env:SECRET_" + name))
+    return Account(name, endpoint)
+
+
+def job(account: Account) -> list[JobResult]:
+    if account.name == "bad-password":
+        raise AuthError(f"{account.name}: login refused")
+    if account.name == "crashes":
+        raise ZeroDivisionError("bug in one mailbox")
+    if account.name == "locked":
+        raise LockedError(f"{account.name}: another run")
+    pull = JobResult(account.name, "pull", Counter(fetched=3, bytes=300))
+    verify = JobResult(account.name, "verify")
+    if account.name == "partial":
+        pull.fail("INBOX UID 7: server returned nothing")
+    return [pull, verify]
+
+
+def rows(*names: str) -> list[BatchRow]:
+    return [BatchRow(line, name, account(name)) for line, name in enumerate(names, start=2)]
+
+
+def test_each_mailbox_ends_on_its_own() -> None:
+    batch = rows("ok1", "bad-password", "crashes", "locked", "partial", "ok2")
+    batch.append(BatchRow(9, "invalid", error="users.csv: line 9: bad port"))
+    outcomes = run_batch(batch, job, parallel=3, emit=discard)
+    states = {o.account: o.state for o in outcomes}
+    assert states == {"ok1": "complete", "bad-password": "failed", "crashes": "failed",
+                      "locked": "locked", "partial": "partial", "ok2": "complete",
+                      "invalid": "invalid"}
+    by_name = {o.account: o for o in outcomes}
+    assert by_name["bad-password"].exit_status == ExitStatus.AUTH
+    assert "ZeroDivisionError" in (by_name["crashes"].error or "")
+    assert by_name["ok1"].verified is True and by_name["ok1"].counts["fetched"] == 3
+    assert [o.line for o in outcomes] == [2, 3, 4, 5, 6, 7, 9]
+    assert batch_status(outcomes) == ExitStatus.PARTIAL
+    assert batch_status([by_name["ok1"], by_name["ok2"]]) == ExitStatus.OK
+
+
+def test_parallelism_is_bounded() -> None:
+    running, peak, lock = 0, 0, threading.Lock()
+    release = threading.Event()
+
+    def slow(account: Account) -> list[JobResult]:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        release.wait(0.05)
+        with lock:
+            running -= 1
+        return [JobResult(account.name, "pull")]
+
+    run_batch(rows(*[f"m{i}" for i in range(12)]), slow, parallel=4, emit=discard)
+    assert 1 <= peak <= 4
+
+
+def test_reports_hold_counts_and_reasons_but_no_secrets(tmp_path: Path) -> None:
+    outcomes = run_batch(rows("ok1", "bad-password", "partial"), job, parallel=2, emit=discard)
+    csv_path, json_path = write_reports(tmp_path, outcomes, datetime(2026, 11, 21, 3, 0))
+    table = list(csv.DictReader(csv_path.open()))
+    assert [r["state"] for r in table] == ["complete", "failed", "partial"]
+    assert table[0]["archived"] == "3" and table[0]["verified"] == "yes"
+    assert "login refused" in table[1]["error"]
+    assert "UID 7" in table[2]["failures"] and table[2]["failed"] == "1"
+    report = json.loads(json_path.read_text())
+    assert len(report["mailboxes"]) == 3
+    for text in (csv_path.read_text(), json_path.read_text()):
+        assert "SECRET_" not in text

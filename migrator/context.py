@@ -38,6 +38,11 @@ class Context:
             self._manifest = open_manifest(self.settings().archive.database)
         return self._manifest
 
+    def manifest_missing(self) -> bool:
+        """True when the manifest is an SQLite file that does not exist yet."""
+        url = self.settings().archive.database
+        return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
+
     def store(self) -> BlobStore:
         archive = self.settings().archive
         return BlobStore(archive.path, archive.compression)

@@ -20,8 +20,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: Context) -> int:
-    with ctx.manifest().session() as session:
-        accounts, runs = summarise(session)
+    accounts: list[AccountSummary] = []
+    runs: list[RunSummary] = []
+    if not ctx.manifest_missing():  # looking must not create an archive
+        with ctx.manifest().session() as session:
+            accounts, runs = summarise(session)
     if ctx.args.json:
         ctx.out_json({
             "archive": str(ctx.settings().archive.path),

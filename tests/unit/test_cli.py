@@ -72,6 +72,7 @@ def test_status_on_empty_archive(tmp_path: Path) -> None:
     config = write_config(tmp_path, f'[archive]\npath = "{tmp_path / "a"}"\n')
     result = run_cli("-c", config, "status")
     assert result.status == 0 and "no accounts archived yet" in result.stdout
+    assert not (tmp_path / "a").exists()  # looking does not create an archive
 
 
 def test_status_shows_accounts_folders_and_runs(tmp_path: Path) -> None:

@@ -8,11 +8,16 @@ never touched. As root, mail is owned by `nobody` and login/internal
 processes run as `dovenull`/`dovecot`; as a normal user everything runs as
 that user.
 
+Users live in one passwd-file per user (users/NAME, found via %u in the
+passdb/userdb path). A single shared file would not do: Dovecot rereads a
+changed passwd-file at most once per second, so a user appended right after a
+login would stay unknown for up to a second; a new file is read at once.
+
 SourceServer: IMAP (STARTTLS), IMAPS, POP3 (STLS), POP3S; LOGIN/PLAIN with
-passwords from the passwd-file (users appended at runtime, Dovecot rereads
-it); Maildir++ with separator "." and an empty namespace prefix, so folders
-look like "INBOX", "Archive.2019"; POP3 never changes flags
-(pop3_no_flag_updates) and UIDLs are %08Xu%08Xv.
+passwords from the passwd-files; Maildir++ with separator "." and an empty
+namespace prefix, so folders look like "INBOX", "Archive.2019"; POP3 never
+changes flags (pop3_no_flag_updates) and UIDLs are %08Xu%08Xv, which Dovecot renders in
+lower-case hex (uid then uidvalidity).
 
 Office365Server (Exchange Online look-alike): IMAPS only, Exchange greeting
 and capability list, SASL XOAUTH2/OAUTHBEARER only (LOGIN answers
@@ -51,6 +56,7 @@ from .net import HOST, free_port, port_open, wait_until
 
 START_TIMEOUT = 10
 STOP_TIMEOUT = 10
+STOP_GRACE = 0.5
 DOVEADM_TIMEOUT = 120
 
 
@@ -121,7 +127,8 @@ class DovecotServer:
 
     @property
     def users_path(self):
-        return self._path("users")
+        """passwd-file path as Dovecot sees it: one file per user."""
+        return self._path("users", "%u")
 
     # -- config --------------------------------------------------------------
     def _allocate_ports(self):
@@ -180,9 +187,7 @@ service auth-worker {{
             os.mkdir(self._path(sub), 0o755)
         if self.as_root:
             os.chown(self._path("home"), self.mail_uid, self.mail_gid)
-        with open(self.users_path, "w"):
-            pass
-        os.chmod(self.users_path, 0o644)
+        os.mkdir(self._path("users"), 0o755)
         try:
             self._start_with_retries()
         except BaseException:
@@ -221,19 +226,18 @@ service auth-worker {{
             return f.read() + self.log_text()
 
     def stop(self):
-        """SIGTERM the master's process group (the master does not always
-        take its mail processes down with it), wait for every member, remove
-        the dir."""
+        """SIGTERM the master's process group, SIGKILL what is left after a
+        short grace (Dovecot's master lingers 1-6 s on SIGTERM), reap the
+        master, and remove the dir."""
         if self.proc is not None:
-            group = self.group
-            _signal_group(group, signal.SIGTERM)
+            _signal_group(self.group, signal.SIGTERM)
             try:
-                self.proc.wait(STOP_TIMEOUT)
-                wait_until(lambda: not self.processes(), STOP_TIMEOUT,
-                           what=f"dovecot process group {group} to exit")
-            except (subprocess.TimeoutExpired, TimeoutError):
-                _signal_group(group, signal.SIGKILL)
-                self.proc.wait(STOP_TIMEOUT)
+                wait_until(lambda: not self.processes(), STOP_GRACE, what="dovecot to exit")
+            except TimeoutError:
+                _signal_group(self.group, signal.SIGKILL)
+            self.proc.wait(STOP_TIMEOUT)
+            wait_until(lambda: not self.processes(), STOP_TIMEOUT,
+                       what=f"dovecot process group {self.group} to exit")
             self.proc = None
         if self.dir and not self.keep_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -261,8 +265,12 @@ service auth-worker {{
     def add_user(self, name, password=None):
         home = self._path("home", name)
         scheme = "" if password is None else "{PLAIN}" + password
-        with open(self.users_path, "a") as f:
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"unsupported user name {name!r}")
+        path = self._path("users", name)
+        with open(path, "w") as f:
             f.write(f"{name}:{scheme}:{self.mail_uid}:{self.mail_gid}::{home}::\n")
+        os.chmod(path, 0o644)
         return MailUser(name, password, home)
 
     # -- doveadm & mailboxes -------------------------------------------------

@@ -30,6 +30,8 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import requests
+
 from .net import HOST
 
 APP_ROLE = "IMAP.AccessAsApp"
@@ -185,6 +187,13 @@ class OAuthService:
         with self._lock:
             for token in [*self._tokens.values(), *self._refresh.values()]:
                 token.revoked = True
+
+    def http_session(self):
+        """A requests.Session for msal's http_client: trusts the test CA, ignores proxies."""
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = self.ca_cert
+        return session
 
     @property
     def tokens_issued(self):

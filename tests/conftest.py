@@ -1,0 +1,81 @@
+"""Pytest fixtures over tests.world: thin wrappers that start and always stop.
+
+Servers are function-scoped: a Dovecot starts in well under a second, and a
+fresh one per test keeps tests independent. On failure pytest shows the tail
+of the Dovecot log printed at teardown.
+"""
+import contextlib
+
+import pytest
+
+from tests.world.certs import make_certs
+from tests.world.corpus import generate
+from tests.world.dovecot import Office365Server, SourceServer
+from tests.world.oauth import OAuthService
+from tests.world.proxy import FaultProxy
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "world: uses the local Dovecot/OAuth test world")
+
+
+def _print_log_tail(server, lines=60):
+    print(f"--- {server.profile} dovecot log (last {lines} lines) ---")
+    print("\n".join(server.log_text().splitlines()[-lines:]))
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """CertPaths(ca_cert, cert, key) for 127.0.0.1/localhost, one per session."""
+    return make_certs(str(tmp_path_factory.mktemp("certs")))
+
+
+@pytest.fixture
+def source_server(certs):
+    """A started SourceServer (IMAP/IMAPS/POP3/POP3S, passwords)."""
+    with SourceServer(certs) as server:
+        yield server
+        _print_log_tail(server)
+
+
+@pytest.fixture
+def oauth_service(certs):
+    """A started OAuthService (HTTPS token endpoints + HTTP introspection)."""
+    with OAuthService(certs) as service:
+        yield service
+
+
+@pytest.fixture
+def office365_factory(certs, oauth_service):
+    """Call with Office365Server keyword arguments (e.g. max_mail_size="1M")."""
+    with contextlib.ExitStack() as stack:
+        servers = []
+
+        def make(**kwargs):
+            server = stack.enter_context(
+                Office365Server(certs, oauth_service.introspection_url, **kwargs))
+            servers.append(server)
+            return server
+
+        yield make
+        for server in servers:
+            _print_log_tail(server)
+
+
+@pytest.fixture
+def office365_server(office365_factory):
+    """A started Office365Server bound to the `oauth_service` fixture."""
+    return office365_factory()
+
+
+@pytest.fixture
+def fault_proxy():
+    """Call with FaultProxy arguments; returns a started proxy, stopped at teardown."""
+    with contextlib.ExitStack() as stack:
+        yield lambda *args, **kwargs: stack.enter_context(FaultProxy(*args, **kwargs))
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    """A small deterministic corpus (messages capped at 200 KB) with every oddity."""
+    return generate(seed=1234, count=60, max_size=200_000)

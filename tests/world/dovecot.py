@@ -2,45 +2,50 @@
 
 Each server lives in its own temp dir (mode 755 so Dovecot's unprivileged
 processes can traverse it) with its own config, base_dir, state_dir, log and
-passwd-file, listens on free 127.0.0.1 ports and runs as `dovecot -F -c CONF`,
-a child process stopped by SIGTERM to that master pid. The system service is
-never touched. As root, mail is owned by `nobody` and login/internal
-processes run as `dovenull`/`dovecot`; as a normal user everything runs as
-that user.
+users, listens on free 127.0.0.1 ports and runs as `dovecot -F -c CONF` in its
+own process group; the system service is never touched. stop() sends SIGTERM
+to the group and SIGKILLs leftovers after a short grace: Dovecot's master
+otherwise lingers 1-6 s and may leave mail processes of open sessions behind.
+As root, mail belongs to `nobody` and login/internal processes run as
+`dovenull`/`dovecot`; as a normal user everything runs as that user.
 
 Users live in one passwd-file per user (users/NAME, found via %u in the
-passdb/userdb path). A single shared file would not do: Dovecot rereads a
-changed passwd-file at most once per second, so a user appended right after a
-login would stay unknown for up to a second; a new file is read at once.
+passdb/userdb path). One shared file would not do: Dovecot rereads a changed
+passwd-file at most once per second, so a user appended right after a login
+would stay unknown for up to a second; a new file is read at once.
 
 SourceServer: IMAP (STARTTLS), IMAPS, POP3 (STLS), POP3S; LOGIN/PLAIN with
-passwords from the passwd-files; Maildir++ with separator "." and an empty
-namespace prefix, so folders look like "INBOX", "Archive.2019"; POP3 never
-changes flags (pop3_no_flag_updates) and UIDLs are %08Xu%08Xv, which Dovecot renders in
+passwords; Maildir++ with separator "." and an empty namespace prefix, so
+folders look like "INBOX", "Archive.2019"; POP3 never changes flags
+(pop3_no_flag_updates) and UIDLs are %08Xu%08Xv, which Dovecot renders in
 lower-case hex (uid then uidvalidity).
 
 Office365Server (Exchange Online look-alike): IMAPS only, Exchange greeting
-and capability list, SASL XOAUTH2/OAUTHBEARER only (LOGIN answers
-LOGINDISABLED), separator "/" with empty prefix (Maildir LAYOUT=fs so "."
-is allowed in names), auto-subscribed special folders, and APPEND refused with
-NO [LIMIT] above `max_mail_size` via the quota plugin (the `count` backend
+and capability list (pre-login Dovecot appends LOGINDISABLED AUTH=XOAUTH2
+AUTH=OAUTHBEARER), SASL XOAUTH2/OAUTHBEARER only, so LOGIN is refused;
+separator "/" with empty prefix (Maildir LAYOUT=fs, so "." is allowed in
+names), auto-subscribed special-use folders, and APPEND answered
+NO [LIMIT] above `max_mail_size` by the quota plugin (its `count` backend
 refuses to start without quota_vsizes=yes).
 
 Tokens: a first `oauth2` passdb posts the token to the OAuth service's
-introspection URL; it accepts delegated (device-code) tokens, whose username
-is known from the token alone. Dovecot 2.3.19 does not expand %u in
-introspection_url (the literal "%u" makes its HTTP client fail and the auth
-process panic) and sends nothing about the login name, so it cannot check an
-app-only token, which Exchange accepts for any mailbox the app was granted.
-A second `checkpassword` passdb (a small script this module writes) therefore
-posts token *and* the XOAUTH2 user= name; the service answers active with that
-username only when the app holds a grant for that mailbox. As root the auth
-process runs as root so it can exec this interpreter.
+introspection URL; that accepts delegated (device-code) tokens, whose user is
+known from the token alone. Dovecot 2.3.19 does not expand %u in
+introspection_url (a literal "%u" breaks its HTTP client and panics the auth
+process) and sends nothing about the login name, so it cannot check app-only
+tokens, which Exchange accepts for any mailbox the app was granted. A second
+`checkpassword` passdb (a script this module writes) therefore posts the token
+*and* the XOAUTH2 user= name; the service answers active with that username
+only if the app holds a grant for that mailbox. So an app login costs two
+introspections (inactive, then active). As root the auth process runs as root
+so it can exec this interpreter.
 
-Failed logins are not slowed down (auth_failure_delay = 0, anvil auth penalty
-socket disabled, which logs a harmless "anvil-auth-penalty" error line).
+Failed logins are not slowed down beyond Dovecot's 0.5 s failure flush
+(auth_failure_delay = 0; the anvil auth-penalty socket is disabled, which
+logs a harmless "anvil-auth-penalty" error line per login).
 """
 import contextlib
+import grp
 import os
 import pwd
 import shutil
@@ -67,13 +72,25 @@ class MailUser(NamedTuple):
 
 
 def _identity():
-    """(mail uid, mail gid, login user, internal user, as_root)."""
+    """(mail uid, mail gid, extra settings, as_root) for whoever runs us."""
     if os.geteuid() != 0:
         me = pwd.getpwuid(os.geteuid())
-        return me.pw_uid, me.pw_gid, me.pw_name, me.pw_name, False
+        group = grp.getgrgid(os.getegid()).gr_name
+        settings = (f"default_login_user = {me.pw_name}\n"
+                    f"default_internal_user = {me.pw_name}\n"
+                    f"default_internal_group = {group}\n")
+        return me.pw_uid, os.getegid(), settings, False
     nobody = pwd.getpwnam("nobody")
-    return (nobody.pw_uid, nobody.pw_gid, _first_user("dovenull", "nobody"),
-            _first_user("dovecot", "nobody"), True)
+    settings = (f"default_login_user = {_first_user('dovenull', 'nobody')}\n"
+                f"default_internal_user = {_first_user('dovecot', 'nobody')}\n")
+    return nobody.pw_uid, nobody.pw_gid, settings, True
+
+
+def _binary(name):
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+    if path is None:
+        raise RuntimeError(f"{name} not found: apt-get install dovecot-imapd dovecot-pop3d")
+    return path
 
 
 def _first_user(*names):
@@ -98,15 +115,13 @@ class DovecotServer:
     protocols = "imap"
 
     def __init__(self, certs, *, debug=False, keep_dir=False):
-        if shutil.which("dovecot") is None or shutil.which("doveadm") is None:
-            raise RuntimeError("dovecot/doveadm not found: apt-get install "
-                               "dovecot-imapd dovecot-pop3d")
+        self.dovecot, self.doveadm_bin = _binary("dovecot"), _binary("doveadm")
         self.certs = certs
         self.ca_cert = certs.ca_cert
         self.host = HOST
         self.debug = debug
         self.keep_dir = keep_dir
-        uid, gid, self.login_user, self.internal_user, self.as_root = _identity()
+        uid, gid, self._identity_settings, self.as_root = _identity()
         self.mail_owner = (uid, gid) if self.as_root else None
         self.mail_uid, self.mail_gid = uid, gid
         self.dir = None
@@ -149,9 +164,7 @@ base_dir = {self._path('run')}
 state_dir = {self._path('state')}
 log_path = {self.log_path}
 instance_name = migrator-{self.profile}
-default_login_user = {self.login_user}
-default_internal_user = {self.internal_user}
-first_valid_uid = {self.mail_uid}
+{self._identity_settings}first_valid_uid = {self.mail_uid}
 first_valid_gid = 1
 ssl = yes
 ssl_cert = <{self.certs.cert}
@@ -207,7 +220,7 @@ service auth-worker {{
     def _spawn(self):
         """Start the master; True once all ports accept, False if it exited."""
         with open(self._path("stderr.log"), "wb") as err:
-            self.proc = subprocess.Popen(["dovecot", "-F", "-c", self.config_path],
+            self.proc = subprocess.Popen([self.dovecot, "-F", "-c", self.config_path],
                                          stdin=subprocess.DEVNULL,
                                          stdout=err, stderr=subprocess.STDOUT,
                                          start_new_session=True)
@@ -275,7 +288,7 @@ service auth-worker {{
 
     # -- doveadm & mailboxes -------------------------------------------------
     def doveadm(self, *args, input=None):
-        done = subprocess.run(["doveadm", "-c", self.config_path, *args],
+        done = subprocess.run([self.doveadm_bin, "-c", self.config_path, *args],
                               input=input, capture_output=True, timeout=DOVEADM_TIMEOUT)
         if done.returncode != 0:
             raise RuntimeError(f"doveadm {' '.join(args)} failed ({done.returncode}): "

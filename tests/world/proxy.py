@@ -42,7 +42,7 @@ from .net import HOST
 
 CHUNK = 64 * 1024
 LINE_LIMIT = 16 * 1024 * 1024
-PIPE_DEPTH = 256
+PIPE_BYTES = 16 * 1024 * 1024  # queued per direction before the reader waits
 BYE = b"* BYE Session invalidated - AccessTokenExpired\r\n"
 THROTTLED = b"Request is throttled. Suggested Backoff Time: %d milliseconds"
 _LITERAL = re.compile(rb"\{(\d+)(\+?)\}\r?\n$")
@@ -88,7 +88,11 @@ class _Pipe:
         self.bandwidth = bandwidth
         self.budget = budget  # bytes left before the connection is cut
         self.on_cut = on_cut
-        self.queue = asyncio.Queue(PIPE_DEPTH)
+        self.broken = False
+        self.queue = asyncio.Queue()
+        self.queued = 0
+        self.room = asyncio.Event()
+        self.room.set()
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def send(self, data):
@@ -98,10 +102,14 @@ class _Pipe:
             data = data[:self.budget]
         elif self.budget is not None:
             self.budget -= len(data)
+        while self.queued > PIPE_BYTES:
+            self.room.clear()
+            await self.room.wait()
         step = CHUNK if self.bandwidth is None else 16 * 1024
         due = asyncio.get_running_loop().time() + self.delay
         for i in range(0, len(data), step):
-            await self.queue.put((due, data[i:i + step]))
+            self.queue.put_nowait((due, data[i:i + step]))
+        self.queued += len(data)
         if cut:
             self.on_cut()
             raise _Drop("byte budget")
@@ -109,27 +117,49 @@ class _Pipe:
     async def _run(self):
         loop = asyncio.get_running_loop()
         next_free = 0.0
-        broken = False
+        held = None  # an item taken from the queue before it was due
         while True:
-            due, data = await self.queue.get()
+            due, data = held or await self.queue.get()
+            held = None
             if data is None:
                 return
             start = max(due, next_free)
             if start > loop.time():
                 await asyncio.sleep(start - loop.time())
-            if broken:
-                continue
-            try:
-                self.writer.write(data)
-                await self.writer.drain()
-            except (ConnectionError, OSError):
-                broken = True
             if self.bandwidth:
+                await self._write(data)
                 next_free = max(start, loop.time()) + len(data) / self.bandwidth
+            else:
+                data, held = self._coalesce(data, loop.time())
+                await self._write(data)
+
+    def _coalesce(self, data, now):
+        """Join queued chunks that are already due (one write instead of
+        one sleep+write per IMAP line); return them and the first item that
+        is not due yet."""
+        parts = [data]
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if item[1] is None or item[0] > now:
+                return b"".join(parts), item
+            parts.append(item[1])
+        return b"".join(parts), None
+
+    async def _write(self, data):
+        self.queued -= len(data)
+        if self.queued <= PIPE_BYTES:
+            self.room.set()
+        if self.broken:
+            return
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            self.broken = True  # the peer is gone; keep draining the queue
 
     async def close(self):
         """Deliver what is queued (bounded), then close."""
-        await self.queue.put((0.0, None))
+        self.queue.put_nowait((0.0, None))
         try:
             await asyncio.wait_for(self.task, 10)
         except TimeoutError:

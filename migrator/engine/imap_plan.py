@@ -1,0 +1,119 @@
+"""What a folder sync must do, decided from the manifest's view and the server's answers.
+
+Pure functions, no I/O: whether a folder can be skipped, which messages are new, which are
+gone, whose flags changed, and how the new ones are cut into FETCH batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from migrator.sources.imap import FolderStatus, Listed
+
+MAX_BATCH_MESSAGES = 500
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+ALONE_BYTES = 4 * 1024 * 1024  # a message this large is fetched in a batch of its own
+
+
+@dataclass(frozen=True)
+class FolderState:
+    """What the manifest remembers of a folder after its last complete sync."""
+
+    folder_id: int
+    uidvalidity: int | None = None
+    uidnext: int | None = None
+    highestmodseq: int | None = None
+    message_count: int | None = None
+    failed_uids: frozenset[int] = frozenset()  # unresolved pull failures
+
+
+@dataclass(frozen=True)
+class Known:
+    """A message the manifest holds for the folder's current UIDVALIDITY."""
+
+    flags: str  # space-separated, sorted (as the manifest stores them)
+    gone: bool
+
+
+@dataclass
+class FolderDelta:
+    """The work one folder needs."""
+
+    new: list[Listed] = field(default_factory=list)
+    gone: list[int] = field(default_factory=list)
+    flags: dict[int, str] = field(default_factory=dict)  # uid -> new flags text
+
+
+def flags_text(flags: Sequence[str]) -> str:
+    return " ".join(sorted(set(flags)))
+
+
+def unchanged(state: FolderState, status: FolderStatus, condstore: bool) -> bool:
+    """True when one STATUS proves nothing changed (needs CONDSTORE: without HIGHESTMODSEQ a
+    flag change is invisible to STATUS) and no earlier failure waits for a retry."""
+    return (condstore and state.uidvalidity is not None
+            and status.uidvalidity == state.uidvalidity
+            and status.uidnext == state.uidnext
+            and status.messages == state.message_count
+            and status.highestmodseq is not None
+            and status.highestmodseq == state.highestmodseq
+            and not state.failed_uids)
+
+
+def needs_full_listing(state: FolderState, selected: FolderStatus, condstore: bool,
+                       remap: bool) -> bool:
+    """The incremental path (UID SEARCH + CHANGEDSINCE) needs CONDSTORE and a finished
+    earlier sync under the same UIDVALIDITY; otherwise list every message."""
+    return (remap or not condstore or state.highestmodseq is None
+            or state.uidvalidity != selected.uidvalidity or selected.highestmodseq is None)
+
+
+def diff_listing(listing: Mapping[int, Listed], known: Mapping[int, Known]) -> FolderDelta:
+    """Compare a full listing (every UID with size and flags) with the manifest."""
+    delta = FolderDelta()
+    for uid in sorted(listing):
+        entry = known.get(uid)
+        if entry is None:
+            delta.new.append(listing[uid])
+        elif not entry.gone and entry.flags != flags_text(listing[uid].flags):
+            delta.flags[uid] = flags_text(listing[uid].flags)
+    delta.gone = sorted(uid for uid, entry in known.items()
+                        if not entry.gone and uid not in listing)
+    return delta
+
+
+def diff_incremental(uids: set[int], changed: Mapping[int, Sequence[str]],
+                     new: Mapping[int, Listed], known: Mapping[int, Known]) -> FolderDelta:
+    """Compare the server's UID set, the flags changed since the last sync and the listing
+    of unknown UIDs with the manifest."""
+    delta = FolderDelta(new=[new[uid] for uid in sorted(new) if uid not in known])
+    for uid, flags in changed.items():
+        entry = known.get(uid)
+        if entry is not None and not entry.gone and entry.flags != flags_text(flags):
+            delta.flags[uid] = flags_text(flags)
+    delta.gone = sorted(uid for uid, entry in known.items()
+                        if not entry.gone and uid not in uids)
+    return delta
+
+
+def make_batches(messages: Sequence[Listed], max_messages: int = MAX_BATCH_MESSAGES,
+                 max_bytes: int = MAX_BATCH_BYTES,
+                 alone_bytes: int = ALONE_BYTES) -> list[list[Listed]]:
+    """Cut messages (in UID order) into FETCH batches bounded by count and bytes; a very large
+    message goes alone, so no batch holds two of them."""
+    batches: list[list[Listed]] = []
+    current: list[Listed] = []
+    size = 0
+    for message in sorted(messages, key=lambda m: m.uid):
+        if message.size >= alone_bytes:
+            batches.append([message])
+            continue
+        if current and (len(current) >= max_messages or size + message.size > max_bytes):
+            batches.append(current)
+            current, size = [], 0
+        current.append(message)
+        size += message.size
+    if current:
+        batches.append(current)
+    return batches

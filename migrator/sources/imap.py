@@ -1,0 +1,356 @@
+"""An IMAP mailbox as a read-only source: folders, their state, and message bytes.
+
+Everything here is read-only by construction: folders are opened with EXAMINE and bodies are
+fetched with BODY.PEEK[] (RFC 3501 section 6.4.5), so the source never changes, not even
+\\Seen. This module knows nothing of the manifest; the engine decides what to ask for.
+
+After login the connection is driven through `imap_wire.Wire` (imapclient's parser is too
+slow for bulk FETCH); imapclient is used only to connect and log in.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from imapclient import IMAPClient, imap_utf7
+
+from migrator.sources.imap_wire import (
+    CommandFailed,
+    ConnectionClosed,
+    Untagged,
+    Value,
+    Wire,
+    pairs,
+    quote,
+)
+
+log = logging.getLogger(__name__)
+
+SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+BODY_ITEMS = b"(UID FLAGS INTERNALDATE BODY.PEEK[])"
+_CODE = re.compile(rb"\[([A-Z0-9.-]+)(?: ([^\]]*))?\]", re.IGNORECASE)
+_FAST_FETCH = re.compile(
+    rb'\* \d+ FETCH \(UID (\d+) FLAGS \(([^()"{}]*)\) INTERNALDATE "([^"]*)" BODY\[\] \Z')
+_MONTHS = {name: index for index, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_DATE = re.compile(rb" ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A folder as LIST shows it."""
+
+    name: str  # decoded from modified UTF-7 (RFC 3501 section 5.1.3)
+    raw_name: str  # as on the wire
+    delimiter: str | None
+    attributes: tuple[str, ...]
+
+    @property
+    def selectable(self) -> bool:
+        lowered = {attribute.lower() for attribute in self.attributes}
+        return not lowered & {"\\noselect", "\\nonexistent"}
+
+    @property
+    def special_use(self) -> str | None:
+        return next((a for a in self.attributes if a in SPECIAL_USE), None)
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    """STATUS (or EXAMINE) figures: enough to tell whether a folder changed."""
+
+    uidvalidity: int | None
+    uidnext: int | None
+    messages: int | None
+    highestmodseq: int | None = None
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A message as a listing shows it: enough to plan batches and see flag changes."""
+
+    uid: int
+    size: int
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SourceMessage:
+    """A message exactly as the server served it."""
+
+    uid: int
+    flags: tuple[str, ...]
+    internaldate: str | None  # ISO 8601 with the server's UTC offset
+    data: bytes
+
+
+class ImapSource:
+    """One authenticated connection to an IMAP source."""
+
+    def __init__(self, client: IMAPClient) -> None:
+        self.client = client
+        self.capabilities = frozenset(c.decode("ascii", "replace").upper()
+                                      for c in client.capabilities())
+        sock = client.socket()
+        self.wire = Wire(sock.sendall, sock.makefile("rb"))
+        self.selected: str | None = None
+
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self.capabilities or "QRESYNC" in self.capabilities
+
+    def close(self) -> None:
+        """Log out politely if the connection still works; never raise."""
+        try:
+            for _ in self.wire.command(b"LOGOUT"):
+                pass
+        except Exception:  # BYE, a dead socket, anything: we are leaving anyway
+            pass
+        try:
+            self.client.shutdown()
+        except Exception:
+            log.debug("socket already closed")
+
+    # -- folders ---------------------------------------------------------------------------
+    def folders(self) -> list[Folder]:
+        """Every folder LIST shows, in server order."""
+        return [folder for response in self.wire.command(b'LIST "" "*"')
+                if (folder := _folder(response)) is not None]
+
+    def statuses(self, folders: Sequence[Folder]) -> dict[str, FolderStatus]:
+        """STATUS of every folder in one round trip (commands pipelined); folders the server
+        refuses are left out."""
+        items = b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.condstore else b"")
+        tags = [self.wire.send(b"STATUS " + quote(f.raw_name) + b" (" + items + b")")
+                for f in folders]
+        found: dict[str, FolderStatus] = {}
+        if not tags:
+            return found
+        try:
+            for response in self.wire.until(tags[-1]):
+                if response.kind == "STATUS" and len(response.data) >= 2:
+                    name, values = response.data[0], response.data[1]
+                    if isinstance(name, (bytes, int)) and isinstance(values, list):
+                        found[_text(name)] = _status(pairs(values))
+        except CommandFailed as exc:
+            log.info("STATUS of the last folder refused: %s", exc.text)
+        return found
+
+    def examine(self, folder: Folder) -> FolderStatus:
+        """Open `folder` read-only (EXAMINE) and return its state as of now."""
+        command = b"EXAMINE " + quote(folder.raw_name) + (b" (CONDSTORE)" if self.condstore
+                                                          else b"")
+        self.selected = None
+        codes: dict[bytes, bytes] = {}
+        exists = None
+        for response in self.wire.command(command):
+            if response.kind == "EXISTS":
+                exists = response.number
+            elif response.kind == "OK" and response.data:
+                codes.update(_codes(response.data[0]))
+        self.selected = folder.raw_name
+        return FolderStatus(uidvalidity=_int(codes.get(b"UIDVALIDITY")),
+                            uidnext=_int(codes.get(b"UIDNEXT")), messages=exists,
+                            highestmodseq=_int(codes.get(b"HIGHESTMODSEQ")))
+
+    # -- listings (the selected folder) ----------------------------------------------------
+    def listing(self, uids: bytes = b"1:*", sizes: bool = True) -> dict[int, Listed]:
+        """UID, RFC822.SIZE (size 0 without `sizes`) and FLAGS of the messages in `uids`."""
+        found: dict[int, Listed] = {}
+        items = b" (UID RFC822.SIZE FLAGS)" if sizes else b" (UID FLAGS)"
+        for response in self.wire.command(b"UID FETCH " + uids + items):
+            item = _fetch_item(response) or {}
+            uid, size = item.get(b"UID"), item.get(b"RFC822.SIZE")
+            if isinstance(uid, int):
+                found[uid] = Listed(uid, size if isinstance(size, int) else 0,
+                                    flags_of(item.get(b"FLAGS")))
+        return found
+
+    def changed_flags(self, modseq: int) -> dict[int, tuple[str, ...]]:
+        """FLAGS of messages whose flags changed after `modseq` (RFC 7162 CHANGEDSINCE)."""
+        found: dict[int, tuple[str, ...]] = {}
+        command = b"UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE %d)" % modseq
+        for response in self.wire.command(command):
+            item = _fetch_item(response) or {}
+            uid = item.get(b"UID")
+            if isinstance(uid, int):
+                found[uid] = flags_of(item.get(b"FLAGS"))
+        return found
+
+    def uids(self) -> set[int]:
+        """Every UID in the selected folder."""
+        return self.read_search(self.send_search(None))
+
+    def send_search(self, uids: Iterable[int] | None) -> bytes:
+        """Ask which of `uids` (all when None) exist; ESEARCH keeps the answer short
+        (RFC 4731). Read the answer with `read_search`."""
+        criteria = b"ALL" if uids is None else b"UID " + uid_set(uids)
+        esearch = "ESEARCH" in self.capabilities
+        return self.wire.send(b"UID SEARCH " + (b"RETURN (ALL) " if esearch else b"")
+                              + criteria)
+
+    def read_search(self, tag: bytes) -> set[int]:
+        found: set[int] = set()
+        for response in self.wire.until(tag):
+            if response.kind == "SEARCH":
+                found.update(v for v in response.data if isinstance(v, int))
+            elif response.kind == "ESEARCH":
+                found.update(_esearch_all(response.data))
+        return found
+
+    # -- bodies --------------------------------------------------------------------------
+    def send_fetch(self, uids: Iterable[int]) -> bytes:
+        """Ask for bodies (and flags, INTERNALDATE) of `uids`; return the command's tag.
+
+        Several may be in flight; read each with `read_fetch` in the order sent.
+        """
+        return self.wire.send(b"UID FETCH " + uid_set(uids) + b" " + BODY_ITEMS)
+
+    def read_fetch(self, tag: bytes) -> Iterator[SourceMessage]:
+        """Messages of the FETCH `tag` as they arrive; CommandFailed if it ends NO/BAD.
+
+        A FETCH response without a body (e.g. Exchange's empty answer for a listed UID,
+        or an unsolicited flag update) is not yielded: the caller sees the UID missing.
+        """
+        wire = self.wire
+        while True:
+            parts = wire.read_parts()
+            if len(parts) == 3 and parts[2] == b")":
+                fast = _FAST_FETCH.match(parts[0])
+                if fast is not None:  # the usual shape, in the order asked for
+                    yield SourceMessage(int(fast.group(1)), _flags_text(fast.group(2)),
+                                        internaldate_iso(fast.group(3)), parts[1])
+                    continue
+            response = wire.interpret(parts)
+            if isinstance(response, Untagged):
+                item = _fetch_item(response)
+                message = _message(item) if item is not None else None
+                if message is not None:
+                    yield message
+            elif wire.finished(response, tag):
+                return
+
+
+def _fetch_item(response: Untagged) -> dict[bytes, Value] | None:
+    return pairs(response.data) if response.kind == "FETCH" else None
+
+
+def _message(item: dict[bytes, Value]) -> SourceMessage | None:
+    uid, data = item.get(b"UID"), item.get(b"BODY[]")
+    if not isinstance(uid, int) or not isinstance(data, bytes):
+        return None
+    date = item.get(b"INTERNALDATE")
+    return SourceMessage(uid=uid, flags=flags_of(item.get(b"FLAGS")),
+                         internaldate=internaldate_iso(date) if isinstance(date, bytes) else None,
+                         data=data)
+
+
+def _folder(response: Untagged) -> Folder | None:
+    if response.kind != "LIST" or len(response.data) < 3:
+        return None
+    attributes, delimiter, name = response.data[0], response.data[1], response.data[2]
+    if not isinstance(attributes, list) or not isinstance(name, (bytes, int)):
+        return None
+    raw = _text(name)
+    return Folder(name=imap_utf7.decode(raw.encode("ascii", "replace")), raw_name=raw,
+                  delimiter=delimiter.decode("ascii", "replace")
+                  if isinstance(delimiter, bytes) else None,
+                  attributes=tuple(_text(a) for a in attributes if isinstance(a, bytes)))
+
+
+def _text(value: bytes | int) -> str:
+    return str(value) if isinstance(value, int) else value.decode("utf-8", "replace")
+
+
+def _status(values: dict[bytes, Value]) -> FolderStatus:
+    def number(key: bytes) -> int | None:
+        value = values.get(key)
+        return value if isinstance(value, int) else None
+
+    return FolderStatus(uidvalidity=number(b"UIDVALIDITY"), uidnext=number(b"UIDNEXT"),
+                        messages=number(b"MESSAGES"), highestmodseq=number(b"HIGHESTMODSEQ"))
+
+
+def _codes(text: Value) -> dict[bytes, bytes]:
+    if not isinstance(text, bytes):
+        return {}
+    return {m.group(1).upper(): (m.group(2) or b"") for m in _CODE.finditer(text)}
+
+
+def _int(value: bytes | None) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() else None
+
+
+def _esearch_all(data: list[Value]) -> set[int]:
+    for index, value in enumerate(data[:-1]):
+        if isinstance(value, bytes) and value.upper() == b"ALL":
+            return parse_uid_set(data[index + 1])
+    return set()
+
+
+def flags_of(value: Value) -> tuple[str, ...]:
+    """System flags and keywords as served; \\Recent is session state, not a flag."""
+    if not isinstance(value, list):
+        return ()
+    flags = (_text(flag) for flag in value if isinstance(flag, (bytes, int)))
+    return tuple(sorted({flag for flag in flags if flag.lower() != "\\recent"}))
+
+
+def _flags_text(text: bytes) -> tuple[str, ...]:
+    flags = text.decode("utf-8", "replace").split()
+    return tuple(sorted({flag for flag in flags if flag.lower() != "\\recent"}))
+
+
+def internaldate_iso(value: bytes) -> str | None:
+    """`17-Jul-1996 02:44:25 -0700` as `1996-07-17T02:44:25-07:00` (offset kept)."""
+    match = _DATE.match(value)
+    if match is None:
+        return None
+    day, month, year, hour, minute, second, sign, off_h, off_m = match.groups()
+    number = _MONTHS.get(month.decode("ascii").lower())
+    if number is None:
+        return None
+    return (f"{int(year):04d}-{number:02d}-{int(day):02d}T{hour.decode()}:{minute.decode()}:"
+            f"{second.decode()}{sign.decode()}{off_h.decode()}:{off_m.decode()}")
+
+
+def uid_set(uids: Iterable[int]) -> bytes:
+    """Sorted UIDs as a compact IMAP sequence set: 1:3,7,9:10."""
+    ordered = sorted(set(uids))
+    if not ordered:
+        raise ValueError("empty UID set")
+    ranges: list[bytes] = []
+    start = previous = ordered[0]
+    for uid in ordered[1:]:
+        if uid == previous + 1:
+            previous = uid
+            continue
+        ranges.append(b"%d" % start if start == previous else b"%d:%d" % (start, previous))
+        start = previous = uid
+    ranges.append(b"%d" % start if start == previous else b"%d:%d" % (start, previous))
+    return b",".join(ranges)
+
+
+def parse_uid_set(value: Value) -> set[int]:
+    """An explicit sequence set (no `*`) such as 1:3,7 as {1, 2, 3, 7}."""
+    if isinstance(value, int):
+        return {value}
+    if not isinstance(value, bytes):
+        return set()
+    found: set[int] = set()
+    for part in value.split(b","):
+        low, _, high = part.partition(b":")
+        if low.isdigit() and (not high or high.isdigit()):
+            first, last = int(low), int(high or low)
+            found.update(range(min(first, last), max(first, last) + 1))
+    return found
+
+
+__all__ = ["CommandFailed", "ConnectionClosed", "Folder", "FolderStatus", "ImapSource",
+           "Listed", "SourceMessage", "uid_set"]

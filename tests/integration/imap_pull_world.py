@@ -1,0 +1,166 @@
+"""Helpers for the IMAP pull tests: configs for the test world, and two independent views to
+compare: what the server serves (plain imapclient, not migrator's reader) and what the
+archive holds (plain sqlite3 and file reads, not migrator's models)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import sqlite3
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import imapclient
+
+from tests.cli_runner import write_config
+
+PASSWORD_ENV = "MIGRATOR_TEST_IMAP_PASSWORD"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One message as a view shows it."""
+
+    sha256: str
+    flags: frozenset[str]
+    internaldate: datetime.datetime  # aware
+    size: int
+
+
+def source_config(tmp_path: Path, server, user: str = "alice", *, security: str = "plain",
+                  port: int | None = None, extra: str = "", archive: str = "archive",
+                  account: str = "alice") -> Path:
+    """A config pulling `user` of the source test server (password from the environment)."""
+    if port is None:
+        port = server.imaps_port if security == "tls" else server.imap_port
+    body = f"""
+[archive]
+path = "{tmp_path / archive}"
+
+[accounts.{account}.source]
+kind = "imap"
+host = "127.0.0.1"
+port = {port}
+security = "{security}"
+username = "{user}"
+password = "env:{PASSWORD_ENV}"
+ca_file = "{server.ca_cert}"
+timeout = 20
+{extra}
+"""
+    return write_config(tmp_path, body)
+
+
+def office365_config(tmp_path: Path, server, oauth, mailbox: str, *, port: int | None = None,
+                     extra: str = "") -> Path:
+    """A config pulling an Exchange look-alike mailbox with an app-only MSAL token."""
+    body = f"""
+[archive]
+path = "{tmp_path / 'archive'}"
+
+[accounts.o365.source]
+kind = "office365"
+host = "127.0.0.1"
+port = {port or server.imaps_port}
+username = "{mailbox}"
+ca_file = "{server.ca_cert}"
+timeout = 20
+{extra}
+
+[accounts.o365.source.oauth]
+flow = "client_credentials"
+client_id = "app"
+client_secret = "env:{PASSWORD_ENV}"
+authority = "{oauth.authority}"
+ca_file = "{oauth.ca_cert}"
+"""
+    return write_config(tmp_path, body)
+
+
+def imap_client(server, user: str, password: str = "secret") -> imapclient.IMAPClient:
+    client = imapclient.IMAPClient(server.host, server.imap_port, ssl=False, timeout=20)
+    client.normalise_times = False
+    client.login(user, password)
+    return client
+
+
+def server_view(client: imapclient.IMAPClient, folders=None) -> dict[str, dict[int, Seen]]:
+    """{folder: {uid: Seen}} for what the server serves, read with BODY.PEEK[]."""
+    view: dict[str, dict[int, Seen]] = {}
+    names = folders or [name for flags, _, name in client.list_folders()
+                        if b"\\Noselect" not in flags]
+    for name in names:
+        client.select_folder(name, readonly=True)
+        uids = client.search("ALL")
+        items = client.fetch(uids, ["BODY.PEEK[]", "FLAGS", "INTERNALDATE"]) if uids else {}
+        view[name] = {
+            uid: Seen(hashlib.sha256(data[b"BODY[]"]).hexdigest(),
+                      frozenset(f.decode() for f in data[b"FLAGS"]) - {"\\Recent"},
+                      data[b"INTERNALDATE"], len(data[b"BODY[]"]))
+            for uid, data in items.items()}
+        client.unselect_folder()
+    return view
+
+
+def server_flags(client: imapclient.IMAPClient, folder: str) -> dict[int, frozenset[str]]:
+    client.select_folder(folder, readonly=True)
+    uids = client.search("ALL")
+    flags = client.get_flags(uids) if uids else {}
+    client.unselect_folder()
+    return {uid: frozenset(f.decode() for f in value) - {"\\Recent"}
+            for uid, value in flags.items()}
+
+
+def manifest(archive: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(archive / "manifest.sqlite")
+    connection.row_factory = sqlite3.Row
+    return connection
+
+
+def archive_view(archive: Path, account: str = "alice", *,
+                 include_gone: bool = False) -> dict[str, dict[int, Seen]]:
+    """{folder: {uid: Seen}} for live rows of the archive's current UIDVALIDITY per folder;
+    every blob is re-read and re-hashed."""
+    view: dict[str, dict[int, Seen]] = {}
+    with manifest(archive) as db:
+        rows = db.execute(
+            "SELECT f.name, f.uidvalidity AS fv, m.* FROM messages m "
+            "JOIN folders f ON f.id = m.folder_id JOIN accounts a ON a.id = f.account_id "
+            "WHERE a.name = ? AND f.gone_at IS NULL", (account,)).fetchall()
+    for row in rows:
+        if row["gone_at"] is not None and not include_gone:
+            continue
+        data = blob(archive, row["sha256"])
+        assert hashlib.sha256(data).hexdigest() == row["sha256"], "blob does not match its name"
+        assert len(data) == row["size"]
+        folder = view.setdefault(row["name"], {})
+        assert row["uid"] not in folder, f"duplicate row for {row['name']} UID {row['uid']}"
+        folder[row["uid"]] = Seen(row["sha256"], frozenset(row["flags"].split()),
+                                  datetime.datetime.fromisoformat(row["internaldate"]),
+                                  row["size"])
+    return view
+
+
+def blob(archive: Path, sha256: str) -> bytes:
+    return (archive / "objects" / sha256[:2] / f"{sha256[2:]}.eml").read_bytes()
+
+
+def assert_archive_matches(client: imapclient.IMAPClient, archive: Path,
+                           account: str = "alice") -> dict[str, dict[int, Seen]]:
+    """Every folder the server has is in the archive, byte for byte, with flags and date."""
+    expected = {name: items for name, items in server_view(client).items()}
+    actual = archive_view(archive, account)
+    for name, items in expected.items():
+        assert actual.get(name, {}) == items, f"folder {name!r} differs"
+    assert set(actual) <= set(expected)
+    return expected
+
+
+def row_count(archive: Path, table: str, where: str = "1=1") -> int:
+    with manifest(archive) as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}").fetchone()[0])
+
+
+def tls_context(server) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=server.ca_cert)

@@ -21,10 +21,12 @@ successful STARTTLS the proxy stops parsing and only passes bytes.
   drop_in_literal(command, ...) cut the connection part-way through the k-th
                                 literal: APPEND literals (client to server) or
                                 literals inside "* n FETCH" responses.
-  bye(after_seconds, at_command) the first command of a connection at or after
-                                that age / that command number is answered with
-                                "* BYE Session invalidated - AccessTokenExpired"
-                                and the connection closed.
+  bye(after_seconds, at_command) Exchange's token-expiry goodbye, "* BYE Session
+                                invalidated - AccessTokenExpired", then close:
+                                sent unprompted once a connection is
+                                `after_seconds` old (at the next response
+                                boundary), or instead of answering its
+                                `at_command`-th command.
 
 Schedules are deterministic: explicit 1-based ordinals (`nth`) counted over
 all connections of the proxy, and/or a seeded random `rate`. Every fault
@@ -198,8 +200,6 @@ class _Connection:
         self.number = number
         self.client_reader, client_writer = client
         self.up_reader, up_writer = upstream
-        loop = asyncio.get_running_loop()
-        self.started = loop.time()
         self.to_server = self._pipe(up_writer, "c2s")
         self.to_client = self._pipe(client_writer, "s2c")
         self.raw = not proxy.imap
@@ -219,6 +219,8 @@ class _Connection:
         """Relay until either side ends or a fault drops the connection;
         then deliver what was already queued and close both sides."""
         tasks = [asyncio.ensure_future(self._c2s()), asyncio.ensure_future(self._s2c())]
+        if self.proxy._bye_after is not None:
+            tasks.append(asyncio.ensure_future(self._bye_timer(self.proxy._bye_after)))
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -252,10 +254,8 @@ class _Connection:
         if name is not None:
             self.commands += 1
             self.proxy.stats["command " + name] += 1
-            if self._bye_due():
-                await self._inject(BYE)
-                self.proxy._event("bye", self.number, self.commands)
-                raise _Drop("bye")
+            if self.commands == self.proxy._bye_at:
+                await self._say_bye()
             reply = self.proxy._throttle_reply(tag, name)
         while True:
             if reply is None:
@@ -275,13 +275,20 @@ class _Connection:
         elif name == "STARTTLS":
             await self._wait("starttls", tag)
 
-    def _bye_due(self):
-        after, at = self.proxy._bye
-        age = asyncio.get_running_loop().time() - self.started
-        return (after is not None and age >= after) or (at is not None and self.commands >= at)
+    async def _say_bye(self):
+        await self._inject(BYE)
+        self.proxy._event("bye", self.number, self.commands)
+        raise _Drop("bye")
+
+    async def _bye_timer(self, after):
+        await asyncio.sleep(after)
+        if self.raw:  # after STARTTLS there is no IMAP to speak: stay quiet
+            await asyncio.Event().wait()
+        await self._say_bye()
 
     async def _wait(self, kind, tag):
-        """Wait for the server's "+" (True) or tagged reply (True if OK)."""
+        """Wait for the server's answer to `tag`: a "+" (True) for a literal;
+        a tagged reply ends the command (True only for an OK to STARTTLS)."""
         future = asyncio.get_running_loop().create_future()
         self.pending = (tag, kind, future)
         return await future
@@ -385,7 +392,7 @@ class FaultProxy:
         self._throttles = []
         self._literal_drops = []
         self._byte_drops = []
-        self._bye = (None, None)
+        self._bye_after = self._bye_at = None
         self._connections = 0
         self._server = None
         self._loop = None
@@ -406,7 +413,7 @@ class FaultProxy:
         self._byte_drops.append((nbytes, direction, frozenset(connections)))
 
     def bye(self, after_seconds=None, at_command=None):
-        self._bye = (after_seconds, at_command)
+        self._bye_after, self._bye_at = after_seconds, at_command
 
     def events_of(self, kind):
         return [event[1:] for event in self.events if event[0] == kind]

@@ -1,0 +1,220 @@
+"""Folder mapping: every rule, collision and translation as a table."""
+
+from __future__ import annotations
+
+import pytest
+
+from migrator.folders import (
+    FolderRules,
+    SourceFolder,
+    TargetFolder,
+    TargetLayout,
+    decode_name,
+    imap_name,
+    plan_folders,
+    split_source,
+)
+
+O365 = TargetLayout("office365", "/", "", (TargetFolder("Inbox"),))
+IMAP = TargetLayout("imap", "/", "")
+DOT = "."
+
+
+def mapped(folders: list[SourceFolder], layout: TargetLayout = O365,
+           rules: FolderRules | None = None) -> dict[str, str | None]:
+    return plan_folders(folders, layout, rules).as_dict()
+
+
+def dot(*names: str, special: dict[str, str] | None = None) -> list[SourceFolder]:
+    special = special or {}
+    return [SourceFolder(name, DOT, special.get(name)) for name in names]
+
+
+@pytest.mark.parametrize("source, special, expected", [
+    ("INBOX", None, "Inbox"),
+    ("Sent", "\\Sent", "Sent Items"),
+    ("Gesendet", "\\Sent", "Sent Items"),
+    ("Drafts", "\\Drafts", "Drafts"),
+    ("Trash", "\\Trash", "Deleted Items"),
+    ("Spam", "\\Junk", "Junk Email"),
+    ("Old", "\\Archive", "Archive"),
+    ("Sent Messages", None, "Sent Items"),
+    ("Sent Mail", None, "Sent Items"),
+    ("Deleted Messages", None, "Deleted Items"),
+    ("Trash", None, "Deleted Items"),
+    ("Junk", None, "Junk Email"),
+    ("spam", None, "Junk Email"),
+    ("Draft", None, "Drafts"),
+    ("Entwürfe", None, "Drafts"),
+    ("Archives", None, "Archive"),
+    ("Projects", None, "Projects"),
+])
+def test_roles_onto_exchange_names(source: str, special: str | None, expected: str) -> None:
+    folders = [SourceFolder("INBOX", DOT), SourceFolder(source, DOT, special)]
+    assert mapped(folders)[source] == expected
+
+
+@pytest.mark.parametrize("source, delimiter, layout, expected", [
+    ("INBOX.Foo", ".", O365, "Foo"),
+    ("INBOX.Foo.Bar", ".", O365, "Foo/Bar"),
+    ("Archive.2019", ".", O365, "Archive/2019"),
+    ("INBOX/Foo", "/", O365, "Inbox/Foo"),
+    ("INBOX/Foo", "/", IMAP, "INBOX/Foo"),
+    ("Lists/python", "/", TargetLayout("imap", ".", ""), "Lists.python"),
+    ("Lists.python", ".", TargetLayout("imap", ".", "INBOX."), "INBOX.Lists.python"),
+    ("a/b.c", ".", O365, "a_b/c"),
+    ("Flat Name", None, O365, "Flat Name"),
+    ("Foo..Bar", ".", O365, "Foo/Bar"),
+    ("Ünïcødé.日本語", ".", O365, "Ünïcødé/日本語"),
+])
+def test_delimiter_and_prefix_translation(source: str, delimiter: str | None,
+                                          layout: TargetLayout, expected: str) -> None:
+    folders = [SourceFolder("INBOX", delimiter), SourceFolder(source, delimiter)]
+    assert mapped(folders, layout)[source] == expected
+
+
+@pytest.mark.parametrize("names, layout, expected", [
+    # Exchange ignores case: the second (in name order) is moved aside
+    (["Work", "work"], O365, {"Work": "Work", "work": "work (2)"}),
+    (["Work", "work", "WORK"], O365, {"WORK": "WORK", "Work": "Work (2)", "work": "work (3)"}),
+    # a generic IMAP server keeps case
+    (["Work", "work"], IMAP, {"Work": "Work", "work": "work"}),
+    # two sources that become the same path
+    (["INBOX.Foo", "Foo"], O365, {"Foo": "Foo", "INBOX.Foo": "Foo (2)"}),
+    # children follow their renamed parent
+    (["Work", "work", "work.Sub"], O365, {"work": "work (2)", "work.Sub": "work (2)/Sub"}),
+    # a plain folder never takes a role folder's place
+    (["Sent", "Sent Items"], O365, {"Sent": "Sent Items", "Sent Items": "Sent Items (2)"}),
+    # the first well-known name wins the role; the other keeps its name
+    (["Junk", "Spam"], O365, {"Junk": "Junk Email", "Spam": "Spam"}),
+    (["Trash", "trash"], O365, {"Trash": "Deleted Items", "trash": "trash"}),
+])
+def test_collisions_are_predictable(names: list[str], layout: TargetLayout,
+                                    expected: dict[str, str]) -> None:
+    result = mapped(dot("INBOX", *names), layout)
+    assert {k: result[k] for k in expected} == expected
+    # the same folders in another order give the same plan
+    assert mapped(list(reversed(dot("INBOX", *names))), layout) == result
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("Files", "Files (2)"),
+    ("files", "files (2)"),
+    ("Files.Old", "Files (2)/Old"),
+    ("Calendar", "Calendar (2)"),
+    ("Contacts", "Contacts (2)"),
+    ("Tasks.Sub", "Tasks (2)/Sub"),
+    ("Outbox", "Outbox (2)"),
+])
+def test_exchange_reserved_and_non_mail_folders(name: str, expected: str) -> None:
+    plan = plan_folders(dot("INBOX", name), O365)
+    assert plan.target_of(name) == expected
+    assert any(name in note for note in plan.notes())
+
+
+def test_names_that_only_start_like_reserved_ones_are_kept() -> None:
+    assert mapped(dot("INBOX", "Filesystem", "Calendars"))["Filesystem"] == "Filesystem"
+
+
+@pytest.mark.parametrize("name", ["Files", "Calendar", "Contacts"])
+def test_generic_imap_targets_have_no_reserved_names(name: str) -> None:
+    assert mapped(dot("INBOX", name), IMAP)[name] == name
+
+
+def test_renames_are_reported() -> None:
+    plan = plan_folders(dot("INBOX", "Work", "work", "a/b"), O365)
+    notes = "\n".join(plan.notes())
+    assert "work -> work (2)" in notes and "already the target of Work" in notes
+    assert "a/b -> a_b" in notes
+    assert "Work ->" not in notes.replace("work ->", "")
+
+
+@pytest.mark.parametrize("rules, expected", [
+    (FolderRules(overrides={"Old Projects": "Archive/Projects"}),
+     {"Old Projects": "Archive/Projects", "Old Projects.2019": "Archive/Projects/2019"}),
+    (FolderRules(overrides={"Sent": "Sent Items", "Sent Items": "Sent Items"}),
+     {"Sent": "Sent Items", "Sent Items": "Sent Items"}),  # overrides may merge
+    (FolderRules(exclude=("Junk*",)), {"Junk": None, "Junk.Old": None}),
+    (FolderRules(overrides={"Junk": ""}), {"Junk": None}),
+    (FolderRules(pins={"work": "work"}), {"work": "work", "Work": "Work (2)"}),
+    (FolderRules(pins={"Sent Items": "Sent Items"}),
+     {"Sent Items": "Sent Items", "Sent": "Sent Items (2)"}),
+    (FolderRules(overrides={"Stuff": "Files"}), {"Stuff": "Files (2)"}),
+])
+def test_config_overrides_excludes_and_pins(rules: FolderRules,
+                                            expected: dict[str, str | None]) -> None:
+    folders = dot("INBOX", "Old Projects", "Old Projects.2019", "Sent", "Sent Items", "Junk",
+                  "Junk.Old", "Work", "work", "Stuff", special={"Sent": "\\Sent"})
+    result = mapped(folders, O365, rules)
+    assert {k: result[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("special", ["\\All", "\\Flagged"])
+def test_virtual_folders_are_skipped_unless_mapped(special: str) -> None:
+    folders = [SourceFolder("INBOX", "/"), SourceFolder("[Gmail]/All Mail", "/", special)]
+    assert mapped(folders)["[Gmail]/All Mail"] is None
+    rules = FolderRules(overrides={"[Gmail]/All Mail": "All Mail"})
+    assert mapped(folders, O365, rules)["[Gmail]/All Mail"] == "All Mail"
+
+
+def test_target_special_use_wins_over_names() -> None:
+    layout = TargetLayout("imap", ".", "INBOX.", (
+        TargetFolder("INBOX"), TargetFolder("INBOX.Sent Mail", "\\Sent"),
+        TargetFolder("INBOX.Bin", "\\Trash")))
+    folders = [SourceFolder("INBOX", "/"), SourceFolder("Sent", "/", "\\Sent"),
+               SourceFolder("Trash", "/"), SourceFolder("Drafts", "/")]
+    assert mapped(folders, layout) == {"INBOX": "INBOX", "Sent": "INBOX.Sent Mail",
+                                       "Trash": "INBOX.Bin", "Drafts": "INBOX.Drafts"}
+
+
+def test_localised_exchange_folders_found_by_attribute() -> None:
+    layout = TargetLayout("office365", "/", "", (
+        TargetFolder("Posteingang"), TargetFolder("Gesendete Elemente", "\\Sent")))
+    assert mapped(dot("INBOX", "Sent"), layout)["Sent"] == "Gesendete Elemente"
+
+
+def test_existing_spelling_is_reused_on_exchange() -> None:
+    layout = TargetLayout("office365", "/", "", (TargetFolder("projects"),))
+    assert mapped(dot("INBOX", "Projects"), layout)["Projects"] == "projects"
+
+
+def test_attribute_disables_name_guess_for_that_role_only() -> None:
+    folders = dot("INBOX", "Sent", "Sent Items", "Trash", special={"Sent Items": "\\Sent"})
+    assert mapped(folders) == {"INBOX": "Inbox", "Sent": "Sent", "Sent Items": "Sent Items",
+                               "Trash": "Deleted Items"}
+
+
+def test_pop3_inbox_only() -> None:
+    assert mapped([SourceFolder("INBOX")]) == {"INBOX": "Inbox"}
+    assert mapped([SourceFolder("INBOX")], IMAP) == {"INBOX": "INBOX"}
+
+
+@pytest.mark.parametrize("unicode, wire", [
+    ("INBOX", "INBOX"),
+    ("Entwürfe", "Entw&APw-rfe"),
+    ("Tom & Jerry", "Tom &- Jerry"),
+    ("日本語", "&ZeVnLIqe-"),
+    ("Sent Items/Ünï", "Sent Items/&ANw-n&AO8-"),
+])
+def test_modified_utf7(unicode: str, wire: str) -> None:
+    assert imap_name(unicode) == wire
+    assert decode_name(wire) == unicode
+
+
+@pytest.mark.parametrize("folder, parts", [
+    (SourceFolder("INBOX", "."), ["INBOX"]),
+    (SourceFolder("INBOX.a.b", "."), ["a", "b"]),
+    (SourceFolder("inbox.a", "."), ["a"]),
+    (SourceFolder("INBOX/a", "/"), ["INBOX", "a"]),
+    (SourceFolder("a", None), ["a"]),
+])
+def test_split_source(folder: SourceFolder, parts: list[str]) -> None:
+    assert split_source(folder) == parts
+
+
+def test_many_folders_plan_is_quick_and_unique() -> None:
+    folders = [SourceFolder("INBOX", ".")] + [
+        SourceFolder(f"F{i % 50}.Sub{i}", ".") for i in range(2000)]
+    plan = plan_folders(folders, O365)
+    targets = [m.target for m in plan.mappings]
+    assert len({t.casefold() for t in targets if t}) == len(targets)

@@ -1,0 +1,108 @@
+"""POP3 reply reading: every byte kept but the stuffing and the final "." line."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from migrator.engine.pop3_delete import size_matches
+from migrator.engine.pop3_pull import select_fetches
+from migrator.engine.retry import ConnectionLost
+from migrator.sources.pop3 import Listed
+from migrator.sources.pop3_wire import Pop3Error, ReplyReader, unstuff
+
+
+def reader(data: bytes, chunk: int) -> ReplyReader:
+    """A reader fed `chunk` bytes at a time, so markers straddle reads."""
+    stream = io.BytesIO(data)
+    return ReplyReader(lambda _n: stream.read(chunk))
+
+
+CHUNKS = [1, 2, 3, 4, 5, 7, 64, 1 << 20]
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+@pytest.mark.parametrize(("wire", "body"), [
+    (b"a\r\nb\r\n.\r\n", b"a\r\nb\r\n"),
+    (b"a\nb\n.\n", b"a\nb\n"),  # a server that sends bare LF: kept as bare LF
+    (b"a\r\nb\n.\r\n", b"a\r\nb\n"),  # mixed line endings, each line keeps its own
+    (b"..dot\r\n...two\r\n..\r\nend\r\n.\r\n", b".dot\r\n..two\r\n.\r\nend\r\n"),
+    (b"..\n.\n", b".\n"),
+    (b".\r\n", b""),  # an empty message
+    (b".\n", b""),
+    (b"bare\rcr\r\n.\r\n", b"bare\rcr\r\n"),  # a bare CR is data
+    (b"x\r\n.x\r\n.\r\n", b"x\r\nx\r\n"),  # an unstuffed dot line from a sloppy server
+    (b"\r\n\r\n.\r\n", b"\r\n\r\n"),
+    (b"a\r\n.\rb\r\n.\r\n", b"a\r\n\rb\r\n"),
+])
+def test_body_is_unstuffed_with_line_endings_as_sent(wire: bytes, body: bytes,
+                                                     chunk: int) -> None:
+    assert reader(b"+OK\r\n" + wire, chunk).status() == b"+OK\r\n"
+    data = reader(b"+OK\r\n" + wire, chunk)
+    data.status()
+    assert data.body() == body
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_pipelined_replies_are_read_one_after_another(chunk: int) -> None:
+    wire = (b"+OK 1\r\nfirst\r\n..\r\n.\r\n-ERR no such message\r\n"
+            b"+OK 3\r\n.\r\n+OK 4\nlast\n.\n+OK bye\r\n")
+    replies = reader(wire, chunk)
+    replies.status()
+    assert replies.body() == b"first\r\n.\r\n"
+    with pytest.raises(Pop3Error, match="no such message"):
+        replies.status()
+    replies.status()
+    assert replies.body() == b""
+    replies.status()
+    assert replies.body() == b"last\n"
+    assert replies.status() == b"+OK bye\r\n"
+
+
+@pytest.mark.parametrize("wire", [b"+OK\r\npartial line", b"+OK\r\nline\r\n", b"+OK\r\n.",
+                                  b"+OK\r\nline\r\n.\r"])
+def test_a_reply_cut_short_is_a_lost_connection(wire: bytes) -> None:
+    replies = reader(wire, 3)
+    replies.status()
+    with pytest.raises(ConnectionLost):
+        replies.body()
+
+
+def test_large_message_in_small_chunks_is_exact() -> None:
+    lines = [b"." * (i % 5) + b"x" * (i % 97) + (b"\r\n" if i % 3 else b"\n")
+             for i in range(5000)]
+    original = b"".join(lines)
+    stuffed = b"".join(b"." + line if line.startswith(b".") else line for line in lines)
+    replies = reader(b"+OK\r\n" + stuffed + b".\r\n+OK\r\n", 4093)
+    replies.status()
+    assert replies.body() == original
+    assert replies.status() == b"+OK\r\n"
+
+
+def test_garbage_instead_of_a_status_line() -> None:
+    with pytest.raises(ConnectionLost, match="unexpected reply"):
+        reader(b"* OK IMAP4rev1\r\n", 64).status()
+
+
+@pytest.mark.parametrize(("stuffed", "plain"), [
+    (b"", b""), (b"..", b"."), (b"a\n..b\n", b"a\n.b\n"), (b"...\r\n", b"..\r\n"),
+])
+def test_unstuff(stuffed: bytes, plain: bytes) -> None:
+    assert unstuff(stuffed) == plain
+
+
+@pytest.mark.parametrize(("listed", "stored", "same"), [
+    (100, 100, True), (100, 102, True),  # the server added CRLF to a last line without one
+    (100, 101, True), (100, 99, False), (100, 103, False), (100, 200, False),
+])
+def test_size_matches(listed: int, stored: int, same: bool) -> None:
+    assert size_matches(listed, stored) is same
+
+
+def test_select_fetches_new_and_resized_uidls() -> None:
+    listing = [Listed(1, 10, "a"), Listed(2, 20, "b"), Listed(3, 30, "c"), Listed(4, 42, "d")]
+    known = {"a": [10], "b": [99], "d": [40, 44]}
+    new, suspects = select_fetches(listing, known)
+    assert [item.uidl for item in new] == ["c"]
+    assert [item.uidl for item in suspects] == ["b"]

@@ -76,6 +76,7 @@ def pull_pop3(account: Account, manifest: Manifest, store: BlobStore, emit: Emit
     """Copy what the maildrop has and the archive lacks; delete only under a policy."""
     result = JobResult(account.name, TASK)
     emit(TaskStarted(TASK, account.name))
+    summary: dict[str, object] = {"outcome": "failed"}
     try:
         if dry_run:
             Pop3Pull(account, manifest, store, emit, result).preview()
@@ -87,9 +88,9 @@ def pull_pop3(account: Account, manifest: Manifest, store: BlobStore, emit: Emit
                     run.counts.update(result.counts)
                     if result.failures:
                         run.partial()
+        summary = {**dict(result.counts), "outcome": result.outcome}
     finally:
-        emit(TaskFinished(TASK, account.name, {**dict(result.counts),
-                                                "outcome": result.outcome}))
+        emit(TaskFinished(TASK, account.name, summary))
     return result
 
 

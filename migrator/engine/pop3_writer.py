@@ -128,10 +128,10 @@ def record_rows(session: Session, folder_id: int, stored: Sequence[Stored]) -> i
     uidls = sorted({item.uidl for item in stored})
     seen: set[tuple[str, str]] = set()
     for start in range(0, len(uidls), CHUNK):
-        seen.update(session.execute(
+        seen.update((uidl, sha) for uidl, sha in session.execute(
             select(MESSAGES.c.uidl, MESSAGES.c.sha256).where(
                 MESSAGES.c.folder_id == folder_id,
-                MESSAGES.c.uidl.in_(uidls[start:start + CHUNK]))).tuples())
+                MESSAGES.c.uidl.in_(uidls[start:start + CHUNK]))))
     shas = sorted({item.ref.sha256 for item in stored})
     blobs: set[str] = set()
     for start in range(0, len(shas), CHUNK):

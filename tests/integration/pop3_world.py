@@ -1,0 +1,294 @@
+"""Helpers for the POP3 pull tests: configs, server variants, and independent views.
+
+What the server holds is read with plain imapclient/poplib and doveadm, what the archive
+holds with sqlite3 and file reads, never through migrator's own reader or models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import poplib
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import imapclient
+
+from tests.cli_runner import write_config
+from tests.world.dovecot import Office365Server, SourceServer, _listener
+from tests.world.mailstore import SeedMessage
+from tests.world.net import HOST, free_port
+
+USER = "bob"
+PASSWORD = "pop3-Pa55word"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# -- server variants ---------------------------------------------------------------------------
+class TunedSourceServer(SourceServer):
+    """The source server with some settings changed (e.g. POP3 session locks, UIDL format)."""
+
+    def __init__(self, certs, settings: dict[str, str], **kwargs) -> None:
+        super().__init__(certs, **kwargs)
+        self.settings = settings
+
+    def _profile_config(self) -> str:
+        text = super()._profile_config()
+        for key, value in self.settings.items():
+            line = f"{key} = {value}"
+            pattern = re.compile(rf"^{re.escape(key)} = .*$", re.MULTILINE)
+            text = pattern.sub(line, text) if pattern.search(text) else f"{line}\n{text}"
+        return text
+
+
+class Pop3Office365Server(Office365Server):
+    """The Exchange look-alike with POP3S too: Exchange Online's POP3 takes XOAUTH2 only."""
+
+    protocols = "imap pop3"
+
+    def _allocate_ports(self) -> None:
+        super()._allocate_ports()
+        self.pop3s_port = free_port()
+
+    def _ports(self) -> list[int]:
+        return [*super()._ports(), self.pop3s_port]
+
+    def _profile_config(self) -> str:
+        return super()._profile_config() + (
+            "service pop3-login {\n  chroot =\n  inet_listener pop3 {\n    port = 0\n  }\n"
+            + _listener("pop3s", self.pop3s_port, ssl=True) + "}\n")
+
+
+class NoUidlProxy:
+    """A POP3 server without UIDL: forwards to Dovecot, renaming UIDL so it is refused.
+
+    Commands are rewritten line by line (order kept, so pipelining still works); the
+    server's replies pass through untouched.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        self.threads: list[threading.Thread] = []
+        self.sockets: list[socket.socket] = []
+        self.refused = 0
+
+    def __enter__(self) -> NoUidlProxy:
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+        for thread in self.threads:
+            thread.join(5)
+
+    def _spawn(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection((HOST, self.upstream_port), timeout=10)
+            self.sockets += [client, server]
+            self._spawn(self._commands, client, server)
+            self._spawn(self._replies, server, client)
+
+    def _commands(self, client: socket.socket, server: socket.socket) -> None:
+        with client.makefile("rb") as lines:
+            for line in lines:
+                if line[:4].upper() == b"UIDL":
+                    self.refused += 1
+                    line = b"X" + line
+                try:
+                    server.sendall(line)
+                except OSError:
+                    return
+        _shutdown(server)
+
+    def _replies(self, server: socket.socket, client: socket.socket) -> None:
+        while True:
+            try:
+                data = server.recv(65536)
+                if not data:
+                    break
+                client.sendall(data)
+            except OSError:
+                break
+        _shutdown(client)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+# -- configs -------------------------------------------------------------------------------
+def password_file(tmp_path: Path, password: str = PASSWORD) -> Path:
+    path = tmp_path / "pop3.secret"
+    path.write_text(password + "\n", encoding="utf-8")
+    return path
+
+
+def pop3_config(tmp_path: Path, server, *, security: str = "plain", port: int | None = None,
+                delete: str | None = None, days: int = 0, target: bool = False,
+                extra: str = "", password: str = PASSWORD, user: str = USER,
+                ca_file: bool = True) -> Path:
+    """A config pulling `user` of the source test server over POP3."""
+    if port is None:
+        port = server.pop3s_port if security == "tls" else server.pop3_port
+    policy = f'delete = "{delete}"\ndelete_after_days = {days}\n' if delete else ""
+    secret = password_file(tmp_path, password)
+    ca = f'ca_file = "{server.ca_cert}"\n' if ca_file else ""
+    body = f"""
+[archive]
+path = "{tmp_path / 'archive'}"
+
+[accounts.{user}.source]
+kind = "pop3"
+host = "127.0.0.1"
+port = {port}
+security = "{security}"
+username = "{user}"
+password = "file:{secret}"
+{ca}timeout = 20
+{policy}{extra}
+"""
+    if target:
+        body += f"""
+[accounts.{user}.target]
+kind = "imap"
+host = "127.0.0.1"
+port = 1
+username = "{user}@target"
+password = "file:{secret}"
+"""
+    return write_config(tmp_path, body)
+
+
+# -- what the server holds -------------------------------------------------------------------
+def imap_client(server, user: str = USER) -> imapclient.IMAPClient:
+    client = imapclient.IMAPClient(server.host, server.imap_port, ssl=False, timeout=20)
+    client.login(user, PASSWORD)
+    return client
+
+
+def imap_state(server, user: str = USER) -> dict[int, tuple[frozenset[str], bytes]]:
+    """INBOX as IMAP shows it: {uid: (flags, BODY[])}, read without setting \\Seen."""
+    client = imap_client(server, user)
+    try:
+        client.select_folder("INBOX", readonly=True)
+        uids = client.search("ALL")
+        items = client.fetch(uids, ["FLAGS", "BODY.PEEK[]"]) if uids else {}
+        return {uid: (frozenset(f.decode() for f in data[b"FLAGS"]) - {"\\Recent"},
+                      data[b"BODY[]"]) for uid, data in items.items()}
+    finally:
+        client.logout()
+
+
+def as_pop3(imap_body: bytes) -> bytes:
+    """What RETR sends for a message: POP3 lines all end in a line break, so one is added
+    to a message whose last line has none (CRLF, as the server sends it)."""
+    return imap_body if imap_body.endswith(b"\n") else imap_body + b"\r\n"
+
+
+def server_uidls(server, user: str = USER, port: int | None = None) -> dict[str, int]:
+    """{UIDL: size} by plain poplib (its own session, ended without deleting anything)."""
+    pop = poplib.POP3(HOST, port or server.pop3_port, timeout=20)
+    try:
+        pop.user(user)
+        pop.pass_(PASSWORD)
+        uidls = dict(line.decode().split() for line in pop.uidl()[1])
+        sizes = dict(line.decode().split() for line in pop.list()[1])
+        return {uidl: int(sizes[number]) for number, uidl in uidls.items()}
+    finally:
+        pop.quit()
+
+
+def seed(server, messages: Iterable[bytes], user: str = USER) -> list[int]:
+    return server.seed(user, "INBOX", [SeedMessage(raw) for raw in messages])
+
+
+def message(n: int, size: int = 1500, extra: str = "") -> bytes:
+    head = (f"From: sender{n}@example.org\r\nTo: bob@example.org\r\nSubject: message {n}\r\n"
+            f"Message-ID: <{n}.pop3@example.org>\r\n{extra}\r\n").encode()
+    return head + (b"body of %d\r\n" % n) * max(1, size // 12)
+
+
+# -- what the archive holds --------------------------------------------------------------------
+def manifest(archive: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(archive / "manifest.sqlite")
+    connection.row_factory = sqlite3.Row
+    return connection
+
+
+def blob_path(archive: Path, sha256: str) -> Path:
+    return archive / "objects" / sha256[:2] / f"{sha256[2:]}.eml"
+
+
+def archive_rows(archive: Path, account: str = USER) -> list[sqlite3.Row]:
+    with manifest(archive) as db:
+        return db.execute(
+            "SELECT f.name AS folder, m.* FROM messages m JOIN folders f ON f.id = m.folder_id "
+            "JOIN accounts a ON a.id = f.account_id WHERE a.name = ? ORDER BY m.id",
+            (account,)).fetchall()
+
+
+def archived_bytes(archive: Path, account: str = USER) -> dict[str, list[bytes]]:
+    """{UIDL: [content, ...]}; every blob re-read and checked against its name and size."""
+    view: dict[str, list[bytes]] = {}
+    for row in archive_rows(archive, account):
+        data = blob_path(archive, row["sha256"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == row["sha256"], "blob does not match its name"
+        assert len(data) == row["size"]
+        assert row["folder"] == "INBOX"
+        view.setdefault(row["uidl"], []).append(data)
+    return view
+
+
+def blob_files(archive: Path) -> list[Path]:
+    objects = archive / "objects"
+    if not objects.is_dir():
+        return []
+    return sorted(path for path in objects.glob("*/*") if not path.name.startswith("."))
+
+
+def deletions(archive: Path) -> list[sqlite3.Row]:
+    with manifest(archive) as db:
+        return db.execute(
+            "SELECT d.*, m.uidl, m.sha256 FROM source_deletions d "
+            "JOIN messages m ON m.id = d.message_id ORDER BY d.id").fetchall()
+
+
+def count(archive: Path, table: str) -> int:
+    with manifest(archive) as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+# -- running migrator in its own process (for kill -9) ----------------------------------------
+def run_process(config: Path, *args: str, kill_at: str | None = None, batch: int | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`python -m migrator -c CONFIG pull ...` in a child; `kill_at` arms the engine's hook."""
+    env = {k: v for k, v in os.environ.items() if k != "MIGRATOR_TEST_KILL_AT"}
+    if kill_at:
+        env["MIGRATOR_TEST_KILL_AT"] = kill_at
+    prelude = "import sys; sys.argv[0] = 'migrator'\n"
+    if batch is not None:
+        prelude += f"import migrator.engine.pop3_pull as p; p.BATCH_MESSAGES = {batch}\n"
+    code = prelude + "from migrator.cli import main\nmain()\n"
+    return subprocess.run([sys.executable, "-c", code, "-c", str(config), *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,215 @@
+"""The target's control connection: folders, SELECT, the index of a folder, flags.
+
+Everything but APPEND goes through here, on one imapclient connection that reconnects (with
+a fresh token after `AccessTokenExpired`) and retries after throttling, through the shared
+retry helper. A reply that is not worth retrying becomes a FolderError naming the folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+from imapclient import IMAPClient
+
+from migrator import imapconn
+from migrator.auth import TokenProvider
+from migrator.config import Endpoint
+from migrator.engine.retry import RetryableError, RetryPolicy, TokenExpired, retry
+from migrator.errors import FolderError, MigratorError
+from migrator.folders import ROLES, TargetFolder, TargetLayout
+from migrator.targets.identity import INDEX_FIELDS, TargetEntry, identity_of
+from migrator.targets.imap import Selected
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+INDEX_BATCH = 2000
+BODY_BATCH_BYTES = 16 << 20
+FLAGS_BATCH = 500
+
+
+def _reason(exc: BaseException) -> str:
+    """The server's words from a library exception (`b'...'` wrapping removed)."""
+    text = str(exc)
+    if text[:2] in ("b'", 'b"') and text.endswith(text[1]):
+        text = text[2:-1]
+    return text.strip() or exc.__class__.__name__
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class TargetControl:
+    """One reconnecting control connection to the target mailbox."""
+
+    def __init__(self, endpoint: Endpoint, account: str, tokens: TokenProvider | None = None,
+                 *, policy: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.endpoint = endpoint
+        self.account = account
+        self.tokens = tokens
+        self.policy = policy or RetryPolicy(attempts=8)
+        self.sleep = sleep
+        self._client: IMAPClient | None = None
+        self._refresh = False
+        self.reconnects = 0
+
+    # -- connection ---------------------------------------------------------------------
+    def client(self) -> IMAPClient:
+        if self._client is None:
+            self._client = imapconn.connect(self.endpoint, self.account, self.tokens,
+                                            force_refresh=self._refresh)
+            self._refresh = False
+        return self._client
+
+    def capabilities(self) -> frozenset[str]:
+        return self.run("CAPABILITY", lambda c: frozenset(
+            _text(cap).upper() for cap in c.capabilities()))
+
+    def close(self) -> None:
+        if self._client is not None:
+            imapconn.close_quietly(self._client)
+            self._client = None
+
+    def _reset(self, exc: BaseException, _attempt: int) -> None:
+        self._refresh = self._refresh or isinstance(exc, TokenExpired)
+        self.reconnects += 1
+        self.close()
+
+    def run(self, what: str, operation: Callable[[IMAPClient], T]) -> T:
+        """Run `operation` on the connection, reconnecting and retrying what is retryable."""
+        def attempt() -> T:
+            client = self.client()
+            try:
+                return operation(client)
+            except MigratorError:
+                raise
+            except Exception as exc:
+                mapped = imapconn.classify(exc)
+                if isinstance(mapped, RetryableError):
+                    raise mapped from exc
+                raise FolderError(f"{self.account}: target {what}: {_reason(exc)}") from None
+
+        return retry(attempt, policy=self.policy, on_error=self._reset, sleep=self.sleep,
+                     what=f"{self.account}: target {what}")
+
+    # -- folders ------------------------------------------------------------------------
+    def layout(self) -> TargetLayout:
+        """Delimiter, personal prefix and existing folders (with special-use) of the target."""
+        def read(client: IMAPClient) -> TargetLayout:
+            prefix, delimiter = "", None
+            if client.has_capability("NAMESPACE"):
+                personal = client.namespace().personal
+                if personal:
+                    prefix, delimiter = _text(personal[0][0]), personal[0][1]
+            folders = []
+            for flags, found_delimiter, name in client.list_folders():
+                delimiter = delimiter or found_delimiter
+                attributes = {_text(flag) for flag in flags}
+                if {"\\Noselect", "\\NonExistent"} & attributes:
+                    continue
+                special = next((role for role in ROLES if role in attributes), None)
+                folders.append(TargetFolder(_text(name), special))
+            kind = "office365" if self.endpoint.kind == "office365" else "imap"
+            return TargetLayout(kind, _text(delimiter or "/"), prefix, tuple(folders))
+
+        return self.run("LIST", read)
+
+    def ensure(self, name: str, layout: TargetLayout) -> bool:
+        """Create `name` and any missing parent; True if something was created."""
+        existing = {self._key(f.name, layout) for f in layout.existing}
+        parts = name.split(layout.delimiter)
+        created = False
+        for depth in range(1, len(parts) + 1):
+            path = layout.delimiter.join(parts[:depth])
+            if self._key(path, layout) in existing or path.upper() == "INBOX":
+                continue
+            if path + layout.delimiter == layout.prefix:
+                continue
+            self.run(f"CREATE {path}", partial(self._create, path=path))
+            existing.add(self._key(path, layout))
+            created = True
+        return created
+
+    @staticmethod
+    def _key(name: str, layout: TargetLayout) -> str:
+        return name.casefold() if layout.case_insensitive else name
+
+    def _create(self, client: IMAPClient, path: str) -> None:
+        try:
+            client.create_folder(path)
+        except Exception as exc:
+            if isinstance(imapconn.classify(exc), RetryableError) or not client.folder_exists(path):
+                raise
+        try:
+            client.subscribe_folder(path)
+        except Exception:  # subscriptions are a courtesy to mail clients
+            log.debug("could not subscribe %s", path)
+        log.info("%s: created target folder %s", self.account, path)
+
+    def select(self, name: str) -> Selected:
+        return self.run(f"SELECT {name}", lambda c: self._select(c, name))
+
+    @staticmethod
+    def _select(client: IMAPClient, name: str) -> Selected:
+        info = client.select_folder(name)
+        flags = info.get(b"PERMANENTFLAGS")
+        return Selected(name, info.get(b"UIDVALIDITY"), int(info.get(b"EXISTS", 0)),
+                        tuple(_text(f) for f in flags) if flags is not None else None)
+
+    # -- messages -----------------------------------------------------------------------
+    def index(self, name: str) -> tuple[Selected, list[TargetEntry]]:
+        """Every message of a folder: UID, size and identity (header fields only)."""
+        def read(client: IMAPClient) -> tuple[Selected, list[TargetEntry]]:
+            selected = self._select(client, name)
+            if selected.exists == 0:
+                return selected, []
+            uids = sorted(client.search("ALL"))
+            entries = []
+            for start in range(0, len(uids), INDEX_BATCH):
+                chunk = uids[start:start + INDEX_BATCH]
+                fetched = client.fetch(chunk, [b"RFC822.SIZE",
+                                               f"BODY.PEEK[HEADER.FIELDS ({INDEX_FIELDS})]"])
+                for uid, data in fetched.items():
+                    head = next((v for k, v in data.items() if k.startswith(b"BODY[")), b"")
+                    entries.append(TargetEntry(uid, int(data.get(b"RFC822.SIZE", 0)),
+                                               identity_of(head or b"")))
+            return selected, entries
+
+        return self.run(f"index of {name}", read)
+
+    def bodies(self, name: str, uids: Sequence[tuple[int, int]]) -> Iterator[tuple[int, bytes]]:
+        """(uid, bytes) for (uid, size) pairs, fetched in batches of bounded size."""
+        batch: list[int] = []
+        total = 0
+        for uid, size in [*uids, (0, -1)]:
+            if batch and (size < 0 or total + size > BODY_BATCH_BYTES):
+                wanted = tuple(batch)
+                yield from self.run(f"FETCH from {name}",
+                                    partial(self._bodies, name=name, uids=wanted))
+                batch, total = [], 0
+            if size >= 0:
+                batch.append(uid)
+                total += size
+
+    @staticmethod
+    def _bodies(client: IMAPClient, name: str, uids: tuple[int, ...]) -> list[tuple[int, bytes]]:
+        client.select_folder(name, readonly=True)
+        fetched = client.fetch(list(uids), [b"BODY.PEEK[]"])
+        return [(uid, bytes(data.get(b"BODY[]", b""))) for uid, data in fetched.items()]
+
+    def add_flags(self, name: str, uids: Sequence[int], flags: Sequence[str]) -> None:
+        """STORE +FLAGS on UIDs of a folder (Exchange: \\Flagged after APPEND)."""
+        for start in range(0, len(uids), FLAGS_BATCH):
+            chunk = list(uids[start:start + FLAGS_BATCH])
+
+            def store(client: IMAPClient, chunk: list[int] = chunk) -> None:
+                client.select_folder(name)
+                client.add_flags(chunk, list(flags), silent=True)
+
+            self.run(f"STORE flags in {name}", store)

@@ -1,0 +1,122 @@
+"""How a message is recognised at a target without comparing bytes.
+
+Exchange re-renders what it stores, so a pushed message is found again by its Message-ID, or,
+where it has none, by a fingerprint of Date, From and Subject (decoded and whitespace-folded,
+so a re-encoded header still matches). On other servers the size is checked as well; Dovecot
+and most servers store a bare LF as CRLF, so both sizes count. Matching is by multiset: two
+identical messages in a folder need two messages at the target.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email.header import decode_header, make_header
+
+from migrator.headers import header_block, header_value, message_id
+
+FINGERPRINT_FIELDS = ("Date", "From", "Subject")
+INDEX_FIELDS = "MESSAGE-ID DATE FROM SUBJECT"
+_SPACE = re.compile(r"\s+")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What identifies a message: Message-ID and fingerprint (either may be empty)."""
+
+    message_id: str
+    fingerprint: str
+
+    @property
+    def anonymous(self) -> bool:
+        """Nothing to recognise it by: only its content can tell."""
+        return not self.message_id and not self.fingerprint
+
+
+@dataclass(frozen=True)
+class TargetEntry:
+    """A message at the target: its UID, RFC822.SIZE and identity."""
+
+    uid: int
+    size: int
+    identity: Identity
+
+
+def _decoded(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        text = str(make_header(decode_header(value)))
+    except Exception:  # malformed encoded words: compare the raw text
+        text = value
+    return _SPACE.sub(" ", text).strip().casefold()
+
+
+def identity_of(data: bytes) -> Identity:
+    """The identity of a message from its bytes (only the header block is read)."""
+    head = header_block(data)
+    fields = [_decoded(header_value(head, name)) for name in FINGERPRINT_FIELDS]
+    fingerprint = "\x1f".join(fields) if any(fields) else ""
+    return Identity(message_id(head) or "", fingerprint)
+
+
+def crlf_size(data: bytes) -> int:
+    """The size a server that stores bare LF as CRLF reports (RFC822.SIZE)."""
+    return len(data) + len(_BARE_LF.findall(data))
+
+
+def crlf(data: bytes) -> bytes:
+    return _BARE_LF.sub(b"\r\n", data)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """An archived message looked for at the target; `sizes` empty: size not checked."""
+
+    ref: int
+    identity: Identity
+    sizes: frozenset[int] = frozenset()
+
+
+class Matcher:
+    """Hands out target messages to archived ones, each target message at most once."""
+
+    def __init__(self, entries: Iterable[TargetEntry], claimed: Iterable[int] = ()) -> None:
+        taken = set(claimed)
+        self.by_id: dict[str, list[TargetEntry]] = defaultdict(list)
+        self.by_fingerprint: dict[str, list[TargetEntry]] = defaultdict(list)
+        self.free: dict[int, TargetEntry] = {}
+        for entry in sorted(entries, key=lambda e: e.uid):
+            if entry.uid in taken:
+                continue
+            self.free[entry.uid] = entry
+            if entry.identity.message_id:
+                self.by_id[entry.identity.message_id].append(entry)
+            if entry.identity.fingerprint:
+                self.by_fingerprint[entry.identity.fingerprint].append(entry)
+
+    def claim(self, wanted: Wanted) -> TargetEntry | None:
+        """The first unclaimed target message with the same identity (and size), if any."""
+        identity = wanted.identity
+        pool = (self.by_id.get(identity.message_id) if identity.message_id
+                else self.by_fingerprint.get(identity.fingerprint) if identity.fingerprint
+                else None)
+        for entry in pool or ():
+            if entry.uid in self.free and (not wanted.sizes or entry.size in wanted.sizes):
+                del self.free[entry.uid]
+                return entry
+        return None
+
+    def take(self, uid: int) -> TargetEntry | None:
+        """Claim a target message by UID (content matched by the caller)."""
+        return self.free.pop(uid, None)
+
+    def candidates(self, sizes: frozenset[int]) -> list[TargetEntry]:
+        """Unclaimed target messages of one of these sizes, for a content check."""
+        return [entry for entry in self.free.values() if entry.size in sizes]
+
+    def remaining(self) -> list[TargetEntry]:
+        return sorted(self.free.values(), key=lambda e: e.uid)

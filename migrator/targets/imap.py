@@ -1,0 +1,381 @@
+"""Writing to an IMAP target: a pipelined APPEND writer over one authenticated connection.
+
+An APPEND that waits for the server's `+` before its literal and then for its tagged reply
+costs two round trips per message. With LITERAL+ (RFC 7888) the literal follows its command
+at once (`{n+}`), and nothing stops a client from sending the next APPEND before the previous
+one is answered (RFC 3501 section 5.5): the writer keeps up to `window` APPENDs in flight and
+reads their tagged replies as they come, in order. Without LITERAL+, and for big messages
+(so a server can refuse them before we send megabytes), it waits for each `+` but still
+does not wait for replies. Replies are read only when the window is full or on `drain()`.
+
+The writer never touches the bytes it is given. It knows nothing of the manifest: every
+APPEND ends as an `AppendOutcome` (done with APPENDUID, throttled, refused, failed, or unknown
+when the connection died before its reply) that the caller records.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO
+
+from imapclient import IMAPClient
+
+from migrator.engine.retry import ConnectionLost, Throttled, TokenExpired, throttle_backoff
+from migrator.errors import FolderError
+from migrator.folders import imap_name
+from migrator.targets.office365 import NOT_CONNECTED, TOKEN_EXPIRED, is_throttled, refusal
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = 64
+DEFAULT_WINDOW_BYTES = 32 << 20
+SYNC_LITERAL_ABOVE = 1 << 20  # bigger messages wait for "+": a refusal costs no upload
+SEND_COPY_BELOW = 256 << 10  # small messages go out in one write with their command
+SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Draft")
+MAX_LINE = 1 << 20
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_LITERAL_AT_END = re.compile(rb"~?\{(\d+)\+?\}\r?\n\Z")
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
+_PERMANENTFLAGS = re.compile(rb"\[PERMANENTFLAGS \(([^)]*)\)\]", re.IGNORECASE)
+_UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]", re.IGNORECASE)
+_EXISTS = re.compile(rb"^\* (\d+) EXISTS", re.IGNORECASE)
+_ATOM = re.compile(r'[^(){ %*"\\\]\x00-\x1f\x7f-\U0010ffff]+\Z')  # RFC 3501 ATOM-CHAR
+
+
+@dataclass(frozen=True)
+class AppendItem:
+    """One message to append; `ref` is the caller's handle (e.g. its push row)."""
+
+    ref: int
+    folder: str  # Unicode target folder name
+    flags: tuple[str, ...]
+    internaldate: datetime | None
+    size: int
+    store_flagged: bool = False  # set \Flagged again with STORE after the APPEND (Exchange)
+
+
+@dataclass(frozen=True)
+class AppendOutcome:
+    """How one APPEND ended. status: done | throttled | refused | failed | unknown."""
+
+    item: AppendItem
+    status: str
+    text: str = ""
+    uidvalidity: int | None = None
+    uid: int | None = None
+    retry_after: float | None = None
+    reason: str = ""  # for refused: too-big | refused
+
+
+@dataclass(frozen=True)
+class Selected:
+    """What SELECT told about a folder."""
+
+    name: str
+    uidvalidity: int | None
+    exists: int
+    permanent_flags: tuple[str, ...] | None  # None: the server did not say (all allowed)
+
+    def keeps(self, flag: str) -> bool:
+        """Does the folder store this flag permanently (RFC 3501 section 7.1, PERMANENTFLAGS)?"""
+        if self.permanent_flags is None or flag in SYSTEM_FLAGS:
+            return True
+        lowered = {f.lower() for f in self.permanent_flags}
+        return "\\*" in lowered or flag.lower() in lowered
+
+
+@dataclass
+class _Pending:
+    tag: bytes
+    kind: str  # append | store | select
+    item: AppendItem | None = None
+    uidvalidity: int | None = None
+    uid: int | None = None
+    lines: list[bytes] = field(default_factory=list)  # untagged responses while it ran
+    status: bytes = b""
+    text: str = ""
+
+
+def imap_date(value: datetime) -> str:
+    """INTERNALDATE as APPEND wants it (RFC 3501 date-time), in the value's own offset."""
+    offset = value.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "-" if minutes < 0 else "+"
+    minutes = abs(minutes)
+    return (f"{value.day:02d}-{_MONTHS[value.month - 1]}-{value.year:04d} "
+            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d} "
+            f"{sign}{minutes // 60:02d}{minutes % 60:02d}")
+
+
+def quoted(text: str) -> bytes:
+    """A mailbox name as an IMAP quoted string (after modified UTF-7, it is 7-bit)."""
+    raw = imap_name(text).encode("ascii")
+    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def append_command(tag: bytes, item: AppendItem, flags: tuple[str, ...], nonsync: bool) -> bytes:
+    """`TAG APPEND "folder" (flags) "date" {n+}` plus CRLF; the literal follows."""
+    parts = [tag, b"APPEND", quoted(item.folder)]
+    if flags:
+        parts.append(b"(" + " ".join(flags).encode("ascii") + b")")
+    if item.internaldate is not None:
+        parts.append(b'"' + imap_date(item.internaldate).encode("ascii") + b'"')
+    parts.append(b"{%d%s}" % (item.size, b"+" if nonsync else b""))
+    return b" ".join(parts) + b"\r\n"
+
+
+def lost(text: str) -> ConnectionLost:
+    return TokenExpired(text) if TOKEN_EXPIRED in text else ConnectionLost(text)
+
+
+class AppendWriter:
+    """Pipelined APPENDs on one authenticated connection (taken over from imapclient)."""
+
+    def __init__(self, client: IMAPClient, *, window: int = DEFAULT_WINDOW,
+                 window_bytes: int = DEFAULT_WINDOW_BYTES) -> None:
+        self.client = client
+        self.capabilities = frozenset(c.decode("ascii", "replace").upper()
+                                      for c in client.capabilities())
+        self.literal_plus = "LITERAL+" in self.capabilities
+        self.window = max(1, window)
+        self.window_bytes = window_bytes
+        sock = client.socket()
+        self._send_raw: Callable[[bytes], None] = sock.sendall
+        self._stream: BinaryIO = sock.makefile("rb")
+        self._tags = 0
+        self._pending: dict[bytes, _Pending] = {}
+        self._appends = 0
+        self._bytes = 0
+        self._continuation = False
+        self.outcomes: deque[AppendOutcome] = deque()
+        self.selected: Selected | None = None
+        self.dead = False
+
+    # -- public ---------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        return self._appends
+
+    def submit(self, item: AppendItem, data: bytes, flags: tuple[str, ...]) -> None:
+        """Send one APPEND once the window has room; outcomes arrive in `self.outcomes`."""
+        if len(data) != item.size:
+            raise ValueError(f"message {item.ref}: {len(data)} bytes, expected {item.size}")
+        self._guard(self._wait_for_room, item.size)
+        nonsync = self.literal_plus and item.size <= SYNC_LITERAL_ABOVE
+        tag = self._next_tag()
+        command = append_command(tag, item, flags, nonsync)
+        self._pending[tag] = _Pending(tag, "append", item)
+        self._appends += 1
+        self._bytes += item.size
+        log.debug("> %s", command.rstrip().decode("ascii", "replace"))
+        self._guard(self._send_append, tag, command, data, nonsync)
+
+    def drain(self) -> None:
+        """Wait until every APPEND (and STORE) sent so far is answered."""
+        self._guard(self._read_until, lambda: not self._pending)
+
+    def select(self, folder: str) -> Selected:
+        """SELECT a folder (after draining): needed to STORE flags on appended messages."""
+        self.drain()
+        tag = self._next_tag()
+        self._pending[tag] = pending = _Pending(tag, "select")
+        self._guard(self._send, tag + b" SELECT " + quoted(folder) + b"\r\n")
+        self._guard(self._read_until, lambda: tag not in self._pending)
+        return self._selected(folder, pending)
+
+    def close(self) -> None:
+        """LOGOUT if the connection still works; never raise."""
+        try:
+            if not self.dead:
+                self.drain()
+                self._send(self._next_tag() + b" LOGOUT\r\n")
+        except Exception:  # leaving anyway
+            log.debug("logout failed; closing")
+        try:
+            self.client.shutdown()
+        except Exception:
+            log.debug("socket already closed")
+
+    # -- sending ----------------------------------------------------------------------------
+    def _next_tag(self) -> bytes:
+        self._tags += 1
+        return b"W%d" % self._tags
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._send_raw(data)
+        except OSError as exc:
+            raise ConnectionLost(f"connection lost while sending: {exc}") from exc
+
+    def _wait_for_room(self, size: int) -> None:
+        def room() -> bool:
+            return self._appends == 0 or (self._appends < self.window
+                                          and self._bytes + size <= self.window_bytes)
+        self._read_until(room)
+
+    def _send_append(self, tag: bytes, command: bytes, data: bytes, nonsync: bool) -> None:
+        if nonsync:
+            if len(data) < SEND_COPY_BELOW:
+                self._send(command + data + b"\r\n")
+            else:
+                self._send(command)
+                self._send(data)
+                self._send(b"\r\n")
+            return
+        self._send(command)
+        self._continuation = False
+        self._read_until(lambda: self._continuation or tag not in self._pending)
+        if tag in self._pending:  # "+": go ahead (else a tagged NO refused it up front)
+            self._continuation = False
+            self._send(data)
+            self._send(b"\r\n")
+
+    def _guard(self, step: Callable[..., None], *args: object) -> None:
+        """Run a step; if the connection dies, every unanswered APPEND's outcome is unknown."""
+        if self.dead:
+            raise ConnectionLost("connection already lost")
+        try:
+            step(*args)
+        except (ConnectionLost, OSError, ValueError) as exc:
+            self.dead = True
+            for pending in self._pending.values():
+                if pending.item is not None:
+                    self.outcomes.append(AppendOutcome(pending.item, "unknown", str(exc)))
+            self._pending.clear()
+            self._appends = self._bytes = 0
+            if isinstance(exc, ConnectionLost):
+                raise
+            raise ConnectionLost(f"connection lost: {exc}") from exc
+
+    # -- reading ----------------------------------------------------------------------------
+    def _read_until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            self._handle(self._read_response())
+
+    def _read_line(self) -> bytes:
+        try:
+            line = self._stream.readline(MAX_LINE)
+        except OSError as exc:  # timeouts included
+            raise ConnectionLost(f"connection lost: {exc}") from exc
+        if not line.endswith(b"\n"):
+            raise ConnectionLost("connection closed by the server" if not line
+                                 else "connection closed in the middle of a response")
+        return line
+
+    def _read_response(self) -> bytes:
+        """One response; literals inside it are read and left out."""
+        line = self._read_line()
+        head = line
+        while (match := _LITERAL_AT_END.search(line)) is not None:
+            size = int(match.group(1))
+            try:
+                skipped = self._stream.read(size)
+            except OSError as exc:
+                raise ConnectionLost(f"connection lost: {exc}") from exc
+            if skipped is None or len(skipped) != size:
+                raise ConnectionLost("connection closed in the middle of a literal")
+            line = self._read_line()
+            head += line
+        log.debug("< %s", head[:300].rstrip().decode("utf-8", "replace"))
+        return head.rstrip(b"\r\n")
+
+    def _handle(self, response: bytes) -> None:
+        if response.startswith(b"+"):
+            self._continuation = True
+            return
+        if response.startswith(b"* "):
+            self._untagged(response)
+            return
+        tag, _, rest = response.partition(b" ")
+        status, _, text_bytes = rest.partition(b" ")
+        pending = self._pending.pop(tag, None)
+        if pending is None:
+            log.debug("reply to a command nobody waits for: %r", response[:80])
+            return
+        text = text_bytes.decode("utf-8", "replace")
+        ok = status.upper() == b"OK"
+        if pending.kind == "append":
+            self._appended(pending, ok, text_bytes, text)
+        elif pending.kind == "store":
+            assert pending.item is not None
+            status_text = "done" if ok else "unknown"
+            self.outcomes.append(AppendOutcome(pending.item, status_text, "" if ok else text,
+                                               pending.uidvalidity, pending.uid))
+        else:
+            pending.status, pending.text = status.upper(), text
+
+    def _untagged(self, response: bytes) -> None:
+        upper = response[:40].upper()
+        if upper.startswith(b"* BYE"):
+            raise lost(f"server said BYE: {response[6:].decode('utf-8', 'replace')}")
+        for pending in self._pending.values():
+            if pending.kind == "select":
+                pending.lines.append(response)
+
+    def _appended(self, pending: _Pending, ok: bool, text_bytes: bytes, text: str) -> None:
+        item = pending.item
+        assert item is not None
+        self._appends -= 1
+        self._bytes -= item.size
+        if not ok:
+            self.outcomes.append(_refused_or_failed(item, text))
+            return
+        match = _APPENDUID.search(text_bytes)
+        uidvalidity, uid = (int(match.group(1)), int(match.group(2))) if match else (None, None)
+        if item.store_flagged and uid is not None and self._is_selected(item.folder):
+            tag = self._next_tag()
+            self._pending[tag] = _Pending(tag, "store", item, uidvalidity, uid)
+            self._send(tag + b" UID STORE %d +FLAGS.SILENT (\\Flagged)\r\n" % uid)
+            return
+        status = "unknown" if item.store_flagged else "done"  # flag left to reconciliation
+        self.outcomes.append(AppendOutcome(item, status, "", uidvalidity, uid))
+
+    def _is_selected(self, folder: str) -> bool:
+        return self.selected is not None and self.selected.name == folder
+
+    def _selected(self, folder: str, pending: _Pending) -> Selected:
+        lines = b"\n".join(pending.lines)
+        if pending.status != b"OK":
+            text = pending.text
+            if is_throttled(text):
+                raise Throttled(text, throttle_backoff(text))
+            self.selected = None
+            raise FolderError(f"cannot select target folder {folder}: {text}")
+        flags = _PERMANENTFLAGS.search(lines)
+        validity = _UIDVALIDITY.search(lines)
+        exists = [int(m.group(1)) for line in pending.lines if (m := _EXISTS.match(line))]
+        self.selected = Selected(
+            folder, int(validity.group(1)) if validity else None, exists[-1] if exists else 0,
+            tuple(flags.group(1).decode("ascii", "replace").split()) if flags else None)
+        return self.selected
+
+
+def _refused_or_failed(item: AppendItem, text: str) -> AppendOutcome:
+    backoff = throttle_backoff(text)
+    if backoff is not None or NOT_CONNECTED in text:
+        return AppendOutcome(item, "throttled", text, retry_after=backoff)
+    why = refusal(text)
+    if why is not None:
+        return AppendOutcome(item, "refused", text, reason=why)
+    return AppendOutcome(item, "failed", text)
+
+
+def keep_flags(flags: tuple[str, ...], selected: Selected | None) -> tuple[tuple[str, ...],
+                                                                           tuple[str, ...]]:
+    """(flags to send, keywords the target cannot keep): \\Deleted and \\Recent never go."""
+    send, dropped = [], []
+    for flag in sorted(set(flags)):
+        if flag.startswith("\\"):
+            canonical = next((f for f in SYSTEM_FLAGS if f.lower() == flag.lower()), None)
+            if canonical:
+                send.append(canonical)
+        elif _ATOM.match(flag) and (selected is None or selected.keeps(flag)):
+            send.append(flag)
+        else:
+            dropped.append(flag)
+    return tuple(send), tuple(dropped)

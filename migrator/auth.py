@@ -138,7 +138,7 @@ class TokenProvider:
 
     def _drop_access_tokens(self) -> None:
         cache = self.cache.cache
-        for item in cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+        for item in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
             cache.remove_at(item)
 
     def login_device_code(self, show: Callable[[str], None]) -> str:

@@ -106,12 +106,14 @@ def make_batches(messages: Sequence[Listed], max_messages: int = MAX_BATCH_MESSA
     current: list[Listed] = []
     size = 0
     for message in sorted(messages, key=lambda m: m.uid):
-        if message.size >= alone_bytes:
-            batches.append([message])
-            continue
-        if current and (len(current) >= max_messages or size + message.size > max_bytes):
+        alone = message.size >= alone_bytes
+        if current and (alone or len(current) >= max_messages
+                        or size + message.size > max_bytes):
             batches.append(current)
             current, size = [], 0
+        if alone:
+            batches.append([message])
+            continue
         current.append(message)
         size += message.size
     if current:

@@ -1,0 +1,203 @@
+"""The lean IMAP response reader: literals, quoting, pipelining, and what ends a connection."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from migrator.sources.imap import (
+    ImapSource,
+    flags_of,
+    internaldate_iso,
+    parse_uid_set,
+    uid_set,
+)
+from migrator.sources.imap_wire import (
+    CommandFailed,
+    Completion,
+    ConnectionClosed,
+    Untagged,
+    Wire,
+    pairs,
+    parse,
+    quote,
+)
+
+
+def wire(server_bytes: bytes) -> tuple[Wire, list[bytes]]:
+    sent: list[bytes] = []
+    return Wire(sent.append, io.BufferedReader(io.BytesIO(server_bytes))), sent
+
+
+def source(server_bytes: bytes, capabilities=("IMAP4REV1",)) -> ImapSource:
+    """An ImapSource over canned server bytes (no socket)."""
+    fake = object.__new__(ImapSource)
+    fake.capabilities = frozenset(capabilities)
+    fake.wire, _ = wire(server_bytes)
+    fake.selected = None
+    return fake
+
+
+@pytest.mark.parametrize("text, expected", [
+    (b'(UID 5 FLAGS (\\Seen $Label))', [[b"UID", 5, b"FLAGS", [b"\\Seen", b"$Label"]]]),
+    (b'NIL "a \\"q\\" \\\\ b" atom', [None, b'a "q" \\ b', b"atom"]),
+    (b'(BODY[HEADER.FIELDS (MESSAGE-ID)] x BODY[]<0> y)',
+     [[b"BODY[HEADER.FIELDS (MESSAGE-ID)]", b"x", b"BODY[]<0>", b"y"]]),
+    (b'(\\HasNoChildren) "." INBOX', [[b"\\HasNoChildren"], b".", b"INBOX"]),
+    (b'(TAG "M3") UID ALL 1:3,5', [[b"TAG", b"M3"], b"UID", b"ALL", b"1:3,5"]),
+    (b'((a b) (c))', [[[b"a", b"b"], [b"c"]]]),
+    (b'(unclosed', [[b"unclosed"]]),
+])
+def test_parse(text, expected):
+    assert parse([text]) == expected
+
+
+def test_literal_is_taken_whole_even_if_it_looks_like_syntax():
+    body = b'NIL ) ( "unbalanced\r\n{5}\r\n* 1 FETCH'
+    w, _ = wire(b"* 1 FETCH (UID 9 BODY[] {%d}\r\n" % len(body) + body + b")\r\n")
+    response = w.read()
+    assert isinstance(response, Untagged) and response.kind == "FETCH" and response.number == 1
+    assert pairs(response.data) == {b"UID": 9, b"BODY[]": body}
+
+
+def test_command_yields_untagged_until_its_own_tag_and_raises_on_no():
+    w, sent = wire(b"* 3 EXISTS\r\n* OK [UIDNEXT 4] x\r\nM1 OK done\r\n"
+                   b"M2 NO [CANNOT] refused\r\n")
+    assert [r.kind for r in w.command(b"NOOP")] == ["EXISTS", "OK"]
+    with pytest.raises(CommandFailed) as failed:
+        list(w.command(b"EXAMINE x"))
+    assert (failed.value.status, failed.value.text) == ("NO", "[CANNOT] refused")
+    assert sent == [b"M1 NOOP\r\n", b"M2 EXAMINE x\r\n"]
+
+
+def test_completion_of_an_earlier_pipelined_command_is_skipped():
+    w, _ = wire(b"M1 OK a\r\n* 1 EXISTS\r\nM2 OK b\r\n")
+    w.send(b"NOOP")
+    tag = w.send(b"NOOP")
+    assert [r.kind for r in w.until(tag)] == ["EXISTS"]
+
+
+@pytest.mark.parametrize("server", [
+    b"", b"* 1 FETCH (UID 1 BODY[] {10}\r\nshort", b"* 1 FETCH (UID 1", b"* BYE going away\r\n",
+])
+def test_eof_truncation_and_bye_close_the_connection(server):
+    w, _ = wire(server)
+    with pytest.raises(ConnectionClosed):
+        w.read()
+
+
+def test_bye_text_reaches_the_caller_for_classification():
+    from migrator.engine.retry import TokenExpired
+    from migrator.imapconn import classify
+
+    w, _ = wire(b"* BYE Session invalidated - AccessTokenExpired\r\n")
+    with pytest.raises(ConnectionClosed) as closed:
+        w.read()
+    assert isinstance(classify(closed.value), TokenExpired)
+
+
+def test_before_literal_is_told_each_literal_size_before_it_is_read():
+    w, _ = wire(b"* 1 FETCH (UID 1 BODY[] {3}\r\nabc)\r\n")
+    sizes = []
+    w.before_literal = sizes.append
+    w.read()
+    assert sizes == [3]
+
+
+def test_read_fetch_fast_and_general_shapes_and_empty_answers():
+    server = (b"* 1 FETCH (UID 10 FLAGS (\\Seen \\Recent) INTERNALDATE "
+              b'"17-Jul-1996 02:44:25 -0700" BODY[] {4}\r\nabcd)\r\n'
+              b'* 2 FETCH (BODY[] {3}\r\nxyz INTERNALDATE " 2-Jan-2020 10:00:00 +0100" '
+              b"UID 11 FLAGS ())\r\n"
+              b"* 3 FETCH (UID 12)\r\n"          # Exchange: listed, but nothing served
+              b"* 4 FETCH (FLAGS (\\Deleted))\r\n"  # unsolicited flag update
+              b"* 5 FETCH (UID 14 BODY[] NIL)\r\n"
+              b"M1 OK done\r\n")
+    messages = list(source(server).read_fetch(b"M1"))
+    assert [(m.uid, m.flags, m.internaldate, m.data) for m in messages] == [
+        (10, ("\\Seen",), "1996-07-17T02:44:25-07:00", b"abcd"),
+        (11, (), "2020-01-02T10:00:00+01:00", b"xyz"),
+    ]
+
+
+def test_listing_status_and_esearch():
+    server = (b"* 1 FETCH (UID 4 RFC822.SIZE 100 FLAGS (\\Seen Work))\r\n"
+              b"* 2 FETCH (UID 7 RFC822.SIZE 2000 FLAGS ())\r\nM1 OK\r\n"
+              b'* ESEARCH (TAG "M2") UID ALL 4,7:9\r\nM2 OK\r\n')
+    imap = source(server, ("IMAP4REV1", "ESEARCH"))
+    listing = imap.listing()
+    assert {uid: (m.size, m.flags) for uid, m in listing.items()} == {
+        4: (100, ("Work", "\\Seen")), 7: (2000, ())}
+    assert imap.uids() == {4, 7, 8, 9}
+
+
+def test_statuses_pipelined_in_one_round_trip_and_refusals_left_out():
+    server = (b'* STATUS "INBOX" (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 9)\r\nM1 OK\r\n'
+              b"M2 NO no such folder\r\n"
+              b"* STATUS 2019 (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 5)\r\nM3 OK\r\n")
+    from migrator.sources.imap import Folder
+
+    folders = [Folder(name, name, ".", ()) for name in ("INBOX", "Gone", "2019")]
+    statuses = source(server).statuses(folders)
+    assert set(statuses) == {"INBOX", "2019"}
+    assert statuses["INBOX"].uidnext == 3 and statuses["INBOX"].highestmodseq is None
+
+
+def test_folders_decode_modified_utf7_and_keep_the_wire_name():
+    server = (b'* LIST (\\HasNoChildren) "." "Reisen.&ANw-berblick"\r\n'
+              b'* LIST (\\Noselect \\HasChildren) "/" {7}\r\nParent/\r\n'
+              b'* LIST (\\Sent) NIL Sent\r\nM1 OK\r\n')
+    folders = source(server).folders()
+    assert [(f.name, f.raw_name, f.delimiter, f.selectable, f.special_use)
+            for f in folders] == [("Reisen.Überblick", "Reisen.&ANw-berblick", ".", True, None),
+                                  ("Parent/", "Parent/", "/", False, None),
+                                  ("Sent", "Sent", None, True, "\\Sent")]
+
+
+def test_examine_reads_the_response_codes():
+    server = (b"* FLAGS (\\Seen)\r\n* OK [PERMANENTFLAGS ()] x\r\n* 12 EXISTS\r\n"
+              b"* OK [UIDVALIDITY 77] v\r\n* OK [UIDNEXT 40] n\r\n"
+              b"* OK [HIGHESTMODSEQ 901] m\r\nM1 OK [READ-ONLY] done\r\n")
+    from migrator.sources.imap import Folder
+
+    status = source(server, ("CONDSTORE",)).examine(Folder("INBOX", "INBOX", ".", ()))
+    assert (status.uidvalidity, status.uidnext, status.messages, status.highestmodseq) == \
+        (77, 40, 12, 901)
+
+
+@pytest.mark.parametrize("uids, text", [
+    ([1], b"1"), ([3, 1, 2], b"1:3"), ([1, 2, 3, 7, 9, 10], b"1:3,7,9:10"), ([5, 5], b"5"),
+])
+def test_uid_set_round_trip(uids, text):
+    assert uid_set(uids) == text
+    assert parse_uid_set(text) == set(uids)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (b"17-Jul-1996 02:44:25 -0700", "1996-07-17T02:44:25-07:00"),
+    (b" 1-Feb-2000 00:00:00 +0530", "2000-02-01T00:00:00+05:30"),
+    (b"garbage", None), (b"31-Foo-2000 00:00:00 +0000", None),
+])
+def test_internaldate_keeps_the_offset(value, expected):
+    assert internaldate_iso(value) == expected
+
+
+def test_flags_drop_recent_keep_keywords_sorted():
+    assert flags_of([b"\\Seen", b"\\Recent", b"$Forwarded", b"Work"]) == \
+        ("$Forwarded", "Work", "\\Seen")
+    assert flags_of(None) == ()
+
+
+def test_quote():
+    assert quote("Sent Items") == b'"Sent Items"'
+    assert quote('a"b\\c') == b'"a\\"b\\\\c"'
+    with pytest.raises(ValueError):
+        quote("Übersicht")
+
+
+def test_completion_parsed():
+    w, _ = wire(b"M7 BAD Request is throttled. Suggested Backoff Time: 500 milliseconds\r\n")
+    response = w.read()
+    assert response == Completion(b"M7", "BAD",
+                                  "Request is throttled. Suggested Backoff Time: 500 milliseconds")

@@ -245,6 +245,7 @@ class Pop3Pull:
                     self._failed(item, f"RETR refused: {reply}")
                 else:
                     writer.add(str(item.uidl), reply)
+                    kill_point("retrieved")
         finally:
             writer.close()
         return added

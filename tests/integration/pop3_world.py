@@ -66,22 +66,26 @@ class Pop3Office365Server(Office365Server):
             + _listener("pop3s", self.pop3s_port, ssl=True) + "}\n")
 
 
-class NoUidlProxy:
-    """A POP3 server without UIDL: forwards to Dovecot, renaming UIDL so it is refused.
+class Pop3Proxy:
+    """A POP3 fault proxy in front of Dovecot, working on whole command lines.
 
-    Commands are rewritten line by line (order kept, so pipelining still works); the
-    server's replies pass through untouched.
+    fault = "no-uidl": UIDL is renamed so the server refuses it (a server without UIDL);
+    "cut-before-quit": the connection is cut when the client sends QUIT, which never
+    arrives, so the server deletes nothing; "lose-quit-reply": QUIT reaches the server (which
+    commits its deletions) but its +OK never reaches the client. Replies pass untouched.
     """
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, fault: str) -> None:
+        assert fault in ("no-uidl", "cut-before-quit", "lose-quit-reply")
         self.upstream_port = upstream_port
+        self.fault = fault
         self.listener = socket.create_server((HOST, 0))
         self.port = self.listener.getsockname()[1]
         self.threads: list[threading.Thread] = []
         self.sockets: list[socket.socket] = []
-        self.refused = 0
+        self.applied = 0
 
-    def __enter__(self) -> NoUidlProxy:
+    def __enter__(self) -> Pop3Proxy:
         self._spawn(self._accept)
         return self
 
@@ -105,26 +109,39 @@ class NoUidlProxy:
                 return
             server = socket.create_connection((HOST, self.upstream_port), timeout=10)
             self.sockets += [client, server]
-            self._spawn(self._commands, client, server)
-            self._spawn(self._replies, server, client)
+            quit_sent = threading.Event()
+            self._spawn(self._commands, client, server, quit_sent)
+            self._spawn(self._replies, server, client, quit_sent)
 
-    def _commands(self, client: socket.socket, server: socket.socket) -> None:
+    def _commands(self, client: socket.socket, server: socket.socket,
+                  quit_sent: threading.Event) -> None:
         with client.makefile("rb") as lines:
             for line in lines:
-                if line[:4].upper() == b"UIDL":
-                    self.refused += 1
+                verb = line[:4].upper()
+                if verb == b"UIDL" and self.fault == "no-uidl":
+                    self.applied += 1
                     line = b"X" + line
+                if verb == b"QUIT" and self.fault == "cut-before-quit":
+                    self.applied += 1
+                    break
+                if verb == b"QUIT" and self.fault == "lose-quit-reply":
+                    self.applied += 1
+                    quit_sent.set()
                 try:
                     server.sendall(line)
                 except OSError:
                     return
         _shutdown(server)
+        _shutdown(client)
 
-    def _replies(self, server: socket.socket, client: socket.socket) -> None:
+    def _replies(self, server: socket.socket, client: socket.socket,
+                 quit_sent: threading.Event) -> None:
         while True:
             try:
                 data = server.recv(65536)
                 if not data:
+                    break
+                if quit_sent.is_set() and b"+OK" in data:  # the QUIT reply: swallowed
                     break
                 client.sendall(data)
             except OSError:
@@ -217,6 +234,14 @@ def server_uidls(server, user: str = USER, port: int | None = None) -> dict[str,
         return {uidl: int(sizes[number]) for number, uidl in uidls.items()}
     finally:
         pop.quit()
+
+
+def expected_archive(server, user: str = USER) -> dict[str, list[bytes]]:
+    """{UIDL: [bytes RETR sends]} from IMAP (BODY.PEEK[]) and poplib's UIDL, not migrator."""
+    bodies = [as_pop3(body) for _, (_, body) in sorted(imap_state(server, user).items())]
+    uidls = list(server_uidls(server, user))  # in message-number order, which is UID order
+    assert len(uidls) == len(bodies)
+    return {uidl: [body] for uidl, body in zip(uidls, bodies, strict=True)}
 
 
 def seed(server, messages: Iterable[bytes], user: str = USER) -> list[int]:

@@ -15,14 +15,15 @@ from tests.cli_runner import run_cli
 from tests.integration.pop3_world import (
     PASSWORD,
     USER,
-    NoUidlProxy,
     Pop3Office365Server,
+    Pop3Proxy,
     TunedSourceServer,
     archive_rows,
     archived_bytes,
     as_pop3,
     blob_files,
     count,
+    expected_archive,
     imap_state,
     manifest,
     message,
@@ -38,14 +39,6 @@ pytestmark = pytest.mark.world
 
 def pull(config, *args):
     return run_cli("-c", config, "pull", USER, *args)
-
-
-def expected_archive(server) -> dict[str, list[bytes]]:
-    """{UIDL: [bytes RETR sends]} from IMAP (BODY.PEEK[]) and poplib's UIDL, not migrator."""
-    bodies = [as_pop3(body) for _, (_, body) in sorted(imap_state(server).items())]
-    uidls = list(server_uidls(server))  # in message-number order, which is UID order
-    assert len(uidls) == len(bodies)
-    return {uidl: [body] for uidl, body in zip(uidls, bodies, strict=True)}
 
 
 @pytest.mark.parametrize("security", ["plain", "starttls", "tls"])
@@ -170,11 +163,11 @@ def test_a_server_without_uidl_is_pulled_by_header_fingerprint_with_a_warning(so
                                                                              tmp_path):
     source_server.add_user(USER, PASSWORD)
     seed(source_server, [message(n) for n in range(8)])
-    with NoUidlProxy(source_server.pop3_port) as proxy:
+    with Pop3Proxy(source_server.pop3_port, "no-uidl") as proxy:
         config = pop3_config(tmp_path, source_server, port=proxy.port)
         result = pull(config)
         assert result.status == ExitStatus.OK, result.stderr
-        assert proxy.refused >= 1
+        assert proxy.applied >= 1
         assert f"{USER}: " in result.stderr and "has no UIDL" in result.stderr
         rows = archive_rows(tmp_path / "archive")
         assert len(rows) == 8 and all(row["uidl"].startswith("top0:") for row in rows)

@@ -1,5 +1,5 @@
 """One module per command; each offers `register(subparsers, common)` setting `func`."""
 
-from migrator.commands import backup, batch, config_check, pull, status, verify
+from migrator.commands import auth, backup, batch, config_check, migrate, pull, push, status, verify
 
-COMMANDS = [config_check, status, verify, pull, backup, batch]
+COMMANDS = [config_check, status, verify, pull, backup, batch, push, migrate, auth]

@@ -1,12 +1,19 @@
-"""`migrator verify --archive`: re-hash every blob and check the manifest points at real data."""
+"""`migrator verify --archive`: re-hash every blob and check the manifest points at real data.
+
+`migrator verify ACCOUNT...`: compare each account's archive with its target, folder by folder.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from migrator.commands.accounts import run_each, worst_status
+from migrator.config import Account
 from migrator.context import Context
 from migrator.engine.archive_check import check_archive
+from migrator.engine.results import JobResult
+from migrator.engine.verify_target import TargetReport, verify_target
 from migrator.errors import ExitStatus, MigratorError
 
 
@@ -18,6 +25,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                         help="accounts to compare with their target")
     parser.add_argument("--archive", action="store_true",
                         help="re-hash every archived message and check the manifest")
+    parser.add_argument("--bytes", action="store_true",
+                        help="with ACCOUNT: also compare message bytes (not for office365)")
     parser.set_defaults(func=run)
 
 
@@ -27,6 +36,8 @@ def run(ctx: Context) -> int:
     status = ExitStatus.OK
     if ctx.args.archive:
         status = max(status, verify_archive(ctx))
+    if ctx.args.accounts:
+        status = max(status, ExitStatus(verify_accounts(ctx)))
     return status
 
 
@@ -45,3 +56,56 @@ def verify_archive(ctx: Context) -> ExitStatus:
                 + (f", {counts['unreferenced_files']} unreferenced files (harmless)"
                    if counts["unreferenced_files"] else ""))
     return ExitStatus.OK if report.ok else ExitStatus.VERIFY
+
+
+def verify_accounts(ctx: Context) -> int:
+    """Compare each named account's archive with its target; print a table per account."""
+    results = run_each(ctx, "verify", verify_one)
+    for result in results:
+        if result.error:
+            ctx.env.stderr.write(f"migrator: error: {result.error}\n")
+    return worst_status(results)
+
+
+def verify_one(ctx: Context, account: Account) -> JobResult:
+    report = verify_target(account, ctx.manifest(), ctx.store(), ctx.emit,
+                           byte_check=ctx.args.bytes)
+    show_report(ctx, report)
+    return report_result(report)
+
+
+def report_result(report: TargetReport) -> JobResult:
+    result = JobResult(report.account, "verify")
+    result.counts.update(report.totals())
+    if not report.ok:
+        result.exit_status = ExitStatus.VERIFY
+    return result
+
+
+def show_report(ctx: Context, report: TargetReport) -> None:
+    if ctx.args.json:
+        ctx.out_json(report.as_dict())
+        return
+    if ctx.args.quiet and report.ok:
+        return
+    width = max([len(f.target) for f in report.folders] + [13])
+    ctx.out(f"verify {report.account}: target {report.target}")
+    ctx.out(f"  {'target folder':<{width}}  {'archive':>7}  {'target':>7}  {'present':>7}  "
+            f"{'missing':>7}  {'refused':>7}  {'dupes':>5}  {'extra':>5}"
+            + (f"  {'changed':>7}" if report.byte_check else ""))
+    for f in report.folders:
+        ctx.out(f"  {f.target:<{width}}  {f.expected:>7}  {f.at_target:>7}  {f.present:>7}  "
+                f"{len(f.missing):>7}  {len(f.refused):>7}  {f.duplicates:>5}  {f.extras:>5}"
+                + (f"  {len(f.changed):>7}" if report.byte_check else ""))
+    for f in report.folders:
+        for what, refs in (("missing", f.missing), ("refused by the target", f.refused),
+                           ("bytes differ", f.changed)):
+            for ref in refs:
+                ctx.out(f"  {what} in {f.target}: {ref}")
+    for mapping in report.skipped:
+        ctx.out(f"  not compared: {mapping.describe()}")
+    totals = report.totals()
+    ctx.out(f"verify {report.account}: {'ok' if report.ok else 'DIFFERENCES'}: "
+            f"{totals['present']} of {totals['expected']} present, {totals['missing']} missing, "
+            f"{totals['refused']} refused, {totals['duplicates']} duplicates, "
+            f"{totals['extras']} extra at the target")

@@ -120,11 +120,11 @@ class TargetControl:
 
         return self.run("LIST", read)
 
-    def ensure(self, name: str, layout: TargetLayout) -> bool:
-        """Create `name` and any missing parent; True if something was created."""
+    def ensure(self, name: str, layout: TargetLayout) -> int:
+        """Create `name` and any missing parent; how many folders were created."""
         existing = {self._key(f.name, layout) for f in layout.existing}
         parts = name.split(layout.delimiter)
-        created = False
+        created = 0
         for depth in range(1, len(parts) + 1):
             path = layout.delimiter.join(parts[:depth])
             if self._key(path, layout) in existing or path.upper() == "INBOX":
@@ -133,7 +133,7 @@ class TargetControl:
                 continue
             self.run(f"CREATE {path}", partial(self._create, path=path))
             existing.add(self._key(path, layout))
-            created = True
+            created += 1
         return created
 
     @staticmethod

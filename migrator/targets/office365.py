@@ -46,10 +46,3 @@ def store_flagged_after_append(endpoint: Endpoint) -> bool:
 def byte_comparable(endpoint: Endpoint) -> bool:
     """Exchange re-renders MIME from its store: its bytes never equal what was appended."""
     return not is_office365(endpoint)
-
-
-def target_identity(endpoint: Endpoint) -> str:
-    """The name of a target in the manifest: stable across ports (a proxy) and runs."""
-    if is_office365(endpoint):
-        return f"office365:{endpoint.username.lower()}"
-    return f"imap:{endpoint.username}@{endpoint.host.lower()}"

@@ -1,0 +1,75 @@
+"""`migrator migrate ACCOUNT...`: pull and push pipelined, then verify."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from migrator.commands.accounts import run_each, worst_status
+from migrator.commands.push import show_plan
+from migrator.config import Account
+from migrator.context import Context
+from migrator.engine.migrate import migrate_account
+from migrator.engine.pull import pull_account
+from migrator.engine.results import JobResult
+from migrator.errors import ConfigError
+from migrator.reporting import human_bytes
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "migrate", parents=[common],
+        help="pull from the source and push to the target at the same time, then verify")
+    parser.add_argument("accounts", nargs="*", metavar="ACCOUNT")
+    parser.add_argument("--all", action="store_true", help="every account in the config")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="show what the pull would fetch and the push plan; change nothing")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip the comparison of archive and target at the end")
+    parser.set_defaults(func=run)
+
+
+def migrate_one(ctx: Context, account: Account) -> JobResult:
+    if account.target is None:
+        raise ConfigError(f"{account.name}: no [accounts.{account.name}.target] in the config")
+    if ctx.args.dry_run:
+        pulled = pull_account(account, ctx.manifest(), ctx.store(), ctx.emit, dry_run=True)
+        if not ctx.args.json:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(pulled.counts.items()))
+            ctx.out(f"migrate {account.name} (dry run): pull: {counts or 'nothing to do'}")
+        planned = show_plan(ctx, account, command="migrate")
+        planned.counts.update({f"pull_{k}": v for k, v in pulled.counts.items()})
+        return planned
+    return migrate_account(account, ctx.manifest(), ctx.store(), ctx.emit,
+                           verify=not ctx.args.no_verify)
+
+
+def run(ctx: Context) -> int:
+    return render(ctx, run_each(ctx, "migrate", migrate_one))
+
+
+def summary_line(result: JobResult) -> str:
+    counts = result.counts
+    parts = [f"pulled {counts['pull_fetched']}", f"pushed {counts['push_pushed']}",
+             f"already there {counts['push_already_there']}",
+             f"refused {counts['push_refused']}", f"failed {counts['push_failed']}",
+             f"{human_bytes(counts['push_bytes'])} pushed in {counts['push_seconds']}s"]
+    if "verify_missing" in counts:
+        parts.append(f"verified: {counts['verify_present']} present, "
+                     f"{counts['verify_missing']} missing")
+    return f"migrate {result.account}: {result.outcome}: " + ", ".join(parts)
+
+
+def render(ctx: Context, results: list[JobResult]) -> int:
+    for result in results:
+        if result.error:
+            ctx.env.stderr.write(f"migrator: error: {result.error}\n")
+        for line in result.failures:
+            ctx.env.stderr.write(f"migrator: failed: {result.account}: {line}\n")
+        if ctx.args.dry_run:
+            continue
+        if ctx.args.json:
+            ctx.out_json(result.as_dict())
+        elif not ctx.args.quiet:
+            ctx.out(summary_line(result))
+    return worst_status(results)

@@ -1,0 +1,110 @@
+"""`migrate`: pull and push pipelined, then verify.
+
+The pull runs in a thread and commits its batches as usual; the push polls the manifest for
+what the pull has committed and starts sending while the pull goes on, so the slower side
+sets the pace instead of the sum of both. When the pull has ended and the push has caught up,
+the archive is verified against the target.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from migrator.archive.blobs import BlobStore
+from migrator.archive.db import Manifest
+from migrator.archive.runs import record_run
+from migrator.config import Account
+from migrator.engine.events import Emit
+from migrator.engine.pull import pull_account
+from migrator.engine.push import push_account
+from migrator.engine.results import JobResult
+from migrator.engine.verify_target import TargetReport, verify_target
+from migrator.errors import ConfigError, ExitStatus, MigratorError
+
+log = logging.getLogger(__name__)
+
+
+class PullThread(threading.Thread):
+    """The pull of a migrate, in the background; keeps its result or its exception."""
+
+    def __init__(self, account: Account, manifest: Manifest, store: BlobStore,
+                 emit: Emit) -> None:
+        super().__init__(name=f"pull-{account.name}", daemon=True)
+        self.args_ = (account, manifest, store, emit)
+        self.result: JobResult | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = pull_account(*self.args_)
+        except BaseException as exc:  # handed to the main thread, which reports it
+            self.error = exc
+
+    def outcome(self) -> JobResult:
+        account = self.args_[0]
+        if self.result is not None:
+            return self.result
+        if isinstance(self.error, MigratorError):
+            return JobResult(account.name, "pull", error=str(self.error),
+                             exit_status=self.error.exit_status)
+        raise self.error or RuntimeError("pull ended without a result")
+
+
+def migrate_account(account: Account, manifest: Manifest, store: BlobStore, emit: Emit,
+                    *, verify: bool = True) -> JobResult:
+    """Pull, push (pipelined) and verify one account."""
+    if account.target is None:
+        raise ConfigError(f"{account.name}: no [accounts.{account.name}.target] in the config")
+    result = JobResult(account.name, "migrate")
+    with record_run(manifest, "migrate", account.name, account.source.kind) as run:
+        pull = PullThread(account, manifest, store, emit)
+        pull.start()
+        try:
+            pushed = push_account(account, manifest, store, emit,
+                                  source_done=lambda: not pull.is_alive())
+        finally:
+            pull.join()
+        pulled = pull.outcome()
+        merge(result, "pull", pulled)
+        merge(result, "push", pushed)
+        if verify and pulled.error is None:
+            report = verify_target(account, manifest, store, emit)
+            merge_report(result, report)
+        run.counts.update(result.counts)
+        if result.failures or result.error:
+            run.partial()
+    return result
+
+
+def merge(result: JobResult, stage: str, part: JobResult) -> None:
+    """Fold one stage's result into the migrate result (counts prefixed by the stage)."""
+    for key, value in part.counts.items():
+        result.counts[f"{stage}_{key}"] += value
+    for line in part.failures:
+        result.fail(f"{stage}: {line}")
+    if part.error is not None:
+        result.error = f"{stage}: {part.error}" if result.error is None else result.error
+    result.exit_status = max(result.exit_status, part.exit_status)
+
+
+def merge_report(result: JobResult, report: TargetReport) -> None:
+    totals = report.totals()
+    for key in ("present", "missing", "refused", "duplicates", "extras"):
+        result.counts[f"verify_{key}"] = totals[key]
+    for folder in report.folders:
+        for ref in folder.missing:
+            result.fail(f"verify: missing in {folder.target}: {ref}")
+        if folder.duplicates:
+            result.fail(f"verify: {folder.duplicates} duplicate(s) in {folder.target}")
+    if not report.ok:
+        result.exit_status = max(result.exit_status, ExitStatus.VERIFY)
+
+
+def summary(result: JobResult) -> dict[str, Any]:
+    counts = result.counts
+    return {"pulled": counts.get("pull_fetched", 0), "pushed": counts.get("push_pushed", 0),
+            "already_there": counts.get("push_already_there", 0),
+            "refused": counts.get("push_refused", 0), "failed": counts.get("push_failed", 0),
+            "missing": counts.get("verify_missing", 0)}

@@ -1,0 +1,134 @@
+"""What every part of one push shares: settings, the plan, counters, and two governors.
+
+`Parallelism` lowers the number of connections when Exchange keeps throttling or says a
+connection is not wanted; `ByteBudget` bounds the message bytes held in memory across all
+connections (a 35 MB message must not be loaded four times at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from migrator.archive.blobs import BlobStore
+from migrator.archive.db import Manifest
+from migrator.auth import TokenProvider
+from migrator.config import Account, Endpoint
+from migrator.engine.events import Emit, Notice, TaskAdvanced
+from migrator.engine.results import JobResult
+from migrator.folders import FolderPlan, TargetLayout
+from migrator.targets.identity import Matcher
+from migrator.targets.imap import Selected
+
+log = logging.getLogger(__name__)
+
+THROTTLES_BEFORE_SLOWING = 3
+THROTTLE_MEMORY = 60.0  # seconds a throttling reply counts toward slowing down
+
+
+class Parallelism:
+    """How many connections may work; lowered (never below one) when throttling repeats."""
+
+    def __init__(self, limit: int, notify: Emit, account: str) -> None:
+        self.limit = max(1, limit)
+        self._notify = notify
+        self._account = account
+        self._recent: list[float] = []
+        self._lock = threading.Lock()
+
+    def allows(self, index: int) -> bool:
+        return index < self.limit
+
+    def throttled(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._recent = [t for t in self._recent if now - t < THROTTLE_MEMORY] + [now]
+            if len(self._recent) < THROTTLES_BEFORE_SLOWING:
+                return
+            self._recent = []
+        self.reduce("the target keeps throttling")
+
+    def reduce(self, why: str) -> None:
+        with self._lock:
+            if self.limit == 1:
+                return
+            self.limit -= 1
+            limit = self.limit
+        self._notify(Notice("warning", f"{why}: down to {limit} connection(s)", self._account))
+
+
+class ByteBudget:
+    """Bytes of message data held at once; a message bigger than the budget takes it all."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, size: int) -> int:
+        take = min(size, self.limit)
+        with self._cond:
+            self._cond.wait_for(lambda: self.used + take <= self.limit)
+            self.used += take
+        return take
+
+    def release(self, taken: int) -> None:
+        with self._cond:
+            self.used -= taken
+            self._cond.notify_all()
+
+
+@dataclass
+class PushContext:
+    """One account's push: shared by the feeder and every connection worker."""
+
+    account: Account
+    endpoint: Endpoint
+    manifest: Manifest
+    store: BlobStore
+    emit: Emit
+    result: JobResult
+    target: str  # identity of the target in the manifest
+    tokens: TokenProvider | None
+    account_id: int = 0
+    run_id: int | None = None
+    layout: TargetLayout | None = None
+    plan: FolderPlan | None = None
+    folder_names: dict[int, str] = field(default_factory=dict)  # folder id -> source name
+    pins: dict[str, str] = field(default_factory=dict)  # source folder -> earlier target
+    targets: dict[int, str] = field(default_factory=dict)  # folder id -> target folder
+    selected: dict[str, Selected] = field(default_factory=dict)  # target folder -> SELECT
+    matchers: dict[str, Matcher] = field(default_factory=dict)  # target folder -> index
+    failed_now: set[int] = field(default_factory=set)  # message ids failed in this run
+    dropped_keywords: Counter[str] = field(default_factory=Counter)
+    parallelism: Parallelism | None = None
+    budget: ByteBudget = field(default_factory=lambda: ByteBudget(48 << 20))
+    fatal: BaseException | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def name(self) -> str:
+        return self.account.name
+
+    def count(self, key: str, amount: int = 1) -> None:
+        with self.lock:
+            self.result.counts[key] += amount
+
+    def advanced(self, count: int, nbytes: int) -> None:
+        if count or nbytes:
+            self.emit(TaskAdvanced("push", self.name, count, nbytes))
+
+    def fail(self, line: str) -> None:
+        with self.lock:
+            self.result.fail(line)
+
+    def give_up(self, exc: BaseException) -> None:
+        """A worker hit an error that ends the whole push; the others stop too."""
+        with self.lock:
+            if self.fatal is None:
+                self.fatal = exc
+        self.stop.set()

@@ -1,0 +1,180 @@
+"""The manifest side of push: what is left to push, intents before APPEND, outcomes after.
+
+A push row moves intent -> done (target UID known) | refused | failed. An intent committed
+without an outcome means "sent, outcome unknown": the next round looks for the message at
+the target before sending it again (see `reconcile`). Intents and outcomes are written in
+one transaction per pipeline window, never one per message or one per session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, Select, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from migrator.archive.manifest import FailureRow, FolderRow, MessageRow, PushRow, utcnow
+
+INTENT, DONE, REFUSED, FAILED = "intent", "done", "refused", "failed"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An archived message on its way to the target (or already there)."""
+
+    id: int  # messages.id
+    folder_id: int
+    sha256: str
+    size: int
+    internaldate: str | None
+    flags: tuple[str, ...]
+    message_id: str | None
+    state: str | None = None  # its push row's state, None if never tried
+    target_folder: str | None = None  # where the push row says it went (or was going)
+    target_uidvalidity: int | None = None
+    target_uid: int | None = None
+
+
+_COLUMNS = (MessageRow.id, MessageRow.folder_id, MessageRow.sha256, MessageRow.size,
+            MessageRow.internaldate, MessageRow.flags, MessageRow.message_id, PushRow.state,
+            PushRow.target_folder, PushRow.target_uidvalidity, PushRow.target_uid)
+
+
+def _candidate(row: Row[Any]) -> Candidate:
+    (mid, folder_id, sha, size, date, flags, message_id, state, folder, validity, uid) = tuple(row)
+    return Candidate(mid, folder_id, sha, size, date, tuple((flags or "").split()), message_id,
+                     state, folder, validity, uid)
+
+
+def _with_push(target: str) -> Select[*tuple[Any, ...]]:
+    return select(*_COLUMNS).outerjoin(
+        PushRow, and_(PushRow.message_id == MessageRow.id, PushRow.target == target))
+
+
+def pending(session: Session, target: str, folder_ids: Iterable[int], after_id: int,
+            limit: int) -> list[Candidate]:
+    """Live messages never pushed (or failed before), in id order after `after_id`."""
+    query = (_with_push(target)
+             .where(MessageRow.folder_id.in_(list(folder_ids)), MessageRow.gone_at.is_(None),
+                    MessageRow.id > after_id,
+                    or_(PushRow.id.is_(None), PushRow.state == FAILED))
+             .order_by(MessageRow.id).limit(limit))
+    return [_candidate(row) for row in session.execute(query)]
+
+
+def in_state(session: Session, target: str, folder_ids: Iterable[int],
+             states: Sequence[str | None], live_only: bool = True) -> list[Candidate]:
+    """Messages of these folders whose push row is in one of `states` (None: no row)."""
+    conditions = [PushRow.state.in_([s for s in states if s is not None])]
+    if None in states:
+        conditions.append(PushRow.id.is_(None))
+    query = _with_push(target).where(MessageRow.folder_id.in_(list(folder_ids)), or_(*conditions))
+    if live_only:
+        query = query.where(MessageRow.gone_at.is_(None))
+    return [_candidate(row) for row in session.execute(query.order_by(MessageRow.id))]
+
+
+def done_uids(session: Session, target: str, target_folder: str,
+              uidvalidity: int | None) -> set[int]:
+    """Target UIDs that live archived messages already account for in a target folder."""
+    query = (select(PushRow.target_uid).join(MessageRow, MessageRow.id == PushRow.message_id)
+             .where(PushRow.target == target, PushRow.target_folder == target_folder,
+                    PushRow.state == DONE, PushRow.target_uid.is_not(None),
+                    MessageRow.gone_at.is_(None)))
+    if uidvalidity is not None:
+        query = query.where(PushRow.target_uidvalidity == uidvalidity)
+    return {int(uid) for uid in session.scalars(query) if uid is not None}
+
+
+def pins(session: Session, target: str, account_id: int) -> dict[str, str]:
+    """Source folder -> target folder of earlier pushes (the latest, if it ever changed)."""
+    query = (select(FolderRow.name, PushRow.target_folder, func.max(PushRow.id))
+             .join(MessageRow, MessageRow.folder_id == FolderRow.id)
+             .join(PushRow, PushRow.message_id == MessageRow.id)
+             .where(FolderRow.account_id == account_id, PushRow.target == target,
+                    PushRow.state.in_([DONE, INTENT]))
+             .group_by(FolderRow.name, PushRow.target_folder)
+             .order_by(func.max(PushRow.id)))
+    return {str(name): str(folder) for name, folder, _ in session.execute(query)}
+
+
+def write_intents(session: Session, target: str, items: Sequence[tuple[int, str]]) -> None:
+    """Record 'about to APPEND' for (message id, target folder) pairs, before sending."""
+    if not items:
+        return
+    wanted = dict(items)
+    existing = {row.message_id: row for row in session.scalars(
+        select(PushRow).where(PushRow.target == target,
+                              PushRow.message_id.in_(list(wanted))))}
+    for message_id, folder in wanted.items():
+        row = existing.get(message_id)
+        if row is None:
+            session.add(PushRow(message_id=message_id, target=target, target_folder=folder,
+                                state=INTENT, attempts=1))
+        else:
+            row.state, row.target_folder = INTENT, folder
+            row.attempts = (row.attempts or 0) + 1
+            row.target_uid = row.target_uidvalidity = None
+            row.last_error = None
+    session.flush()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one message: the new state of its push row."""
+
+    message_id: int
+    state: str
+    target_folder: str | None = None
+    uidvalidity: int | None = None
+    uid: int | None = None
+    note: str | None = None
+
+
+def write_outcomes(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:
+    """Record outcomes of APPENDs (or of reconciliation) on their push rows."""
+    now = utcnow()
+    for outcome in outcomes:
+        values: dict[str, object] = {"state": outcome.state, "last_error": outcome.note,
+                                     "target_uidvalidity": outcome.uidvalidity,
+                                     "target_uid": outcome.uid, "updated_at": now}
+        if outcome.target_folder is not None:
+            values["target_folder"] = outcome.target_folder
+        session.execute(update(PushRow).where(PushRow.message_id == outcome.message_id,
+                                              PushRow.target == target).values(**values))
+
+
+def insert_done(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:
+    """Rows for messages found at the target without being sent ('already there')."""
+    write_intents(session, target, [(o.message_id, o.target_folder or "") for o in outcomes])
+    write_outcomes(session, target, outcomes)
+
+
+def record_failure(session: Session, run_id: int | None, account_id: int, folder: str,
+                   ref: str, reason: str) -> None:
+    session.add(FailureRow(run_id=run_id, account_id=account_id, stage="push", folder=folder,
+                           ref=ref, reason=reason))
+
+
+def target_counts(session: Session, target: str, folder_ids: Iterable[int]) -> dict[str, int]:
+    """How many live messages of these folders are in each push state ('new': none yet)."""
+    query = (select(PushRow.state, func.count(MessageRow.id)).select_from(MessageRow)
+             .outerjoin(PushRow, and_(PushRow.message_id == MessageRow.id,
+                                      PushRow.target == target))
+             .where(MessageRow.folder_id.in_(list(folder_ids)), MessageRow.gone_at.is_(None))
+             .group_by(PushRow.state))
+    return {str(state or "new"): int(count) for state, count in session.execute(query)}
+
+
+def pending_totals(session: Session, target: str, folder_ids: Iterable[int]) -> tuple[int, int]:
+    """(messages, bytes) still to push from these folders."""
+    query = (select(func.count(MessageRow.id), func.coalesce(func.sum(MessageRow.size), 0))
+             .select_from(MessageRow)
+             .outerjoin(PushRow, and_(PushRow.message_id == MessageRow.id,
+                                      PushRow.target == target))
+             .where(MessageRow.folder_id.in_(list(folder_ids)), MessageRow.gone_at.is_(None),
+                    or_(PushRow.id.is_(None), PushRow.state == FAILED)))
+    count, size = session.execute(query).one()
+    return int(count), int(size)

@@ -1,0 +1,193 @@
+"""Settle APPENDs whose outcome is unknown, and find what the target already has.
+
+An intent without an outcome (connection lost or process killed between the APPEND and its
+reply) is looked for in its target folder before it may be sent again: by Message-ID (and,
+on servers that keep bytes, size), else by a Date/From/Subject fingerprint, else by content
+(not on Exchange, which re-renders messages). Each target message answers for at most one
+archived message, and never for one that a recorded push already accounts for.
+
+The same search keeps push from duplicating mail that reached the target some other way
+(an earlier run with another manifest, another tool): it runs for a folder only when the
+target holds more messages there than our recorded pushes explain.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+
+from migrator.engine.push_context import PushContext
+from migrator.engine.push_rows import (
+    DONE,
+    FAILED,
+    INTENT,
+    Candidate,
+    Outcome,
+    done_uids,
+    in_state,
+    insert_done,
+    write_outcomes,
+)
+from migrator.errors import FolderError
+from migrator.targets.control import TargetControl
+from migrator.targets.identity import (
+    Identity,
+    Matcher,
+    TargetEntry,
+    Wanted,
+    crlf,
+    crlf_size,
+    identity_of,
+)
+from migrator.targets.office365 import byte_comparable, store_flagged_after_append
+
+log = logging.getLogger(__name__)
+
+FOUND_NOTE = "found at the target after an APPEND with unknown outcome"
+RESEND_NOTE = "APPEND outcome unknown and not found at the target: sent again"
+
+
+class Finder:
+    """Looks for archived messages in target folders (index fetched once, refreshed on need)."""
+
+    def __init__(self, ctx: PushContext, control: TargetControl) -> None:
+        self.ctx = ctx
+        self.control = control
+        self.keeps_bytes = byte_comparable(ctx.endpoint)  # content checks possible
+        self.check_sizes = self.keeps_bytes  # presence also needs an equal RFC822.SIZE
+
+    def refresh(self, folder: str) -> Matcher:
+        """A fresh index of `folder`, less the UIDs recorded pushes already account for."""
+        existing = {f.name for f in self.ctx.layout.existing} if self.ctx.layout else set()
+        entries: list[TargetEntry] = []
+        if folder in existing or folder in self.ctx.selected:
+            try:
+                selected, entries = self.control.index(folder)
+                self.ctx.selected[folder] = selected
+            except FolderError as exc:  # a folder that went away holds nothing
+                log.info("%s: %s", self.ctx.name, exc)
+        validity = self.ctx.selected[folder].uidvalidity if folder in self.ctx.selected else None
+        with self.ctx.manifest.session() as session:
+            claimed = done_uids(session, self.ctx.target, folder, validity)
+        matcher = Matcher(entries, claimed)
+        self.ctx.matchers[folder] = matcher
+        return matcher
+
+    def wanted(self, message: Candidate, data: bytes | None = None) -> Wanted:
+        """What to look for; reads the blob only when the Message-ID is missing or sizes
+        must be compared."""
+        if message.message_id and not self.check_sizes:
+            return Wanted(message.id, Identity(message.message_id, ""))
+        data = data if data is not None else self.ctx.store.read(message.sha256)
+        identity = (Identity(message.message_id, "") if message.message_id
+                    else Identity("", identity_of(data).fingerprint))
+        sizes = frozenset({len(data), crlf_size(data)}) if self.check_sizes else frozenset()
+        return Wanted(message.id, identity, sizes)
+
+    def find(self, folder: str, matcher: Matcher, message: Candidate) -> TargetEntry | None:
+        wanted = self.wanted(message)
+        entry = matcher.claim(wanted)
+        if entry is None and wanted.identity.anonymous and self.keeps_bytes:
+            entry = self._same_content(folder, matcher, message)
+        return entry
+
+    def _same_content(self, folder: str, matcher: Matcher,
+                      message: Candidate) -> TargetEntry | None:
+        """No Message-ID, Date, From or Subject: compare the bytes themselves."""
+        data = self.ctx.store.read(message.sha256)
+        candidates = matcher.candidates(frozenset({len(data), crlf_size(data)}))
+        if not candidates:
+            return None
+        expected = crlf(data)
+        for uid, body in self.control.bodies(folder, [(c.uid, c.size) for c in candidates]):
+            if crlf(body) == expected:
+                return matcher.take(uid)
+        return None
+
+    def might_have(self, matcher: Matcher, message: Candidate) -> bool:
+        """Cheap test before reading a blob: is anything at the target a candidate at all?"""
+        if message.message_id:
+            return bool(matcher.by_id.get(message.message_id))
+        return bool(matcher.free)
+
+
+def reconcile(ctx: PushContext, control: TargetControl) -> int:
+    """Settle every intent of this target: done if found there, else failed (sent again).
+
+    Returns how many were found at the target.
+    """
+    with ctx.manifest.session() as session:
+        intents = in_state(session, ctx.target, ctx.folder_names, [INTENT], live_only=False)
+    if not intents:
+        return 0
+    finder = Finder(ctx, control)
+    by_folder: dict[str, list[Candidate]] = defaultdict(list)
+    for message in intents:
+        by_folder[message.target_folder or ""].append(message)
+    found = 0
+    for folder, messages in sorted(by_folder.items()):
+        outcomes = _settle_folder(ctx, finder, control, folder, messages)
+        found += sum(outcome.state == DONE for outcome in outcomes)
+        with ctx.manifest.session() as session:
+            write_outcomes(session, ctx.target, outcomes)
+    ctx.count("already_there", found)
+    if found or len(intents) > found:
+        log.info("%s: %d APPEND(s) with unknown outcome: %d found at the target, %d to send "
+                 "again", ctx.name, len(intents), found, len(intents) - found)
+    return found
+
+
+def _settle_folder(ctx: PushContext, finder: Finder, control: TargetControl, folder: str,
+                   messages: Sequence[Candidate]) -> list[Outcome]:
+    matcher = finder.refresh(folder)
+    validity = ctx.selected[folder].uidvalidity if folder in ctx.selected else None
+    outcomes, flagged = [], []
+    for message in messages:
+        entry = finder.find(folder, matcher, message) if folder else None
+        if entry is None:
+            outcomes.append(Outcome(message.id, FAILED, folder or None, note=RESEND_NOTE))
+            continue
+        outcomes.append(Outcome(message.id, DONE, folder, validity, entry.uid, FOUND_NOTE))
+        if "\\Flagged" in message.flags and store_flagged_after_append(ctx.endpoint):
+            flagged.append(entry.uid)
+    if flagged:  # the STORE after the APPEND may never have happened
+        control.add_flags(folder, flagged, ["\\Flagged"])
+    return outcomes
+
+
+def already_there(ctx: PushContext, finder: Finder, folder: str,
+                  messages: Sequence[Candidate]) -> list[Candidate]:
+    """Record as done what the target folder already holds; return the rest to send."""
+    fresh = [m for m in messages if m.state is None]
+    matcher = ctx.matchers.get(folder)
+    if not fresh or matcher is None or not matcher.free:
+        return list(messages)
+    validity = ctx.selected[folder].uidvalidity if folder in ctx.selected else None
+    found: list[Outcome] = []
+    rest = []
+    for message in messages:
+        entry = None
+        if message.state is None and finder.might_have(matcher, message):
+            entry = finder.find(folder, matcher, message)
+        if entry is None:
+            rest.append(message)
+        else:
+            found.append(Outcome(message.id, DONE, folder, validity, entry.uid,
+                                 "already at the target before this push"))
+    if found:
+        with ctx.manifest.session() as session:
+            insert_done(session, ctx.target, found)
+        ctx.count("already_there", len(found))
+        ctx.advanced(len(found), 0)
+    return rest
+
+
+def needs_index(ctx: PushContext, folder: str) -> bool:
+    """Does the target folder hold messages our recorded pushes do not explain?"""
+    selected = ctx.selected.get(folder)
+    if selected is None or selected.exists == 0 or folder in ctx.matchers:
+        return False
+    with ctx.manifest.session() as session:
+        ours = done_uids(session, ctx.target, folder, selected.uidvalidity)
+    return selected.exists > len(ours)

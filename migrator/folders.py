@@ -3,9 +3,10 @@
 Every source folder gets one target name (or a reason why it is skipped), decided by rules in
 this order of precedence, so the same folders always give the same plan:
 
-1. names already used by earlier pushes (pins): a folder never moves once mail went there;
-2. INBOX;
-3. `folder_map` overrides from the config (the only way two folders may share a target);
+1. `folder_map` overrides from the config (the only way two folders may share a target);
+2. names already used by earlier pushes (pins): a folder does not move once mail went there
+   (when another folder appears later, or a collision would now be resolved differently);
+3. INBOX;
 4. special-use attributes (RFC 6154) -> the target's folder for that role;
 5. well-known names (`Sent`, `Trash`, `Spam`...) where no source folder carries that role;
 6. everything else: prefix and delimiter translated, names kept.
@@ -270,16 +271,16 @@ class _Planner:
         name = folder.name
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.rules.exclude):
             return FolderMapping(name, None, "excluded by config")
-        if name in self.rules.pins:
-            target = self.rules.pins[name]
-            self.claims.setdefault(self.key(target), _Claim(name, True))
-            return FolderMapping(name, target, "used by earlier pushes")
         if name in self.rules.overrides:
             parts = [self.leaf(p) for p in self.rules.overrides[name].split("/") if p]
             if not parts:
                 return FolderMapping(name, None, "folder_map maps it to nothing")
             wanted = self.layout.prefix + self.layout.delimiter.join(parts)
             return self.claim(name, wanted, "folder_map", shareable=True)
+        if name in self.rules.pins:
+            target = self.rules.pins[name]
+            self.claims.setdefault(self.key(target), _Claim(name, True))
+            return FolderMapping(name, target, "used by earlier pushes")
         if name.upper() == INBOX:
             return self.claim(name, INBOX, "inbox", shareable=False)
         if folder.special_use in VIRTUAL:
@@ -302,15 +303,15 @@ class _Planner:
         return self.claim(name, wanted, "same name", shareable=False)
 
     def order(self) -> list[str]:
-        """Precedence: pins, INBOX, overrides, roles, the rest; parents before children."""
+        """Precedence: overrides, pins, INBOX, roles, the rest; parents before children."""
         role_owners = set(self.roles.values())
 
         def rank(name: str) -> tuple[int, int, str]:
-            if name in self.rules.pins:
+            if name in self.rules.overrides:
                 klass = 0
-            elif name.upper() == INBOX:
+            elif name in self.rules.pins:
                 klass = 1
-            elif name in self.rules.overrides:
+            elif name.upper() == INBOX:
                 klass = 2
             elif name in role_owners:
                 klass = 3 if self.folders[name].special_use else 4

@@ -140,6 +140,11 @@ def test_renames_are_reported() -> None:
     (FolderRules(pins={"Sent Items": "Sent Items"}),
      {"Sent Items": "Sent Items", "Sent": "Sent Items (2)"}),
     (FolderRules(overrides={"Stuff": "Files"}), {"Stuff": "Files (2)"}),
+    # an override in the config beats where earlier pushes went
+    (FolderRules(overrides={"Work": "Projects"}, pins={"Work": "Work"}), {"Work": "Projects"}),
+    # a pin may be merged into by an override
+    (FolderRules(overrides={"Stuff": "Work"}, pins={"Work": "Work"}),
+     {"Work": "Work", "Stuff": "Work"}),
 ])
 def test_config_overrides_excludes_and_pins(rules: FolderRules,
                                             expected: dict[str, str | None]) -> None:

@@ -262,13 +262,15 @@ class Pop3Pull:
                                    folder=INBOX, ref=item.uidl, reason=reason))
 
     def _record_presence(self, maildrop: Maildrop) -> None:
-        """Mark archived messages gone from (or back on) the server; folder totals."""
+        """Mark archived messages gone from (or back on) the server, failures of messages
+        archived since as resolved, and the folder's totals."""
         now = utcnow()
         with self.manifest.session() as session:
-            gone, back = [], []
+            gone, back, archived = [], [], set()
             for row_id, uidl, gone_at in session.execute(
                     select(MessageRow.id, MessageRow.uidl, MessageRow.gone_at)
                     .where(MessageRow.folder_id == self.folder_id)):
+                archived.add(uidl)
                 if gone_at is None and uidl not in maildrop.by_uidl:
                     gone.append(row_id)
                 elif gone_at is not None and uidl in maildrop.by_uidl:
@@ -278,6 +280,11 @@ class Pop3Pull:
             folder = session.get_one(FolderRow, self.folder_id)
             folder.message_count = len(maildrop.listing)
             folder.last_synced_at = now
+            for failure in session.scalars(select(FailureRow).where(
+                    FailureRow.account_id == folder.account_id, FailureRow.stage == TASK,
+                    FailureRow.resolved_at.is_(None))):
+                if failure.ref in archived:
+                    failure.resolved_at = now
 
     # -- deleting ----------------------------------------------------------------------------
 
@@ -406,7 +413,6 @@ class Pop3Pull:
             assert self.folder_id is not None
             plan = pop3_delete.plan_deletions(session, self.account, self.folder_id,
                                               self.store, maildrop.by_uidl, utcnow())
-            session.rollback()
         self.result.counts["would_delete"] = len(plan.deletions)
         for deletion in plan.deletions:
             self.emit(Notice("info", f"would delete UIDL {deletion.uidl}: {deletion.reason}",

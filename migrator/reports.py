@@ -20,15 +20,22 @@ REPORT_COLUMNS = ("line", "account", "state", "found", "archived", "pushed", "al
                   "refused", "failed", "bytes", "verified", "seconds", "error", "failures")
 
 
+def _count(outcome: MailboxOutcome, *keys: str) -> int:
+    """A count whether the job was a plain pull (`fetched`) or a migrate (`pull_fetched`)."""
+    return sum(outcome.counts.get(key, 0) for key in keys)
+
+
 def report_row(outcome: MailboxOutcome) -> dict[str, object]:
-    counts = outcome.counts
     return {
         "line": outcome.line, "account": outcome.account, "state": outcome.state,
-        "found": counts.get("found", 0), "archived": counts.get("fetched", 0),
-        "pushed": counts.get("pushed", 0), "already_present": counts.get("already_present", 0),
-        "refused": counts.get("refused", 0),
-        "failed": max(counts.get("failed", 0), len(outcome.failures)),
-        "bytes": counts.get("bytes", 0),
+        "found": outcome.found,
+        "archived": _count(outcome, "fetched", "pull_fetched"),
+        "pushed": _count(outcome, "push_pushed"),
+        "already_present": _count(outcome, "push_already_there"),
+        "refused": _count(outcome, "push_refused"),
+        "failed": max(_count(outcome, "failed", "pull_failed", "push_failed"),
+                      len(outcome.failures)),
+        "bytes": _count(outcome, "bytes", "pull_bytes", "push_bytes"),
         "verified": "" if outcome.verified is None else ("yes" if outcome.verified else "no"),
         "seconds": round(outcome.seconds, 1), "error": outcome.error or "",
         "failures": " | ".join(outcome.failures),

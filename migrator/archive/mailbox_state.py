@@ -64,7 +64,7 @@ def _judge(latest: dict[str, RunRow], has_target: bool) -> tuple[str, list[str]]
     outcomes = {run.outcome for run in latest.values()}
     if "running" in outcomes:
         return "running", errors
-    needed = ("pull", "push", "verify") if has_target else ("pull",)
+    needed = ("migrate",) if has_target else ("pull",)
     if any(latest.get(command) is None for command in needed):
         return "partial", errors
     if any(latest[command].outcome == "failed" for command in needed):

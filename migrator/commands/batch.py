@@ -12,6 +12,7 @@ from migrator.batchfile import BatchRow, load_batch
 from migrator.config import Account
 from migrator.context import Context
 from migrator.engine.batch import MailboxJob, MailboxOutcome, batch_status, run_batch
+from migrator.engine.migrate import migrate_account
 from migrator.engine.pull import pull_account
 from migrator.engine.results import JobResult
 from migrator.errors import ExitStatus
@@ -44,9 +45,7 @@ def mailbox_job(ctx: Context) -> MailboxJob:
         with account_lock(ctx.settings().archive.path, account.name):
             if account.target is None:
                 return [pull_account(account, manifest, store, ctx.emit)]
-            from migrator.engine.migrate import migrate_account
-
-            return list(migrate_account(account, manifest, store, ctx.emit))
+            return [migrate_account(account, manifest, store, ctx.emit)]
 
     return job
 
@@ -57,6 +56,7 @@ def run(ctx: Context) -> int:
     parallel = ctx.args.parallel or settings.batch.parallel
     started = datetime.now().astimezone()
     outcomes = run_batch(rows, mailbox_job(ctx), parallel, ctx.emit)
+    add_found(ctx, rows, outcomes)
     assert settings.batch.report_dir is not None
     csv_path, json_path = write_reports(settings.batch.report_dir, outcomes, started)
     status = batch_status(outcomes)
@@ -69,6 +69,16 @@ def run(ctx: Context) -> int:
     return status
 
 
+def add_found(ctx: Context, rows: list[BatchRow], outcomes: list[MailboxOutcome]) -> None:
+    """How many messages each source holds, from what the manifest recorded of it."""
+    with ctx.manifest().session() as session:
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if row.account is not None:
+                state = mailbox_state(session, row.name, row.account.target is not None)
+                outcome.found = state.source_total if state.source_total is not None \
+                    else state.archived
+
+
 def render_summary(ctx: Context, outcomes: list[MailboxOutcome], csv_path: Path,
                    json_path: Path) -> None:
     """One screen: a line per mailbox that needs attention, then the totals."""
@@ -77,7 +87,7 @@ def render_summary(ctx: Context, outcomes: list[MailboxOutcome], csv_path: Path,
         if outcome.state != "complete":
             reason = outcome.error or "; ".join(outcome.failures[:3]) or "not verified"
             ctx.out(f"  line {outcome.line} {outcome.account}: {outcome.state}: {reason}")
-    total_bytes = sum(outcome.counts.get("bytes", 0) for outcome in outcomes)
+    total_bytes = sum(int(str(report_row(outcome)["bytes"])) for outcome in outcomes)
     ctx.out(f"batch: {len(outcomes)} mailboxes, {states.count('complete')} complete, "
             f"{len(outcomes) - states.count('complete')} need attention, "
             f"{human_bytes(total_bytes)} moved")

@@ -37,6 +37,7 @@ class MailboxOutcome:
     error: str | None = None
     seconds: float = 0.0
     verified: bool | None = None
+    found: int | None = None  # messages at the source, as the manifest last saw them
     exit_status: ExitStatus = ExitStatus.OK
 
     def as_dict(self) -> dict[str, Any]:
@@ -52,8 +53,9 @@ def outcome_of(row: BatchRow, results: Sequence[JobResult], seconds: float) -> M
         outcome.failures.extend(result.failures)
         outcome.error = outcome.error or result.error
         outcome.exit_status = max(outcome.exit_status, result.exit_status)
-        if result.command == "verify":
-            outcome.verified = result.outcome == "ok"
+        if "verify_missing" in result.counts:  # the job compared archive and target
+            outcome.verified = not (result.counts["verify_missing"]
+                                    or result.counts.get("verify_duplicates", 0))
     if outcome.error:
         outcome.state = "failed"
     elif outcome.failures or outcome.verified is False:

@@ -32,11 +32,11 @@ def job(account: Account) -> list[JobResult]:
         raise ZeroDivisionError("bug in one mailbox")
     if account.name == "locked":
         raise LockedError(f"{account.name}: another run")
-    pull = JobResult(account.name, "pull", Counter(fetched=3, bytes=300))
-    verify = JobResult(account.name, "verify")
+    migrate = JobResult(account.name, "migrate",
+                        Counter(pull_fetched=3, pull_bytes=300, push_pushed=3, verify_missing=0))
     if account.name == "partial":
-        pull.fail("INBOX UID 7: server returned nothing")
-    return [pull, verify]
+        migrate.fail("pull: INBOX UID 7: server returned nothing")
+    return [migrate]
 
 
 def rows(*names: str) -> list[BatchRow]:
@@ -54,7 +54,7 @@ def test_each_mailbox_ends_on_its_own() -> None:
     by_name = {o.account: o for o in outcomes}
     assert by_name["bad-password"].exit_status == ExitStatus.AUTH
     assert "ZeroDivisionError" in (by_name["crashes"].error or "")
-    assert by_name["ok1"].verified is True and by_name["ok1"].counts["fetched"] == 3
+    assert by_name["ok1"].verified is True and by_name["ok1"].counts["pull_fetched"] == 3
     assert [o.line for o in outcomes] == [2, 3, 4, 5, 6, 7, 9]
     assert batch_status(outcomes) == ExitStatus.PARTIAL
     assert batch_status([by_name["ok1"], by_name["ok2"]]) == ExitStatus.OK
@@ -84,6 +84,7 @@ def test_reports_hold_counts_and_reasons_but_no_secrets(tmp_path: Path) -> None:
     table = list(csv.DictReader(csv_path.open()))
     assert [r["state"] for r in table] == ["complete", "failed", "partial"]
     assert table[0]["archived"] == "3" and table[0]["verified"] == "yes"
+    assert table[0]["pushed"] == "3" and table[0]["bytes"] == "300"
     assert "login refused" in table[1]["error"]
     assert "UID 7" in table[2]["failures"] and table[2]["failed"] == "1"
     report = json.loads(json_path.read_text())

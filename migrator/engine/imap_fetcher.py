@@ -138,6 +138,7 @@ class Fetcher:
         try:
             for message in self.source.read_fetch(pending.tag):
                 self._accept(message)
+                del message  # the writer has it: hold no body while reading the next
         finally:
             self._release_reserved()
         self.inflight.popleft()

@@ -1,10 +1,11 @@
 """Blobs written on a pool of threads, rows committed per batch once its blobs are durable.
 
-Readers hand each message over as it arrives and go on reading: hashing, writing and fsync
-overlap the network. When a batch is fully read, the committer waits for its blobs, fsyncs
-their directories (once per directory, `BlobStore.sync`), then commits the batch's rows in one
-transaction. A kill at any instant leaves at worst durable blobs without rows, which the next
-run reuses.
+Readers hand each message over as it arrives and go on reading: hashing and writing overlap
+the network. When a batch is fully read, the committer waits for its blobs, makes them durable
+at once (`BlobStore.sync`: one syncfs for the batch where Linux has it, else an fsync per file
+and directory), then commits the batch's rows in one transaction. Only the committer thread
+syncs, so no batch can find its files taken (and not yet synced) by another's sync. A kill at
+any instant leaves at worst blobs without rows, which the next run writes again or reuses.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from migrator.archive.blobs import fsync_dir
 from migrator.engine.events import TaskAdvanced
 from migrator.engine.imap_context import PullContext
 from migrator.engine.imap_jobs import Batch, Received
@@ -27,20 +27,16 @@ from migrator.engine.imap_records import (
     resolve_failures,
 )
 from migrator.engine.imap_testhook import kill_point
-from migrator.errors import StorageError
 from migrator.headers import message_id
 from migrator.sources.imap import SourceMessage
 
 log = logging.getLogger(__name__)
-
-SYNC_THREADS = 4
 
 
 class BatchWriter:
     def __init__(self, ctx: PullContext, threads: int) -> None:
         self.ctx = ctx
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="blob-writer")
-        self.syncs = ThreadPoolExecutor(max_workers=SYNC_THREADS, thread_name_prefix="dir-sync")
         self.batches: queue.Queue[Batch | None] = queue.Queue()
         self.committer = threading.Thread(target=self._commit_loop, name="committer",
                                           daemon=True)
@@ -60,21 +56,11 @@ class BatchWriter:
 
     def _put(self, message: SourceMessage, reserved: int) -> StoredMessage:
         try:
-            ref = self.ctx.store.put(message.data, defer_dir_sync=True)
+            ref = self.ctx.store.put(message.data, defer_dir_sync=True, defer_file_sync=True)
             return StoredMessage(message.uid, flags_text(message.flags), message.internaldate,
                                  ref, message_id(message.data))
         finally:
             self.ctx.budget.release(reserved)
-
-    def _sync_dirs(self, stored: list[StoredMessage]) -> None:
-        """fsync the directories of the batch's blobs, in parallel: concurrent fsyncs share
-        journal commits, where one after another each would wait for its own."""
-        store = self.ctx.store
-        directories = sorted({store.path(m.ref.sha256).parent for m in stored})
-        try:
-            list(self.syncs.map(fsync_dir, directories))
-        except OSError as exc:
-            raise StorageError(f"cannot sync archive {store.root}: {exc.strerror}") from None
 
     def complete(self, batch: Batch) -> None:
         """The batch is read (every UID received or given up): commit it when durable."""
@@ -85,9 +71,6 @@ class BatchWriter:
         self.batches.put(None)
         self.committer.join()
         self.pool.shutdown(wait=True)
-        self.syncs.shutdown(wait=True)
-        if self.ctx.fatal_error is None:
-            self.ctx.store.sync()  # forget the deferred directories: all were synced above
 
     def _commit_loop(self) -> None:
         while True:
@@ -104,7 +87,7 @@ class BatchWriter:
     def _commit(self, batch: Batch) -> None:
         stored = sorted((received.stored.result() for received in batch.received.values()),
                         key=lambda m: m.uid)
-        self._sync_dirs(stored)
+        self.ctx.store.sync()  # only this thread syncs: nothing is popped by another one
         kill_point("blobs-durable")
         job, ctx = batch.job, self.ctx
         with ctx.db_lock, ctx.manifest.session() as session:

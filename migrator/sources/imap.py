@@ -221,15 +221,20 @@ class ImapSource:
             if len(parts) == 3 and parts[2] == b")":
                 fast = _FAST_FETCH.match(parts[0])
                 if fast is not None:  # the usual shape, in the order asked for
-                    yield SourceMessage(int(fast.group(1)), _flags_text(fast.group(2)),
-                                        internaldate_iso(fast.group(3)), parts[1])
+                    message = SourceMessage(int(fast.group(1)), _flags_text(fast.group(2)),
+                                            internaldate_iso(fast.group(3)), parts.pop(1))
+                    yield message
+                    del message  # hold no body while the next one is read
                     continue
             response = wire.interpret(parts)
+            del parts
             if isinstance(response, Untagged):
                 item = _fetch_item(response)
-                message = _message(item) if item is not None else None
-                if message is not None:
-                    yield message
+                found = _message(item) if item is not None else None
+                del response, item
+                if found is not None:
+                    yield found
+                    del found
             elif wire.finished(response, tag):
                 return
 

@@ -4,10 +4,12 @@ archive holds (plain sqlite3 and file reads, not migrator's models)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import sqlite3
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,10 +114,15 @@ def server_flags(client: imapclient.IMAPClient, folder: str) -> dict[int, frozen
             for uid, value in flags.items()}
 
 
-def manifest(archive: Path) -> sqlite3.Connection:
+@contextlib.contextmanager
+def manifest(archive: Path) -> Iterator[sqlite3.Connection]:
+    """The manifest read with plain sqlite3 (closed afterwards)."""
     connection = sqlite3.connect(archive / "manifest.sqlite")
     connection.row_factory = sqlite3.Row
-    return connection
+    try:
+        yield connection
+    finally:
+        connection.close()
 
 
 def archive_view(archive: Path, account: str = "alice", *,

@@ -1,0 +1,196 @@
+"""What every benchmark needs: the test world, a timed subprocess with its peak RSS, a durable
+file sink for raw baselines, and a table.
+
+Kept free of any one protocol so the POP3 and push benchmarks can share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- the test world -----------------------------------------------------------------------
+@contextlib.contextmanager
+def certificates() -> Iterator[Any]:
+    """Throw-away CA and server certificate (tests/world/certs.py), removed afterwards."""
+    from tests.world.certs import make_certs
+
+    directory = tempfile.mkdtemp(prefix="migrator-bench-certs-")
+    try:
+        yield make_certs(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def source_server() -> Iterator[Any]:
+    """A started test-world source Dovecot (IMAP/POP3, passwords), stopped afterwards."""
+    from tests.world.dovecot import SourceServer
+
+    with certificates() as certs, SourceServer(certs) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def fault_proxy(port: int, delay_ms: float = 0.0, imap: bool = False) -> Iterator[Any]:
+    """The test world's proxy in front of `port`, adding `delay_ms` each way.
+
+    `imap=False` relays bytes without parsing IMAP, so the proxy's own CPU cost stays low.
+    """
+    from tests.world.proxy import FaultProxy
+
+    with FaultProxy(port, delay=delay_ms / 1000.0, imap=imap) as proxy:
+        yield proxy
+
+
+# -- timed runs ---------------------------------------------------------------------------
+@dataclass
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    status: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+def run_process(argv: Sequence[str], env: dict[str, str] | None = None,
+                cwd: Path = ROOT, timeout: float = 3600) -> Run:
+    """Run a command; its wall time and peak RSS.
+
+    The peak is the child's VmHWM (Linux), read every few milliseconds until it exits: a
+    high-water mark, so the last reading holds the peak. (wait4's ru_maxrss would do, but a
+    forked child inherits its parent's figure, which for a benchmark holding a corpus in
+    memory is the parent's size, not the child's.)
+    """
+    started = time.monotonic()
+    peak_kb = 0.0
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=out, stderr=err)
+        deadline = started + timeout
+        while True:
+            peak_kb = max(peak_kb, _high_water_kb(process.pid))
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                process.kill()
+                raise TimeoutError(f"{argv} took more than {timeout}s")
+            time.sleep(0.003)
+        seconds = time.monotonic() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if not peak_kb:  # not Linux: the rusage figure, with the caveat above
+            peak_kb = float(usage.ru_maxrss)
+        out.seek(0)
+        err.seek(0)
+        return Run(seconds, peak_kb / 1024.0, process.returncode,
+                   out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+
+
+def _high_water_kb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
+
+
+def migrator_env(**extra: str) -> dict[str, str]:
+    """Environment for running `python -m migrator` from this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def migrator(*args: str | Path, env: dict[str, str] | None = None) -> Run:
+    return run_process([sys.executable, "-m", "migrator", *map(str, args)], env=env)
+
+
+# -- the durable raw sink -------------------------------------------------------------------
+class DurableSink:
+    """Writes each item to its own file: temp file, fsync, rename (what a minimal durable
+    archive must do at the least). Thread-safe; counts messages and bytes."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.messages = 0
+        self.bytes = 0
+        self._lock = threading.Lock()
+        self._names = iter(range(1 << 62))
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            name = f"{next(self._names):012d}"
+        final = self.directory / name
+        temp = self.directory / f".{name}.tmp"
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, final)
+        with self._lock:
+            self.messages += 1
+            self.bytes += len(data)
+
+
+# -- reporting ------------------------------------------------------------------------------
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+
+    def add(self, *cells: object) -> None:
+        self.rows.append([_cell(cell) for cell in cells])
+
+    def render(self) -> str:
+        widths = [max(len(h), *(len(r[i]) for r in self.rows)) if self.rows else len(h)
+                  for i, h in enumerate(self.headers)]
+        line = "| " + " | ".join(h.ljust(w) for h, w in zip(self.headers, widths,
+                                                           strict=True)) + " |"
+        rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+        body = ["| " + " | ".join(c.rjust(w) if _numeric(c) else c.ljust(w)
+                                  for c, w in zip(row, widths, strict=True)) + " |"
+                for row in self.rows]
+        return "\n".join([line, rule, *body])
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _numeric(text: str) -> bool:
+    return text.replace(",", "").replace(".", "").replace("x", "").strip().isdigit()
+
+
+def machine() -> str:
+    """One line describing where the figures come from."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}, load {load:.1f} at start")
+
+
+def scratch(prefix: str) -> Path:
+    """A temp dir on the filesystem of the system temp dir (removed by the caller)."""
+    return Path(tempfile.mkdtemp(prefix=prefix))

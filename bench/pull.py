@@ -1,0 +1,270 @@
+"""Benchmark `migrator pull` (IMAP) against the physical limit of a durable archive.
+
+    python -m bench.pull [--messages 5000] [--connections 2] [--delays 0,25] [--repeat 1]
+
+Seeds the test-world source with a deterministic corpus (heavy-tailed sizes, one 30 MB
+message), then for each added delay (through the test world's fault proxy, each way):
+
+- baseline: a minimal socket client, the same number of connections as migrator, each
+  issuing one `UID FETCH 1:* (BODY.PEEK[])` per folder it was given (folders spread over
+  the connections by size) and writing every message to its own file with fsync + rename;
+- pull: `python -m migrator pull` into an empty archive (a real subprocess: wall time, peak
+  RSS, and the run's own duration from the manifest's runs table);
+- no-op: the same pull again, nothing to do.
+
+Ratios are to the baseline's msgs/s over the same delay, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import re
+import shutil
+import socket
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import (
+    DurableSink,
+    Table,
+    fault_proxy,
+    machine,
+    migrator,
+    migrator_env,
+    scratch,
+    source_server,
+)
+
+USER, PASSWORD = "bench", "bench-secret"
+BIG = 30 * 1024 * 1024
+_LITERAL = re.compile(rb"\{(\d+)\}\r\n\Z")
+
+
+@dataclass
+class Mailbox:
+    folders: dict[str, int]  # name -> bytes
+    messages: int
+    bytes: int
+
+
+def seed(server, count: int) -> Mailbox:
+    """The corpus (tests/world/corpus.py) plus one 30 MB message, into the source."""
+    from tests.world.corpus import generate
+    from tests.world.mailstore import SeedMessage
+
+    corpus = generate(seed=20240601, count=count, stdlib=False)
+    by_folder: dict[str, list] = {}
+    for item in corpus:
+        by_folder.setdefault(item.folder, []).append(item)
+    attachment = b"A" * 76 + b"\r\n"
+    big = (b"From: big@example.org\r\nSubject: the 30 MB one\r\nMessage-ID: <big@bench>\r\n"
+           b"Content-Type: application/octet-stream\r\n\r\n" + attachment * (BIG // 78))
+    by_folder["INBOX"].append(SeedMessage(big, ("\\Seen",), datetime.datetime.now(datetime.UTC)))
+    sizes = {}
+    for folder, items in by_folder.items():
+        server.seed(USER, folder, items)
+        sizes[folder] = sum(len(item.raw) for item in items)
+    return Mailbox(sizes, count + 1, sum(sizes.values()))
+
+
+# -- the raw baseline -------------------------------------------------------------------------
+def spread(folders: dict[str, int], connections: int) -> list[list[str]]:
+    """Folders to connections, largest first onto the least loaded (bytes)."""
+    plan: list[list[str]] = [[] for _ in range(connections)]
+    load = [0] * connections
+    for name, size in sorted(folders.items(), key=lambda item: -item[1]):
+        index = load.index(min(load))
+        plan[index].append(name)
+        load[index] += size
+    return plan
+
+
+def baseline(port: int, plan: Sequence[Sequence[str]], sink: DurableSink) -> float:
+    errors: list[BaseException] = []
+
+    def connection(folders: Sequence[str]) -> None:
+        try:
+            _fetch_all(port, folders, sink)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=connection, args=(folders,)) for folders in plan]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return time.monotonic() - started
+
+
+def _fetch_all(port: int, folders: Sequence[str], sink: DurableSink) -> None:
+    from imapclient import imap_utf7
+
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        stream = sock.makefile("rb")
+        stream.readline()
+
+        def command(tag: bytes, text: bytes) -> None:
+            sock.sendall(tag + b" " + text + b"\r\n")
+            while True:
+                line = stream.readline()
+                if not line:
+                    raise ConnectionError("server closed the connection")
+                if line.startswith(tag + b" "):
+                    if not line[len(tag) + 1:].startswith(b"OK"):
+                        raise RuntimeError(line.decode(errors="replace"))
+                    return
+                literal = _LITERAL.search(line)
+                if literal:
+                    sink.write(stream.read(int(literal[1])))
+
+        command(b"a", b"LOGIN %s %s" % (USER.encode(), PASSWORD.encode()))
+        for folder in folders:
+            command(b"b", b'EXAMINE "' + imap_utf7.encode(folder) + b'"')
+            command(b"c", b"UID FETCH 1:* (BODY.PEEK[])")
+        command(b"d", b"LOGOUT")
+
+
+# -- migrator ---------------------------------------------------------------------------------
+def write_config(directory: Path, port: int, connections: int) -> Path:
+    config = directory / "bench.toml"
+    config.write_text(f"""
+[archive]
+path = "{directory / 'archive'}"
+
+[accounts.{USER}.source]
+kind = "imap"
+host = "127.0.0.1"
+port = {port}
+security = "plain"
+username = "{USER}"
+password = "env:BENCH_IMAP_PASSWORD"
+connections = {connections}
+""")
+    return config
+
+
+def run_seconds(archive: Path) -> float:
+    """The last run's own duration, from the manifest (no interpreter start, no imports)."""
+    with contextlib.closing(sqlite3.connect(archive / "manifest.sqlite")) as db:
+        started, finished = db.execute(
+            "SELECT started_at, finished_at FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    return (datetime.datetime.fromisoformat(finished)
+            - datetime.datetime.fromisoformat(started)).total_seconds()
+
+
+def archived(archive: Path) -> tuple[int, int]:
+    with contextlib.closing(sqlite3.connect(archive / "manifest.sqlite")) as db:
+        count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages"
+                                 ).fetchone()
+    return int(count), int(size)
+
+
+# -- the benchmark ----------------------------------------------------------------------------
+@dataclass
+class Result:
+    delay: float
+    what: str
+    messages: int
+    megabytes: float
+    seconds: float
+    wall: float | None = None
+    rss: float | None = None
+
+
+def measure(server, box: Mailbox, delay: float, connections: int, work: Path) -> list[Result]:
+    results = []
+    with fault_proxy(server.imap_port, delay) as proxy:
+        sink_dir = work / "baseline"
+        sink = DurableSink(sink_dir)
+        seconds = baseline(proxy.port, spread(box.folders, connections), sink)
+        results.append(Result(delay, "baseline", sink.messages, sink.bytes / 1e6, seconds))
+        shutil.rmtree(sink_dir)
+
+        run_dir = work / "pull"
+        run_dir.mkdir()
+        config = write_config(run_dir, proxy.port, connections)
+        env = migrator_env(BENCH_IMAP_PASSWORD=PASSWORD)
+        for what in ("pull", "no-op"):
+            run = migrator("-c", config, "-q", "pull", USER, env=env)
+            if run.status != 0:
+                raise RuntimeError(f"migrator {what} failed ({run.status}): {run.stderr}")
+            count, size = archived(run_dir / "archive")
+            if what == "pull" and count != box.messages:
+                raise RuntimeError(f"pull archived {count} of {box.messages} messages")
+            results.append(Result(delay, what, count if what == "pull" else 0,
+                                  size / 1e6 if what == "pull" else 0.0,
+                                  run_seconds(run_dir / "archive"), run.seconds,
+                                  run.peak_rss_mb))
+        shutil.rmtree(run_dir)
+    return results
+
+
+def report(results: list[Result]) -> str:
+    table = Table(["delay", "run", "msgs", "MB", "s (run)", "s (wall)", "msgs/s", "MB/s",
+                   "peak RSS MB", "vs baseline"])
+    groups: dict[tuple[float, str], list[Result]] = {}
+    for result in results:
+        groups.setdefault((result.delay, result.what), []).append(result)
+    for (delay, what), runs in groups.items():
+        seconds = statistics.median(r.seconds for r in runs)
+        first = runs[0]
+        rate = first.messages / seconds if first.messages else None
+        base = groups[(delay, "baseline")]
+        base_rate = base[0].messages / statistics.median(r.seconds for r in base)
+        ratio = f"{rate / base_rate:.2f}x" if rate and what != "baseline" else ""
+        wall = statistics.median(r.wall for r in runs) if first.wall is not None else None
+        rss = max(r.rss for r in runs) if first.rss is not None else None
+        table.add(f"{delay:g} ms", what, first.messages, first.megabytes, seconds,
+                  "" if wall is None else wall, "" if rate is None else rate,
+                  "" if rate is None else first.megabytes / seconds,
+                  "" if rss is None else rss, ratio)
+    return table.render()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.pull", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=5000, help="corpus size (default 5000)")
+    parser.add_argument("--connections", type=int, default=2,
+                        help="connections for migrator and the baseline (default 2, "
+                             "migrator's default for IMAP)")
+    parser.add_argument("--delays", default="0,25", help="added ms each way (default 0,25)")
+    parser.add_argument("--repeat", type=int, default=1, help="measurements per delay")
+    args = parser.parse_args(argv)
+    delays = [float(value) for value in args.delays.split(",")]
+    print(f"machine: {machine()}", flush=True)
+    work = scratch("migrator-bench-pull-")
+    try:
+        with source_server() as server:
+            server.add_user(USER, PASSWORD)
+            started = time.monotonic()
+            box = seed(server, args.messages)
+            print(f"seeded {box.messages} messages, {box.bytes / 1e6:.0f} MB in "
+                  f"{len(box.folders)} folders ({time.monotonic() - started:.0f} s)",
+                  flush=True)
+            warm = DurableSink(work / "warm-up")  # Dovecot builds its caches, files get cached
+            baseline(server.imap_port, spread(box.folders, args.connections), warm)
+            shutil.rmtree(work / "warm-up")
+            results = []
+            for _ in range(args.repeat):
+                for delay in delays:
+                    results += measure(server, box, delay, args.connections, work)
+                    print(f"  {delay:g} ms done", flush=True)
+        print(report(results))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -75,6 +75,26 @@ def fault_proxy():
         yield lambda *args, **kwargs: stack.enter_context(FaultProxy(*args, **kwargs))
 
 
+@pytest.fixture
+def closing():
+    """`closing(conn)` registers a client connection (imaplib, imapclient, poplib,
+    socket) to be closed at teardown, and returns it."""
+    with contextlib.ExitStack() as stack:
+        def track(conn):
+            stack.callback(_close_quietly, conn)
+            return conn
+
+        yield track
+
+
+def _close_quietly(conn):
+    with contextlib.suppress(OSError):
+        if hasattr(conn, "logout"):  # an IMAP client: its close() is the IMAP command
+            conn.shutdown()
+        else:
+            conn.close()
+
+
 @pytest.fixture(scope="session")
 def corpus():
     """A small deterministic corpus (messages capped at 200 KB) with every oddity."""

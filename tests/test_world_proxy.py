@@ -22,14 +22,14 @@ def _user(server, messages=0, size=20_000):
     return user
 
 
-def _imap(proxy):
-    client = imaplib.IMAP4(proxy.host, proxy.port, timeout=10)
+def _imap(proxy, closing):
+    client = closing(imaplib.IMAP4(proxy.host, proxy.port, timeout=10))
     client.login("pat", "pw")
     return client
 
 
-def _raw(proxy):
-    sock = socket.create_connection((proxy.host, proxy.port), timeout=10)
+def _raw(proxy, closing):
+    sock = closing(socket.create_connection((proxy.host, proxy.port), timeout=10))
     assert sock.recv(4096).startswith(b"* OK")
     return sock
 
@@ -54,11 +54,11 @@ def _subjects(server, user):
     return [m.raw.split(b"\r\n", 1)[0] for m in server.list_messages(user, "INBOX")]
 
 
-def test_throttled_appends_exactly_as_scheduled(source_server, fault_proxy):
+def test_throttled_appends_exactly_as_scheduled(source_server, fault_proxy, closing):
     user = _user(source_server)
     proxy = fault_proxy(source_server.imap_port)
     proxy.throttle("APPEND", nth=[2, 4], backoff_ms=1500)
-    client = _imap(proxy)
+    client = _imap(proxy, closing)
     replies = [client.append("INBOX", None, None, b"Subject: %d\r\n\r\nbody\r\n" % i)
                for i in range(5)]
     assert [typ for typ, _ in replies] == ["OK", "NO", "OK", "NO", "OK"]
@@ -69,11 +69,11 @@ def test_throttled_appends_exactly_as_scheduled(source_server, fault_proxy):
     assert proxy.stats["command APPEND"] == 5
 
 
-def test_throttled_literal_plus_append_is_swallowed(source_server, fault_proxy):
+def test_throttled_literal_plus_append_is_swallowed(source_server, fault_proxy, closing):
     user = _user(source_server)
     proxy = fault_proxy(source_server.imap_port)
     proxy.throttle("APPEND", nth=[1], backoff_ms=10)
-    sock = _raw(proxy)
+    sock = _raw(proxy, closing)
     messages = [b"Subject: first\r\n\r\n" + b"a" * 5000, b"Subject: second\r\n\r\nb\r\n"]
     commands = b"a1 LOGIN pat pw\r\n" + b"".join(
         b"a%d APPEND INBOX {%d+}\r\n%s\r\n" % (i, len(m), m) for i, m in enumerate(messages, 2))
@@ -85,11 +85,11 @@ def test_throttled_literal_plus_append_is_swallowed(source_server, fault_proxy):
     assert proxy.events == [("throttle", "APPEND", 1)]
 
 
-def test_throttled_fetch_gets_bad_and_uid_fetch_counts(source_server, fault_proxy):
+def test_throttled_fetch_gets_bad_and_uid_fetch_counts(source_server, fault_proxy, closing):
     _user(source_server, messages=2)
     proxy = fault_proxy(source_server.imap_port)
     proxy.throttle("FETCH", nth=[2], backoff_ms=100)
-    client = _imap(proxy)
+    client = _imap(proxy, closing)
     client.select("INBOX")
     assert client.fetch("1", "(FLAGS)")[0] == "OK"
     with pytest.raises(imaplib.IMAP4.error, match=r"BAD.*Suggested Backoff Time: 100 milli"):
@@ -98,75 +98,76 @@ def test_throttled_fetch_gets_bad_and_uid_fetch_counts(source_server, fault_prox
     assert proxy.events == [("throttle", "UID FETCH", 2)]
 
 
-def test_drop_in_the_middle_of_an_append_literal(source_server, fault_proxy):
+def test_drop_in_the_middle_of_an_append_literal(source_server, fault_proxy, closing):
     user = _user(source_server)
     proxy = fault_proxy(source_server.imap_port)
     proxy.drop_in_literal("APPEND", nth=[2])
-    client = _imap(proxy)
+    client = _imap(proxy, closing)
     assert client.append("INBOX", None, None, b"Subject: 1\r\n\r\none\r\n")[0] == "OK"
     with pytest.raises(imaplib.IMAP4.abort):
         client.append("INBOX", None, None, b"Subject: 2\r\n\r\n" + b"z" * 100_000)
-    assert _imap(proxy).append("INBOX", None, None, b"Subject: 3\r\n\r\nthree\r\n")[0] == "OK"
+    again = _imap(proxy, closing)
+    assert again.append("INBOX", None, None, b"Subject: 3\r\n\r\nthree\r\n")[0] == "OK"
     assert _subjects(source_server, user) == [b"Subject: 1", b"Subject: 3"]
     assert proxy.events == [("literal_drop", "APPEND", 2)]
     assert proxy.stats["connections"] == 2
 
 
-def test_drop_in_the_middle_of_a_fetch_literal(source_server, fault_proxy):
+def test_drop_in_the_middle_of_a_fetch_literal(source_server, fault_proxy, closing):
     _user(source_server, messages=3, size=50_000)
     proxy = fault_proxy(source_server.imap_port)
     proxy.drop_in_literal("FETCH", nth=[2], fraction=0.25)
-    client = _imap(proxy)
+    client = _imap(proxy, closing)
     client.select("INBOX")
     assert len(client.fetch("1", "(BODY.PEEK[])")[1][0][1]) > 50_000
     with pytest.raises(imaplib.IMAP4.abort):
         client.fetch("2", "(BODY.PEEK[])")
-    client = _imap(proxy)
+    client = _imap(proxy, closing)
     client.select("INBOX")
     assert len(client.fetch("2", "(BODY.PEEK[])")[1][0][1]) > 50_000
     assert proxy.events == [("literal_drop", "FETCH", 2)]
 
 
-def test_bye_at_the_scheduled_command_of_every_connection(source_server, fault_proxy):
+def test_bye_at_the_scheduled_command_of_every_connection(source_server, fault_proxy, closing):
     _user(source_server)
     proxy = fault_proxy(source_server.imap_port)
     proxy.bye(at_command=3)  # imaplib sends CAPABILITY, then LOGIN
     for _ in range(2):
-        client = _imap(proxy)
+        client = _imap(proxy, closing)
         with pytest.raises(imaplib.IMAP4.abort, match="Session invalidated - AccessTokenExpired"):
             client.noop()
     assert proxy.events == [("bye", 1, 3), ("bye", 2, 3)]
 
 
-def test_bye_after_seconds_comes_unprompted(source_server, fault_proxy):
+def test_bye_after_seconds_comes_unprompted(source_server, fault_proxy, closing):
     _user(source_server)
     proxy = fault_proxy(source_server.imap_port)
     proxy.bye(after_seconds=0.2)
-    sock = socket.create_connection((proxy.host, proxy.port), timeout=10)
+    sock = closing(socket.create_connection((proxy.host, proxy.port), timeout=10))
     greeting, bye = _read_to_eof(sock).splitlines(keepends=True)
     assert greeting.startswith(b"* OK")
     assert bye == b"* BYE Session invalidated - AccessTokenExpired\r\n"
     assert proxy.events == [("bye", 1, 0)]
 
 
-def test_drop_after_bytes_cuts_exactly_there(source_server, fault_proxy):
+def test_drop_after_bytes_cuts_exactly_there(source_server, fault_proxy, closing):
     _user(source_server, messages=1)
     proxy = fault_proxy(source_server.imap_port)
     proxy.drop_after_bytes(5000, "s2c", connections=[1])
-    sock = socket.create_connection((proxy.host, proxy.port), timeout=10)
+    sock = closing(socket.create_connection((proxy.host, proxy.port), timeout=10))
     sock.sendall(b"a1 LOGIN pat pw\r\na2 SELECT INBOX\r\na3 FETCH 1 BODY.PEEK[]\r\n")
     assert len(_read_to_eof(sock)) == 5000
-    client = _imap(proxy)
+    client = _imap(proxy, closing)
     client.select("INBOX")
     assert len(client.fetch("1", "(BODY.PEEK[])")[1][0][1]) > 20_000
     assert proxy.events == [("byte_drop", "s2c", 1, 5000)]
 
 
-def test_delay_and_bandwidth_slow_things_down(source_server, fault_proxy):
+def test_delay_and_bandwidth_slow_things_down(source_server, fault_proxy, closing):
     """Only lower bounds: the proxy can never make a round trip faster."""
     _user(source_server, messages=1, size=100_000)
     proxy = fault_proxy(source_server.imap_port, delay=0.05, bandwidth=500_000)
-    client = _imap(proxy)
+    client = _imap(proxy, closing)
     client.select("INBOX")
     started = time.monotonic()
     client.noop()
@@ -177,7 +178,7 @@ def test_delay_and_bandwidth_slow_things_down(source_server, fault_proxy):
 
 
 def test_tls_terminating_proxy_in_front_of_office365(office365_server, oauth_service, certs,
-                                                     fault_proxy):
+                                                     fault_proxy, closing):
     oauth_service.add_client("app", "s3cret")
     oauth_service.grant("app", "kim@contoso.test")
     office365_server.add_user("kim@contoso.test")
@@ -187,8 +188,8 @@ def test_tls_terminating_proxy_in_front_of_office365(office365_server, oauth_ser
     ).acquire_token_for_client(scopes=["https://outlook.office365.com/.default"])
     proxy = fault_proxy(office365_server.imaps_port, tls_terminate=True, certs=certs)
     proxy.throttle("APPEND", nth=[1])
-    client = imapclient.IMAPClient(proxy.host, proxy.port,
-                                   ssl_context=ssl.create_default_context(cafile=certs.ca_cert))
+    client = closing(imapclient.IMAPClient(
+        proxy.host, proxy.port, ssl_context=ssl.create_default_context(cafile=certs.ca_cert)))
     client.oauth2_login("kim@contoso.test", token["access_token"])
     with pytest.raises(imapclient.exceptions.IMAPClientError, match="Request is throttled"):
         client.append("INBOX", b"Subject: 1\r\n\r\nx\r\n")
@@ -197,10 +198,10 @@ def test_tls_terminating_proxy_in_front_of_office365(office365_server, oauth_ser
     assert proxy.events == [("throttle", "APPEND", 1)]
 
 
-def test_starttls_passes_through_unparsed(source_server, certs, fault_proxy):
+def test_starttls_passes_through_unparsed(source_server, certs, fault_proxy, closing):
     _user(source_server)
     proxy = fault_proxy(source_server.imap_port)
-    client = imaplib.IMAP4(proxy.host, proxy.port, timeout=10)
+    client = closing(imaplib.IMAP4(proxy.host, proxy.port, timeout=10))
     client.starttls(ssl.create_default_context(cafile=certs.ca_cert))
     client.login("pat", "pw")
     assert client.noop()[0] == "OK"
@@ -208,10 +209,10 @@ def test_starttls_passes_through_unparsed(source_server, certs, fault_proxy):
     assert proxy.stats["command LOGIN"] == 0
 
 
-def test_stop_closes_open_connections(source_server, fault_proxy):
+def test_stop_closes_open_connections(source_server, fault_proxy, closing):
     _user(source_server)
     proxy = fault_proxy(source_server.imap_port)
-    client = _imap(proxy)
+    client = _imap(proxy, closing)
     proxy.stop()
     with pytest.raises(imaplib.IMAP4.abort):
         client.noop()

@@ -17,19 +17,20 @@ def _ctx(certs):
     return ssl.create_default_context(cafile=certs.ca_cert)
 
 
-def _imap(server, certs, mode):
+def _imap(server, certs, mode, closing):
     if mode == "imaps":
-        return imapclient.IMAPClient(server.host, server.imaps_port, ssl_context=_ctx(certs))
-    client = imapclient.IMAPClient(server.host, server.imap_port, ssl=False)
+        return closing(imapclient.IMAPClient(server.host, server.imaps_port,
+                                             ssl_context=_ctx(certs)))
+    client = closing(imapclient.IMAPClient(server.host, server.imap_port, ssl=False))
     if mode == "starttls":
         client.starttls(_ctx(certs))
     return client
 
 
 @pytest.mark.parametrize("mode", ["imap", "imaps", "starttls"])
-def test_login_append_fetch_round_trip(source_server, certs, mode):
+def test_login_append_fetch_round_trip(source_server, certs, mode, closing):
     source_server.add_user("alice", "pw1")
-    client = _imap(source_server, certs, mode)
+    client = _imap(source_server, certs, mode, closing)
     client.normalise_times = False
     client.login("alice", "pw1")
     when = datetime.datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -49,31 +50,31 @@ def test_tls_is_verified_against_the_test_ca(source_server):
                               ssl_context=ssl.create_default_context())
 
 
-def test_wrong_password_refused_and_users_added_at_runtime(source_server, certs):
+def test_wrong_password_refused_and_users_added_at_runtime(source_server, certs, closing):
     source_server.add_user("bob", "right")
-    client = _imap(source_server, certs, "imap")
+    client = _imap(source_server, certs, "imap", closing)
     with pytest.raises(imapclient.exceptions.LoginError):
         client.login("bob", "wrong")
     source_server.add_user("carol", "pw")
-    client = _imap(source_server, certs, "imaps")
+    client = _imap(source_server, certs, "imaps", closing)
     client.login("carol", "pw")
     assert client.namespace().personal == (("", "."),)
 
 
-def _pop3(server, certs, mode):
+def _pop3(server, certs, mode, closing):
     if mode == "pop3s":
-        return poplib.POP3_SSL(server.host, server.pop3s_port, context=_ctx(certs))
-    client = poplib.POP3(server.host, server.pop3_port)
+        return closing(poplib.POP3_SSL(server.host, server.pop3s_port, context=_ctx(certs)))
+    client = closing(poplib.POP3(server.host, server.pop3_port))
     client.stls(_ctx(certs))
     return client
 
 
 @pytest.mark.parametrize("mode", ["pop3-stls", "pop3s"])
-def test_pop3_uidl_and_retr_leave_flags_alone(source_server, certs, mode):
+def test_pop3_uidl_and_retr_leave_flags_alone(source_server, certs, mode, closing):
     user = source_server.add_user("dave", "pw")
     raws = [b"Subject: one\r\n\r\nfirst\r\n", b"Subject: two\nbare: lf\n\nsecond\n"]
     uids = source_server.seed(user, "INBOX", [SeedMessage(r) for r in raws])
-    pop = _pop3(source_server, certs, mode)
+    pop = _pop3(source_server, certs, mode, closing)
     pop.user("dave")
     pop.pass_("pw")
     listing = [line.split() for line in pop.uidl()[1]]
@@ -87,7 +88,7 @@ def test_pop3_uidl_and_retr_leave_flags_alone(source_server, certs, mode):
     assert all("\\Seen" not in m.flags for m in source_server.list_messages(user, "INBOX"))
 
 
-def test_seed_sets_flags_internaldate_and_bytes(source_server, certs):
+def test_seed_sets_flags_internaldate_and_bytes(source_server, certs, closing):
     user = source_server.add_user("erin", "pw")
     messages = [
         SeedMessage(b"Subject: a\r\n\r\nA\r\n", ("\\Seen", "\\Answered"),
@@ -99,7 +100,7 @@ def test_seed_sets_flags_internaldate_and_bytes(source_server, certs):
     ]
     folder = "Reisen.Überblick"
     uids = source_server.seed(user, folder, messages)
-    client = _imap(source_server, certs, "imap")
+    client = _imap(source_server, certs, "imap", closing)
     client.normalise_times = False
     client.login("erin", "pw")
     assert any(name == folder for _, _, name in client.list_folders())
@@ -113,12 +114,12 @@ def test_seed_sets_flags_internaldate_and_bytes(source_server, certs):
         assert data[b"RFC822.SIZE"] == len(as_imap_bytes(message.raw))
 
 
-def test_list_messages_matches_imap_for_the_corpus(source_server, certs, corpus):
+def test_list_messages_matches_imap_for_the_corpus(source_server, certs, corpus, closing):
     user = source_server.add_user("frank", "pw")
     by_folder = {}
     for message in corpus:
         by_folder.setdefault(message.folder, []).append(message)
-    client = _imap(source_server, certs, "imap")
+    client = _imap(source_server, certs, "imap", closing)
     client.login("frank", "pw")
     for folder, messages in by_folder.items():
         source_server.seed(user, folder, messages)
@@ -133,21 +134,21 @@ def test_list_messages_matches_imap_for_the_corpus(source_server, certs, corpus)
     assert set(source_server.folders(user)) >= set(by_folder)
 
 
-def test_create_folder_with_non_ascii_name(source_server, certs):
+def test_create_folder_with_non_ascii_name(source_server, certs, closing):
     user = source_server.add_user("gina", "pw")
     source_server.create_folder(user, "Entwürfe.Ärger")
     assert "Entwürfe.Ärger" in source_server.folders(user)
-    client = _imap(source_server, certs, "imap")
+    client = _imap(source_server, certs, "imap", closing)
     client.login("gina", "pw")
     client.folder_encode = False
     names = [name for _, _, name in client.list_folders()]
     assert b"Entw&APw-rfe.&AMQ-rger" in names
 
 
-def test_stop_leaves_no_processes(certs):
+def test_stop_leaves_no_processes(certs, closing):
     server = SourceServer(certs).start()
     server.add_user("hank", "pw")
-    client = imapclient.IMAPClient(server.host, server.imap_port, ssl=False)
+    client = closing(imapclient.IMAPClient(server.host, server.imap_port, ssl=False))
     client.login("hank", "pw")
     client.select_folder("INBOX")
     assert len(server.processes()) > 3

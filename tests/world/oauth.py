@@ -104,6 +104,7 @@ class OAuthService:
         self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._ssl.load_cert_chain(certs.cert, certs.key)
         self._servers = []
+        self._sessions = []
 
     # -- lifecycle -------------------------------------------------------
     def start(self):
@@ -126,6 +127,8 @@ class OAuthService:
             server.server_close()
             thread.join(5)
         self._servers = []
+        for session in self._sessions:
+            session.close()
 
     def __enter__(self):
         return self.start()
@@ -189,8 +192,10 @@ class OAuthService:
                 token.revoked = True
 
     def http_session(self):
-        """A requests.Session for msal's http_client: trusts the test CA, ignores proxies."""
+        """A requests.Session for msal's http_client: trusts the test CA, ignores
+        proxies; closed by stop()."""
         session = requests.Session()
+        self._sessions.append(session)
         session.trust_env = False
         session.verify = self.ca_cert
         return session

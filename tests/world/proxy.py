@@ -223,16 +223,16 @@ class _Connection:
             tasks.append(asyncio.ensure_future(self._bye_timer(self.proxy._bye_after)))
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            self.to_client.abort()
-            self.to_server.abort()
-            raise
-        finally:
             for task in tasks:
                 task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self.to_client.close()
-        await self.to_server.close()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.to_client.close()
+            await self.to_server.close()
+        finally:  # also when the proxy stops: leave no transport open
+            for task in tasks:
+                task.cancel()
+            self.to_client.abort()
+            self.to_server.abort()
 
     # -- client to server ----------------------------------------------------
     async def _c2s(self):
@@ -503,6 +503,8 @@ class FaultProxy:
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
+        for _ in range(3):  # let the aborted transports run connection_lost
+            await asyncio.sleep(0)
 
     def stop(self):
         if self._thread is None:

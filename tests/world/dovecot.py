@@ -9,10 +9,11 @@ otherwise lingers 1-6 s and may leave mail processes of open sessions behind.
 As root, mail belongs to `nobody` and login/internal processes run as
 `dovenull`/`dovecot`; as a normal user everything runs as that user.
 
-Users live in one passwd-file per user (users/NAME, found via %u in the
-passdb/userdb path). One shared file would not do: Dovecot rereads a changed
-passwd-file at most once per second, so a user appended right after a login
-would stay unknown for up to a second; a new file is read at once.
+Users live in one passwd-file per user (users/name, lower-cased like
+Dovecot's login names, found via %u in the passdb/userdb path). One shared
+file would not do: Dovecot rereads a changed passwd-file at most once per
+second, so a user appended right after a login would stay unknown for up to a
+second; a new file is read at once.
 
 SourceServer: IMAP (STARTTLS), IMAPS, POP3 (STLS), POP3S; LOGIN/PLAIN with
 passwords; Maildir++ with separator "." and an empty namespace prefix, so
@@ -276,13 +277,16 @@ service auth-worker {{
 
     # -- users ----------------------------------------------------------------
     def add_user(self, name, password=None):
-        home = self._path("home", name)
-        scheme = "" if password is None else "{PLAIN}" + password
+        """Create a login/mailbox. Names are case-insensitive, as in Exchange:
+        Dovecot lower-cases login names (auth_username_format = %Lu)."""
         if "/" in name or name.startswith("."):
             raise ValueError(f"unsupported user name {name!r}")
-        path = self._path("users", name)
+        key = name.lower()
+        home = self._path("home", key)
+        scheme = "" if password is None else "{PLAIN}" + password
+        path = self._path("users", key)
         with open(path, "w") as f:
-            f.write(f"{name}:{scheme}:{self.mail_uid}:{self.mail_gid}::{home}::\n")
+            f.write(f"{key}:{scheme}:{self.mail_uid}:{self.mail_gid}::{home}::\n")
         os.chmod(path, 0o644)
         return MailUser(name, password, home)
 

@@ -41,9 +41,11 @@ only if the app holds a grant for that mailbox. So an app login costs two
 introspections (inactive, then active). As root the auth process runs as root
 so it can exec this interpreter.
 
-Failed logins are not slowed down beyond Dovecot's 0.5 s failure flush
-(auth_failure_delay = 0; the anvil auth-penalty socket is disabled, which
-logs a harmless "anvil-auth-penalty" error line per login).
+Both run with mail_fsync = never: test mail need not survive a crash, and
+big seeds and benchmarks stay fast. Failed logins are not slowed down beyond
+Dovecot's 0.5 s failure flush (auth_failure_delay = 0; the anvil auth-penalty
+socket is disabled, which logs a harmless "anvil-auth-penalty" error line per
+login).
 """
 import contextlib
 import grp
@@ -226,6 +228,7 @@ service auth-worker {{
                                          stdout=err, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         self.group = self.proc.pid
+
         def ready():
             return self.proc.poll() is not None or all(map(port_open, self._ports()))
 

@@ -15,6 +15,7 @@ from migrator.engine.archive_check import check_archive
 from migrator.engine.results import JobResult
 from migrator.engine.verify_target import TargetReport, verify_target
 from migrator.errors import ExitStatus, MigratorError
+from migrator.targets.office365 import byte_comparable
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -60,6 +61,12 @@ def verify_archive(ctx: Context) -> ExitStatus:
 
 def verify_accounts(ctx: Context) -> int:
     """Compare each named account's archive with its target; print a table per account."""
+    for name in ctx.args.accounts:
+        target = ctx.settings().account(name).target
+        if ctx.args.bytes and target is not None and not byte_comparable(target):
+            ctx.env.stderr.write(f"migrator: error: {name}: --bytes is not possible against "
+                                 "Office 365, which re-renders every message it stores\n")
+            return ExitStatus.USAGE
     results = run_each(ctx, "verify", verify_one)
     for result in results:
         if result.error:

@@ -69,18 +69,20 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
     with record_run(manifest, "push", account.name, account.source.kind) as run:
         ctx.run_id = run.id
         control = TargetControl(ctx.endpoint, account.name, ctx.tokens)
+        outcome = "failed"
         try:
             ctx.layout = control.layout()
             make_plan(ctx)
             _start(ctx)
             _rounds(ctx, control, source_done)
+            outcome = ctx.result.outcome
         finally:
             control.close()
             ctx.result.counts["seconds"] = round(time.monotonic() - started)
             run.counts.update(ctx.result.counts)
             if ctx.result.failures:
                 run.partial()
-            emit(TaskFinished("push", account.name, {"outcome": ctx.result.outcome,
+            emit(TaskFinished("push", account.name, {"outcome": outcome,
                                                      **dict(ctx.result.counts)}))
         _notes(ctx)
     return ctx.result
@@ -193,6 +195,8 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
         for folder, group in groupby(fresh, key=lambda m: ctx.targets[m.folder_id]):
             if not _feed_folder(ctx, control, finder, work, folder, list(group), threads):
                 return
+        if not finished:  # pipelined: these went out while the pull was still running
+            ctx.count("sent_while_pulling", len(fresh))
         if source_done is not None:
             _totals(ctx)
 

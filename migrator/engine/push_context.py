@@ -103,9 +103,11 @@ class PushContext:
     selected: dict[str, Selected] = field(default_factory=dict)  # target folder -> SELECT
     matchers: dict[str, Matcher] = field(default_factory=dict)  # target folder -> index
     failed_now: set[int] = field(default_factory=set)  # message ids failed in this run
+    sent_now: dict[int, int] = field(default_factory=dict)  # unknown outcome: id -> size
     dropped_keywords: Counter[str] = field(default_factory=Counter)
     parallelism: Parallelism | None = None
     budget: ByteBudget = field(default_factory=lambda: ByteBudget(48 << 20))
+    last_loss: float = 0.0  # time.time() of the last lost target connection
     fatal: BaseException | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, and_, func, or_, select, update
@@ -178,3 +179,9 @@ def pending_totals(session: Session, target: str, folder_ids: Iterable[int]) -> 
                     or_(PushRow.id.is_(None), PushRow.state == FAILED)))
     count, size = session.execute(query).one()
     return int(count), int(size)
+
+
+def latest_intent(session: Session, target: str) -> datetime | None:
+    """When the newest unsettled intent was written (UTC, naive)."""
+    return session.scalar(select(func.max(PushRow.updated_at))
+                          .where(PushRow.target == target, PushRow.state == INTENT))

@@ -6,6 +6,11 @@ the outcomes that arrived since the last commit. Throttled APPENDs wait the serv
 suggested time and go again; a lost connection (or `AccessTokenExpired`) leaves the
 unanswered APPENDs as intents for reconciliation, reconnects (with a fresh token) and goes
 on with what was never sent.
+
+Crash points for the kill -9 tests (inert unless MIGRATOR_TEST_KILL_AT is set, see
+`imap_testhook`): `push-intents` (a window's intents committed, nothing of it sent),
+`push-sent` (an APPEND written to the socket, its reply not read), `push-recorded` (outcomes
+committed).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +28,7 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from migrator import imapconn
+from migrator.engine.imap_testhook import kill_point
 from migrator.engine.push_context import PushContext
 from migrator.engine.push_rows import (
     DONE,
@@ -144,6 +151,7 @@ class PushWorker:
             writer.submit(item, data, flags)
         finally:
             self.ctx.budget.release(taken)
+        kill_point("push-sent")
 
     def _with_connection(self, step: Callable[[AppendWriter], None],
                          pending: deque[AppendItem], item: AppendItem | None = None) -> None:
@@ -152,6 +160,7 @@ class PushWorker:
         try:
             step(self._writer())
         except (ConnectionLost, Throttled) as exc:
+            self.ctx.last_loss = time.time()
             orphans = self._drop_connection()
             sent = item is not None and any(o.item is item for o in orphans)
             for outcome in orphans:
@@ -232,6 +241,8 @@ class PushWorker:
         elif outcome.status == "unknown":
             self.unknown += 1  # stays an intent: the next round looks for it at the target
             self.ctx.count("unknown_outcome")
+            with self.ctx.lock:
+                self.ctx.sent_now[item.ref] = item.size
         else:
             state = REFUSED if outcome.status == "refused" else FAILED
             self.outcomes.append(Outcome(item.ref, state, item.folder, note=outcome.text))
@@ -263,6 +274,10 @@ class PushWorker:
                 if outcome.state in (REFUSED, FAILED):
                     self._report(session, outcome)
             write_intents(session, self.ctx.target, intents)
+        if intents:
+            kill_point("push-intents")
+        if outcomes:
+            kill_point("push-recorded")
         self._count(outcomes)
 
     def _report(self, session: Session, outcome: Outcome) -> None:

@@ -14,8 +14,10 @@ target holds more messages there than our recorded pushes explain.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC
 
 from migrator.engine.push_context import PushContext
 from migrator.engine.push_rows import (
@@ -27,6 +29,7 @@ from migrator.engine.push_rows import (
     done_uids,
     in_state,
     insert_done,
+    latest_intent,
     write_outcomes,
 )
 from migrator.errors import FolderError
@@ -40,10 +43,14 @@ from migrator.targets.identity import (
     crlf_size,
     identity_of,
 )
+from migrator.targets.imap import Selected
 from migrator.targets.office365 import byte_comparable, store_flagged_after_append
 
 log = logging.getLogger(__name__)
 
+SERVER_GRACE = 2.0  # seconds a server may go on with what a lost connection had sent
+QUIET_CHECKS = 10  # how often a folder's message count is re-read until it stops changing
+QUIET_WAIT = 0.5
 FOUND_NOTE = "found at the target after an APPEND with unknown outcome"
 RESEND_NOTE = "APPEND outcome unknown and not found at the target: sent again"
 
@@ -57,13 +64,18 @@ class Finder:
         self.keeps_bytes = byte_comparable(ctx.endpoint)  # content checks possible
         self.check_sizes = self.keeps_bytes  # presence also needs an equal RFC822.SIZE
 
-    def refresh(self, folder: str) -> Matcher:
-        """A fresh index of `folder`, less the UIDs recorded pushes already account for."""
+    def refresh(self, folder: str, settle: bool = False) -> Matcher:
+        """A fresh index of `folder`, less the UIDs recorded pushes already account for.
+
+        With `settle`, the index is taken once the folder's message count stops changing:
+        a server may still be storing what a lost connection (or a killed process) had
+        sent, and a message looked for too early would be sent twice.
+        """
         existing = {f.name for f in self.ctx.layout.existing} if self.ctx.layout else set()
         entries: list[TargetEntry] = []
         if folder in existing or folder in self.ctx.selected:
             try:
-                selected, entries = self.control.index(folder)
+                selected, entries = self._index(folder, settle)
                 self.ctx.selected[folder] = selected
             except FolderError as exc:  # a folder that went away holds nothing
                 log.info("%s: %s", self.ctx.name, exc)
@@ -73,6 +85,17 @@ class Finder:
         matcher = Matcher(entries, claimed)
         self.ctx.matchers[folder] = matcher
         return matcher
+
+    def _index(self, folder: str, settle: bool) -> tuple[Selected, list[TargetEntry]]:
+        before = self.control.select(folder).exists if settle else None
+        for _ in range(QUIET_CHECKS):
+            if before is not None:
+                self.ctx.stop.wait(QUIET_WAIT)
+            selected, entries = self.control.index(folder)
+            if before is None or selected.exists == before:
+                break
+            before = selected.exists
+        return selected, entries
 
     def wanted(self, message: Candidate, data: bytes | None = None) -> Wanted:
         """What to look for; reads the blob only when the Message-ID is missing or sizes
@@ -121,6 +144,7 @@ def reconcile(ctx: PushContext, control: TargetControl) -> int:
         intents = in_state(session, ctx.target, ctx.folder_names, [INTENT], live_only=False)
     if not intents:
         return 0
+    _grace(ctx)
     finder = Finder(ctx, control)
     by_folder: dict[str, list[Candidate]] = defaultdict(list)
     for message in intents:
@@ -128,19 +152,42 @@ def reconcile(ctx: PushContext, control: TargetControl) -> int:
     found = 0
     for folder, messages in sorted(by_folder.items()):
         outcomes = _settle_folder(ctx, finder, control, folder, messages)
-        found += sum(outcome.state == DONE for outcome in outcomes)
         with ctx.manifest.session() as session:
             write_outcomes(session, ctx.target, outcomes)
-    ctx.count("already_there", found)
+        for outcome in outcomes:
+            if outcome.state == DONE:
+                found += 1
+                _count_found(ctx, outcome.message_id)
     if found or len(intents) > found:
         log.info("%s: %d APPEND(s) with unknown outcome: %d found at the target, %d to send "
                  "again", ctx.name, len(intents), found, len(intents) - found)
     return found
 
 
+def _count_found(ctx: PushContext, message_id: int) -> None:
+    """Sent in this run (its reply lost): pushed; left by an earlier run: already there."""
+    size = ctx.sent_now.pop(message_id, None)
+    if size is None:
+        ctx.count("already_there")
+        return
+    ctx.count("pushed")
+    ctx.count("bytes", size)
+    ctx.advanced(1, size)
+
+
+def _grace(ctx: PushContext) -> None:
+    """Give the server time to finish what lost connections had already sent."""
+    with ctx.manifest.session() as session:
+        last = latest_intent(session, ctx.target)
+    quiet_since = max(ctx.last_loss, last.replace(tzinfo=UTC).timestamp() if last else 0.0)
+    wait = SERVER_GRACE - (time.time() - quiet_since)
+    if wait > 0:
+        ctx.stop.wait(wait)
+
+
 def _settle_folder(ctx: PushContext, finder: Finder, control: TargetControl, folder: str,
                    messages: Sequence[Candidate]) -> list[Outcome]:
-    matcher = finder.refresh(folder)
+    matcher = finder.refresh(folder, settle=True)
     validity = ctx.selected[folder].uidvalidity if folder in ctx.selected else None
     outcomes, flagged = [], []
     for message in messages:

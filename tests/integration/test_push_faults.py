@@ -1,0 +1,129 @@
+"""Push through the fault proxy: Exchange's throttling, token-expiry BYE, connections cut in the
+middle of an APPEND literal. Whatever happens, every message arrives exactly once."""
+
+from __future__ import annotations
+
+import pytest
+
+from migrator.errors import ExitStatus
+from tests.cli_runner import run_cli
+from tests.integration.push_world import (
+    SECRET,
+    SECRET_ENV,
+    SOURCE_PASSWORD,
+    SOURCE_PASSWORD_ENV,
+    assert_target_matches,
+    fill_archive,
+    grant_mailbox,
+    message,
+    placeholder_source,
+    push_states,
+    target_block,
+    write_world_config,
+)
+from tests.world.proxy import FaultProxy
+
+pytestmark = pytest.mark.world
+
+
+@pytest.fixture(autouse=True)
+def _secrets(monkeypatch):
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    monkeypatch.setenv(SOURCE_PASSWORD_ENV, SOURCE_PASSWORD)
+
+
+@pytest.fixture
+def o365(office365_server, oauth_service):
+    grant_mailbox(oauth_service, office365_server)
+    return office365_server
+
+
+def proxied(o365, certs, **kwargs) -> FaultProxy:
+    return FaultProxy(o365.imaps_port, tls_terminate=True, certs=certs, **kwargs)
+
+
+def config_via(proxy: FaultProxy, tmp_path, oauth, certs, extra: str = ""):
+    return write_world_config(tmp_path, placeholder_source(),
+                              target_block(proxy.port, certs.ca_cert, oauth, extra=extra))
+
+
+def test_connections_cut_in_the_middle_of_append_literals(o365, oauth_service, certs,
+                                                          tmp_path, fault_proxy):
+    messages = [message(n, size=3000 + 40 * n) for n in range(150)]
+    fill_archive(tmp_path / "archive", messages)
+    proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
+    proxy.drop_in_literal("APPEND", nth=(5, 70, 71, 130))
+    config = config_via(proxy, tmp_path, oauth_service, certs)
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert len(proxy.events_of("literal_drop")) == 4
+    assert_target_matches(o365, messages)
+    assert push_states(tmp_path / "archive") == {"done": len(messages)}
+
+
+@pytest.mark.parametrize("status", ["NO", "BAD"])
+def test_throttled_appends_wait_and_go_again(o365, oauth_service, certs, tmp_path, fault_proxy,
+                                             status):
+    messages = [message(n) for n in range(60)]
+    fill_archive(tmp_path / "archive", messages)
+    proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
+    proxy.throttle("APPEND", nth=(3, 4, 5, 20, 33), backoff_ms=50, status=status)
+    config = config_via(proxy, tmp_path, oauth_service, certs)
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert len(proxy.events_of("throttle")) == 5
+    assert_target_matches(o365, messages)
+
+
+def test_repeated_throttling_lowers_parallelism(o365, oauth_service, certs, tmp_path,
+                                                fault_proxy):
+    messages = [message(n) for n in range(40)]
+    fill_archive(tmp_path / "archive", messages)
+    proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
+    proxy.throttle("APPEND", nth=range(2, 12), backoff_ms=20)
+    config = config_via(proxy, tmp_path, oauth_service, certs, extra="connections = 4")
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert "keeps throttling: down to" in result.stderr
+    assert_target_matches(o365, messages)
+
+
+def test_token_expiry_bye_reconnects_with_a_fresh_token(o365, oauth_service, certs, tmp_path,
+                                                        fault_proxy):
+    messages = [message(n, size=4000) for n in range(250)]
+    fill_archive(tmp_path / "archive", messages)
+    proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs, delay=0.002,
+                        bandwidth=400_000)  # about 3 s of pushing: sessions end under way
+    proxy.bye(after_seconds=0.8)
+    config = config_via(proxy, tmp_path, oauth_service, certs, extra="connections = 2")
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert proxy.events_of("bye"), "the run was expected to outlive a session"
+    assert oauth_service.issued["client_credentials"] > 1  # a fresh token after each BYE
+    assert_target_matches(o365, messages)
+
+
+def test_throttled_select_and_fetch_on_the_control_connection_are_retried(
+        o365, oauth_service, certs, tmp_path, fault_proxy):
+    messages = [message(n) for n in range(10)]
+    fill_archive(tmp_path / "archive", messages)
+    proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
+    proxy.throttle("SELECT", nth=(1,), backoff_ms=10)
+    proxy.throttle("FETCH", nth=(1,), backoff_ms=10)
+    config = config_via(proxy, tmp_path, oauth_service, certs)
+
+    pushed = run_cli("-c", config, "push", "bob")
+    verified = run_cli("-c", config, "verify", "bob")
+
+    assert pushed.status == ExitStatus.OK, pushed.stderr
+    assert verified.status == ExitStatus.OK, verified.stdout + verified.stderr
+    assert {name for name, _ in proxy.events_of("throttle")} == {"SELECT", "UID FETCH"}
+    assert_target_matches(o365, messages)

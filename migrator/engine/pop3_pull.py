@@ -48,8 +48,8 @@ log = logging.getLogger(__name__)
 
 INBOX = "INBOX"  # POP3 has one folder; it is recorded under this name
 TASK = "pull"
-BATCH_MESSAGES = 200  # messages per durable batch (blobs synced, then one transaction)
-BATCH_BYTES = 32 * 1024 * 1024
+BATCH_MESSAGES = 1000  # messages per durable batch (blobs synced, then one transaction)
+BATCH_BYTES = 64 * 1024 * 1024
 SIZE_PROBES = 3  # identical re-fetches after which LIST sizes are taken as approximate
 IN_USE_RETRY = RetryPolicy(attempts=4, base_delay=5.0, max_delay=60.0)
 SESSION_ATTEMPTS = 3  # sessions per run when the connection drops while fetching

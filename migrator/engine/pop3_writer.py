@@ -55,12 +55,15 @@ class BatchWriter:
     """Takes messages as they arrive; `close()` commits what is left and re-raises a failure."""
 
     def __init__(self, manifest: Manifest, store: BlobStore, folder_id: int,
-                 on_committed: Committed, *, threads: int = 4, batch_messages: int = 200,
-                 batch_bytes: int = 16 * 1024 * 1024, after_blobs: Callable[[], None] = _no_hook,
+                 on_committed: Committed, *, threads: int = 4, batch_messages: int = 1000,
+                 batch_bytes: int = 64 * 1024 * 1024, unwritten_bytes: int = 64 * 1024 * 1024,
+                 after_blobs: Callable[[], None] = _no_hook,
                  after_rows: Callable[[], None] = _no_hook) -> None:
         self.manifest, self.store, self.folder_id = manifest, store, folder_id
         self.on_committed = on_committed
         self.limits = (batch_messages, batch_bytes)
+        self.room = threading.Condition()  # bytes read but not yet written stay bounded
+        self.unwritten, self.max_unwritten = 0, unwritten_bytes
         self.after_blobs, self.after_rows = after_blobs, after_rows
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pop3-blobs")
         self.batches: queue.Queue[Batch | None] = queue.Queue(maxsize=2)  # bounds memory
@@ -73,6 +76,10 @@ class BatchWriter:
     def add(self, uidl: str, data: bytes) -> None:
         if self.error is not None:
             raise self.error
+        with self.room:
+            while self.unwritten and self.unwritten + len(data) > self.max_unwritten:
+                self.room.wait()
+            self.unwritten += len(data)
         self.batch.uidls.append(uidl)
         self.batch.futures.append(self.pool.submit(self._put, uidl, data))
         self.batch.nbytes += len(data)
@@ -80,8 +87,13 @@ class BatchWriter:
             self.flush()
 
     def _put(self, uidl: str, data: bytes) -> Stored:
-        ref = self.store.put(data, defer_file_sync=True)
-        return Stored(uidl, ref, message_id(data))
+        try:
+            ref = self.store.put(data, defer_file_sync=True)
+            return Stored(uidl, ref, message_id(data))
+        finally:
+            with self.room:
+                self.unwritten -= len(data)
+                self.room.notify_all()
 
     def flush(self) -> None:
         if self.batch.uidls:

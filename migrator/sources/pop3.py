@@ -129,8 +129,10 @@ class Pop3Session:
         todo = iter(numbers)
         in_flight: deque[int] = deque()
         while True:
-            batch = [number for _, number in zip(range(window - len(in_flight)), todo,
-                                                 strict=False)]
+            batch: list[int] = []
+            if len(in_flight) <= window // 2:  # refill by half a window: few, larger sends
+                batch = [number for _, number in zip(range(window - len(in_flight)), todo,
+                                                     strict=False)]
             if batch:
                 self._send(*(template % number for number in batch))
                 in_flight.extend(batch)

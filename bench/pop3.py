@@ -1,0 +1,234 @@
+"""Benchmark `migrator pull` from POP3 against a raw RETR loop on the same maildrop.
+
+    python -m bench.pop3 [--messages 5000] [--max-size 200000] [--repeat 3] [--delay 0]
+
+Seeds the test-world source's INBOX with a deterministic corpus (tests/world/corpus.py),
+then, `--repeat` times and alternating so that both see the same machine:
+
+- baseline: one connection, `RETR n` for every message in turn, each reply read to its
+  terminating "." line and thrown away (no parsing, no disk): the server's own pace;
+- pull: `python -m migrator pull` into an empty archive (a real subprocess; its own duration
+  from the manifest's runs table, and its wall time with interpreter start-up);
+- no-op: the same pull again, with nothing new on the server.
+
+The ratio is the baseline's time over the pull's: 1.00x means as fast as the raw loop.
+`--delay` adds milliseconds each way through the test world's fault proxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import shutil
+import socket
+import sqlite3
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import Table, fault_proxy, machine, migrator, migrator_env, scratch, source_server
+
+USER, PASSWORD = "bench", "bench-secret"
+CHUNK = 1 << 18
+
+
+@dataclass
+class Maildrop:
+    messages: int
+    bytes: int
+
+
+def seed(server, count: int, max_size: int | None) -> Maildrop:
+    """`count` corpus messages, all in INBOX (POP3 sees nothing else)."""
+    from tests.world.corpus import generate
+    from tests.world.mailstore import SeedMessage
+
+    corpus = generate(seed=20240607, count=count, max_size=max_size, stdlib=False)
+    server.seed(USER, "INBOX", [SeedMessage(item.raw) for item in corpus])
+    return Maildrop(len(corpus), sum(len(item.raw) for item in corpus))
+
+
+# -- the raw baseline -------------------------------------------------------------------------
+class RawPop3:
+    """A minimal POP3 client: one buffer, C-level searches, nothing kept."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.buffer = bytearray()
+        self.line()  # greeting
+
+    def _fill(self) -> None:
+        data = self.sock.recv(CHUNK)
+        if not data:
+            raise ConnectionError("server closed the connection")
+        self.buffer += data
+
+    def line(self) -> bytes:
+        while (end := self.buffer.find(b"\r\n")) < 0:
+            self._fill()
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 2]
+        if not line.startswith(b"+OK"):
+            raise RuntimeError(line.decode(errors="replace"))
+        return line
+
+    def command(self, text: str) -> bytes:
+        self.sock.sendall(text.encode() + b"\r\n")
+        return self.line()
+
+    def discard_body(self) -> int:
+        """Read up to the terminating line; the size read."""
+        if self.buffer.startswith(b".\r\n"):
+            del self.buffer[:3]
+            return 0
+        start = 0
+        while (end := self.buffer.find(b"\r\n.\r\n", start)) < 0:
+            start = max(0, len(self.buffer) - 4)
+            self._fill()
+        del self.buffer[:end + 5]
+        return end + 2
+
+    def close(self) -> None:
+        self.command("QUIT")
+        self.sock.close()
+
+
+def baseline(port: int) -> tuple[int, int, float]:
+    """(messages, bytes, seconds) for connect, login, RETR 1..n read and discarded, QUIT."""
+    started = time.monotonic()
+    client = RawPop3(port)
+    client.command(f"USER {USER}")
+    client.command(f"PASS {PASSWORD}")
+    count = int(client.command("STAT").split()[1])
+    size = 0
+    for number in range(1, count + 1):
+        client.command(f"RETR {number}")
+        size += client.discard_body()
+    client.close()
+    return count, size, time.monotonic() - started
+
+
+# -- migrator ---------------------------------------------------------------------------------
+def write_config(directory: Path, port: int) -> Path:
+    config = directory / "bench.toml"
+    config.write_text(f"""
+[archive]
+path = "{directory / 'archive'}"
+
+[accounts.{USER}.source]
+kind = "pop3"
+host = "127.0.0.1"
+port = {port}
+security = "plain"
+username = "{USER}"
+password = "env:BENCH_POP3_PASSWORD"
+""")
+    return config
+
+
+def last_run(archive: Path) -> tuple[float, str]:
+    """The last run's own duration (no interpreter start, no imports) and its counts."""
+    with contextlib.closing(sqlite3.connect(archive / "manifest.sqlite")) as db:
+        started, finished, counts = db.execute(
+            "SELECT started_at, finished_at, counts FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    seconds = (datetime.datetime.fromisoformat(finished)
+               - datetime.datetime.fromisoformat(started)).total_seconds()
+    return seconds, counts
+
+
+def archived(archive: Path) -> int:
+    with contextlib.closing(sqlite3.connect(archive / "manifest.sqlite")) as db:
+        return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+
+@dataclass
+class Result:
+    what: str
+    seconds: float
+    wall: float | None = None
+    rss: float | None = None
+
+
+def measure(port: int, box: Maildrop, work: Path) -> Iterator[Result]:
+    count, _, seconds = baseline(port)
+    if count != box.messages:
+        raise RuntimeError(f"the baseline saw {count} of {box.messages} messages")
+    yield Result("baseline", seconds)
+    run_dir = work / "pull"
+    run_dir.mkdir()
+    try:
+        config = write_config(run_dir, port)
+        env = migrator_env(BENCH_POP3_PASSWORD=PASSWORD)
+        for what in ("pull", "no-op"):
+            run = migrator("-c", config, "-q", "pull", USER, env=env)
+            if run.status != 0:
+                raise RuntimeError(f"migrator {what} failed ({run.status}): {run.stderr}")
+            if archived(run_dir / "archive") != box.messages:
+                raise RuntimeError(f"{what}: archived {archived(run_dir / 'archive')} "
+                                   f"of {box.messages}")
+            seconds, _ = last_run(run_dir / "archive")
+            yield Result(what, seconds, run.seconds, run.peak_rss_mb)
+    finally:
+        shutil.rmtree(run_dir)
+
+
+def report(results: list[Result], box: Maildrop) -> str:
+    table = Table(["run", "msgs", "MB", "s (run, median)", "s (wall, median)", "msgs/s",
+                   "MB/s", "peak RSS MB", "vs baseline"])
+    groups: dict[str, list[Result]] = {}
+    for result in results:
+        groups.setdefault(result.what, []).append(result)
+    base = statistics.median(r.seconds for r in groups["baseline"])
+    for what, runs in groups.items():
+        seconds = statistics.median(r.seconds for r in runs)
+        moved = what != "no-op"
+        walls = [r.wall for r in runs if r.wall is not None]
+        rss = [r.rss for r in runs if r.rss is not None]
+        table.add(what, box.messages if moved else 0, box.bytes / 1e6 if moved else 0.0,
+                  seconds, statistics.median(walls) if walls else "",
+                  box.messages / seconds if moved else "",
+                  box.bytes / 1e6 / seconds if moved else "", max(rss) if rss else "",
+                  f"{base / seconds:.2f}x" if what == "pull" else "")
+    return table.render()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.pop3", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=5000, help="maildrop size (5000)")
+    parser.add_argument("--max-size", type=int, default=200_000,
+                        help="largest message in bytes (default 200000; 0: the corpus's "
+                             "own heavy tail, up to 30 MB)")
+    parser.add_argument("--repeat", type=int, default=3, help="measurements (default 3)")
+    parser.add_argument("--delay", type=float, default=0.0, help="added ms each way")
+    args = parser.parse_args(argv)
+    print(f"machine: {machine()}", flush=True)
+    work = scratch("migrator-bench-pop3-")
+    try:
+        with source_server() as server:
+            server.add_user(USER, PASSWORD)
+            started = time.monotonic()
+            box = seed(server, args.messages, args.max_size or None)
+            print(f"seeded {box.messages} messages, {box.bytes / 1e6:.0f} MB "
+                  f"({time.monotonic() - started:.0f} s)", flush=True)
+            with contextlib.ExitStack() as stack:
+                port = server.pop3_port
+                if args.delay:
+                    port = stack.enter_context(fault_proxy(port, args.delay)).port
+                baseline(port)  # warm-up: Dovecot builds its caches, files get cached
+                results: list[Result] = []
+                for round_number in range(1, args.repeat + 1):
+                    results += measure(port, box, work)
+                    print(f"  round {round_number} done", flush=True)
+        print(report(results, box))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -23,7 +23,7 @@ from migrator.sources.imap import ImapSource
 
 log = logging.getLogger(__name__)
 
-BUDGET_BYTES = 16 * 1024 * 1024  # fetched but not yet written, all connections together
+BUDGET_BYTES = 12 * 1024 * 1024  # fetched but not yet written, all connections together
 
 
 @dataclass

@@ -26,6 +26,7 @@ from migrator.archive.manifest import AccountRow
 from migrator.archive.runs import record_run
 from migrator.config import Account, Endpoint
 from migrator.engine.events import Emit, TaskFinished, TaskStarted, TaskTotals
+from migrator.engine.imap_budget import release_large_buffers
 from migrator.engine.imap_context import PullContext
 from migrator.engine.imap_fetcher import RECONNECTS, Fetcher
 from migrator.engine.imap_plan import FolderState, unchanged
@@ -64,6 +65,7 @@ def pull_imap(account: Account, manifest: Manifest, store: BlobStore, emit: Emit
     if dry_run:
         _dry_run(ctx)
         return result
+    release_large_buffers()
     with record_run(manifest, "pull", account.name, account.source.kind) as run:
         ctx.run_id = run.id
         with manifest.session() as session:

@@ -266,3 +266,18 @@ def test_unreadable_message_is_retried_recorded_as_failed_and_fetched_later(
     assert_archive_matches(imap_client(source_server, "alice"), archive)
     with manifest(archive) as db:
         assert db.execute("SELECT resolved_at FROM failures").fetchone()[0] is not None
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(source_server, tmp_path):
+    source_server.add_user("alice")
+    seed(source_server, "INBOX", 5)
+    config = source_config(tmp_path, source_server)
+
+    bar = run_cli("-c", config, "pull", "alice", tty=True)
+
+    assert bar.status == ExitStatus.OK, bar.stderr
+    assert "pull alice" in bar.stderr and "5/5" in bar.stderr and "msg" in bar.stderr
+    seed(source_server, "INBOX", 2, start=10)
+    lines = run_cli("-c", config, "pull", "alice")
+    assert "pull alice: started" in lines.stderr and "\r" not in lines.stderr
+    assert "fetched 2" in lines.stderr

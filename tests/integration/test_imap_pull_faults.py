@@ -132,6 +132,26 @@ def test_connection_dropped_mid_literal_is_survived(source_server, fault_proxy, 
     assert_archive_matches(imap_client(source_server, "alice"), tmp_path / "archive")
 
 
+def test_no_round_trip_per_message_and_an_unchanged_folder_costs_one_status(
+        source_server, fault_proxy, tmp_path):
+    source_server.add_user("alice")
+    seed(source_server, "alice", "INBOX", 300, size=2_000)
+    seed(source_server, "alice", "Archive", 5, size=2_000, start=1000)
+    proxy = fault_proxy(source_server.imap_port)
+    config = source_config(tmp_path, source_server, port=proxy.port)
+
+    assert run_cli("-c", config, "pull", "alice").status == ExitStatus.OK
+    fetches = proxy.stats["command UID FETCH"]
+    assert fetches <= 4  # one listing per folder, one batch of bodies per folder
+
+    before = dict(proxy.stats)
+    assert run_cli("-c", config, "pull", "alice").status == ExitStatus.OK
+    again = {k: v - before.get(k, 0) for k, v in proxy.stats.items() if v != before.get(k, 0)}
+    again.pop("command CAPABILITY", None)  # imapclient's, before login
+    assert again == {"connections": 1, "command LOGIN": 1, "command LIST": 1,
+                     "command STATUS": 2, "command LOGOUT": 1}  # no EXAMINE, no FETCH
+
+
 def test_throttled_fetch_waits_as_told_and_carries_on(source_server, fault_proxy, tmp_path):
     source_server.add_user("alice")
     seed(source_server, "alice", "INBOX", 30)

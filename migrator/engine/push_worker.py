@@ -21,8 +21,9 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from functools import partial
 
 from sqlalchemy.orm import Session
@@ -42,6 +43,7 @@ from migrator.engine.push_rows import (
 )
 from migrator.engine.retry import ConnectionLost, Throttled, TokenExpired
 from migrator.errors import AuthError, ConnectError, MigratorError
+from migrator.headers import header_value
 from migrator.targets.imap import AppendItem, AppendOutcome, AppendWriter, keep_flags
 from migrator.targets.office365 import store_flagged_after_append
 
@@ -58,6 +60,23 @@ class Chunk:
 
     folder: str
     messages: tuple[Candidate, ...]
+
+
+def delivery_date(data: bytes) -> datetime | None:
+    """When a message without INTERNALDATE arrived: its newest Received header's date, else
+    its Date header (RFC 5322 3.6.7, 3.6.1); None (the server's clock) if neither parses."""
+    for name in ("Received", "Date"):
+        value = header_value(data, name)
+        if not value:
+            continue
+        text = value.rpartition(";")[2] if name == "Received" else value
+        try:
+            when = parsedate_to_datetime(text.strip())
+        except (TypeError, ValueError, IndexError):
+            continue
+        if when is not None and when.tzinfo is not None and 1970 <= when.year < 10000:
+            return when
+    return None
 
 
 def parse_date(text: str | None) -> datetime | None:
@@ -148,6 +167,8 @@ class PushWorker:
         taken = self.ctx.budget.acquire(item.size)
         try:
             data = self.ctx.store.read(self.candidates[item.ref].sha256)
+            if item.internaldate is None:  # POP3 knows no INTERNALDATE: the delivery date
+                item = replace(item, internaldate=delivery_date(data))
             writer.submit(item, data, flags)
         finally:
             self.ctx.budget.release(taken)
@@ -162,7 +183,7 @@ class PushWorker:
         except (ConnectionLost, Throttled) as exc:
             self.ctx.last_loss = time.time()
             orphans = self._drop_connection()
-            sent = item is not None and any(o.item is item for o in orphans)
+            sent = item is not None and any(o.item.ref == item.ref for o in orphans)
             for outcome in orphans:
                 self._outcome(outcome, pending)
             if item is not None and not sent:

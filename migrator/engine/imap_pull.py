@@ -42,7 +42,13 @@ from migrator.engine.imap_writer import BatchWriter
 from migrator.engine.results import JobResult
 from migrator.engine.retry import RetryableError, TokenExpired
 from migrator.errors import ConnectError, ExitStatus
-from migrator.sources.imap import CommandFailed, ConnectionClosed, Folder, ImapSource
+from migrator.sources.imap import (
+    CommandFailed,
+    ConnectionClosed,
+    Folder,
+    FolderStatus,
+    ImapSource,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,11 +100,15 @@ class Planner:
         self.source = source
         self.handed_over = False  # the source now belongs to a Fetcher, which closes it
 
-    def folders(self) -> tuple[set[str], list[Folder]]:
-        """(every name LIST shows, the selectable folders the config includes)."""
-        listed = self.retrying(self.source_call(lambda s: s.folders()))
+    def folders(self) -> tuple[set[str], list[Folder], dict[str, FolderStatus]]:
+        """(every name LIST shows, the selectable folders the config includes, their STATUS
+        by wire name): two round trips, or one where the server has LIST-STATUS."""
+        listed, statuses = self.retrying(self.source_call(lambda s: s.folders_with_status()))
         chosen = [f for f in listed if f.selectable and included(f.name, self.ctx.account.source)]
-        return {f.name for f in listed}, chosen
+        missing = [f for f in chosen if f.raw_name not in statuses]
+        if missing:
+            statuses.update(self.retrying(self.source_call(lambda s: s.statuses(missing))))
+        return {f.name for f in listed}, chosen, statuses
 
     def source_call(self, call: Callable[[ImapSource], T]) -> Callable[[], T]:
         return lambda: call(self.source)
@@ -161,13 +171,12 @@ def _pull(ctx: PullContext, source: ImapSource) -> None:
     threads: list[threading.Thread] = []
     interrupted = False
     try:
-        present, chosen = planner.folders()
+        present, chosen, statuses = planner.folders()
         with ctx.db_lock, ctx.manifest.session() as session:
             ids = sync_folders(session, ctx.account_id, present, chosen)
             states = {name: folder_state(session, ctx.account_id, row)
                       for name, row in folder_rows(session, ctx.account_id).items()
                       if name in ids}
-        statuses = planner.retrying(planner.source_call(lambda s: s.statuses(chosen)))
         connections = max(1, ctx.account.source.connections)
         writer = BatchWriter(ctx, min(MAX_WRITERS, 2 * connections))
         fine: list[str] = []
@@ -252,9 +261,8 @@ def _dry_run(ctx: PullContext) -> None:
     """Say per folder what a pull would fetch; write nothing (not even a run record)."""
     planner = Planner(ctx, ctx.connect())
     try:
-        _, chosen = planner.folders()
+        _, chosen, statuses = planner.folders()
         states = _readonly_states(ctx, chosen)
-        statuses = planner.retrying(planner.source_call(lambda s: s.statuses(chosen)))
         for folder in chosen:
             state = states[folder.name]
             status = statuses.get(folder.raw_name)

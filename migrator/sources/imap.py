@@ -117,13 +117,30 @@ class ImapSource:
     # -- folders ---------------------------------------------------------------------------
     def folders(self) -> list[Folder]:
         """Every folder LIST shows, in server order."""
-        return [folder for response in self.wire.command(b'LIST "" "*"')
-                if (folder := _folder(response)) is not None]
+        return self.folders_with_status()[0]
+
+    def folders_with_status(self) -> tuple[list[Folder], dict[str, FolderStatus]]:
+        """Every folder, and where the server has LIST-STATUS (RFC 5819) their STATUS in the
+        same round trip (else an empty dict: ask `statuses`)."""
+        command = b'LIST "" "*"'
+        if "LIST-STATUS" in self.capabilities:
+            command += b" RETURN (STATUS (" + self._status_items() + b"))"
+        folders: list[Folder] = []
+        found: dict[str, FolderStatus] = {}
+        for response in self.wire.command(command):
+            if (folder := _folder(response)) is not None:
+                folders.append(folder)
+            elif (status := _status_response(response)) is not None:
+                found[status[0]] = status[1]
+        return folders, found
+
+    def _status_items(self) -> bytes:
+        return b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.condstore else b"")
 
     def statuses(self, folders: Sequence[Folder]) -> dict[str, FolderStatus]:
         """STATUS of every folder in one round trip (commands pipelined); folders the server
         refuses are left out."""
-        items = b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.condstore else b"")
+        items = self._status_items()
         tags = [self.wire.send(b"STATUS " + quote(f.raw_name) + b" (" + items + b")")
                 for f in folders]
         found: dict[str, FolderStatus] = {}
@@ -131,10 +148,8 @@ class ImapSource:
             return found
         try:
             for response in self.wire.until(tags[-1]):
-                if response.kind == "STATUS" and len(response.data) >= 2:
-                    name, values = response.data[0], response.data[1]
-                    if isinstance(name, (bytes, int)) and isinstance(values, list):
-                        found[_text(name)] = _status(pairs(values))
+                if (status := _status_response(response)) is not None:
+                    found[status[0]] = status[1]
         except CommandFailed as exc:
             log.info("STATUS of the last folder refused: %s", exc.text)
         return found
@@ -264,6 +279,15 @@ def _folder(response: Untagged) -> Folder | None:
                   delimiter=delimiter.decode("ascii", "replace")
                   if isinstance(delimiter, bytes) else None,
                   attributes=tuple(_text(a) for a in attributes if isinstance(a, bytes)))
+
+
+def _status_response(response: Untagged) -> tuple[str, FolderStatus] | None:
+    if response.kind != "STATUS" or len(response.data) < 2:
+        return None
+    name, values = response.data[0], response.data[1]
+    if not isinstance(name, (bytes, int)) or not isinstance(values, list):
+        return None
+    return _text(name), _status(pairs(values))
 
 
 def _text(value: bytes | int) -> str:

@@ -34,8 +34,7 @@ _TOKEN = re.compile(
         (?P<open>\()
       | (?P<close>\))
       | "(?P<quoted>(?:[^"\\]|\\.)*)"
-      | (?P<atom>[^\s()"\[\]]+(?:\[[^\]]*\](?:<[0-9.]+>)?)?
-          | \[[^\]]*\])
+      | (?P<atom>(?:\[[^\]]*\]|[^\s()"{])+)  # a [section] may hold spaces and parens
     )""",
     re.VERBOSE | re.DOTALL,
 )

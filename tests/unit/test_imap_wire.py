@@ -47,6 +47,9 @@ def source(server_bytes: bytes, capabilities=("IMAP4REV1",)) -> ImapSource:
     (b'(\\HasNoChildren) "." INBOX', [[b"\\HasNoChildren"], b".", b"INBOX"]),
     (b'(TAG "M3") UID ALL 1:3,5', [[b"TAG", b"M3"], b"UID", b"ALL", b"1:3,5"]),
     (b'((a b) (c))', [[[b"a", b"b"], [b"c"]]]),
+    (b'() "/" [Gmail]/All]Mail', [[], b"/", b"[Gmail]/All]Mail"]),  # "]" is an ASTRING-CHAR
+    (b'(FLAGS (\\* $MDNSent) X-GM-LABELS ("\\\\Important"))',
+     [[b"FLAGS", [b"\\*", b"$MDNSent"], b"X-GM-LABELS", [b"\\Important"]]]),
     (b'(unclosed', [[b"unclosed"]]),
 ])
 def test_parse(text, expected):
@@ -142,6 +145,18 @@ def test_statuses_pipelined_in_one_round_trip_and_refusals_left_out():
     statuses = source(server).statuses(folders)
     assert set(statuses) == {"INBOX", "2019"}
     assert statuses["INBOX"].uidnext == 3 and statuses["INBOX"].highestmodseq is None
+
+
+def test_list_status_gives_folders_and_their_status_in_one_command():
+    server = (b'* LIST (\\HasNoChildren) "." INBOX\r\n'
+              b"* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 3 HIGHESTMODSEQ 4)\r\n"
+              b'* LIST (\\HasNoChildren) "." "Reisen.&ANw-berblick"\r\n'
+              b'* STATUS "Reisen.&ANw-berblick" (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 5 '
+              b"HIGHESTMODSEQ 1)\r\nM1 OK\r\n")
+    imap = source(server, ("LIST-STATUS", "CONDSTORE"))
+    folders, statuses = imap.folders_with_status()
+    assert [f.name for f in folders] == ["INBOX", "Reisen.Überblick"]
+    assert statuses["INBOX"].highestmodseq == 4 and statuses["Reisen.&ANw-berblick"].uidnext == 1
 
 
 def test_folders_decode_modified_utf7_and_keep_the_wire_name():

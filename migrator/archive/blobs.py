@@ -9,6 +9,7 @@ callers must call `sync()` before recording the batch in the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gzip
 import hashlib
@@ -45,8 +46,10 @@ class BlobStore:
         self.root = Path(root)
         self.objects = self.root / OBJECTS
         self.compression = compression
-        self._pending_dirs: set[Path] = set()
-        self._pending_files: list[Path] = []
+        self._objects = str(self.objects)
+        self._made_dirs: set[str] = set()  # directories known to exist: no mkdir per blob
+        self._pending_dirs: set[str] = set()
+        self._pending_files: list[str] = []
         self._lock = threading.Lock()
 
     def path(self, sha256: str) -> Path:
@@ -60,8 +63,14 @@ class BlobStore:
     def _path(self, sha256: str, suffix: str) -> Path:
         return self.objects / sha256[:2] / f"{sha256[2:]}{suffix}"
 
+    def _base(self, sha256: str) -> tuple[str, str]:
+        """(directory, path without suffix) as plain strings: put() is a hot path."""
+        directory = os.path.join(self._objects, sha256[:2])
+        return directory, os.path.join(directory, sha256[2:])
+
     def exists(self, sha256: str) -> bool:
-        return self._path(sha256, ".eml").exists() or self._path(sha256, ".eml.gz").exists()
+        base = self._base(sha256)[1]
+        return os.path.exists(base + ".eml") or os.path.exists(base + ".eml.gz")
 
     def put(self, data: bytes, *, defer_dir_sync: bool = False,
             defer_file_sync: bool = False) -> BlobRef:
@@ -71,28 +80,32 @@ class BlobStore:
         whole batch durable at once (syncfs(2) on Linux): far cheaper than one fsync per blob.
         """
         ref = BlobRef(sha256_hex(data), len(data))
-        if self.exists(ref.sha256):
+        directory, base = self._base(ref.sha256)
+        if os.path.exists(base + ".eml") or os.path.exists(base + ".eml.gz"):
             return ref
-        final = self._path(ref.sha256, SUFFIXES[self.compression])
+        final = base + SUFFIXES[self.compression]
         payload = gzip.compress(data, mtime=0) if self.compression == "gzip" else data
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            if directory not in self._made_dirs:
+                os.makedirs(directory, exist_ok=True)
+                self._made_dirs.add(directory)
             self._write_atomically(final, payload, fsync=not defer_file_sync)
             if defer_file_sync:
                 with self._lock:
                     self._pending_files.append(final)
-                    self._pending_dirs.add(final.parent)
+                    self._pending_dirs.add(directory)
             elif defer_dir_sync:
                 with self._lock:
-                    self._pending_dirs.add(final.parent)
+                    self._pending_dirs.add(directory)
             else:
-                fsync_dir(final.parent)
+                fsync_dir(directory)
         except OSError as exc:
             raise StorageError(f"cannot write to archive {self.root}: {exc.strerror}") from None
         return ref
 
-    def _write_atomically(self, final: Path, payload: bytes, fsync: bool = True) -> None:
-        temp = final.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{final.name}")
+    def _write_atomically(self, final: str, payload: bytes, fsync: bool = True) -> None:
+        head, name = os.path.split(final)
+        temp = os.path.join(head, f".tmp-{os.getpid()}-{threading.get_ident()}-{name}")
         try:
             with open(temp, "wb") as handle:
                 handle.write(payload)
@@ -101,7 +114,8 @@ class BlobStore:
                     os.fsync(handle.fileno())
             os.replace(temp, final)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
             raise
 
     def sync(self) -> None:
@@ -151,7 +165,7 @@ class BlobStore:
                 yield directory.name + stem
 
 
-def fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: str | Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -159,7 +173,7 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def fsync_file(path: Path) -> None:
+def fsync_file(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

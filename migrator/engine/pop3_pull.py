@@ -454,6 +454,7 @@ def _set_gone(session: Session, ids: list[int], value: datetime | None) -> None:
 
 
 _kills: Counter[str] = Counter()
+_KILL_SPEC = os.environ.get(KILL_ENV, "")  # read once: the hook sits in the hot loop
 
 
 def kill_point(name: str) -> None:
@@ -462,10 +463,9 @@ def kill_point(name: str) -> None:
     `batch-stored:2` dies right after the second batch is stored; tests use it to prove a
     run can be killed at any instant and resumed without loss or duplicates.
     """
-    spec = os.environ.get(KILL_ENV)
-    if not spec:
+    if not _KILL_SPEC:
         return
-    point, _, nth = spec.partition(":")
+    point, _, nth = _KILL_SPEC.partition(":")
     if point != name:
         return
     _kills[name] += 1

@@ -26,6 +26,8 @@ from migrator.headers import message_id
 MESSAGES = cast(Table, MessageRow.__table__)
 BLOBS = cast(Table, BlobRow.__table__)
 CHUNK = 500  # parameters per IN (...) query, well under SQLite's limit
+CHUNK_MESSAGES = 16  # messages a pool thread takes at once
+CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,8 @@ class Stored:
 
 @dataclass
 class Batch:
-    uidls: list[str] = field(default_factory=list)
-    futures: list[Future[Stored]] = field(default_factory=list)
+    futures: list[Future[list[Stored]]] = field(default_factory=list)
+    count: int = 0
     nbytes: int = 0
 
 
@@ -68,6 +70,8 @@ class BatchWriter:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pop3-blobs")
         self.batches: queue.Queue[Batch | None] = queue.Queue(maxsize=2)  # bounds memory
         self.batch = Batch()
+        self.chunk: list[tuple[str, bytes]] = []
+        self.chunk_bytes = 0
         self.error: BaseException | None = None
         self.committer = threading.Thread(target=self._commit_loop, name="pop3-committer",
                                           daemon=True)
@@ -80,23 +84,33 @@ class BatchWriter:
             while self.unwritten and self.unwritten + len(data) > self.max_unwritten:
                 self.room.wait()
             self.unwritten += len(data)
-        self.batch.uidls.append(uidl)
-        self.batch.futures.append(self.pool.submit(self._put, uidl, data))
+        self.chunk.append((uidl, data))
+        self.chunk_bytes += len(data)
         self.batch.nbytes += len(data)
-        if len(self.batch.uidls) >= self.limits[0] or self.batch.nbytes >= self.limits[1]:
+        if len(self.chunk) >= CHUNK_MESSAGES or self.chunk_bytes >= CHUNK_BYTES:
+            self._submit()
+        if self.batch.count >= self.limits[0] or self.batch.nbytes >= self.limits[1]:
             self.flush()
 
-    def _put(self, uidl: str, data: bytes) -> Stored:
+    def _submit(self) -> None:
+        """Hand a few messages to one pool thread at once: fewer wake-ups, less GIL traffic."""
+        if self.chunk:
+            self.batch.futures.append(self.pool.submit(self._put, self.chunk, self.chunk_bytes))
+            self.batch.count += len(self.chunk)
+            self.chunk, self.chunk_bytes = [], 0
+
+    def _put(self, chunk: list[tuple[str, bytes]], nbytes: int) -> list[Stored]:
         try:
-            ref = self.store.put(data, defer_file_sync=True)
-            return Stored(uidl, ref, message_id(data))
+            return [Stored(uidl, self.store.put(data, defer_file_sync=True), message_id(data))
+                    for uidl, data in chunk]
         finally:
             with self.room:
-                self.unwritten -= len(data)
+                self.unwritten -= nbytes
                 self.room.notify_all()
 
     def flush(self) -> None:
-        if self.batch.uidls:
+        self._submit()
+        if self.batch.futures:
             self.batches.put(self.batch)
             self.batch = Batch()
 
@@ -124,7 +138,7 @@ class BatchWriter:
                 self.error = exc
 
     def _commit(self, batch: Batch) -> None:
-        stored = [future.result() for future in batch.futures]
+        stored = [item for future in batch.futures for item in future.result()]
         self.store.sync()
         self.after_blobs()
         with self.manifest.session() as session:

@@ -35,7 +35,7 @@ def test_deferred_blobs_are_readable_and_synced_once(tmp_path: Path, monkeypatch
 def test_without_syncfs_each_deferred_file_is_fsynced(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(blobs, "_syncfs", None)
     synced: list[Path] = []
-    monkeypatch.setattr(blobs, "fsync_file", synced.append)
+    monkeypatch.setattr(blobs, "fsync_file", lambda path: synced.append(Path(path)))
     store = BlobStore(tmp_path)
     refs = [store.put(data, defer_file_sync=True) for data in DATA[:5]]
     store.sync()

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from migrator.archive.blobs import BlobStore
 from migrator.archive.manifest import MessageRow, PushRow, SourceDeletionRow
-from migrator.config import Account, DeletePolicy, Endpoint
+from migrator.config import Account, DeletePolicy
 from migrator.sources.pop3 import Listed
+from migrator.targets import target_identity
 
 NEVER = "never"
 AFTER_ARCHIVE = "after-archive"
@@ -50,11 +51,6 @@ class Refusal:
 class DeletionPlan:
     deletions: list[Deletion]
     refusals: list[Refusal]
-
-
-def target_identity(endpoint: Endpoint) -> str:
-    """How PushRow.target names an account's target: `username@host:port`."""
-    return f"{endpoint.username}@{endpoint.host}:{endpoint.port}"
 
 
 def size_matches(listed: int, stored: int) -> bool:

@@ -164,7 +164,7 @@ def password_file(tmp_path: Path, password: str = PASSWORD) -> Path:
 def pop3_config(tmp_path: Path, server, *, security: str = "plain", port: int | None = None,
                 delete: str | None = None, days: int = 0, target: bool = False,
                 extra: str = "", password: str = PASSWORD, user: str = USER,
-                ca_file: bool = True) -> Path:
+                ca_file: bool = True, target_block: str = "") -> Path:
     """A config pulling `user` of the source test server over POP3."""
     if port is None:
         port = server.pop3s_port if security == "tls" else server.pop3_port
@@ -185,6 +185,7 @@ password = "file:{secret}"
 {ca}timeout = 20
 {policy}{extra}
 """
+    body += target_block
     if target:
         body += f"""
 [accounts.{user}.target]

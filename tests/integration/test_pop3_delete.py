@@ -10,9 +10,9 @@ from migrator import config as config_module
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.engine.events import TaskTotals
-from migrator.engine.pop3_delete import target_identity
 from migrator.engine.pop3_pull import pull_pop3
 from migrator.errors import ExitStatus
+from migrator.targets import target_identity
 from tests.cli_runner import run_cli
 from tests.integration.pop3_world import (
     PASSWORD,
@@ -27,6 +27,7 @@ from tests.integration.pop3_world import (
     seed,
     server_uidls,
 )
+from tests.integration.push_world import MAILBOX, SECRET, SECRET_ENV, grant_mailbox, target_block
 
 pytestmark = pytest.mark.world
 
@@ -134,6 +135,31 @@ def test_after_push_deletes_only_what_the_target_confirmed(bob, tmp_path):
     assert sorted(row["uidl"] for row in done) == sorted([rows[0]["uidl"], rows[1]["uidl"]])
     assert all("confirmed at target" in row["reason"] and "INBOX UID 4" in row["reason"]
                for row in done)
+
+
+def test_after_push_end_to_end_with_the_push_engine(bob, office365_server, oauth_service,
+                                                   certs, tmp_path, monkeypatch):
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    grant_mailbox(oauth_service, office365_server)
+    seed(bob, [message(n) for n in range(6)])
+    config = pop3_config(tmp_path, bob, delete="after-push", days=0, target_block=target_block(
+        office365_server.imaps_port, certs.ca_cert, oauth_service, account=USER))
+
+    first = run_cli("-c", config, "--json", "pull", USER)
+    assert first.status == ExitStatus.OK, first.stderr
+    assert summary_of(first).get("deleted", 0) == 0 and len(server_uidls(bob)) == 6
+
+    pushed = run_cli("-c", config, "push", USER)
+    assert pushed.status == ExitStatus.OK, pushed.stderr
+
+    second = run_cli("-c", config, "--json", "pull", USER)
+
+    assert second.status == ExitStatus.OK, second.stderr
+    assert summary_of(second)["deleted"] == 6
+    assert server_uidls(bob) == {}
+    done = deletions(tmp_path / "archive")
+    assert len(done) == 6 and {row["state"] for row in done} == {"committed"}
+    assert all(f"confirmed at target office365:{MAILBOX}" in row["reason"] for row in done)
 
 
 def test_after_push_without_a_target_deletes_nothing_and_says_why(bob, tmp_path):

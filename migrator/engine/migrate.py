@@ -73,7 +73,9 @@ def migrate_account(account: Account, manifest: Manifest, store: BlobStore, emit
             report = verify_target(account, manifest, store, emit)
             merge_report(result, report)
         run.counts.update(result.counts)
-        if result.failures or result.error:
+        if result.error:  # a stage stopped early: the mailbox is not migrated
+            run.outcome, run.error = "failed", result.error
+        elif result.failures:
             run.partial()
     return result
 

@@ -1,0 +1,207 @@
+"""Batch migration and unattended backups against the test world (issue: batch & cron).
+
+Twenty mailboxes, mixed IMAP and POP3 sources, into the Office 365 look-alike: one with a
+wrong password and one pointing at a closed port are reported, the other eighteen complete
+and verify; re-running after the fix completes the missing one and moves only new mail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.cli_runner import run_cli, write_config
+from tests.integration.push_world import SECRET, SECRET_ENV, leaked
+from tests.world.mailstore import SeedMessage
+
+PASSWORD = "batch-Src-Pw-5510"
+PASSWORD_ENV = "MIGRATOR_TEST_BATCH_PW"
+WRONG_ENV = "MIGRATOR_TEST_BATCH_WRONG"
+HEADER = "account,source_kind,source_port,source_user,source_secret,target_user\n"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def mail(user: str, n: int) -> SeedMessage:
+    raw = (f"From: someone@example.org\r\nTo: {user}@old.example\r\n"
+           f"Subject: message {n} for {user}\r\nMessage-ID: <{user}.{n}@old.example>\r\n"
+           f"\r\nbody {n}\r\n").encode()
+    return SeedMessage(raw, ("\\Seen",) if n % 2 else (), 1_700_000_000 + n * 3600)
+
+
+def base_config(tmp_path: Path, source_server, office365, oauth) -> Path:
+    return write_config(tmp_path, f"""
+[archive]
+path = "{tmp_path / 'archive'}"
+
+[batch]
+parallel = 4
+report_dir = "{tmp_path / 'reports'}"
+
+[batch.source]
+kind = "imap"
+host = "127.0.0.1"
+port = {source_server.imap_port}
+security = "plain"
+timeout = 20
+
+[batch.target]
+kind = "office365"
+host = "127.0.0.1"
+port = {office365.imaps_port}
+ca_file = "{office365.ca_cert}"
+timeout = 20
+connections = 2
+
+[batch.target.oauth]
+flow = "client_credentials"
+client_id = "batch-app"
+client_secret = "env:{SECRET_ENV}"
+authority = "{oauth.authority}"
+ca_file = "{oauth.ca_cert}"
+""", name="base.toml")
+
+
+@pytest.fixture
+def world(tmp_path, source_server, office365_server, oauth_service, monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    monkeypatch.setenv(WRONG_ENV, "not-the-password")
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    oauth_service.add_client("batch-app", SECRET)
+    return tmp_path, source_server, office365_server, oauth_service
+
+
+def make_batch(world, count: int, *, wrong: str | None = None, closed: str | None = None
+               ) -> tuple[Path, Path, dict[str, int]]:
+    tmp_path, source, office365, oauth = world
+    lines, expected = [], {}
+    for index in range(1, count + 1):
+        user = f"user{index:02d}"
+        kind = "pop3" if index % 4 == 0 else "imap"
+        source.add_user(user, PASSWORD)
+        messages = [mail(user, n) for n in range(1, 3 + index % 4)]
+        source.seed(user, "INBOX", messages)
+        if kind == "imap" and index % 3 == 0:
+            source.create_folder(user, "Projects")
+            source.seed(user, "Projects", [mail(user, 100)])
+            messages.append(mail(user, 100))
+        mailbox = f"{user}@contoso.test"
+        oauth.grant("batch-app", mailbox)
+        office365.add_user(mailbox)
+        port = source.pop3_port if kind == "pop3" else source.imap_port
+        secret = f"env:{WRONG_ENV}" if user == wrong else f"env:{PASSWORD_ENV}"
+        if user == closed:
+            port = closed_port()
+        lines.append(f"{user},{kind},{port},{user},{secret},{mailbox}\n")
+        expected[user] = len(messages)
+    csv_path = tmp_path / "users.csv"
+    csv_path.write_text(HEADER + "".join(lines))
+    return base_config(tmp_path, source, office365, oauth), csv_path, expected
+
+
+def at_target(office365, user: str) -> Counter[bytes]:
+    mailbox = f"{user}@contoso.test"
+    return Counter(message.raw for folder in office365.folders(mailbox)
+                   for message in office365.list_messages(mailbox, folder))
+
+
+def latest_report(tmp_path: Path) -> dict:
+    reports = sorted((tmp_path / "reports").glob("batch-*.json"))
+    return json.loads(reports[-1].read_text())
+
+
+@pytest.mark.slow
+def test_batch_of_twenty_isolates_failures_and_resumes_with_delta(world, tmp_path) -> None:
+    _, source, office365, _ = world
+    base, users_csv, expected = make_batch(world, 20, wrong="user07", closed="user11")
+
+    first = run_cli("-c", base, "batch", "run", users_csv)
+    assert first.status == 4, first.stdout + first.stderr
+    states = {row["account"]: row for row in latest_report(tmp_path)["mailboxes"]}
+    assert sorted(name for name, row in states.items() if row["state"] != "complete") \
+        == ["user07", "user11"]
+    assert "login refused" in states["user07"]["error"]
+    assert "cannot connect" in states["user11"]["error"]
+    for user, count in expected.items():
+        if user in ("user07", "user11"):
+            assert not at_target(office365, user)
+            continue
+        assert states[user]["verified"] == "yes", states[user]
+        assert sum(at_target(office365, user).values()) == count, user
+    assert "2 need attention" in first.stdout
+
+    # fix the password, point the closed row nowhere new, add new mail to two mailboxes
+    os.environ[WRONG_ENV] = PASSWORD
+    source.seed("user01", "INBOX", [mail("user01", 50)])
+    source.seed("user04", "INBOX", [mail("user04", 50)])  # a POP3 mailbox
+    second = run_cli("-c", base, "batch", "run", users_csv)
+    assert second.status == 4  # user11's port is still closed
+    rows = {row["account"]: row for row in latest_report(tmp_path)["mailboxes"]}
+    assert rows["user07"]["state"] == "complete" and rows["user07"]["verified"] == "yes"
+    assert rows["user07"]["pushed"] == expected["user07"]
+    assert rows["user01"]["archived"] == 1 and rows["user01"]["pushed"] == 1
+    assert rows["user04"]["archived"] == 1 and rows["user04"]["pushed"] == 1
+    for user in ("user02", "user03", "user05", "user20"):
+        assert rows[user]["archived"] == 0 and rows[user]["pushed"] == 0, rows[user]
+    for user, count in expected.items():
+        if user != "user11":
+            extra = 1 if user in ("user01", "user04") else 0
+            assert max(at_target(office365, user).values()) == 1  # nothing twice
+            assert sum(at_target(office365, user).values()) == count + extra, user
+
+    status = run_cli("-c", base, "--json", "batch", "status", users_csv)
+    table = {row["account"]: row for row in json.loads(status.stdout)}
+    assert table["user07"]["state"] == "complete"
+    assert table["user11"]["state"] == "failed"
+    assert table["user01"]["archived"] == expected["user01"] + 1
+
+    texts = [p.read_bytes() for p in (tmp_path / "reports").iterdir()]
+    texts += [first.stdout, first.stderr, second.stdout, second.stderr, status.stdout]
+    assert leaked([PASSWORD, SECRET], *texts) == []
+
+
+@pytest.mark.slow
+def test_batch_killed_mid_run_then_rerun_has_no_duplicates(world, tmp_path) -> None:
+    _, _, office365, _ = world
+    base, users_csv, expected = make_batch(world, 6)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    proc = subprocess.Popen([sys.executable, "-m", "migrator", "-q", "-c", str(base), "batch",
+                             "run", str(users_csv), "--parallel", "2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    manifest = tmp_path / "archive" / "manifest.sqlite"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if manifest.exists() and _pushes_done(manifest) >= 3:
+            break
+        time.sleep(0.02)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    rerun = run_cli("-c", base, "batch", "run", users_csv)
+    assert rerun.status == 0, rerun.stdout + rerun.stderr
+    for user, count in expected.items():
+        got = at_target(office365, user)
+        assert sum(got.values()) == count and max(got.values()) == 1, user
+
+
+def _pushes_done(manifest: Path) -> int:
+    try:
+        with sqlite3.connect(manifest, timeout=1) as db:
+            return int(db.execute("select count(*) from pushes where state = 'done'")
+                       .fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0

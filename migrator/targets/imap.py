@@ -152,6 +152,8 @@ class AppendWriter:
         self._appends = 0
         self._bytes = 0
         self._continuation = False
+        self._in_literal = False
+        self._deferred: list[bytes] = []
         self.outcomes: deque[AppendOutcome] = deque()
         self.selected: Selected | None = None
         self.dead = False
@@ -229,11 +231,18 @@ class AppendWriter:
             return
         self._send(command)
         self._continuation = False
-        self._read_until(lambda: self._continuation or tag not in self._pending)
-        if tag in self._pending:  # "+": go ahead (else a tagged NO refused it up front)
-            self._continuation = False
-            self._send(data)
-            self._send(b"\r\n")
+        self._in_literal = True  # nothing else may be written until the literal is sent
+        try:
+            self._read_until(lambda: self._continuation or tag not in self._pending)
+            if tag in self._pending:  # "+": go ahead (else a tagged NO refused it up front)
+                self._continuation = False
+                self._send(data)
+                self._send(b"\r\n")
+        finally:
+            self._in_literal = False
+        deferred, self._deferred = self._deferred, []
+        for line in deferred:
+            self._send(line)
 
     def _guard(self, step: Callable[..., None], *args: object) -> None:
         """Run a step; if the connection dies, every unanswered APPEND's outcome is unknown."""
@@ -330,7 +339,11 @@ class AppendWriter:
         if item.store_flagged and uid is not None and self._is_selected(item.folder):
             tag = self._next_tag()
             self._pending[tag] = _Pending(tag, "store", item, uidvalidity, uid)
-            self._send(tag + b" UID STORE %d +FLAGS.SILENT (\\Flagged)\r\n" % uid)
+            line = tag + b" UID STORE %d +FLAGS.SILENT (\\Flagged)\r\n" % uid
+            if self._in_literal:  # the server would read it as the literal's first bytes
+                self._deferred.append(line)
+            else:
+                self._send(line)
             return
         status = "unknown" if item.store_flagged else "done"  # flag left to reconciliation
         self.outcomes.append(AppendOutcome(item, status, "", uidvalidity, uid))

@@ -302,3 +302,35 @@ def test_flag_stored_again_after_append_when_asked() -> None:
     writer.drain()
     thread.join(5)
     assert [(o.status, o.uid) for o in writer.outcomes] == [("done", 42)]
+
+
+def test_nothing_is_written_between_a_synchronizing_literal_and_its_go_ahead(monkeypatch):
+    monkeypatch.setattr("migrator.targets.imap.SYNC_LITERAL_ABOVE", 8)  # "big" from 9 bytes
+    big = b"0123456789ABCDEF"
+
+    def server(sock: socket.socket) -> None:
+        stream = sock.makefile("rwb")
+        select = stream.readline()
+        stream.write(select.split()[0] + b" OK [READ-WRITE] selected\r\n")
+        stream.flush()
+        (small_tag, _), = read_appends(stream, 1)
+        big_line = stream.readline()
+        assert big_line.endswith(b"{16}\r\n")
+        # the small one completes while the big one waits: its STORE must wait too
+        stream.write(small_tag + b" OK [APPENDUID 5 1] done\r\n+ go ahead\r\n")
+        stream.flush()
+        assert stream.read(len(big) + 2) == big + b"\r\n"
+        store = stream.readline()
+        assert b"UID STORE 1 +FLAGS.SILENT" in store
+        stream.write(store.split()[0] + b" OK stored\r\n")
+        stream.write(big_line.split()[0] + b" OK [APPENDUID 5 2] done\r\n")
+        stream.flush()
+
+    writer, thread = scripted(server)
+    writer.select("INBOX")
+    writer.submit(item(1, flags=("\\Flagged",), flagged=True), b"hello", ("\\Flagged",))
+    writer.submit(item(2, size=len(big)), big, ())
+    writer.drain()
+    thread.join(5)
+    assert sorted((o.item.ref, o.status, o.uid) for o in writer.outcomes) == [
+        (1, "done", 1), (2, "done", 2)]

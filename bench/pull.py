@@ -210,8 +210,9 @@ def measure(server, box: Mailbox, delay: float, connections: int, work: Path) ->
 
 
 def report(results: list[Result]) -> str:
-    table = Table(["delay", "run", "msgs", "MB", "s (run)", "s (wall)", "msgs/s", "MB/s",
-                   "peak RSS MB", "vs baseline"])
+    """Medians over the repeats; the msgs/s range shows how steady the machine was."""
+    table = Table(["delay", "run", "msgs", "MB", "s (run)", "s (wall)", "msgs/s",
+                   "msgs/s range", "MB/s", "peak RSS MB", "vs baseline"])
     groups: dict[tuple[float, str], list[Result]] = {}
     for result in results:
         groups.setdefault((result.delay, result.what), []).append(result)
@@ -219,13 +220,16 @@ def report(results: list[Result]) -> str:
         seconds = statistics.median(r.seconds for r in runs)
         first = runs[0]
         rate = first.messages / seconds if first.messages else None
+        rates = sorted(r.messages / r.seconds for r in runs if r.messages)
+        spread = f"{rates[0]:,.0f}-{rates[-1]:,.0f}" if len(rates) > 1 else ""
         base = groups[(delay, "baseline")]
         base_rate = base[0].messages / statistics.median(r.seconds for r in base)
         ratio = f"{rate / base_rate:.2f}x" if rate and what != "baseline" else ""
-        wall = statistics.median(r.wall for r in runs) if first.wall is not None else None
-        rss = max(r.rss for r in runs) if first.rss is not None else None
+        wall = statistics.median(r.wall for r in runs if r.wall is not None) \
+            if first.wall is not None else None
+        rss = max(r.rss for r in runs if r.rss is not None) if first.rss is not None else None
         table.add(f"{delay:g} ms", what, first.messages, first.megabytes, seconds,
-                  "" if wall is None else wall, "" if rate is None else rate,
+                  "" if wall is None else wall, "" if rate is None else rate, spread,
                   "" if rate is None else first.megabytes / seconds,
                   "" if rss is None else rss, ratio)
     return table.render()

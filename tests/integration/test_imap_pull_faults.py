@@ -132,7 +132,7 @@ def test_connection_dropped_mid_literal_is_survived(source_server, fault_proxy, 
     assert_archive_matches(imap_client(source_server, "alice"), tmp_path / "archive")
 
 
-def test_no_round_trip_per_message_and_an_unchanged_folder_costs_one_status(
+def test_no_round_trip_per_message_and_unchanged_folders_cost_one_list_status(
         source_server, fault_proxy, tmp_path):
     source_server.add_user("alice")
     seed(source_server, "alice", "INBOX", 300, size=2_000)
@@ -188,11 +188,15 @@ class EmptyFetchProxy:
         self._accept.start()
 
     def _serve(self):
+        self.listener.settimeout(0.05)  # so close() is not kept waiting in accept()
         while self.running:
             try:
                 client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             server = socket.create_connection(("127.0.0.1", self.upstream))
             self.sockets += [client, server]
             for target in (self._pump_c2s, self._pump_s2c):

@@ -2,10 +2,10 @@
 
 `MIGRATOR_TEST_KILL_AT=POINT[:N]` makes the process SIGKILL itself the N-th time (default 1)
 it reaches POINT, so a test can stop a real `migrator pull` at an exact instant:
+`planned` (a folder's flag changes and gone marks committed, its messages not fetched),
 `fetched` (a message body read from the network, not yet written), `blobs-durable` (a batch's
-blobs synced, its rows not committed), `committed` (a batch's rows committed), `planned`
-(a folder's flag changes and gone marks committed, its messages not fetched), `finished`
-(a folder's sync state recorded).
+blobs synced, its rows not committed), `committed` (a batch's rows committed, and with the
+last batch of a folder its sync state).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ then, `--repeat` times and alternating so that both see the same machine:
 
 - baseline: one connection, `RETR n` for every message in turn, each reply read to its
   terminating "." line and thrown away (no parsing, no disk): the server's own pace;
+- durable (with `--durable`, for context): the same loop writing each reply to its own file
+  with fsync + rename, the least a durable archive must do;
 - pull: `python -m migrator pull` into an empty archive (a real subprocess; its own duration
   from the manifest's runs table, and its wall time with interpreter start-up);
 - no-op: the same pull again, with nothing new on the server.
@@ -24,12 +26,22 @@ import shutil
 import socket
 import sqlite3
 import statistics
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import Table, fault_proxy, machine, migrator, migrator_env, scratch, source_server
+from bench.common import (
+    DurableSink,
+    Table,
+    fault_proxy,
+    machine,
+    migrator,
+    migrator_env,
+    scratch,
+    source_server,
+)
 
 USER, PASSWORD = "bench", "bench-secret"
 CHUNK = 1 << 18
@@ -79,36 +91,40 @@ class RawPop3:
         self.sock.sendall(text.encode() + b"\r\n")
         return self.line()
 
-    def discard_body(self) -> int:
-        """Read up to the terminating line; the size read."""
+    def body(self, keep: bool) -> bytes | int:
+        """Read up to the terminating line; the bytes (still dot-stuffed) or just their size."""
         if self.buffer.startswith(b".\r\n"):
             del self.buffer[:3]
-            return 0
+            return b"" if keep else 0
         start = 0
         while (end := self.buffer.find(b"\r\n.\r\n", start)) < 0:
             start = max(0, len(self.buffer) - 4)
             self._fill()
+        data = bytes(self.buffer[:end + 2]) if keep else end + 2
         del self.buffer[:end + 5]
-        return end + 2
+        return data
 
     def close(self) -> None:
         self.command("QUIT")
         self.sock.close()
 
 
-def baseline(port: int) -> tuple[int, int, float]:
-    """(messages, bytes, seconds) for connect, login, RETR 1..n read and discarded, QUIT."""
+def baseline(port: int, sink: DurableSink | None = None) -> tuple[int, float]:
+    """(messages, seconds) for connect, login, RETR 1..n, QUIT; each reply read and thrown
+    away, or with a `sink` written to its own file (fsync + rename)."""
     started = time.monotonic()
     client = RawPop3(port)
     client.command(f"USER {USER}")
     client.command(f"PASS {PASSWORD}")
     count = int(client.command("STAT").split()[1])
-    size = 0
     for number in range(1, count + 1):
         client.command(f"RETR {number}")
-        size += client.discard_body()
+        data = client.body(keep=sink is not None)
+        if sink is not None:
+            assert isinstance(data, bytes)
+            sink.write(data)
     client.close()
-    return count, size, time.monotonic() - started
+    return count, time.monotonic() - started
 
 
 # -- migrator ---------------------------------------------------------------------------------
@@ -153,11 +169,15 @@ class Result:
     rss: float | None = None
 
 
-def measure(port: int, box: Maildrop, work: Path) -> Iterator[Result]:
-    count, _, seconds = baseline(port)
+def measure(port: int, box: Maildrop, work: Path, durable: bool) -> Iterator[Result]:
+    count, seconds = baseline(port)
     if count != box.messages:
         raise RuntimeError(f"the baseline saw {count} of {box.messages} messages")
     yield Result("baseline", seconds)
+    if durable:
+        sink = DurableSink(work / "durable")
+        yield Result("durable", baseline(port, sink)[1])
+        shutil.rmtree(work / "durable")
     run_dir = work / "pull"
     run_dir.mkdir()
     try:
@@ -177,22 +197,23 @@ def measure(port: int, box: Maildrop, work: Path) -> Iterator[Result]:
 
 
 def report(results: list[Result], box: Maildrop) -> str:
-    table = Table(["run", "msgs", "MB", "s (run, median)", "s (wall, median)", "msgs/s",
-                   "MB/s", "peak RSS MB", "vs baseline"])
+    table = Table(["run", "msgs", "MB", "s (run)", "s range", "s (wall)", "msgs/s", "MB/s",
+                   "peak RSS MB", "vs baseline"])
     groups: dict[str, list[Result]] = {}
     for result in results:
         groups.setdefault(result.what, []).append(result)
     base = statistics.median(r.seconds for r in groups["baseline"])
     for what, runs in groups.items():
         seconds = statistics.median(r.seconds for r in runs)
+        spread = f"{min(r.seconds for r in runs):.2f}-{max(r.seconds for r in runs):.2f}"
         moved = what != "no-op"
         walls = [r.wall for r in runs if r.wall is not None]
         rss = [r.rss for r in runs if r.rss is not None]
         table.add(what, box.messages if moved else 0, box.bytes / 1e6 if moved else 0.0,
-                  seconds, statistics.median(walls) if walls else "",
+                  seconds, spread, statistics.median(walls) if walls else "",
                   box.messages / seconds if moved else "",
                   box.bytes / 1e6 / seconds if moved else "", max(rss) if rss else "",
-                  f"{base / seconds:.2f}x" if what == "pull" else "")
+                  f"{base / seconds:.2f}x" if what in ("pull", "durable") else "")
     return table.render()
 
 
@@ -205,9 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "own heavy tail, up to 30 MB)")
     parser.add_argument("--repeat", type=int, default=3, help="measurements (default 3)")
     parser.add_argument("--delay", type=float, default=0.0, help="added ms each way")
+    parser.add_argument("--archive-dir", type=Path, default=None,
+                        help="where the archives go (default: the system temp dir); e.g. a "
+                             "tmpfs to see migrator's own cost without the disk's")
+    parser.add_argument("--durable", action="store_true",
+                        help="also time the raw loop writing each message to its own file "
+                             "(fsync + rename), for context")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}", flush=True)
-    work = scratch("migrator-bench-pop3-")
+    work = (Path(tempfile.mkdtemp(prefix="migrator-bench-pop3-", dir=args.archive_dir))
+            if args.archive_dir else scratch("migrator-bench-pop3-"))
     try:
         with source_server() as server:
             server.add_user(USER, PASSWORD)
@@ -222,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 baseline(port)  # warm-up: Dovecot builds its caches, files get cached
                 results: list[Result] = []
                 for round_number in range(1, args.repeat + 1):
-                    results += measure(port, box, work)
+                    results += measure(port, box, work, args.durable)
                     print(f"  round {round_number} done", flush=True)
         print(report(results, box))
     finally:

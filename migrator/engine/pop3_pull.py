@@ -227,17 +227,16 @@ class Pop3Pull:
         def committed(stored: Sequence[Stored], rows: int) -> None:
             nonlocal added
             added += rows
-            nbytes = sum(item.ref.size for item in stored)
             with self.lock:
                 self.result.counts["fetched"] += len(stored)
-                self.result.counts["bytes"] += nbytes
-            self.emit(TaskAdvanced(TASK, self.name, len(stored), nbytes))
+                self.result.counts["bytes"] += sum(item.ref.size for item in stored)
 
         by_number = {item.number: item for item in todo}
         writer = BatchWriter(self.manifest, self.store, self.folder_id, committed,
                              batch_messages=BATCH_MESSAGES, batch_bytes=BATCH_BYTES,
                              after_blobs=lambda: kill_point("blobs-durable"),
                              after_rows=lambda: kill_point("batch-stored"))
+        progress = Progress(self.emit, self.name)
         try:
             for number, reply in session.retrieve(by_number):
                 item = by_number[number]
@@ -246,7 +245,9 @@ class Pop3Pull:
                 else:
                     writer.add(str(item.uidl), reply)
                     kill_point("retrieved")
+                progress.advance(len(reply) if isinstance(reply, bytes) else 0)
         finally:
+            progress.flush()
             writer.close()
         return added
 
@@ -420,6 +421,27 @@ class Pop3Pull:
         for refusal in plan.refusals:
             if refusal.problem:
                 self.result.fail(f"{INBOX} UIDL {refusal.uidl}: {refusal.reason}")
+
+
+class Progress:
+    """TaskAdvanced as messages arrive, a few at a time (a bar that moves, few events)."""
+
+    EVERY = 16
+
+    def __init__(self, emit: Emit, account: str) -> None:
+        self.emit, self.account = emit, account
+        self.count = self.nbytes = 0
+
+    def advance(self, nbytes: int) -> None:
+        self.count += 1
+        self.nbytes += nbytes
+        if self.count >= self.EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.count:
+            self.emit(TaskAdvanced(TASK, self.account, self.count, self.nbytes))
+            self.count = self.nbytes = 0
 
 
 def select_fetches(listing: Sequence[Listed],

@@ -80,7 +80,9 @@ class Pop3Proxy:
         self.upstream_port = upstream_port
         self.fault = fault
         self.listener = socket.create_server((HOST, 0))
+        self.listener.settimeout(0.05)  # so the accept loop sees `stopping`
         self.port = self.listener.getsockname()[1]
+        self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
         self.sockets: list[socket.socket] = []
         self.applied = 0
@@ -90,11 +92,13 @@ class Pop3Proxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.listener.close()
+        self.stopping.set()
         for sock in self.sockets:
+            _shutdown(sock)
             sock.close()
         for thread in self.threads:
             thread.join(5)
+        self.listener.close()
 
     def _spawn(self, target, *args) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
@@ -102,11 +106,14 @@ class Pop3Proxy:
         self.threads.append(thread)
 
     def _accept(self) -> None:
-        while True:
+        while not self.stopping.is_set():
             try:
                 client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             server = socket.create_connection((HOST, self.upstream_port), timeout=10)
             self.sockets += [client, server]
             quit_sent = threading.Event()

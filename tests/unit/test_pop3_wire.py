@@ -6,10 +6,7 @@ import io
 
 import pytest
 
-from migrator.engine.pop3_delete import size_matches
-from migrator.engine.pop3_pull import select_fetches
 from migrator.engine.retry import ConnectionLost
-from migrator.sources.pop3 import Listed
 from migrator.sources.pop3_wire import Pop3Error, ReplyReader, unstuff
 
 
@@ -90,19 +87,3 @@ def test_garbage_instead_of_a_status_line() -> None:
 ])
 def test_unstuff(stuffed: bytes, plain: bytes) -> None:
     assert unstuff(stuffed) == plain
-
-
-@pytest.mark.parametrize(("listed", "stored", "same"), [
-    (100, 100, True), (100, 102, True),  # the server added CRLF to a last line without one
-    (100, 101, True), (100, 99, False), (100, 103, False), (100, 200, False),
-])
-def test_size_matches(listed: int, stored: int, same: bool) -> None:
-    assert size_matches(listed, stored) is same
-
-
-def test_select_fetches_new_and_resized_uidls() -> None:
-    listing = [Listed(1, 10, "a"), Listed(2, 20, "b"), Listed(3, 30, "c"), Listed(4, 42, "d")]
-    known = {"a": [10], "b": [99], "d": [40, 44]}
-    new, suspects = select_fetches(listing, known)
-    assert [item.uidl for item in new] == ["c"]
-    assert [item.uidl for item in suspects] == ["b"]

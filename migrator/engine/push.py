@@ -22,6 +22,7 @@ from migrator.archive.db import Manifest
 from migrator.archive.runs import record_run
 from migrator.config import Account
 from migrator.engine.events import Emit, Notice, TaskFinished, TaskStarted, TaskTotals
+from migrator.engine.imap_budget import release_large_buffers
 from migrator.engine.push_context import Parallelism, PushContext
 from migrator.engine.push_plan import (
     FolderPreview,
@@ -63,6 +64,7 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
                  source_done: Callable[[], bool] | None = None) -> JobResult:
     """Push one account's archive to its target; the result says what happened."""
     ctx = new_context(account, manifest, store, emit)
+    release_large_buffers()  # message-sized buffers go back to the OS once sent
     started = time.monotonic()
     for key in SUMMARY_KEYS:
         ctx.result.counts[key] = 0

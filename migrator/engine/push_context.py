@@ -1,8 +1,7 @@
-"""What every part of one push shares: settings, the plan, counters, and two governors.
+"""What every part of one push shares: settings, the plan, counters, and a governor.
 
 `Parallelism` lowers the number of connections when Exchange keeps throttling or says a
-connection is not wanted; `ByteBudget` bounds the message bytes held in memory across all
-connections (a 35 MB message must not be loaded four times at once).
+connection is not wanted.
 """
 
 from __future__ import annotations
@@ -60,27 +59,6 @@ class Parallelism:
         self._notify(Notice("warning", f"{why}: down to {limit} connection(s)", self._account))
 
 
-class ByteBudget:
-    """Bytes of message data held at once; a message bigger than the budget takes it all."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self._cond = threading.Condition()
-
-    def acquire(self, size: int) -> int:
-        take = min(size, self.limit)
-        with self._cond:
-            self._cond.wait_for(lambda: self.used + take <= self.limit)
-            self.used += take
-        return take
-
-    def release(self, taken: int) -> None:
-        with self._cond:
-            self.used -= taken
-            self._cond.notify_all()
-
-
 @dataclass
 class PushContext:
     """One account's push: shared by the feeder and every connection worker."""
@@ -106,7 +84,6 @@ class PushContext:
     sent_now: dict[int, int] = field(default_factory=dict)  # unknown outcome: id -> size
     dropped_keywords: Counter[str] = field(default_factory=Counter)
     parallelism: Parallelism | None = None
-    budget: ByteBudget = field(default_factory=lambda: ByteBudget(48 << 20))
     last_loss: float = 0.0  # time.time() of the last lost target connection
     fatal: BaseException | None = None
     stop: threading.Event = field(default_factory=threading.Event)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, Select, and_, func, or_, select, update
+from sqlalchemy import Row, Select, Table, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from migrator.archive.manifest import FailureRow, FolderRow, MessageRow, PushRow, utcnow
@@ -101,25 +101,37 @@ def pins(session: Session, target: str, account_id: int) -> dict[str, str]:
     return {str(name): str(folder) for name, folder, _ in session.execute(query)}
 
 
+def _pushes() -> Table:
+    return cast(Table, PushRow.__table__)
+
+
 def write_intents(session: Session, target: str, items: Sequence[tuple[int, str]]) -> None:
-    """Record 'about to APPEND' for (message id, target folder) pairs, before sending."""
+    """Record 'about to APPEND' for (message id, target folder) pairs, before sending.
+
+    Core statements with many parameter sets: one round of SQL per window, not per row.
+    """
     if not items:
         return
     wanted = dict(items)
-    existing = {row.message_id: row for row in session.scalars(
-        select(PushRow).where(PushRow.target == target,
-                              PushRow.message_id.in_(list(wanted))))}
-    for message_id, folder in wanted.items():
-        row = existing.get(message_id)
-        if row is None:
-            session.add(PushRow(message_id=message_id, target=target, target_folder=folder,
-                                state=INTENT, attempts=1))
-        else:
-            row.state, row.target_folder = INTENT, folder
-            row.attempts = (row.attempts or 0) + 1
-            row.target_uid = row.target_uidvalidity = None
-            row.last_error = None
-    session.flush()
+    table = _pushes()
+    existing = set(session.scalars(select(PushRow.message_id).where(
+        PushRow.target == target, PushRow.message_id.in_(list(wanted)))))
+    now = utcnow()
+    fresh = [{"message_id": m, "target": target, "target_folder": f, "state": INTENT,
+              "attempts": 1, "updated_at": now}
+             for m, f in wanted.items() if m not in existing]
+    again = [{"b_message": m, "b_folder": f, "b_now": now}
+             for m, f in wanted.items() if m in existing]
+    connection = session.connection()
+    if fresh:
+        connection.execute(table.insert(), fresh)
+    if again:
+        connection.execute(
+            table.update()
+            .where(table.c.message_id == bindparam("b_message"), table.c.target == target)
+            .values(state=INTENT, target_folder=bindparam("b_folder"),
+                    attempts=table.c.attempts + 1, target_uid=None, target_uidvalidity=None,
+                    last_error=None, updated_at=bindparam("b_now")), again)
 
 
 @dataclass(frozen=True)
@@ -136,15 +148,20 @@ class Outcome:
 
 def write_outcomes(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:
     """Record outcomes of APPENDs (or of reconciliation) on their push rows."""
+    if not outcomes:
+        return
+    table = _pushes()
     now = utcnow()
-    for outcome in outcomes:
-        values: dict[str, object] = {"state": outcome.state, "last_error": outcome.note,
-                                     "target_uidvalidity": outcome.uidvalidity,
-                                     "target_uid": outcome.uid, "updated_at": now}
-        if outcome.target_folder is not None:
-            values["target_folder"] = outcome.target_folder
-        session.execute(update(PushRow).where(PushRow.message_id == outcome.message_id,
-                                              PushRow.target == target).values(**values))
+    session.connection().execute(
+        table.update()
+        .where(table.c.message_id == bindparam("b_message"), table.c.target == target)
+        .values(state=bindparam("b_state"), last_error=bindparam("b_note"),
+                target_uidvalidity=bindparam("b_validity"), target_uid=bindparam("b_uid"),
+                target_folder=func.coalesce(bindparam("b_folder"), table.c.target_folder),
+                updated_at=now),
+        [{"b_message": o.message_id, "b_state": o.state, "b_note": o.note,
+          "b_validity": o.uidvalidity, "b_uid": o.uid, "b_folder": o.target_folder}
+         for o in outcomes])
 
 
 def insert_done(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:

@@ -15,12 +15,14 @@ committed).
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import logging
 import queue
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -29,6 +31,7 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from migrator import imapconn
+from migrator.archive.blobs import BlobStore, sha256_hex
 from migrator.engine.imap_testhook import kill_point
 from migrator.engine.push_context import PushContext
 from migrator.engine.push_rows import (
@@ -42,9 +45,9 @@ from migrator.engine.push_rows import (
     write_outcomes,
 )
 from migrator.engine.retry import ConnectionLost, Throttled, TokenExpired
-from migrator.errors import AuthError, ConnectError, MigratorError
+from migrator.errors import AuthError, ConnectError, FolderError, MigratorError, StorageError
 from migrator.headers import header_value
-from migrator.targets.imap import AppendItem, AppendOutcome, AppendWriter, keep_flags
+from migrator.targets.imap import AppendItem, AppendOutcome, AppendWriter, Body, keep_flags
 from migrator.targets.office365 import store_flagged_after_append
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,9 @@ log = logging.getLogger(__name__)
 MAX_THROTTLES_PER_MESSAGE = 30
 MAX_FAILED_CONNECTS = 6
 IDLE_WAIT = 0.2
+STREAM_ABOVE = 1 << 20  # bigger messages are streamed from their file
+PIECE = 256 << 10
+FLAG_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,33 @@ class Chunk:
 
     folder: str
     messages: tuple[Candidate, ...]
+
+
+class BlobDamaged(Exception):
+    """The archived file no longer hashes to its name: never send it."""
+
+
+def blob_pieces(store: BlobStore, sha: str) -> Iterator[bytes]:
+    """A blob's bytes in pieces, decompressed if it was stored compressed."""
+    path = store.path(sha)
+    if not path.exists():
+        raise StorageError(f"blob {sha} is missing from the archive ({path})")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        while piece := handle.read(PIECE):
+            yield piece
+
+
+def check_blob(store: BlobStore, sha: str) -> bytes:
+    """Re-hash a blob without loading it; its first piece (headers) is returned."""
+    digest = hashlib.sha256()
+    head = b""
+    for piece in blob_pieces(store, sha):
+        head = head or piece
+        digest.update(piece)
+    if digest.hexdigest() != sha:
+        raise BlobDamaged(sha)
+    return head
 
 
 def delivery_date(data: bytes) -> datetime | None:
@@ -102,6 +135,7 @@ class PushWorker:
         self.candidates: dict[int, Candidate] = {}
         self.throttles: dict[int, int] = {}
         self.unknown = 0
+        self.flag_later: list[AppendOutcome] = []  # appended, \\Flagged still to be set
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -117,6 +151,7 @@ class PushWorker:
 
     def _loop(self) -> None:
         assert self.ctx.parallelism is not None
+        self._with_connection(lambda writer: None, deque())  # log in while the feeder plans
         while not self.ctx.stop.is_set() and self.ctx.parallelism.allows(self.index):
             try:
                 chunk = self.work.get(timeout=IDLE_WAIT)
@@ -128,13 +163,47 @@ class PushWorker:
             self._push_chunk(chunk)
 
     def _settle(self) -> None:
-        """Wait for every reply, then write the outcomes down."""
+        """Wait for every reply, set the flags Exchange needs again, write outcomes down."""
         if self.writer is not None and not self.writer.dead and self.writer.in_flight:
             pending: deque[AppendItem] = deque()
             self._with_connection(AppendWriter.drain, pending)
             self._collect(pending)
             self._send_all(pending)
+        self._store_flags()
         self._record([])
+
+    def _store_flags(self) -> None:
+        """`\\Flagged` again on appended messages, a folder at a time (one SELECT each).
+
+        Until the STORE has worked their rows stay intents, so a crash leaves them to
+        reconciliation, which sets the flag too.
+        """
+        waiting, self.flag_later = self.flag_later, []
+        if not waiting or self.writer is None or self.writer.dead:
+            self._unknown(o.item for o in waiting)
+            return
+        by_folder: dict[str, list[AppendOutcome]] = {}
+        for outcome in waiting:
+            by_folder.setdefault(outcome.item.folder, []).append(outcome)
+        for folder, outcomes in by_folder.items():
+            uids = [o.uid for o in outcomes if o.uid is not None]
+            try:
+                self.writer.store_flags(folder, uids, "\\Flagged")
+            except (ConnectionLost, Throttled, FolderError) as exc:
+                log.info("%s: could not set \\Flagged in %s (%s); left to reconciliation",
+                         self.ctx.name, folder, exc)
+                self._unknown(o.item for o in outcomes)
+                continue
+            self.outcomes.extend(Outcome(o.item.ref, DONE, folder, o.uidvalidity, o.uid,
+                                         self._keyword_note(o.item)) for o in outcomes)
+
+    def _unknown(self, items: Iterable[AppendItem]) -> None:
+        """Sent, outcome not settled: stays an intent; the next round looks at the target."""
+        for item in items:
+            self.unknown += 1
+            self.ctx.count("unknown_outcome")
+            with self.ctx.lock:
+                self.ctx.sent_now[item.ref] = item.size
 
     def _push_chunk(self, chunk: Chunk) -> None:
         items = [self._item(chunk.folder, message) for message in chunk.messages]
@@ -144,8 +213,15 @@ class PushWorker:
     def _send_all(self, pending: deque[AppendItem]) -> None:
         while pending and not self.ctx.stop.is_set():
             item = pending.popleft()
-            self._with_connection(partial(self._submit, item=item), pending, item)
+            try:
+                self._with_connection(partial(self._submit, item=item), pending, item)
+            except (BlobDamaged, StorageError) as exc:  # never sent: report, go on
+                why = (f"archive blob {exc} does not match its SHA-256 (run `migrator verify "
+                       "--archive`)" if isinstance(exc, BlobDamaged) else str(exc))
+                self.outcomes.append(Outcome(item.ref, FAILED, item.folder, note=why))
             self._collect(pending)
+            if len(self.flag_later) >= FLAG_BATCH:
+                self._store_flags()
         if pending:  # stopping: what was never sent is not at the target
             self.outcomes.extend(Outcome(i.ref, FAILED, i.folder, note="not sent: run stopped")
                                  for i in pending)
@@ -158,20 +234,23 @@ class PushWorker:
                           message.size, store_flagged=flagged)
 
     def _submit(self, writer: AppendWriter, item: AppendItem) -> None:
-        if item.store_flagged and (writer.selected is None or writer.selected.name != item.folder):
-            writer.select(item.folder)
         flags, dropped = keep_flags(item.flags, self.ctx.selected.get(item.folder))
         if dropped:
             with self.ctx.lock:
                 self.ctx.dropped_keywords.update(dropped)
-        taken = self.ctx.budget.acquire(item.size)
-        try:
-            data = self.ctx.store.read(self.candidates[item.ref].sha256)
-            if item.internaldate is None:  # POP3 knows no INTERNALDATE: the delivery date
-                item = replace(item, internaldate=delivery_date(data))
-            writer.submit(item, data, flags)
-        finally:
-            self.ctx.budget.release(taken)
+        sha = self.candidates[item.ref].sha256
+        if item.size < STREAM_ABOVE:
+            data = self.ctx.store.read(sha)
+            if sha256_hex(data) != sha:
+                raise BlobDamaged(sha)
+            head = data
+            body: Body = data
+        else:  # big: checked, then streamed from the file, never held in memory
+            head = check_blob(self.ctx.store, sha)
+            body = partial(blob_pieces, self.ctx.store, sha)
+        if item.internaldate is None:  # POP3 knows no INTERNALDATE: the delivery date
+            item = replace(item, internaldate=delivery_date(head))
+        writer.submit(item, body, flags)
         kill_point("push-sent")
 
     def _with_connection(self, step: Callable[[AppendWriter], None],
@@ -256,14 +335,13 @@ class PushWorker:
             self._throttled(outcome, pending)
             return
         self.failed_connects = 0 if outcome.status == "done" else self.failed_connects
-        if outcome.status == "done":
+        if outcome.status == "done" and item.store_flagged and outcome.uid is not None:
+            self.flag_later.append(outcome)
+        elif outcome.status == "done":
             self.outcomes.append(Outcome(item.ref, DONE, item.folder, outcome.uidvalidity,
                                          outcome.uid, self._keyword_note(item)))
         elif outcome.status == "unknown":
-            self.unknown += 1  # stays an intent: the next round looks for it at the target
-            self.ctx.count("unknown_outcome")
-            with self.ctx.lock:
-                self.ctx.sent_now[item.ref] = item.size
+            self._unknown([item])
         else:
             state = REFUSED if outcome.status == "refused" else FAILED
             self.outcomes.append(Outcome(item.ref, state, item.folder, note=outcome.text))

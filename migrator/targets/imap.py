@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO
@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 64
 DEFAULT_WINDOW_BYTES = 32 << 20
-SYNC_LITERAL_ABOVE = 1 << 20  # bigger messages wait for "+": a refusal costs no upload
+SYNC_LITERAL_ABOVE = 8 << 20  # bigger ones wait for "+" (a refusal costs no upload), which
+# drains the pipeline: a server reads commands in order, so "+" comes after every earlier reply
 SEND_COPY_BELOW = 256 << 10  # small messages go out in one write with their command
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Draft")
 MAX_LINE = 1 << 20
@@ -47,6 +48,9 @@ _EXISTS = re.compile(rb"^\* (\d+) EXISTS", re.IGNORECASE)
 _ATOM = re.compile(r'[^(){ %*"\\\]\x00-\x1f\x7f-\U0010ffff]+\Z')  # RFC 3501 ATOM-CHAR
 
 
+Body = bytes | Callable[[], Iterable[bytes]]
+
+
 @dataclass(frozen=True)
 class AppendItem:
     """One message to append; `ref` is the caller's handle (e.g. its push row)."""
@@ -56,7 +60,7 @@ class AppendItem:
     flags: tuple[str, ...]
     internaldate: datetime | None
     size: int
-    store_flagged: bool = False  # set \Flagged again with STORE after the APPEND (Exchange)
+    store_flagged: bool = False  # the caller sets \Flagged again with STORE (Exchange)
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ class Selected:
 @dataclass
 class _Pending:
     tag: bytes
-    kind: str  # append | store | select
+    kind: str  # append | command
     item: AppendItem | None = None
     uidvalidity: int | None = None
     uid: int | None = None
@@ -129,6 +133,21 @@ def append_command(tag: bytes, item: AppendItem, flags: tuple[str, ...], nonsync
     return b" ".join(parts) + b"\r\n"
 
 
+def uid_set(uids: list[int]) -> str:
+    """UIDs as an IMAP sequence set with ranges: 1:3,7,9:10."""
+    parts: list[str] = []
+    ordered = sorted(set(uids))
+    start = previous = ordered[0]
+    for uid in [*ordered[1:], None]:
+        if uid is not None and uid == previous + 1:
+            previous = uid
+            continue
+        parts.append(str(start) if start == previous else f"{start}:{previous}")
+        if uid is not None:
+            start = previous = uid
+    return ",".join(parts)
+
+
 def lost(text: str) -> ConnectionLost:
     return TokenExpired(text) if TOKEN_EXPIRED in text else ConnectionLost(text)
 
@@ -152,8 +171,6 @@ class AppendWriter:
         self._appends = 0
         self._bytes = 0
         self._continuation = False
-        self._in_literal = False
-        self._deferred: list[bytes] = []
         self.outcomes: deque[AppendOutcome] = deque()
         self.selected: Selected | None = None
         self.dead = False
@@ -163,9 +180,13 @@ class AppendWriter:
     def in_flight(self) -> int:
         return self._appends
 
-    def submit(self, item: AppendItem, data: bytes, flags: tuple[str, ...]) -> None:
-        """Send one APPEND once the window has room; outcomes arrive in `self.outcomes`."""
-        if len(data) != item.size:
+    def submit(self, item: AppendItem, data: Body, flags: tuple[str, ...]) -> None:
+        """Send one APPEND once the window has room; outcomes arrive in `self.outcomes`.
+
+        `data` is the message, or (for big ones, so they are never held in memory) a
+        function giving its bytes in pieces; they must add up to `item.size`.
+        """
+        if isinstance(data, bytes) and len(data) != item.size:
             raise ValueError(f"message {item.ref}: {len(data)} bytes, expected {item.size}")
         self._guard(self._wait_for_room, item.size)
         nonsync = self.literal_plus and item.size <= SYNC_LITERAL_ABOVE
@@ -175,7 +196,7 @@ class AppendWriter:
         self._appends += 1
         self._bytes += item.size
         log.debug("> %s", command.rstrip().decode("ascii", "replace"))
-        self._guard(self._send_append, tag, command, data, nonsync)
+        self._guard(self._send_append, tag, command, data, nonsync, item.size)
 
     def drain(self) -> None:
         """Wait until every APPEND (and STORE) sent so far is answered."""
@@ -183,12 +204,28 @@ class AppendWriter:
 
     def select(self, folder: str) -> Selected:
         """SELECT a folder (after draining): needed to STORE flags on appended messages."""
+        pending = self._simple(b"SELECT " + quoted(folder))
+        return self._selected(folder, pending)
+
+    def store_flags(self, folder: str, uids: list[int], flag: str) -> None:
+        """`UID STORE uids +FLAGS.SILENT (flag)` in `folder` (Exchange: \\Flagged again)."""
+        if self.selected is None or self.selected.name != folder:
+            self.select(folder)
+        pending = self._simple(b"UID STORE " + uid_set(uids).encode("ascii")
+                               + b" +FLAGS.SILENT (" + flag.encode("ascii") + b")")
+        if pending.status != b"OK":
+            if is_throttled(pending.text):
+                raise Throttled(pending.text, throttle_backoff(pending.text))
+            raise FolderError(f"cannot set {flag} in target folder {folder}: {pending.text}")
+
+    def _simple(self, command: bytes) -> _Pending:
+        """Drain, send one command, wait for its completion."""
         self.drain()
         tag = self._next_tag()
-        self._pending[tag] = pending = _Pending(tag, "select")
-        self._guard(self._send, tag + b" SELECT " + quoted(folder) + b"\r\n")
+        self._pending[tag] = pending = _Pending(tag, "command")
+        self._guard(self._send, tag + b" " + command + b"\r\n")
         self._guard(self._read_until, lambda: tag not in self._pending)
-        return self._selected(folder, pending)
+        return pending
 
     def close(self) -> None:
         """LOGOUT if the connection still works; never raise."""
@@ -220,29 +257,33 @@ class AppendWriter:
                                           and self._bytes + size <= self.window_bytes)
         self._read_until(room)
 
-    def _send_append(self, tag: bytes, command: bytes, data: bytes, nonsync: bool) -> None:
+    def _send_append(self, tag: bytes, command: bytes, data: Body, nonsync: bool,
+                     size: int) -> None:
         if nonsync:
-            if len(data) < SEND_COPY_BELOW:
+            if isinstance(data, bytes) and len(data) < SEND_COPY_BELOW:
                 self._send(command + data + b"\r\n")
             else:
                 self._send(command)
-                self._send(data)
-                self._send(b"\r\n")
+                self._send_literal(data, size)
             return
-        self._send(command)
+        self._send(command)  # nothing else may be written until its literal is sent
         self._continuation = False
-        self._in_literal = True  # nothing else may be written until the literal is sent
-        try:
-            self._read_until(lambda: self._continuation or tag not in self._pending)
-            if tag in self._pending:  # "+": go ahead (else a tagged NO refused it up front)
-                self._continuation = False
-                self._send(data)
-                self._send(b"\r\n")
-        finally:
-            self._in_literal = False
-        deferred, self._deferred = self._deferred, []
-        for line in deferred:
-            self._send(line)
+        self._read_until(lambda: self._continuation or tag not in self._pending)
+        if tag in self._pending:  # "+": go ahead (else a tagged NO refused it up front)
+            self._continuation = False
+            self._send_literal(data, size)
+
+    def _send_literal(self, data: Body, size: int) -> None:
+        if isinstance(data, bytes):
+            self._send(data)
+        else:
+            sent = 0
+            for piece in data():
+                self._send(piece)
+                sent += len(piece)
+            if sent != size:  # the server would read our next command as part of it
+                raise ConnectionLost(f"message source gave {sent} bytes, not {size}")
+        self._send(b"\r\n")
 
     def _guard(self, step: Callable[..., None], *args: object) -> None:
         """Run a step; if the connection dies, every unanswered APPEND's outcome is unknown."""
@@ -310,11 +351,6 @@ class AppendWriter:
         ok = status.upper() == b"OK"
         if pending.kind == "append":
             self._appended(pending, ok, text_bytes, text)
-        elif pending.kind == "store":
-            assert pending.item is not None
-            status_text = "done" if ok else "unknown"
-            self.outcomes.append(AppendOutcome(pending.item, status_text, "" if ok else text,
-                                               pending.uidvalidity, pending.uid))
         else:
             pending.status, pending.text = status.upper(), text
 
@@ -323,7 +359,7 @@ class AppendWriter:
         if upper.startswith(b"* BYE"):
             raise lost(f"server said BYE: {response[6:].decode('utf-8', 'replace')}")
         for pending in self._pending.values():
-            if pending.kind == "select":
+            if pending.kind == "command":
                 pending.lines.append(response)
 
     def _appended(self, pending: _Pending, ok: bool, text_bytes: bytes, text: str) -> None:
@@ -336,20 +372,7 @@ class AppendWriter:
             return
         match = _APPENDUID.search(text_bytes)
         uidvalidity, uid = (int(match.group(1)), int(match.group(2))) if match else (None, None)
-        if item.store_flagged and uid is not None and self._is_selected(item.folder):
-            tag = self._next_tag()
-            self._pending[tag] = _Pending(tag, "store", item, uidvalidity, uid)
-            line = tag + b" UID STORE %d +FLAGS.SILENT (\\Flagged)\r\n" % uid
-            if self._in_literal:  # the server would read it as the literal's first bytes
-                self._deferred.append(line)
-            else:
-                self._send(line)
-            return
-        status = "unknown" if item.store_flagged else "done"  # flag left to reconciliation
-        self.outcomes.append(AppendOutcome(item, status, "", uidvalidity, uid))
-
-    def _is_selected(self, folder: str) -> bool:
-        return self.selected is not None and self.selected.name == folder
+        self.outcomes.append(AppendOutcome(item, "done", "", uidvalidity, uid))
 
     def _selected(self, folder: str, pending: _Pending) -> Selected:
         lines = b"\n".join(pending.lines)

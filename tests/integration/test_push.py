@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 
@@ -195,3 +196,21 @@ def test_account_without_target_is_a_clear_error(tmp_path):
     result = run_cli("-c", config, "push", "bob")
     assert result.status == ExitStatus.CONFIG
     assert "no [accounts.bob.target]" in result.stderr
+
+
+def test_big_messages_stream_and_a_damaged_blob_is_never_sent(o365, oauth_service, certs,
+                                                              tmp_path):
+    good = [message(n) for n in range(8)] + [message(40, size=3_500_000, mid="big")]
+    damaged = message(41, mid="damaged")
+    fill_archive(tmp_path / "archive", [*good, damaged])
+    sha = hashlib.sha256(damaged.raw).hexdigest()
+    blob = tmp_path / "archive" / "objects" / sha[:2] / f"{sha[2:]}.eml"
+    blob.write_bytes(damaged.raw.replace(b"line", b"LINE", 1))
+    config = o365_config(tmp_path, o365, oauth_service, certs)
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.PARTIAL
+    assert "<damaged@push.example>" in result.stderr and "verify --archive" in result.stderr
+    assert "pushed 9" in result.stdout and "failed 1" in result.stdout
+    assert_target_matches(o365, good)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from migrator.engine.push_context import ByteBudget, Parallelism
+from migrator.engine.push_context import Parallelism
 from migrator.engine.push_worker import delivery_date
 from migrator.engine.retry import ConnectionLost, TokenExpired
 from migrator.targets.identity import Identity, Matcher, TargetEntry, Wanted, identity_of
@@ -21,6 +21,7 @@ from migrator.targets.imap import (
     append_command,
     imap_date,
     keep_flags,
+    uid_set,
 )
 from migrator.targets.office365 import refusal
 
@@ -138,14 +139,6 @@ def test_parallelism_drops_after_repeated_throttling_never_below_one() -> None:
     for _ in range(20):
         governor.throttled()
     assert governor.limit == 1 and len(notices) == 2
-
-
-def test_byte_budget_lets_a_message_bigger_than_the_budget_through() -> None:
-    budget = ByteBudget(100)
-    taken = budget.acquire(500)
-    assert taken == 100 and budget.used == 100
-    budget.release(taken)
-    assert budget.used == 0
 
 
 # -- the writer against a scripted server -------------------------------------------------
@@ -280,57 +273,35 @@ def test_window_bounds_what_is_in_flight() -> None:
     assert all(o.uid is None and o.status == "done" for o in writer.outcomes)  # no UIDPLUS
 
 
-def test_flag_stored_again_after_append_when_asked() -> None:
+def test_flags_stored_again_for_a_folder_in_one_command() -> None:
     def server(sock: socket.socket) -> None:
         stream = sock.makefile("rwb")
-        select = stream.readline()
-        stream.write(b"* OK [PERMANENTFLAGS (\\Seen \\Flagged)] ok\r\n* OK [UIDVALIDITY 5] u\r\n"
-                     + select.split()[0] + b" OK [READ-WRITE] selected\r\n")
-        stream.flush()
         (tag, _), = read_appends(stream, 1)
         stream.write(tag + b" OK [APPENDUID 5 42] done\r\n")
         stream.flush()
-        store = stream.readline()
-        assert store.split()[1:] == [b"UID", b"STORE", b"42", b"+FLAGS.SILENT", b"(\\Flagged)"]
-        stream.write(store.split()[0] + b" OK stored\r\n")
-        stream.flush()
-
-    writer, thread = scripted(server)
-    selected = writer.select("INBOX")
-    assert selected.uidvalidity == 5 and not selected.keeps("Work")
-    writer.submit(item(1, flags=("\\Flagged",), flagged=True), b"hello", ("\\Flagged",))
-    writer.drain()
-    thread.join(5)
-    assert [(o.status, o.uid) for o in writer.outcomes] == [("done", 42)]
-
-
-def test_nothing_is_written_between_a_synchronizing_literal_and_its_go_ahead(monkeypatch):
-    monkeypatch.setattr("migrator.targets.imap.SYNC_LITERAL_ABOVE", 8)  # "big" from 9 bytes
-    big = b"0123456789ABCDEF"
-
-    def server(sock: socket.socket) -> None:
-        stream = sock.makefile("rwb")
         select = stream.readline()
-        stream.write(select.split()[0] + b" OK [READ-WRITE] selected\r\n")
+        assert select.split(b" ", 1)[1] == b'SELECT "Sent Items"\r\n'
+        stream.write(b"* OK [PERMANENTFLAGS (\\Seen \\Flagged)] ok\r\n* OK [UIDVALIDITY 5] u\r\n"
+                     + select.split()[0] + b" OK [READ-WRITE] selected\r\n")
         stream.flush()
-        (small_tag, _), = read_appends(stream, 1)
-        big_line = stream.readline()
-        assert big_line.endswith(b"{16}\r\n")
-        # the small one completes while the big one waits: its STORE must wait too
-        stream.write(small_tag + b" OK [APPENDUID 5 1] done\r\n+ go ahead\r\n")
-        stream.flush()
-        assert stream.read(len(big) + 2) == big + b"\r\n"
         store = stream.readline()
-        assert b"UID STORE 1 +FLAGS.SILENT" in store
+        assert store.split()[1:] == [b"UID", b"STORE", b"42:44,50", b"+FLAGS.SILENT",
+                                     b"(\\Flagged)"]
         stream.write(store.split()[0] + b" OK stored\r\n")
-        stream.write(big_line.split()[0] + b" OK [APPENDUID 5 2] done\r\n")
         stream.flush()
 
     writer, thread = scripted(server)
-    writer.select("INBOX")
-    writer.submit(item(1, flags=("\\Flagged",), flagged=True), b"hello", ("\\Flagged",))
-    writer.submit(item(2, size=len(big)), big, ())
+    writer.submit(item(1, folder="Sent Items", flags=("\\Flagged",), flagged=True), b"hello",
+                  ("\\Flagged",))
     writer.drain()
+    assert [(o.status, o.uid) for o in writer.outcomes] == [("done", 42)]
+    writer.store_flags("Sent Items", [44, 42, 43, 50], "\\Flagged")
     thread.join(5)
-    assert sorted((o.item.ref, o.status, o.uid) for o in writer.outcomes) == [
-        (1, "done", 1), (2, "done", 2)]
+    assert writer.selected is not None and not writer.selected.keeps("Work")
+
+
+@pytest.mark.parametrize("uids, text", [
+    ([1], "1"), ([3, 1, 2], "1:3"), ([1, 2, 4, 6, 7, 8, 10], "1:2,4,6:8,10"), ([5, 5], "5"),
+])
+def test_uid_sets(uids: list[int], text: str) -> None:
+    assert uid_set(uids) == text

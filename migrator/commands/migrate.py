@@ -6,13 +6,12 @@ import argparse
 from typing import Any
 
 from migrator.commands.accounts import run_each, worst_status
-from migrator.commands.push import show_plan
+from migrator.commands.push import show_plan, without_target
 from migrator.config import Account
 from migrator.context import Context
 from migrator.engine.migrate import migrate_account
 from migrator.engine.pull import pull_account
 from migrator.engine.results import JobResult
-from migrator.errors import ConfigError
 from migrator.reporting import human_bytes
 
 
@@ -31,7 +30,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def migrate_one(ctx: Context, account: Account) -> JobResult:
     if account.target is None:
-        raise ConfigError(f"{account.name}: no [accounts.{account.name}.target] in the config")
+        return without_target(ctx, account, "migrate")
     if ctx.args.dry_run:
         pulled = pull_account(account, ctx.manifest(), ctx.store(), ctx.emit, dry_run=True)
         if not ctx.args.json:
@@ -70,6 +69,10 @@ def render(ctx: Context, results: list[JobResult]) -> int:
             continue
         if ctx.args.json:
             ctx.out_json(result.as_dict())
+        elif result.counts.get("no_target"):
+            if not ctx.args.quiet:
+                ctx.out(f"migrate {result.account}: skipped (no target configured)")
         elif not ctx.args.quiet:
-            ctx.out(summary_line(result))
+            ctx.out(summary_line(result) if not result.error
+                    else f"migrate {result.account}: failed")
     return worst_status(results)

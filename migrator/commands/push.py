@@ -11,6 +11,7 @@ from migrator.context import Context
 from migrator.engine.push import preview_push, push_account
 from migrator.engine.push_plan import FolderPreview
 from migrator.engine.results import JobResult
+from migrator.errors import ExitStatus
 from migrator.reporting import human_bytes
 
 
@@ -24,7 +25,20 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
+def without_target(ctx: Context, account: Account, command: str) -> JobResult:
+    """An account with nothing to push to: skipped with --all, an error when named."""
+    result = JobResult(account.name, command)
+    if getattr(ctx.args, "all", False):
+        result.counts["no_target"] = 1
+        return result
+    result.error = f"{account.name}: no [accounts.{account.name}.target] in the config"
+    result.exit_status = ExitStatus.CONFIG
+    return result
+
+
 def push_one(ctx: Context, account: Account) -> JobResult:
+    if account.target is None:
+        return without_target(ctx, account, "push")
     if ctx.args.dry_run:
         return show_plan(ctx, account)
     return push_account(account, ctx.manifest(), ctx.store(), ctx.emit)
@@ -98,6 +112,9 @@ def render(ctx: Context, results: list[JobResult]) -> int:
         if ctx.args.json:
             if not ctx.args.dry_run:
                 ctx.out_json(result.as_dict())
+        elif result.counts.get("no_target"):
+            if not ctx.args.quiet:
+                ctx.out(f"{result.command} {result.account}: skipped (no target configured)")
         elif not ctx.args.quiet and not ctx.args.dry_run:
             ctx.out(summary_line(result) if not result.error
                     else f"{result.command} {result.account}: failed")

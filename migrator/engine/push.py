@@ -194,6 +194,8 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
         cursor = page[-1].id
         fresh = sorted((m for m in page if m.id not in ctx.failed_now),
                        key=lambda m: (ctx.targets[m.folder_id], m.id))
+        for message in fresh:  # a later re-plan (new folders) must not move these
+            ctx.fed.setdefault(ctx.folder_names[message.folder_id], ctx.targets[message.folder_id])
         for folder, group in groupby(fresh, key=lambda m: ctx.targets[m.folder_id]):
             if not _feed_folder(ctx, control, finder, work, folder, list(group), threads):
                 return

@@ -77,6 +77,7 @@ class PushContext:
     plan: FolderPlan | None = None
     folder_names: dict[int, str] = field(default_factory=dict)  # folder id -> source name
     pins: dict[str, str] = field(default_factory=dict)  # source folder -> earlier target
+    fed: dict[str, str] = field(default_factory=dict)  # source folder -> target, this run
     targets: dict[int, str] = field(default_factory=dict)  # folder id -> target folder
     selected: dict[str, Selected] = field(default_factory=dict)  # target folder -> SELECT
     matchers: dict[str, Matcher] = field(default_factory=dict)  # target folder -> index

@@ -42,7 +42,7 @@ def make_plan(ctx: PushContext) -> FolderPlan:
     assert ctx.layout is not None
     folders = load_folders(ctx)
     rules = FolderRules(overrides=ctx.endpoint.folder_map, exclude=ctx.endpoint.exclude,
-                        pins=ctx.pins)
+                        pins={**ctx.pins, **ctx.fed})
     ctx.plan = plan_folders(folders, ctx.layout, rules)
     by_name = ctx.plan.as_dict()
     ctx.targets = {folder_id: target for folder_id, name in ctx.folder_names.items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import replace
@@ -98,6 +99,11 @@ def test_pop3_source_to_office365(source_server, o365, oauth_service, certs, tmp
     first = run_cli("-c", config, "migrate", "bob")
 
     assert first.status == ExitStatus.OK, first.stderr
+    served = sorted(hashlib.sha256(m.raw).hexdigest()
+                    for m in source_server.list_messages("alice", "INBOX"))
+    archived = sorted(hashlib.sha256(path.read_bytes()).hexdigest()
+                      for path in (tmp_path / "archive" / "objects").rglob("*.eml"))
+    assert archived == served  # the archive is byte-exact
     # POP3 has no flags or INTERNALDATE: no flags, and the delivery (Received) date
     unflagged = [replace(m, flags=()) for m in messages]
     assert_target_matches(o365, unflagged)

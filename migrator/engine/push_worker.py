@@ -15,25 +15,29 @@ committed).
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import logging
 import queue
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from functools import partial
 
 from sqlalchemy.orm import Session
 
 from migrator import imapconn
-from migrator.archive.blobs import BlobStore, sha256_hex
+from migrator.archive.blobs import sha256_hex
 from migrator.engine.imap_testhook import kill_point
 from migrator.engine.push_context import PushContext
+from migrator.engine.push_message import (
+    STREAM_ABOVE,
+    BlobDamaged,
+    blob_pieces,
+    check_blob,
+    delivery_date,
+    parse_date,
+)
 from migrator.engine.push_rows import (
     DONE,
     FAILED,
@@ -46,7 +50,6 @@ from migrator.engine.push_rows import (
 )
 from migrator.engine.retry import ConnectionLost, Throttled, TokenExpired
 from migrator.errors import AuthError, ConnectError, FolderError, MigratorError, StorageError
-from migrator.headers import header_value
 from migrator.targets.imap import AppendItem, AppendOutcome, AppendWriter, Body, keep_flags
 from migrator.targets.office365 import store_flagged_after_append
 
@@ -55,8 +58,6 @@ log = logging.getLogger(__name__)
 MAX_THROTTLES_PER_MESSAGE = 30
 MAX_FAILED_CONNECTS = 6
 IDLE_WAIT = 0.2
-STREAM_ABOVE = 1 << 20  # bigger messages are streamed from their file
-PIECE = 256 << 10
 FLAG_BATCH = 200
 
 
@@ -66,59 +67,6 @@ class Chunk:
 
     folder: str
     messages: tuple[Candidate, ...]
-
-
-class BlobDamaged(Exception):
-    """The archived file no longer hashes to its name: never send it."""
-
-
-def blob_pieces(store: BlobStore, sha: str) -> Iterator[bytes]:
-    """A blob's bytes in pieces, decompressed if it was stored compressed."""
-    path = store.path(sha)
-    if not path.exists():
-        raise StorageError(f"blob {sha} is missing from the archive ({path})")
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        while piece := handle.read(PIECE):
-            yield piece
-
-
-def check_blob(store: BlobStore, sha: str) -> bytes:
-    """Re-hash a blob without loading it; its first piece (headers) is returned."""
-    digest = hashlib.sha256()
-    head = b""
-    for piece in blob_pieces(store, sha):
-        head = head or piece
-        digest.update(piece)
-    if digest.hexdigest() != sha:
-        raise BlobDamaged(sha)
-    return head
-
-
-def delivery_date(data: bytes) -> datetime | None:
-    """When a message without INTERNALDATE arrived: its newest Received header's date, else
-    its Date header (RFC 5322 3.6.7, 3.6.1); None (the server's clock) if neither parses."""
-    for name in ("Received", "Date"):
-        value = header_value(data, name)
-        if not value:
-            continue
-        text = value.rpartition(";")[2] if name == "Received" else value
-        try:
-            when = parsedate_to_datetime(text.strip())
-        except (TypeError, ValueError, IndexError):
-            continue
-        if when is not None and when.tzinfo is not None and 1970 <= when.year < 10000:
-            return when
-    return None
-
-
-def parse_date(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 class PushWorker:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from migrator.engine.push_context import Parallelism
-from migrator.engine.push_worker import delivery_date
+from migrator.engine.push_message import delivery_date
 from migrator.engine.retry import ConnectionLost, TokenExpired
 from migrator.targets.identity import Identity, Matcher, TargetEntry, Wanted, identity_of
 from migrator.targets.imap import (

@@ -1,0 +1,73 @@
+"""What is sent for one archived message: its bytes, proven intact, and its INTERNALDATE.
+
+Every message is re-hashed before it is sent, so a blob damaged on disk is reported instead
+of pushed; a big one is read twice in pieces (hash, then send) and never held in memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Iterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+from migrator.archive.blobs import BlobStore
+from migrator.errors import StorageError
+from migrator.headers import header_value
+
+STREAM_ABOVE = 1 << 20  # bigger messages are streamed from their file
+PIECE = 256 << 10
+
+
+class BlobDamaged(Exception):
+    """The archived file no longer hashes to its name: never send it."""
+
+
+def blob_pieces(store: BlobStore, sha: str) -> Iterator[bytes]:
+    """A blob's bytes in pieces, decompressed if it was stored compressed."""
+    path = store.path(sha)
+    if not path.exists():
+        raise StorageError(f"blob {sha} is missing from the archive ({path})")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        while piece := handle.read(PIECE):
+            yield piece
+
+
+def check_blob(store: BlobStore, sha: str) -> bytes:
+    """Re-hash a blob without loading it; its first piece (headers) is returned."""
+    digest = hashlib.sha256()
+    head = b""
+    for piece in blob_pieces(store, sha):
+        head = head or piece
+        digest.update(piece)
+    if digest.hexdigest() != sha:
+        raise BlobDamaged(sha)
+    return head
+
+
+def delivery_date(data: bytes) -> datetime | None:
+    """When a message without INTERNALDATE arrived: its newest Received header's date, else
+    its Date header (RFC 5322 3.6.7, 3.6.1); None (the server's clock) if neither parses."""
+    for name in ("Received", "Date"):
+        value = header_value(data, name)
+        if not value:
+            continue
+        text = value.rpartition(";")[2] if name == "Received" else value
+        try:
+            when = parsedate_to_datetime(text.strip())
+        except (TypeError, ValueError, IndexError):
+            continue
+        if when is not None and when.tzinfo is not None and 1970 <= when.year < 10000:
+            return when
+    return None
+
+
+def parse_date(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None

@@ -11,8 +11,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
 
-from migrator.archive.ingest import ensure_account
-from migrator.archive.manifest import FolderRow
+from migrator.archive.manifest import AccountRow, FolderRow
 from migrator.engine.push_context import PushContext
 from migrator.engine.push_rows import pending_totals, pins, target_counts
 from migrator.folders import (
@@ -28,8 +27,9 @@ from migrator.targets.control import TargetControl
 
 def load_folders(ctx: PushContext) -> list[SourceFolder]:
     """The account's archived folders (remembering their ids) and the pins of earlier pushes."""
-    with ctx.manifest.session() as session:
-        ctx.account_id = ensure_account(session, ctx.name, ctx.account.source.kind).id
+    with ctx.manifest.session() as session:  # read only: a dry run writes nothing
+        account = session.scalars(select(AccountRow).where(AccountRow.name == ctx.name)).first()
+        ctx.account_id = account.id if account is not None else 0
         rows = session.scalars(select(FolderRow).where(FolderRow.account_id == ctx.account_id)
                                .order_by(FolderRow.name)).all()
         ctx.pins = pins(session, ctx.target, ctx.account_id)

@@ -93,6 +93,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(o365, oauth_service, certs,
     assert sorted(o365.folders(MAILBOX)) == folders_before
     assert target_count(o365) == 0
     assert push_states(tmp_path / "archive") == {}
+    assert run_rows(tmp_path / "archive", "push") == []
     as_json = json.loads(run_cli("-c", config, "--json", "push", "bob", "--dry-run").stdout)
     assert as_json["to_push"] == len(corpus) and as_json["bytes"] == sum(
         len(m.raw) for m in corpus)

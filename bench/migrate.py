@@ -134,15 +134,17 @@ def measure(bench: World, delay: float, work: Path) -> list[Result]:
 
 
 def report(results: list[Result], box: Mailbox) -> str:
-    table = Table(["delay", "run", "msgs", "MB", "s (wall)", "msgs/s", "MB/s", "peak RSS MB",
-                   "vs pull+push"])
+    table = Table(["delay", "run", "msgs", "MB", "s (wall)", "s range", "msgs/s", "MB/s",
+                   "peak RSS MB", "vs pull+push"])
     groups: dict[tuple[float, str], list[Result]] = {}
     for result in results:
         groups.setdefault((result.delay, result.what), []).append(result)
     for (delay, what), runs in groups.items():
         seconds = statistics.median(r.seconds for r in runs)
         serial = statistics.median(r.seconds for r in groups[(delay, "pull, then push")])
-        table.add(f"{delay:g} ms", what, box.messages, box.bytes / 1e6, seconds,
+        spread = (f"{min(r.seconds for r in runs):.1f}-{max(r.seconds for r in runs):.1f}"
+                  if len(runs) > 1 else "")
+        table.add(f"{delay:g} ms", what, box.messages, box.bytes / 1e6, seconds, spread,
                   box.messages / seconds, box.bytes / 1e6 / seconds, max(r.rss for r in runs),
                   "" if what == "pull, then push" else f"{serial / seconds:.2f}x faster")
     return table.render()

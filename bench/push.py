@@ -377,8 +377,8 @@ def measure(world: World, delay: float, connections: int, work: Path,
 
 
 def report(results: list[Result]) -> str:
-    table = Table(["delay", "run", "msgs", "MB", "s (run)", "s (wall)", "msgs/s", "MB/s",
-                   "peak RSS MB", "vs baseline"])
+    table = Table(["delay", "run", "msgs", "MB", "s (run)", "s (wall)", "msgs/s",
+                   "msgs/s range", "MB/s", "peak RSS MB", "vs baseline"])
     groups: dict[tuple[float, str], list[Result]] = {}
     for result in results:
         groups.setdefault((result.delay, result.what), []).append(result)
@@ -390,8 +390,10 @@ def report(results: list[Result]) -> str:
         base_rate = base[0].messages / statistics.median(r.seconds for r in base)
         wall = statistics.median(r.wall for r in runs) if first.wall is not None else None
         rss = max(r.rss for r in runs) if first.rss is not None else None
+        rates = [r.messages / r.seconds for r in runs]
+        spread = f"{min(rates):.0f}-{max(rates):.0f}" if len(runs) > 1 else ""
         table.add(f"{delay:g} ms", what, first.messages, first.megabytes, seconds,
-                  "" if wall is None else wall, rate, first.megabytes / seconds,
+                  "" if wall is None else wall, rate, spread, first.megabytes / seconds,
                   "" if rss is None else rss,
                   "" if what == "baseline" else f"{rate / base_rate:.2f}x")
     return table.render()

@@ -53,26 +53,33 @@ class Received:
     stored: Future[StoredMessage]
 
 
-@dataclass
 class Batch:
-    job: FolderJob
-    listed: list[Listed]
-    received: dict[int, Received] = field(default_factory=dict)
-    failed: dict[int, str] = field(default_factory=dict)
-    passes: int = 0  # FETCHes that completed with UIDs still missing
-    strikes: dict[int, int] = field(default_factory=dict)  # connection lost reading this UID
-    last_error: str | None = None
+    """Some UIDs of one folder, fetched with one FETCH (asked again for what is missing)."""
+
+    def __init__(self, job: FolderJob, listed: list[Listed]) -> None:
+        self.job = job
+        self.received: dict[int, Received] = {}
+        self.failed: dict[int, str] = {}
+        self.passes = 0  # FETCHes that completed with UIDs still missing
+        self.strikes: dict[int, int] = {}  # connections lost while reading this UID
+        self.last_error: str | None = None
+        self.listed = listed
 
     @property
-    def uids(self) -> set[int]:
-        return {message.uid for message in self.listed}
+    def listed(self) -> list[Listed]:
+        return self._listed
+
+    @listed.setter
+    def listed(self, value: list[Listed]) -> None:
+        self._listed = value
+        self.uids = frozenset(message.uid for message in value)
 
     def missing(self) -> set[int]:
         """UIDs neither received nor given up on."""
-        return self.uids - self.received.keys() - self.failed.keys()
+        return set(self.uids - self.received.keys() - self.failed.keys())
 
     def wants(self, uid: int) -> bool:
-        return uid not in self.received and uid not in self.failed and uid in self.uids
+        return uid in self.uids and uid not in self.received and uid not in self.failed
 
     def give_up(self, uids: Iterable[int], reason: str) -> None:
         for uid in uids:

@@ -51,7 +51,7 @@ from migrator.engine.push_rows import (
 from migrator.engine.retry import ConnectionLost, Throttled, TokenExpired
 from migrator.errors import AuthError, ConnectError, FolderError, MigratorError, StorageError
 from migrator.targets.imap import AppendItem, AppendOutcome, AppendWriter, Body, keep_flags
-from migrator.targets.office365 import store_flagged_after_append
+from migrator.targets.office365 import NOT_CONNECTED, store_flagged_after_append
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class PushWorker:
         self.throttles: dict[int, int] = {}
         self.unknown = 0
         self.flag_later: list[AppendOutcome] = []  # appended, \\Flagged still to be set
+        self.unwanted = ""  # the server's words when it refuses work on this session
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -168,6 +169,8 @@ class PushWorker:
                        "--archive`)" if isinstance(exc, BlobDamaged) else str(exc))
                 self.outcomes.append(Outcome(item.ref, FAILED, item.folder, note=why))
             self._collect(pending)
+            if self.unwanted:
+                self._recycle(pending)
             if len(self.flag_later) >= FLAG_BATCH:
                 self._store_flags()
         if pending:  # stopping: what was never sent is not at the target
@@ -236,14 +239,26 @@ class PushWorker:
         self.writer = AppendWriter(client)
         return self.writer
 
+    def _recycle(self, pending: deque[AppendItem]) -> None:
+        """Exchange said the session is not wanted: settle it, close it, retry with fewer."""
+        why, self.unwanted = self.unwanted, ""
+        if self.writer is not None and not self.writer.dead:
+            self._with_connection(AppendWriter.drain, pending)
+            self._collect(pending)
+            self.unwanted = ""
+        for outcome in self._drop_connection():
+            self._outcome(outcome, pending)
+        self.unwanted = ""
+        self._back_off(Throttled(why, None))
+
     def _drop_connection(self) -> list[AppendOutcome]:
         """Close a lost (or unwanted) connection; return the outcomes it still held."""
         writer, self.writer = self.writer, None
         if writer is None:
             return []
+        writer.abandon()
         orphans = list(writer.outcomes)
         writer.outcomes.clear()
-        writer.dead = True
         writer.close()
         return orphans
 
@@ -295,18 +310,23 @@ class PushWorker:
             self.outcomes.append(Outcome(item.ref, state, item.folder, note=outcome.text))
 
     def _throttled(self, outcome: AppendOutcome, pending: deque[AppendItem]) -> None:
+        """Wait what the server asks and send again; `not connected`: a new connection."""
         item = outcome.item
         assert self.ctx.parallelism is not None
-        self.ctx.parallelism.throttled()
         self.ctx.count("throttled")
-        self.throttles[item.ref] = self.throttles.get(item.ref, 0) + 1
-        if self.throttles[item.ref] > MAX_THROTTLES_PER_MESSAGE:
+        tries = self.throttles[item.ref] = self.throttles.get(item.ref, 0) + 1
+        if tries > MAX_THROTTLES_PER_MESSAGE:
             self.outcomes.append(Outcome(item.ref, FAILED, item.folder,
                                          note=f"throttled too often: {outcome.text}"))
             return
-        self._sleep(outcome.retry_after if outcome.retry_after is not None else 1.0,
-                    "target throttled an APPEND")
         pending.appendleft(item)
+        if NOT_CONNECTED in outcome.text:  # this session takes no work: back off, reconnect
+            self.unwanted = outcome.text
+            return
+        self.ctx.parallelism.throttled()
+        wait = outcome.retry_after
+        self._sleep(wait if wait is not None else min(30.0, 2.0 ** (tries - 1)),
+                    "target throttled an APPEND")
 
     def _keyword_note(self, item: AppendItem) -> str | None:
         _, dropped = keep_flags(item.flags, self.ctx.selected.get(item.folder))

@@ -227,6 +227,15 @@ class AppendWriter:
         self._guard(self._read_until, lambda: tag not in self._pending)
         return pending
 
+    def abandon(self) -> None:
+        """Give the connection up now: what was sent and not answered has unknown outcome."""
+        for pending in self._pending.values():
+            if pending.item is not None:
+                self.outcomes.append(AppendOutcome(pending.item, "unknown", "abandoned"))
+        self._pending.clear()
+        self._appends = self._bytes = 0
+        self.dead = True
+
     def close(self) -> None:
         """LOGOUT if the connection still works; never raise."""
         try:

@@ -127,3 +127,21 @@ def test_throttled_select_and_fetch_on_the_control_connection_are_retried(
     assert verified.status == ExitStatus.OK, verified.stdout + verified.stderr
     assert {name for name, _ in proxy.events_of("throttle")} == {"SELECT", "UID FETCH"}
     assert_target_matches(o365, messages)
+
+
+def test_authenticated_but_not_connected_means_fewer_connections(
+        o365, oauth_service, certs, tmp_path, fault_proxy, monkeypatch):
+    # Exchange's words when a mailbox has too many connections (or no permission yet)
+    monkeypatch.setattr("tests.world.proxy.THROTTLED",
+                        b"User is authenticated but not connected. (%d)")
+    messages = [message(n) for n in range(40)]
+    fill_archive(tmp_path / "archive", messages)
+    proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
+    proxy.throttle("APPEND", nth=(3, 4), status="BAD")
+    config = config_via(proxy, tmp_path, oauth_service, certs, extra="connections = 3")
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert "target refused a connection" in result.stderr and "down to" in result.stderr
+    assert_target_matches(o365, messages)

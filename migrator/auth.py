@@ -12,15 +12,15 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import msal
-import requests
+from typing import TYPE_CHECKING, Any
 
 from migrator import redact
 from migrator.archive.blobs import fsync_dir
 from migrator.config import OAuthSettings
 from migrator.errors import AuthError, ConnectError
+
+if TYPE_CHECKING:  # msal and requests cost ~0.4 s to import: only runs that need a token pay
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ class TokenCacheFile:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        import msal
+
         self.cache = msal.SerializableTokenCache()
         if path is not None and path.exists():
             self.cache.deserialize(path.read_text(encoding="utf-8"))
@@ -62,6 +64,8 @@ class TokenCacheFile:
 
 
 def _http_session(settings: OAuthSettings) -> requests.Session:
+    import requests
+
     session = requests.Session()
     if settings.ca_file is not None:  # a private authority (tests, on-premises identity)
         session.verify = str(settings.ca_file)
@@ -82,6 +86,9 @@ class TokenProvider:
         self._app: Any = None
 
     def _application(self) -> Any:
+        import msal
+        import requests
+
         if self._app is None:
             common: dict[str, Any] = {
                 "authority": self.settings.authority_url, "token_cache": self.cache.cache,
@@ -104,6 +111,8 @@ class TokenProvider:
 
     def token(self, force_refresh: bool = False) -> str:
         """A valid access token; `force_refresh` after the server said it expired."""
+        import requests
+
         with self._lock:
             try:
                 result = self._acquire(force_refresh)
@@ -137,6 +146,8 @@ class TokenProvider:
         return dict(result)
 
     def _drop_access_tokens(self) -> None:
+        import msal
+
         cache = self.cache.cache
         for item in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
             cache.remove_at(item)

@@ -14,17 +14,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from migrator.errors import ManifestError, ManifestTooNewError
 
 log = logging.getLogger(__name__)
+
+# The newest revision in migrations/versions; a test keeps the two equal. Knowing it here
+# lets an up-to-date manifest open without importing Alembic (most of a command's start-up).
+SCHEMA_HEAD = "0001"
 
 
 def migrations_dir() -> Path:
@@ -39,7 +39,9 @@ def migrations_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "migrations"
 
 
-def alembic_config(connection: Any = None) -> Config:
+def alembic_config(connection: Any = None) -> Any:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["connection"] = connection
@@ -101,7 +103,21 @@ def open_manifest(url: str, *, upgrade: bool = True) -> Manifest:
     return Manifest(engine)
 
 
+def current_revision(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    value = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if value is None else str(value)
+
+
 def ensure_schema(engine: Engine, url: str, *, upgrade: bool) -> None:
+    with engine.connect() as connection:
+        if current_revision(connection) == SCHEMA_HEAD:
+            return
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     head = script.get_current_head()
     known = {rev.revision for rev in script.walk_revisions()}

@@ -33,7 +33,8 @@ client_id = "app"
 client_secret = "env:APP_SECRET"
 """
 
-HEADER = "account,source_kind,source_host,source_port,source_user,source_secret,target_user,exclude\n"
+HEADER = ("account,source_kind,source_host,source_port,source_user,source_secret,target_user,"
+          "exclude\n")
 
 
 def load(tmp_path: Path, rows: str, base: str = BASE):  # type: ignore[no-untyped-def]

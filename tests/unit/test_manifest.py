@@ -109,3 +109,11 @@ def test_run_record_keeps_outcome_and_counts(tmp_path: Path) -> None:
     manifest.close()
     assert rows[0] == ("partial", '{"fetched": 3}', None)
     assert rows[1][0] == "failed" and "boom" in rows[1][2]
+
+
+def test_schema_head_constant_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from migrator.archive.db import SCHEMA_HEAD, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD

@@ -51,6 +51,7 @@ class BlobStore:
         self._pending_dirs: set[str] = set()
         self._pending_files: list[str] = []
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # one flush at a time, so none returns early
 
     def path(self, sha256: str) -> Path:
         """The file holding a blob, whichever compression it was written with."""
@@ -81,8 +82,12 @@ class BlobStore:
         """
         ref = BlobRef(sha256_hex(data), len(data))
         directory, base = self._base(ref.sha256)
-        if os.path.exists(base + ".eml") or os.path.exists(base + ".eml.gz"):
-            return ref
+        for existing in (base + ".eml", base + ".eml.gz"):
+            if os.path.exists(existing):
+                # maybe left by a killed run before its sync: make it durable before a row
+                # points at it (with deferred syncs this costs nothing extra)
+                self._settle_existing(existing, directory, defer_dir_sync, defer_file_sync)
+                return ref
         final = base + SUFFIXES[self.compression]
         payload = gzip.compress(data, mtime=0) if self.compression == "gzip" else data
         try:
@@ -103,6 +108,21 @@ class BlobStore:
             raise StorageError(f"cannot write to archive {self.root}: {exc.strerror}") from None
         return ref
 
+    def _settle_existing(self, path: str, directory: str, defer_dir_sync: bool,
+                         defer_file_sync: bool) -> None:
+        try:
+            if not defer_file_sync:
+                fsync_file(path)
+            with self._lock:
+                if defer_file_sync:
+                    self._pending_files.append(path)
+                if defer_file_sync or defer_dir_sync:
+                    self._pending_dirs.add(directory)
+            if not (defer_file_sync or defer_dir_sync):
+                fsync_dir(directory)
+        except OSError as exc:
+            raise StorageError(f"cannot sync archive {self.root}: {exc.strerror}") from None
+
     def _write_atomically(self, final: str, payload: bytes, fsync: bool = True) -> None:
         head, name = os.path.split(final)
         temp = os.path.join(head, f".tmp-{os.getpid()}-{threading.get_ident()}-{name}")
@@ -120,6 +140,10 @@ class BlobStore:
 
     def sync(self) -> None:
         """Make every deferred write and rename durable; call before committing manifest rows."""
+        with self._sync_lock:
+            self._sync_pending()
+
+    def _sync_pending(self) -> None:
         with self._lock:
             pending, self._pending_dirs = self._pending_dirs, set()
             files, self._pending_files = self._pending_files, []

@@ -100,3 +100,19 @@ def test_failed_write_raises_storage_error_and_leaves_nothing(tmp_path: Path) ->
     with pytest.raises(StorageError, match="cannot write to archive"):
         BlobStore(tmp_path).put(MESSAGE)
     assert not BlobStore(tmp_path).exists(sha)
+
+
+def test_existing_blob_from_a_killed_run_is_synced_before_use(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blob renamed into place but never synced (the run died) is made durable again."""
+    import migrator.archive.blobs as blobs
+
+    sha = hashlib.sha256(MESSAGE).hexdigest()
+    (tmp_path / "objects" / sha[:2]).mkdir(parents=True)
+    (tmp_path / "objects" / sha[:2] / f"{sha[2:]}.eml").write_bytes(MESSAGE)  # no fsync
+    synced: list[Path] = []
+    monkeypatch.setattr(blobs, "sync_filesystem", lambda d: synced.append(d) or True)
+    store = BlobStore(tmp_path)
+    assert store.put(MESSAGE, defer_file_sync=True).sha256 == sha
+    store.sync()
+    assert synced == [tmp_path / "objects"]

@@ -335,6 +335,8 @@ class PushWorker:
     def _record(self, intents: list[tuple[int, str]]) -> None:
         """One transaction: the outcomes so far, then the next window's intents."""
         outcomes, self.outcomes = self.outcomes, []
+        if not outcomes and not intents:
+            return
         with self.ctx.manifest.session() as session:
             write_outcomes(session, self.ctx.target, outcomes)
             for outcome in outcomes:

@@ -223,3 +223,10 @@ def test_many_folders_plan_is_quick_and_unique() -> None:
     plan = plan_folders(folders, O365)
     targets = [m.target for m in plan.mappings]
     assert len({t.casefold() for t in targets if t}) == len(targets)
+
+
+def test_exchange_to_exchange_keeps_inbox_children() -> None:
+    folders = [SourceFolder("Inbox", "/"), SourceFolder("Inbox/Sub", "/"),
+               SourceFolder("Sent Items", "/", "\\Sent"), SourceFolder("Calendar", "/")]
+    assert mapped(folders) == {"Inbox": "Inbox", "Inbox/Sub": "Inbox/Sub",
+                               "Sent Items": "Sent Items", "Calendar": "Calendar (2)"}

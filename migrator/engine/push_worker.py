@@ -49,7 +49,7 @@ from migrator.engine.push_rows import (
     write_outcomes,
 )
 from migrator.engine.retry import ConnectionLost, Throttled, TokenExpired
-from migrator.errors import AuthError, ConnectError, FolderError, MigratorError, StorageError
+from migrator.errors import AuthError, ConnectError, MigratorError, StorageError
 from migrator.targets.imap import AppendItem, AppendOutcome, AppendWriter, Body, keep_flags
 from migrator.targets.office365 import NOT_CONNECTED, store_flagged_after_append
 
@@ -122,7 +122,7 @@ class PushWorker:
         self._record([])
 
     def _store_flags(self) -> None:
-        """`\\Flagged` again on appended messages, a folder at a time (one SELECT each).
+        """`\\Flagged` again on appended messages: a SELECT and a STORE per folder, sent at once.
 
         Until the STORE has worked their rows stay intents, so a crash leaves them to
         reconciliation, which sets the flag too.
@@ -134,17 +134,20 @@ class PushWorker:
         by_folder: dict[str, list[AppendOutcome]] = {}
         for outcome in waiting:
             by_folder.setdefault(outcome.item.folder, []).append(outcome)
+        groups = {folder: [o.uid for o in outcomes if o.uid is not None]
+                  for folder, outcomes in by_folder.items()}
+        try:
+            failed = self.writer.store_flags(groups, "\\Flagged")
+        except (ConnectionLost, Throttled) as exc:
+            failed = {folder: str(exc) for folder in groups}
         for folder, outcomes in by_folder.items():
-            uids = [o.uid for o in outcomes if o.uid is not None]
-            try:
-                self.writer.store_flags(folder, uids, "\\Flagged")
-            except (ConnectionLost, Throttled, FolderError) as exc:
+            if folder in failed:
                 log.info("%s: could not set \\Flagged in %s (%s); left to reconciliation",
-                         self.ctx.name, folder, exc)
+                         self.ctx.name, folder, failed[folder])
                 self._unknown(o.item for o in outcomes)
-                continue
-            self.outcomes.extend(Outcome(o.item.ref, DONE, folder, o.uidvalidity, o.uid,
-                                         self._keyword_note(o.item)) for o in outcomes)
+            else:
+                self.outcomes.extend(Outcome(o.item.ref, DONE, folder, o.uidvalidity, o.uid,
+                                             self._keyword_note(o.item)) for o in outcomes)
 
     def _unknown(self, items: Iterable[AppendItem]) -> None:
         """Sent, outcome not settled: stays an intent; the next round looks at the target."""

@@ -207,16 +207,33 @@ class AppendWriter:
         pending = self._simple(b"SELECT " + quoted(folder))
         return self._selected(folder, pending)
 
-    def store_flags(self, folder: str, uids: list[int], flag: str) -> None:
-        """`UID STORE uids +FLAGS.SILENT (flag)` in `folder` (Exchange: \\Flagged again)."""
-        if self.selected is None or self.selected.name != folder:
-            self.select(folder)
-        pending = self._simple(b"UID STORE " + uid_set(uids).encode("ascii")
-                               + b" +FLAGS.SILENT (" + flag.encode("ascii") + b")")
-        if pending.status != b"OK":
-            if is_throttled(pending.text):
-                raise Throttled(pending.text, throttle_backoff(pending.text))
-            raise FolderError(f"cannot set {flag} in target folder {folder}: {pending.text}")
+    def store_flags(self, groups: dict[str, list[int]], flag: str) -> dict[str, str]:
+        """`UID STORE uids +FLAGS.SILENT (flag)` in each folder (Exchange: \\Flagged again).
+
+        Every SELECT and STORE is sent at once, then the replies are read: one round trip
+        for all folders. Returns the server's reason per folder where it did not work.
+        """
+        self.drain()
+        sent: list[tuple[str, _Pending, _Pending]] = []
+        for folder, uids in groups.items():
+            select, store = self._next_tag(), self._next_tag()
+            self._pending[select] = selecting = _Pending(select, "command")
+            self._pending[store] = storing = _Pending(store, "command")
+            self._guard(self._send, select + b" SELECT " + quoted(folder) + b"\r\n"
+                        + store + b" UID STORE " + uid_set(uids).encode("ascii")
+                        + b" +FLAGS.SILENT (" + flag.encode("ascii") + b")\r\n")
+            sent.append((folder, selecting, storing))
+        self._guard(self._read_until, lambda: not self._pending)
+        self.selected = None  # which one is selected now does not matter to anyone
+        failed = {}
+        for folder, selecting, storing in sent:
+            for step in (selecting, storing):
+                if step.status != b"OK":
+                    if is_throttled(step.text):
+                        raise Throttled(step.text, throttle_backoff(step.text))
+                    failed[folder] = step.text
+                    break
+        return failed
 
     def _simple(self, command: bytes) -> _Pending:
         """Drain, send one command, wait for its completion."""

@@ -273,21 +273,20 @@ def test_window_bounds_what_is_in_flight() -> None:
     assert all(o.uid is None and o.status == "done" for o in writer.outcomes)  # no UIDPLUS
 
 
-def test_flags_stored_again_for_a_folder_in_one_command() -> None:
+def test_flags_stored_again_for_every_folder_in_one_round_trip() -> None:
     def server(sock: socket.socket) -> None:
         stream = sock.makefile("rwb")
         (tag, _), = read_appends(stream, 1)
         stream.write(tag + b" OK [APPENDUID 5 42] done\r\n")
         stream.flush()
-        select = stream.readline()
-        assert select.split(b" ", 1)[1] == b'SELECT "Sent Items"\r\n'
-        stream.write(b"* OK [PERMANENTFLAGS (\\Seen \\Flagged)] ok\r\n* OK [UIDVALIDITY 5] u\r\n"
-                     + select.split()[0] + b" OK [READ-WRITE] selected\r\n")
-        stream.flush()
-        store = stream.readline()
-        assert store.split()[1:] == [b"UID", b"STORE", b"42:44,50", b"+FLAGS.SILENT",
-                                     b"(\\Flagged)"]
-        stream.write(store.split()[0] + b" OK stored\r\n")
+        lines = [stream.readline() for _ in range(4)]  # all four before any reply
+        assert [line.split(b" ", 1)[1] for line in lines] == [
+            b'SELECT "Sent Items"\r\n', b"UID STORE 42:44,50 +FLAGS.SILENT (\\Flagged)\r\n",
+            b'SELECT "Gone"\r\n', b"UID STORE 7 +FLAGS.SILENT (\\Flagged)\r\n"]
+        replies = [b" OK selected", b" OK stored", b" NO Mailbox doesn't exist",
+                   b" BAD No mailbox selected"]
+        for line, reply in zip(lines, replies, strict=True):
+            stream.write(line.split()[0] + reply + b"\r\n")
         stream.flush()
 
     writer, thread = scripted(server)
@@ -295,9 +294,9 @@ def test_flags_stored_again_for_a_folder_in_one_command() -> None:
                   ("\\Flagged",))
     writer.drain()
     assert [(o.status, o.uid) for o in writer.outcomes] == [("done", 42)]
-    writer.store_flags("Sent Items", [44, 42, 43, 50], "\\Flagged")
+    failed = writer.store_flags({"Sent Items": [44, 42, 43, 50], "Gone": [7]}, "\\Flagged")
     thread.join(5)
-    assert writer.selected is not None and not writer.selected.keeps("Work")
+    assert failed == {"Gone": "Mailbox doesn't exist"}
 
 
 @pytest.mark.parametrize("uids, text", [

@@ -83,7 +83,7 @@ def assert_resumes_cleanly(server, messages, config: Path, archive: Path) -> Non
     assert push_states(archive) == {"done": len(messages)}
 
 
-@pytest.mark.parametrize("point", ["push-intents:1", "push-sent:45", "push-recorded:2"])
+@pytest.mark.parametrize("point", ["push-intents:1", "push-sent:45", "push-recorded:1"])
 def test_killed_at_a_named_instant_then_resumed(world, tmp_path, point):
     server, messages, config = world
 

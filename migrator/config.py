@@ -274,6 +274,9 @@ def parse_account(name: str, table: Table, archive: ArchiveSettings) -> Account:
     target = None
     if target_table is not None:
         target = parse_endpoint(target_table, TARGET_KINDS, name, archive)
+    if source.delete.mode == "after-push" and target is None:
+        raise ConfigError(f"{table.file}: {table.where('source.delete')}: \"after-push\" "
+                          f"needs a [{table.where('target')}] table to push to")
     table.check_unknown()
     return Account(name=name, source=source, target=target)
 

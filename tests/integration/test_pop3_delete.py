@@ -162,12 +162,13 @@ def test_after_push_end_to_end_with_the_push_engine(bob, office365_server, oauth
     assert all(f"confirmed at target office365:{MAILBOX}" in row["reason"] for row in done)
 
 
-def test_after_push_without_a_target_deletes_nothing_and_says_why(bob, tmp_path):
+def test_after_push_without_a_target_is_a_config_error_and_deletes_nothing(bob, tmp_path):
     seed(bob, [message(n) for n in range(2)])
     result = pull(pop3_config(tmp_path, bob, delete="after-push"))
-    assert result.status == ExitStatus.PARTIAL
-    assert "no target" in result.stderr
-    assert len(server_uidls(bob)) == 2 and deletions(tmp_path / "archive") == []
+    assert result.status == ExitStatus.CONFIG
+    assert "source.delete" in result.stderr and "needs a [accounts." in result.stderr
+    assert len(server_uidls(bob)) == 2
+    assert not (tmp_path / "archive" / "manifest.sqlite").exists()
 
 
 @pytest.mark.parametrize("damage", ["corrupted", "missing"])

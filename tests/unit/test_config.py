@@ -135,3 +135,10 @@ def test_xoauth2_needs_oauth_table(tmp_path: Path) -> None:
     body = MINIMAL + '\n[accounts.alice.target]\nkind = "office365"\nusername = "a@b.c"\n'
     with pytest.raises(ConfigError, match=r"accounts\.alice\.target\.oauth: is required"):
         config.load(write_config(tmp_path, body))
+
+
+def test_after_push_deletion_needs_a_target(tmp_path: Path) -> None:
+    body = MINIMAL.replace('kind = "imap"', 'kind = "pop3"\ndelete = "after-push"')
+    with pytest.raises(ConfigError, match=r"accounts\.alice\.source\.delete: \"after-push\" "
+                                          r"needs a \[accounts\.alice\.target\]"):
+        config.load(write_config(tmp_path, body))

@@ -117,6 +117,8 @@ def _rounds(ctx: PushContext, control: TargetControl,
     for _ in range(MAX_ROUNDS):
         reconcile(ctx, control)
         unknown = ctx.result.counts["unknown_outcome"]
+        if source_done is None and not _anything_to_push(ctx):
+            return
         _pipeline(ctx, control, finder, source_done)
         if ctx.fatal is not None:
             raise ctx.fatal
@@ -125,6 +127,12 @@ def _rounds(ctx: PushContext, control: TargetControl,
         source_done = None  # the pull is over once a round has ended
     reconcile(ctx, control)
     _unsettled(ctx)
+
+
+def _anything_to_push(ctx: PushContext) -> bool:
+    with ctx.manifest.session() as session:
+        page = pending(session, ctx.target, ctx.targets, 0, len(ctx.failed_now) + 1)
+    return any(message.id not in ctx.failed_now for message in page)
 
 
 def _unsettled(ctx: PushContext) -> None:

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 THROTTLES_BEFORE_SLOWING = 3
 THROTTLE_MEMORY = 60.0  # seconds a throttling reply counts toward slowing down
+SERVER_GRACE = 2.0  # seconds a server may go on storing what a lost connection had sent
+MAX_GRACE = 120.0
+MIN_RATE = 50_000.0  # bytes/s
 
 
 class Parallelism:
@@ -85,7 +88,9 @@ class PushContext:
     sent_now: dict[int, int] = field(default_factory=dict)  # unknown outcome: id -> size
     dropped_keywords: Counter[str] = field(default_factory=Counter)
     parallelism: Parallelism | None = None
-    last_loss: float = 0.0  # time.time() of the last lost target connection
+    losses: list[tuple[float, int]] = field(default_factory=list)  # (time, unanswered bytes)
+    sent_bytes: int = 0
+    first_send: float = 0.0
     fatal: BaseException | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -105,6 +110,28 @@ class PushContext:
     def fail(self, line: str) -> None:
         with self.lock:
             self.result.fail(line)
+
+    def sent(self, nbytes: int) -> None:
+        """Count bytes written to the target, for the link's rate."""
+        with self.lock:
+            if not self.first_send:
+                self.first_send = time.monotonic()
+            self.sent_bytes += nbytes
+
+    def lost_connection(self, unanswered: int) -> None:
+        """A connection died with `unanswered` bytes sent: remember when and how much."""
+        with self.lock:
+            self.losses.append((time.time(), unanswered))
+
+    def settled_after(self) -> float:
+        """When what lost connections had sent should have reached the server: twice the
+        time it takes at the rate this push has written (at least MIN_RATE), and never
+        less than SERVER_GRACE after the loss (a proxy on the way may still be sending)."""
+        with self.lock:
+            elapsed = time.monotonic() - self.first_send if self.first_send else 0.0
+            rate = max(self.sent_bytes / elapsed if elapsed > 0 else 0.0, MIN_RATE)
+            return max((when + min(max(SERVER_GRACE, 2 * unanswered / rate), MAX_GRACE)
+                        for when, unanswered in self.losses), default=0.0)
 
     def give_up(self, exc: BaseException) -> None:
         """A worker hit an error that ends the whole push; the others stop too."""

@@ -202,3 +202,11 @@ def latest_intent(session: Session, target: str) -> datetime | None:
     """When the newest unsettled intent was written (UTC, naive)."""
     return session.scalar(select(func.max(PushRow.updated_at))
                           .where(PushRow.target == target, PushRow.state == INTENT))
+
+
+def message_ids(session: Session, folder_ids: Sequence[int]) -> set[str]:
+    """Message-IDs of the live archived messages of these folders."""
+    query = select(MessageRow.message_id).where(MessageRow.folder_id.in_(list(folder_ids)),
+                                                MessageRow.gone_at.is_(None),
+                                                MessageRow.message_id.is_not(None))
+    return {str(mid) for mid in session.scalars(query)}

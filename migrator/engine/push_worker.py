@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import queue
 import random
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -85,6 +84,7 @@ class PushWorker:
         self.unknown = 0
         self.flag_later: list[AppendOutcome] = []  # appended, \\Flagged still to be set
         self.unwanted = ""  # the server's words when it refuses work on this session
+        self._dropped_bytes = 0
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -205,6 +205,7 @@ class PushWorker:
         if item.internaldate is None:  # POP3 knows no INTERNALDATE: the delivery date
             item = replace(item, internaldate=delivery_date(head))
         writer.submit(item, body, flags)
+        self.ctx.sent(item.size)
         kill_point("push-sent")
 
     def _with_connection(self, step: Callable[[AppendWriter], None],
@@ -214,8 +215,8 @@ class PushWorker:
         try:
             step(self._writer())
         except (ConnectionLost, Throttled) as exc:
-            self.ctx.last_loss = time.time()
             orphans = self._drop_connection()
+            self.ctx.lost_connection(self._dropped_bytes)
             sent = item is not None and any(o.item.ref == item.ref for o in orphans)
             for outcome in orphans:
                 self._outcome(outcome, pending)
@@ -257,9 +258,11 @@ class PushWorker:
     def _drop_connection(self) -> list[AppendOutcome]:
         """Close a lost (or unwanted) connection; return the outcomes it still held."""
         writer, self.writer = self.writer, None
+        self._dropped_bytes = 0
         if writer is None:
             return []
         writer.abandon()
+        self._dropped_bytes = writer.unanswered_bytes
         orphans = list(writer.outcomes)
         writer.outcomes.clear()
         writer.close()

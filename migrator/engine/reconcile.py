@@ -19,7 +19,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC
 
-from migrator.engine.push_context import PushContext
+from migrator.engine.push_context import SERVER_GRACE, PushContext
+from migrator.engine.push_message import delivery_date, parse_date
 from migrator.engine.push_rows import (
     DONE,
     FAILED,
@@ -30,6 +31,7 @@ from migrator.engine.push_rows import (
     in_state,
     insert_done,
     latest_intent,
+    message_ids,
     write_outcomes,
 )
 from migrator.errors import FolderError
@@ -48,7 +50,6 @@ from migrator.targets.office365 import byte_comparable, store_flagged_after_appe
 
 log = logging.getLogger(__name__)
 
-SERVER_GRACE = 2.0  # seconds a server may go on with what a lost connection had sent
 QUIET_CHECKS = 10  # how often a folder's message count is re-read until it stops changing
 QUIET_WAIT = 0.5
 FOUND_NOTE = "found at the target after an APPEND with unknown outcome"
@@ -82,7 +83,9 @@ class Finder:
         validity = self.ctx.selected[folder].uidvalidity if folder in self.ctx.selected else None
         with self.ctx.manifest.session() as session:
             claimed = done_uids(session, self.ctx.target, folder, validity)
-        matcher = Matcher(entries, claimed)
+            known = message_ids(session, [folder_id for folder_id, target
+                                          in self.ctx.targets.items() if target == folder])
+        matcher = Matcher(entries, claimed, known)
         self.ctx.matchers[folder] = matcher
         return matcher
 
@@ -100,13 +103,17 @@ class Finder:
     def wanted(self, message: Candidate, data: bytes | None = None) -> Wanted:
         """What to look for; reads the blob only when the Message-ID is missing or sizes
         must be compared."""
+        date = parse_date(message.internaldate)  # the INTERNALDATE it was appended with
         if message.message_id and not self.check_sizes:
-            return Wanted(message.id, Identity(message.message_id, ""))
+            return Wanted(message.id, Identity(message.message_id, ""),
+                          internaldate=int(date.timestamp()) if date is not None else None)
         data = data if data is not None else self.ctx.store.read(message.sha256)
         identity = (Identity(message.message_id, "") if message.message_id
                     else Identity("", identity_of(data).fingerprint))
         sizes = frozenset({len(data), crlf_size(data)}) if self.check_sizes else frozenset()
-        return Wanted(message.id, identity, sizes)
+        date = date or delivery_date(data)
+        return Wanted(message.id, identity, sizes,
+                      int(date.timestamp()) if date is not None else None)
 
     def find(self, folder: str, matcher: Matcher, message: Candidate) -> TargetEntry | None:
         wanted = self.wanted(message)
@@ -176,12 +183,14 @@ def _count_found(ctx: PushContext, message_id: int) -> None:
 
 
 def _grace(ctx: PushContext) -> None:
-    """Give the server time to finish what lost connections had already sent."""
+    """Give the server time to finish what lost connections (or a killed run) had sent."""
     with ctx.manifest.session() as session:
         last = latest_intent(session, ctx.target)
-    quiet_since = max(ctx.last_loss, last.replace(tzinfo=UTC).timestamp() if last else 0.0)
-    wait = SERVER_GRACE - (time.time() - quiet_since)
+    written = last.replace(tzinfo=UTC).timestamp() if last else 0.0
+    wait = max(ctx.settled_after(), written + SERVER_GRACE) - time.time()
     if wait > 0:
+        log.info("%s: waiting %.1fs for the target to store what lost connections sent",
+                 ctx.name, wait)
         ctx.stop.wait(wait)
 
 

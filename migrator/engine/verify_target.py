@@ -134,7 +134,7 @@ def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, fold
     sources = sorted({ctx.folder_names[m.folder_id] for m in messages})
     check = FolderCheck(folder, sources, expected=len(messages))
     finder.check_sizes = False  # presence by identity; bytes only with byte_check
-    matcher = _index(ctx, finder, folder)
+    matcher = _index(ctx, finder, folder, {m.message_id for m in messages if m.message_id})
     check.at_target = len(matcher.free)
     validity = ctx.selected[folder].uidvalidity if folder in ctx.selected else None
     found: dict[int, TargetEntry] = {}
@@ -161,12 +161,12 @@ def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, fold
     return check
 
 
-def _index(ctx: PushContext, finder: Finder, folder: str) -> Matcher:
+def _index(ctx: PushContext, finder: Finder, folder: str, known_ids: set[str]) -> Matcher:
     existing = {f.name for f in ctx.layout.existing} if ctx.layout else set()
     if folder not in existing:
         return Matcher([])
     ctx.selected[folder], entries = finder.control.index(folder)
-    return Matcher(entries)
+    return Matcher(entries, known_ids=known_ids)
 
 
 def _same(finder: Finder, message: Candidate, entry: TargetEntry) -> bool:

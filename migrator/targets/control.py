@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -40,6 +41,13 @@ def _reason(exc: BaseException) -> str:
     return text.strip() or exc.__class__.__name__
 
 
+def _epoch(value: Any) -> int | None:
+    """INTERNALDATE as epoch seconds (a naive value is taken as UTC)."""
+    if not isinstance(value, datetime):
+        return None
+    return int(value.timestamp() if value.tzinfo else value.replace(tzinfo=UTC).timestamp())
+
+
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -53,7 +61,8 @@ class TargetControl:
         self.endpoint = endpoint
         self.account = account
         self.tokens = tokens
-        self.policy = policy or RetryPolicy(attempts=8)
+        # reconnecting at once is right after a lost session; throttling says how long
+        self.policy = policy or RetryPolicy(attempts=8, base_delay=0.1)
         self.sleep = sleep
         self._client: IMAPClient | None = None
         self._refresh = False
@@ -64,6 +73,7 @@ class TargetControl:
         if self._client is None:
             self._client = imapconn.connect(self.endpoint, self.account, self.tokens,
                                             force_refresh=self._refresh)
+            self._client.normalise_times = False  # INTERNALDATE with its offset
             self._refresh = False
         return self._client
 
@@ -173,12 +183,13 @@ class TargetControl:
             entries = []
             for start in range(0, len(uids), INDEX_BATCH):
                 chunk = uids[start:start + INDEX_BATCH]
-                fetched = client.fetch(chunk, [b"RFC822.SIZE",
+                fetched = client.fetch(chunk, [b"RFC822.SIZE", b"INTERNALDATE",
                                                f"BODY.PEEK[HEADER.FIELDS ({INDEX_FIELDS})]"])
                 for uid, data in fetched.items():
                     head = next((v for k, v in data.items() if k.startswith(b"BODY[")), b"")
                     entries.append(TargetEntry(uid, int(data.get(b"RFC822.SIZE", 0)),
-                                               identity_of(head or b"")))
+                                               identity_of(head or b""),
+                                               _epoch(data.get(b"INTERNALDATE"))))
             return selected, entries
 
         return self.run(f"index of {name}", read)

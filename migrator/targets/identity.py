@@ -38,11 +38,12 @@ class Identity:
 
 @dataclass(frozen=True)
 class TargetEntry:
-    """A message at the target: its UID, RFC822.SIZE and identity."""
+    """A message at the target: its UID, RFC822.SIZE, identity and INTERNALDATE (epoch)."""
 
     uid: int
     size: int
     identity: Identity
+    internaldate: int | None = None
 
 
 def _decoded(value: str | None) -> str:
@@ -74,20 +75,42 @@ def crlf(data: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Wanted:
-    """An archived message looked for at the target; `sizes` empty: size not checked."""
+    """An archived message looked for at the target; `sizes` empty: size not checked.
+
+    `internaldate` (epoch seconds, as it was appended) tells apart messages sharing a
+    Message-ID, and recognises a message with neither Message-ID nor Date/From/Subject
+    where bytes cannot be compared (Exchange).
+    """
 
     ref: int
     identity: Identity
     sizes: frozenset[int] = frozenset()
+    internaldate: int | None = None
+
+
+def _fits(wanted: Wanted, entry: TargetEntry) -> bool:
+    """Same size where sizes count; same INTERNALDATE where both are known: a different
+    one is another message with the same Message-ID (better sent twice than never)."""
+    if wanted.sizes and entry.size not in wanted.sizes:
+        return False
+    return (wanted.internaldate is None or entry.internaldate is None
+            or wanted.internaldate == entry.internaldate)
 
 
 class Matcher:
-    """Hands out target messages to archived ones, each target message at most once."""
+    """Hands out target messages to archived ones, each target message at most once.
 
-    def __init__(self, entries: Iterable[TargetEntry], claimed: Iterable[int] = ()) -> None:
+    `known_ids` are the Message-IDs of the archived messages expected in the folder: a
+    target message carrying one of them never stands in for a message without identity.
+    """
+
+    def __init__(self, entries: Iterable[TargetEntry], claimed: Iterable[int] = (),
+                 known_ids: Iterable[str] = ()) -> None:
         taken = set(claimed)
+        self.known_ids = set(known_ids)
         self.by_id: dict[str, list[TargetEntry]] = defaultdict(list)
         self.by_fingerprint: dict[str, list[TargetEntry]] = defaultdict(list)
+        self.by_date: dict[int, list[TargetEntry]] = defaultdict(list)
         self.free: dict[int, TargetEntry] = {}
         for entry in sorted(entries, key=lambda e: e.uid):
             if entry.uid in taken:
@@ -97,15 +120,23 @@ class Matcher:
                 self.by_id[entry.identity.message_id].append(entry)
             if entry.identity.fingerprint:
                 self.by_fingerprint[entry.identity.fingerprint].append(entry)
+            if entry.internaldate is not None:
+                self.by_date[entry.internaldate].append(entry)
 
     def claim(self, wanted: Wanted) -> TargetEntry | None:
         """The first unclaimed target message with the same identity (and size), if any."""
         identity = wanted.identity
-        pool = (self.by_id.get(identity.message_id) if identity.message_id
-                else self.by_fingerprint.get(identity.fingerprint) if identity.fingerprint
-                else None)
+        if identity.message_id:
+            pool = self.by_id.get(identity.message_id)
+        elif identity.fingerprint:
+            pool = self.by_fingerprint.get(identity.fingerprint)
+        elif wanted.internaldate is not None:
+            pool = [entry for entry in self.by_date.get(wanted.internaldate, ())
+                    if entry.identity.message_id not in self.known_ids]
+        else:
+            pool = None
         for entry in pool or ():
-            if entry.uid in self.free and (not wanted.sizes or entry.size in wanted.sizes):
+            if entry.uid in self.free and _fits(wanted, entry):
                 del self.free[entry.uid]
                 return entry
         return None

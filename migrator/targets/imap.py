@@ -33,7 +33,7 @@ from migrator.targets.office365 import NOT_CONNECTED, TOKEN_EXPIRED, is_throttle
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 64
-DEFAULT_WINDOW_BYTES = 32 << 20
+DEFAULT_WINDOW_BYTES = 8 << 20  # unanswered bytes: more than a long fat link needs
 SYNC_LITERAL_ABOVE = 8 << 20  # bigger ones wait for "+" (a refusal costs no upload), which
 # drains the pipeline: a server reads commands in order, so "+" comes after every earlier reply
 SEND_COPY_BELOW = 256 << 10  # small messages go out in one write with their command
@@ -174,6 +174,7 @@ class AppendWriter:
         self.outcomes: deque[AppendOutcome] = deque()
         self.selected: Selected | None = None
         self.dead = False
+        self.unanswered_bytes = 0  # sent but unanswered when the connection died
 
     # -- public ---------------------------------------------------------------------------
     @property
@@ -246,6 +247,7 @@ class AppendWriter:
 
     def abandon(self) -> None:
         """Give the connection up now: what was sent and not answered has unknown outcome."""
+        self.unanswered_bytes = max(self.unanswered_bytes, self._bytes)
         for pending in self._pending.values():
             if pending.item is not None:
                 self.outcomes.append(AppendOutcome(pending.item, "unknown", "abandoned"))
@@ -319,6 +321,7 @@ class AppendWriter:
             step(*args)
         except (ConnectionLost, OSError, ValueError) as exc:
             self.dead = True
+            self.unanswered_bytes = max(self.unanswered_bytes, self._bytes)
             for pending in self._pending.values():
                 if pending.item is not None:
                     self.outcomes.append(AppendOutcome(pending.item, "unknown", str(exc)))

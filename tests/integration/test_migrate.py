@@ -117,7 +117,7 @@ def test_migrate_through_faults_completes_exactly_once(source_server, o365, oaut
     seed_source(source_server, corpus)
     with FaultProxy(source_server.imap_port) as source_proxy, \
             FaultProxy(o365.imaps_port, tls_terminate=True, certs=certs,
-                       delay=0.002, bandwidth=300_000) as target_proxy:
+                       delay=0.002, bandwidth=500_000) as target_proxy:
         source_proxy.throttle("FETCH", nth=(2,), backoff_ms=50)
         target_proxy.drop_in_literal("APPEND", nth=(4, 40))
         target_proxy.throttle("APPEND", nth=(2, 9, 10, 30), backoff_ms=50)

@@ -304,3 +304,23 @@ def test_flags_stored_again_for_every_folder_in_one_round_trip() -> None:
 ])
 def test_uid_sets(uids: list[int], text: str) -> None:
     assert uid_set(uids) == text
+
+
+def test_a_message_without_identity_is_known_by_its_internaldate_on_exchange() -> None:
+    nothing = Identity("", "")
+    added = TargetEntry(7, 900, Identity("<exchange-made@x>", ""), internaldate=1_600_000_000)
+    other = TargetEntry(8, 900, Identity("<archived@x>", ""), internaldate=1_600_000_000)
+    matcher = Matcher([other, added], known_ids={"<archived@x>"})
+    assert matcher.claim(Wanted(1, nothing, internaldate=1_600_000_000)).uid == 7
+    assert matcher.claim(Wanted(2, nothing, internaldate=1_600_000_000)) is None
+    assert matcher.claim(Wanted(3, nothing)) is None
+
+
+def test_messages_sharing_a_message_id_are_told_apart_by_internaldate() -> None:
+    shared = Identity("<same@x>", "")
+    first = TargetEntry(1, 100, shared, internaldate=1_000)
+    second = TargetEntry(2, 100, shared, internaldate=2_000)
+    matcher = Matcher([first, second])
+    assert matcher.claim(Wanted(10, shared, internaldate=2_000)).uid == 2
+    assert matcher.claim(Wanted(11, shared, internaldate=3_000)) is None  # not there: resend
+    assert matcher.claim(Wanted(12, shared)).uid == 1  # no date to compare: by Message-ID

@@ -81,7 +81,6 @@ class PushWorker:
         self.outcomes: list[Outcome] = []
         self.candidates: dict[int, Candidate] = {}
         self.throttles: dict[int, int] = {}
-        self.unknown = 0
         self.flag_later: list[AppendOutcome] = []  # appended, \\Flagged still to be set
         self.unwanted = ""  # the server's words when it refuses work on this session
         self._dropped_bytes = 0
@@ -152,7 +151,6 @@ class PushWorker:
     def _unknown(self, items: Iterable[AppendItem]) -> None:
         """Sent, outcome not settled: stays an intent; the next round looks at the target."""
         for item in items:
-            self.unknown += 1
             self.ctx.count("unknown_outcome")
             with self.ctx.lock:
                 self.ctx.sent_now[item.ref] = item.size

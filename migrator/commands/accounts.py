@@ -41,19 +41,35 @@ def run_each(ctx: Context, command: str, job: Job) -> list[JobResult]:
     return results
 
 
-def render(ctx: Context, results: list[JobResult]) -> int:
-    """Print each account's outcome (failures to stderr) and return the worst exit status."""
+def counts_line(result: JobResult) -> str:
+    """The default one-line outcome: the job's outcome and all its counts."""
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
+    return f"{result.command} {result.account}: {result.outcome}" + (
+        f" ({counts})" if counts else "")
+
+
+def render(ctx: Context, results: list[JobResult],
+           summary_line: Callable[[JobResult], str] = counts_line,
+           silent_dry_run: bool = False) -> int:
+    """Print each account's outcome (failures to stderr) and return the worst exit status.
+
+    `silent_dry_run`: the command already showed its plan, so a dry run prints no outcome.
+    """
     for result in results:
         if result.error:
             ctx.env.stderr.write(f"migrator: error: {result.error}\n")
         for line in result.failures:
             ctx.env.stderr.write(f"migrator: failed: {result.account}: {line}\n")
+        planned = silent_dry_run and ctx.args.dry_run
         if ctx.args.json:
-            ctx.out_json(result.as_dict())
-        elif not ctx.args.quiet:
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
-            ctx.out(f"{result.command} {result.account}: {result.outcome}"
-                    + (f" ({counts})" if counts else ""))
+            if not planned:
+                ctx.out_json(result.as_dict())
+        elif ctx.args.quiet:
+            continue
+        elif result.counts.get("no_target"):
+            ctx.out(f"{result.command} {result.account}: skipped (no target configured)")
+        elif not planned:
+            ctx.out(summary_line(result))
     return worst_status(results)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from migrator.commands.accounts import run_each, worst_status
+from migrator.commands.accounts import render, run_each
 from migrator.commands.push import show_plan, without_target
 from migrator.config import Account
 from migrator.context import Context
@@ -44,10 +44,13 @@ def migrate_one(ctx: Context, account: Account) -> JobResult:
 
 
 def run(ctx: Context) -> int:
-    return render(ctx, run_each(ctx, "migrate", migrate_one))
+    return render(ctx, run_each(ctx, "migrate", migrate_one), summary_line,
+                  silent_dry_run=True)
 
 
 def summary_line(result: JobResult) -> str:
+    if result.error:
+        return f"migrate {result.account}: failed"
     counts = result.counts
     parts = [f"pulled {counts['pull_fetched']}", f"pushed {counts['push_pushed']}",
              f"already there {counts['push_already_there']}",
@@ -57,22 +60,3 @@ def summary_line(result: JobResult) -> str:
         parts.append(f"verified: {counts['verify_present']} present, "
                      f"{counts['verify_missing']} missing")
     return f"migrate {result.account}: {result.outcome}: " + ", ".join(parts)
-
-
-def render(ctx: Context, results: list[JobResult]) -> int:
-    for result in results:
-        if result.error:
-            ctx.env.stderr.write(f"migrator: error: {result.error}\n")
-        for line in result.failures:
-            ctx.env.stderr.write(f"migrator: failed: {result.account}: {line}\n")
-        if ctx.args.dry_run:
-            continue
-        if ctx.args.json:
-            ctx.out_json(result.as_dict())
-        elif result.counts.get("no_target"):
-            if not ctx.args.quiet:
-                ctx.out(f"migrate {result.account}: skipped (no target configured)")
-        elif not ctx.args.quiet:
-            ctx.out(summary_line(result) if not result.error
-                    else f"migrate {result.account}: failed")
-    return worst_status(results)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from migrator.commands.accounts import run_each, worst_status
+from migrator.commands.accounts import render, run_each
 from migrator.config import Account
 from migrator.context import Context
 from migrator.engine.push import preview_push, push_account
@@ -45,7 +45,8 @@ def push_one(ctx: Context, account: Account) -> JobResult:
 
 
 def run(ctx: Context) -> int:
-    return render(ctx, run_each(ctx, "push", push_one))
+    return render(ctx, run_each(ctx, "push", push_one), summary_line,
+                  silent_dry_run=True)
 
 
 def show_plan(ctx: Context, account: Account, command: str = "push") -> JobResult:
@@ -93,6 +94,8 @@ def plan_dict(line: FolderPreview) -> dict[str, Any]:
 
 def summary_line(result: JobResult) -> str:
     """pushed, already there, refused, failed, bytes, time: the end of every push."""
+    if result.error:
+        return f"{result.command} {result.account}: failed"
     counts = result.counts
     text = (f"{result.command} {result.account}: {result.outcome}: pushed {counts['pushed']}, "
             f"already there {counts['already_there']}, refused {counts['refused']}, "
@@ -101,21 +104,3 @@ def summary_line(result: JobResult) -> str:
     if counts.get("folders_created"):
         text += f", {counts['folders_created']} folder(s) created"
     return text
-
-
-def render(ctx: Context, results: list[JobResult]) -> int:
-    for result in results:
-        if result.error:
-            ctx.env.stderr.write(f"migrator: error: {result.error}\n")
-        for line in result.failures:
-            ctx.env.stderr.write(f"migrator: failed: {result.account}: {line}\n")
-        if ctx.args.json:
-            if not ctx.args.dry_run:
-                ctx.out_json(result.as_dict())
-        elif result.counts.get("no_target"):
-            if not ctx.args.quiet:
-                ctx.out(f"{result.command} {result.account}: skipped (no target configured)")
-        elif not ctx.args.quiet and not ctx.args.dry_run:
-            ctx.out(summary_line(result) if not result.error
-                    else f"{result.command} {result.account}: failed")
-    return worst_status(results)

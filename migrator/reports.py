@@ -25,6 +25,10 @@ def _count(outcome: MailboxOutcome, *keys: str) -> int:
     return sum(outcome.counts.get(key, 0) for key in keys)
 
 
+def moved_bytes(outcome: MailboxOutcome) -> int:
+    return _count(outcome, "bytes", "pull_bytes", "push_bytes")
+
+
 def report_row(outcome: MailboxOutcome) -> dict[str, object]:
     return {
         "line": outcome.line, "account": outcome.account, "state": outcome.state,
@@ -35,7 +39,7 @@ def report_row(outcome: MailboxOutcome) -> dict[str, object]:
         "refused": _count(outcome, "push_refused"),
         "failed": max(_count(outcome, "failed", "pull_failed", "push_failed"),
                       len(outcome.failures)),
-        "bytes": _count(outcome, "bytes", "pull_bytes", "push_bytes"),
+        "bytes": moved_bytes(outcome),
         "verified": "" if outcome.verified is None else ("yes" if outcome.verified else "no"),
         "seconds": round(outcome.seconds, 1), "error": outcome.error or "",
         "failures": " | ".join(outcome.failures),

@@ -18,7 +18,7 @@ from migrator.engine.results import JobResult
 from migrator.errors import ExitStatus
 from migrator.locks import account_lock
 from migrator.reporting import human_bytes
-from migrator.reports import report_row, write_reports
+from migrator.reports import moved_bytes, report_row, write_reports
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -87,7 +87,7 @@ def render_summary(ctx: Context, outcomes: list[MailboxOutcome], csv_path: Path,
         if outcome.state != "complete":
             reason = outcome.error or "; ".join(outcome.failures[:3]) or "not verified"
             ctx.out(f"  line {outcome.line} {outcome.account}: {outcome.state}: {reason}")
-    total_bytes = sum(int(str(report_row(outcome)["bytes"])) for outcome in outcomes)
+    total_bytes = sum(moved_bytes(outcome) for outcome in outcomes)
     ctx.out(f"batch: {len(outcomes)} mailboxes, {states.count('complete')} complete, "
             f"{len(outcomes) - states.count('complete')} need attention, "
             f"{human_bytes(total_bytes)} moved")

@@ -14,8 +14,6 @@ from tests.integration.push_world import (
     MAILBOX,
     SECRET,
     SECRET_ENV,
-    SOURCE_PASSWORD,
-    SOURCE_PASSWORD_ENV,
     assert_target_matches,
     fill_archive,
     grant_mailbox,
@@ -27,14 +25,9 @@ from tests.integration.push_world import (
     write_world_config,
 )
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
 PUBLIC_APP = "public-app"
 
-
-@pytest.fixture(autouse=True)
-def _secrets(monkeypatch):
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    monkeypatch.setenv(SOURCE_PASSWORD_ENV, SOURCE_PASSWORD)
 
 
 def device_config(tmp_path, server, oauth, certs):

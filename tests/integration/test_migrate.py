@@ -14,11 +14,8 @@ from tests.cli_runner import run_cli
 from tests.integration.imap_pull_world import assert_archive_matches, imap_client
 from tests.integration.push_world import (
     SECRET,
-    SECRET_ENV,
     SOURCE_PASSWORD,
-    SOURCE_PASSWORD_ENV,
     assert_target_matches,
-    grant_mailbox,
     issued_tokens,
     leaked,
     push_states,
@@ -30,19 +27,9 @@ from tests.integration.push_world import (
 from tests.world.corpus import generate
 from tests.world.proxy import FaultProxy
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
 
 
-@pytest.fixture(autouse=True)
-def _secrets(monkeypatch):
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    monkeypatch.setenv(SOURCE_PASSWORD_ENV, SOURCE_PASSWORD)
-
-
-@pytest.fixture
-def o365(office365_server, oauth_service):
-    grant_mailbox(oauth_service, office365_server)
-    return office365_server
 
 
 def seed_source(server, messages, user: str = "alice") -> None:

@@ -12,8 +12,6 @@ from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
 from tests.integration.push_world import (
     MAILBOX,
-    SECRET,
-    SECRET_ENV,
     SOURCE_PASSWORD,
     SOURCE_PASSWORD_ENV,
     assert_target_matches,
@@ -29,19 +27,9 @@ from tests.integration.push_world import (
 )
 from tests.world.mailstore import SeedMessage
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
 
 
-@pytest.fixture(autouse=True)
-def _secrets(monkeypatch):
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    monkeypatch.setenv(SOURCE_PASSWORD_ENV, SOURCE_PASSWORD)
-
-
-@pytest.fixture
-def o365(office365_server, oauth_service, certs):
-    grant_mailbox(oauth_service, office365_server)
-    return office365_server
 
 
 def o365_config(tmp_path, server, oauth, certs, extra: str = ""):

@@ -8,13 +8,8 @@ import pytest
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
 from tests.integration.push_world import (
-    SECRET,
-    SECRET_ENV,
-    SOURCE_PASSWORD,
-    SOURCE_PASSWORD_ENV,
     assert_target_matches,
     fill_archive,
-    grant_mailbox,
     message,
     placeholder_source,
     push_states,
@@ -23,19 +18,9 @@ from tests.integration.push_world import (
 )
 from tests.world.proxy import FaultProxy
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
 
 
-@pytest.fixture(autouse=True)
-def _secrets(monkeypatch):
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    monkeypatch.setenv(SOURCE_PASSWORD_ENV, SOURCE_PASSWORD)
-
-
-@pytest.fixture
-def o365(office365_server, oauth_service):
-    grant_mailbox(oauth_service, office365_server)
-    return office365_server
 
 
 def proxied(o365, certs, **kwargs) -> FaultProxy:

@@ -22,10 +22,6 @@ from migrator.engine.imap_testhook import ENV as KILL_AT
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
 from tests.integration.push_world import (
-    SECRET,
-    SECRET_ENV,
-    SOURCE_PASSWORD,
-    SOURCE_PASSWORD_ENV,
     assert_target_matches,
     fill_archive,
     grant_mailbox,
@@ -37,15 +33,10 @@ from tests.integration.push_world import (
     write_world_config,
 )
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120
 
-
-@pytest.fixture(autouse=True)
-def _secrets(monkeypatch):
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    monkeypatch.setenv(SOURCE_PASSWORD_ENV, SOURCE_PASSWORD)
 
 
 @pytest.fixture

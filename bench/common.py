@@ -191,6 +191,37 @@ def machine() -> str:
             f"{platform.system()} {platform.release()}, load {load:.1f} at start")
 
 
+def settle_disk(path: Path, quiet: float = 2.0, limit: float = 60.0) -> float:
+    """Wait until the block device holding `path` has done no write or discard for `quiet`
+    seconds (at most `limit`); returns the seconds waited.
+
+    A run's `syncfs` writes out every dirty page of the filesystem, its own and anybody
+    else's (a benchmark's freshly seeded maildrop, say), and a device still trimming what was
+    just deleted (mount option `discard`) serves writes slowly: either would be charged to
+    the program measured. This cannot help with a second effect of recent deletions: on ext4
+    without a journal, new inodes skip those deleted in the last minutes, and creating 5,000
+    files took 2.6-4 s instead of 0.4 s here; so benchmarks delete nothing between rounds.
+    Linux only (reads /sys/dev/block/*/stat); elsewhere it returns at once.
+    """
+    device = os.stat(path).st_dev
+    stat = Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}/stat")
+    if not stat.exists():
+        return 0.0
+
+    def activity() -> tuple[int, ...]:
+        fields = [int(value) for value in stat.read_text().split()]
+        return tuple(fields[4:7] + fields[11:14])  # writes and discards: ios, merges, sectors
+
+    started = time.monotonic()
+    last, still_since = activity(), started
+    while (now := time.monotonic()) - still_since < quiet and now - started < limit:
+        time.sleep(0.25)
+        current = activity()
+        if current != last:
+            last, still_since = current, time.monotonic()
+    return time.monotonic() - started
+
+
 def scratch(prefix: str) -> Path:
     """A temp dir on the filesystem of the system temp dir (removed by the caller)."""
     return Path(tempfile.mkdtemp(prefix=prefix))

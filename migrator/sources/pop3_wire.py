@@ -34,27 +34,6 @@ def unstuff(body: bytes) -> bytes:
     return body[1:] if body.startswith(b".") else body
 
 
-def find_end(buffer: bytearray, start: int, scanned: int) -> tuple[int, int] | None:
-    """(end of body, end of reply) if the terminating "." line is in `buffer`, else None.
-
-    The body starts at `start`; its first `scanned` bytes were searched before. The body
-    keeps its last line's terminator; the "." line (CRLF or bare LF) is dropped.
-    """
-    if scanned == 0:
-        for lone in (b".\r\n", b".\n"):  # an empty reply is just the "." line
-            if buffer.startswith(lone, start):
-                return start, start + len(lone)
-    found = buffer.find(b"\n.", start + scanned)
-    while found >= 0:  # "\n." starts a stuffed line or the "." line that ends the reply
-        for tail in (b"\r\n", b"\n"):
-            if buffer.startswith(tail, found + 2):
-                return found + 1, found + 2 + len(tail)
-        if len(buffer) - found < 4:
-            return None  # cannot tell yet: the next chunk decides
-        found = buffer.find(b"\n.", found + 2)
-    return None
-
-
 class ReplyReader:
     """Status lines and multi-line bodies from a `read(n)`-style source (socket file read1)."""
 
@@ -95,15 +74,34 @@ class ReplyReader:
         raise ConnectionLost(f"unexpected reply {line[:80]!r}")
 
     def body(self) -> bytes:
-        """The rest of a multi-line reply, unstuffed, line endings exactly as sent."""
-        scanned = 0
+        """The rest of a multi-line reply, unstuffed, line endings exactly as sent.
+
+        Each "\n." found starts either a byte-stuffed line or the "." line that ends the
+        reply; noting the stuffed ones on the way saves a second scan of clean bodies.
+        """
+        scanned = 0  # bytes of the body already searched
+        stuffed = False
         while True:
-            found = find_end(self.buffer, self.pos, scanned)
-            if found is not None:
-                with memoryview(self.buffer) as view:
-                    body = bytes(view[self.pos:found[0]])
-                self.pos = found[1]
-                return unstuff(body)
+            if scanned == 0:
+                for lone in (b".\r\n", b".\n"):  # an empty reply is just the "." line
+                    if self.buffer.startswith(lone, self.pos):
+                        self.pos += len(lone)
+                        return b""
+            found = self.buffer.find(b"\n.", self.pos + scanned)
+            while found >= 0:
+                for tail in (b"\r\n", b"\n"):
+                    if self.buffer.startswith(tail, found + 2):
+                        return self._take(found + 1, found + 2 + len(tail), stuffed)
+                if len(self.buffer) - found < _LONGEST_END:
+                    break  # cannot tell yet: the next chunk decides
+                stuffed = True
+                found = self.buffer.find(b"\n.", found + 2)
             # a marker may straddle two chunks: search its possible first bytes again
             scanned = max(0, len(self.buffer) - self.pos - _LONGEST_END + 1)
             self._fill()
+
+    def _take(self, body_end: int, reply_end: int, stuffed: bool) -> bytes:
+        with memoryview(self.buffer) as view:
+            body = bytes(view[self.pos:body_end])
+        self.pos = reply_end
+        return unstuff(body) if stuffed or body.startswith(b".") else body

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import sys
 import traceback
@@ -151,4 +152,8 @@ def report_error(env: Environment, args: argparse.Namespace, exc: BaseException,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # What is loaded by now (SQLAlchemy, argparse, the commands) lives as long as the
+    # process: move it out of the cyclic collector's way, or every full collection during a
+    # pull walks those hundreds of thousands of objects again (~5% of a POP3 pull's CPU).
+    gc.freeze()
     return run(sys.argv[1:] if argv is None else argv, Environment())

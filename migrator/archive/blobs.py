@@ -71,7 +71,7 @@ class BlobStore:
 
     def exists(self, sha256: str) -> bool:
         base = self._base(sha256)[1]
-        return os.path.exists(base + ".eml") or os.path.exists(base + ".eml.gz")
+        return os.access(base + ".eml", os.F_OK) or os.access(base + ".eml.gz", os.F_OK)
 
     def put(self, data: bytes, *, defer_dir_sync: bool = False,
             defer_file_sync: bool = False) -> BlobRef:
@@ -83,7 +83,7 @@ class BlobStore:
         ref = BlobRef(sha256_hex(data), len(data))
         directory, base = self._base(ref.sha256)
         for existing in (base + ".eml", base + ".eml.gz"):
-            if os.path.exists(existing):
+            if os.access(existing, os.F_OK):  # no exception per new blob, as exists() has
                 # maybe left by a killed run before its sync: make it durable before a row
                 # points at it (with deferred syncs this costs nothing extra)
                 self._settle_existing(existing, directory, defer_dir_sync, defer_file_sync)
@@ -159,7 +159,6 @@ class BlobStore:
                     fsync_dir(directory)
         except OSError as exc:
             raise StorageError(f"cannot sync archive {self.root}: {exc.strerror}") from None
-        drop_cached(files)
 
     def read(self, sha256: str) -> bytes:
         path = self.path(sha256)
@@ -202,29 +201,6 @@ def write_all(fd: int, payload: bytes) -> None:
         written = 0
         while written < len(view):
             written += os.write(fd, view[written:])
-
-
-def drop_cached(paths: list[str]) -> None:
-    """Let the kernel drop the page cache of files now on disk (POSIX_FADV_DONTNEED).
-
-    An archive run writes gigabytes it will not read back soon; kept cached, they would
-    evict the machine's working set (a nightly backup should not slow the server down the
-    next morning), and the pages freed are reused by the next batch. Advice only: a file
-    that cannot be opened is left as it is.
-    """
-    if not hasattr(os, "posix_fadvise"):
-        return
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError:
-            continue
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
 
 def fsync_dir(directory: str | Path) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import mmap
-import os
 from pathlib import Path
 
 import pytest
@@ -53,52 +50,3 @@ def test_a_failing_filesystem_sync_is_a_storage_error(tmp_path: Path, monkeypatc
         store.sync()
 
 
-
-def resident_pages(path: Path) -> int | None:
-    """Pages of `path` in the page cache (mincore(2)); None where that cannot be asked."""
-    try:
-        mincore = ctypes.CDLL(None, use_errno=True).mincore
-    except (OSError, AttributeError):
-        return None
-    size = path.stat().st_size
-    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
-    vector = (ctypes.c_ubyte * pages)()
-    with path.open("r+b") as handle, mmap.mmap(handle.fileno(), size) as mapped:
-        exported = (ctypes.c_char * size).from_buffer(mapped)  # only read, never written
-        try:
-            failed = mincore(ctypes.c_void_p(ctypes.addressof(exported)),
-                             ctypes.c_size_t(size), vector)
-        finally:
-            del exported  # mmap cannot close while a pointer into it exists
-    return None if failed else sum(byte & 1 for byte in vector)
-
-
-def filesystem_type(path: Path) -> str | None:
-    """The type of the mount holding `path`, from /proc/mounts (Linux), else None."""
-    mounts = Path("/proc/mounts")
-    if not mounts.exists():
-        return None
-    best, kind = "", None
-    for line in mounts.read_text().splitlines():
-        point, fstype = line.split()[1:3]
-        inside = str(path.resolve()).startswith(point.rstrip("/") + "/")
-        if inside and len(point) > len(best):
-            best, kind = point, fstype
-    return kind
-
-
-def test_synced_blobs_leave_the_page_cache(tmp_path: Path) -> None:
-    """A run archiving gigabytes must not evict the machine's working set: once a batch is
-    on disk its pages are dropped (tmpfs keeps files in memory, so it cannot show this)."""
-    if filesystem_type(tmp_path) in ("tmpfs", "ramfs"):
-        pytest.skip("the temp dir is in memory")
-    store = BlobStore(tmp_path)
-    data = os.urandom(256 * 1024)
-    ref = store.put(data, defer_file_sync=True)
-    path = store.path(ref.sha256)
-    before = resident_pages(path)
-    if before is None:
-        pytest.skip("mincore(2) is not available")
-    assert before > 0, "just written, the file is cached"
-    store.sync()
-    assert resident_pages(path) == 0

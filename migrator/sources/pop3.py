@@ -66,7 +66,7 @@ class Pop3Session:
         self.where = where
         self.pipelining = False
         # from here on every reply is read here, starting with what poplib already buffered
-        self.reader = ReplyReader(cast(io.BufferedReader, pop.file).read1)
+        self.reader = ReplyReader(cast(io.BufferedReader, pop.file).readinto1)
 
     def _send(self, *commands: bytes) -> None:
         for command in commands:

@@ -7,13 +7,13 @@ import io
 import pytest
 
 from migrator.engine.retry import ConnectionLost
-from migrator.sources.pop3_wire import Pop3Error, ReplyReader, unstuff
+from migrator.sources.pop3_wire import BUFFER, Pop3Error, ReplyReader, unstuff
 
 
 def reader(data: bytes, chunk: int) -> ReplyReader:
     """A reader fed `chunk` bytes at a time, so markers straddle reads."""
     stream = io.BytesIO(data)
-    return ReplyReader(lambda _n: stream.read(chunk))
+    return ReplyReader(lambda view: stream.readinto(view[:chunk]))
 
 
 CHUNKS = [1, 2, 3, 4, 5, 7, 64, 1 << 20]
@@ -87,3 +87,20 @@ def test_garbage_instead_of_a_status_line() -> None:
 ])
 def test_unstuff(stuffed: bytes, plain: bytes) -> None:
     assert unstuff(stuffed) == plain
+
+
+def test_the_buffer_grows_for_a_big_message_and_shrinks_after_it() -> None:
+    """One buffer is reused for every read; a message larger than it must not leave the
+    session holding that much memory for the rest of the maildrop."""
+    big = b"y" * 70 + b"\r\n"
+    message = big * (3 * BUFFER // len(big))
+    wire = b"+OK\r\nsmall\r\n.\r\n+OK\r\n" + message + b".\r\n" + b"+OK\r\nsmall\r\n.\r\n" * 50
+    replies = reader(wire, 1 << 16)
+    replies.status()
+    assert replies.body() == b"small\r\n"
+    replies.status()
+    assert replies.body() == message  # read whole: the buffer grew to three times its size
+    assert len(replies.buffer) == BUFFER  # and is back to its usual size once it is done
+    for _ in range(50):
+        replies.status()
+        assert replies.body() == b"small\r\n"

@@ -113,7 +113,7 @@ class Pop3Session:
 
     def retrieve(self, numbers: Iterable[int]) -> Iterator[tuple[int, bytes | Pop3Error]]:
         """(number, exact bytes) for each message, or the server's -ERR for that message."""
-        return self._pipeline(numbers, b"RETR %d", multiline=True)
+        return self._pipeline(numbers, b"RETR %d", multiline=True, sized=True)
 
     def headers(self, numbers: Iterable[int]) -> Iterator[tuple[int, bytes | Pop3Error]]:
         """(number, header block) from `TOP n 0`, for servers without UIDL."""
@@ -123,8 +123,8 @@ class Pop3Session:
         """Mark messages deleted; the server removes them only at QUIT."""
         return self._pipeline(numbers, b"DELE %d", multiline=False)
 
-    def _pipeline(self, numbers: Iterable[int], template: bytes,
-                  multiline: bool) -> Iterator[tuple[int, bytes | Pop3Error]]:
+    def _pipeline(self, numbers: Iterable[int], template: bytes, multiline: bool,
+                  sized: bool = False) -> Iterator[tuple[int, bytes | Pop3Error]]:
         window = PIPELINE_WINDOW if self.pipelining else 1
         todo = iter(numbers)
         in_flight: deque[int] = deque()
@@ -139,15 +139,17 @@ class Pop3Session:
             if not in_flight:
                 return
             number = in_flight.popleft()
-            yield number, self._reply(multiline)
+            yield number, self._reply(multiline, sized)
 
-    def _reply(self, multiline: bool) -> bytes | Pop3Error:
+    def _reply(self, multiline: bool, sized: bool = False) -> bytes | Pop3Error:
         with _network_errors():
             try:
                 status = self.reader.status()
             except Pop3Error as exc:
                 return exc
-            return self.reader.body() if multiline else status
+            if not multiline:
+                return status
+            return self.reader.body(announced_size(status) if sized else 0)
 
     def quit(self) -> bytes:
         """QUIT: the server commits deletions and answers +OK (ConnectionLost otherwise)."""
@@ -163,6 +165,12 @@ class Pop3Session:
     def close(self) -> None:
         """Drop the connection without QUIT: the server deletes nothing."""
         _close(self.pop, self.where)
+
+
+def announced_size(status: bytes) -> int:
+    """The size in "+OK 1234 octets" (RETR's usual reply, RFC 1939); 0 if it has none."""
+    words = status.split(None, 2)
+    return int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
 
 
 def _close(pop: poplib.POP3, where: str) -> None:

@@ -17,6 +17,7 @@ from migrator.engine.retry import ConnectionLost
 
 CHUNK = 256 * 1024  # room asked of each read
 BUFFER = 4 * CHUNK  # the buffer's usual size; it grows only for a message larger than this
+EXPECTED_MAX = 256 * 1024 * 1024  # an announced size is trusted up to this for the buffer
 STATUS_MAX = 8 * 1024  # a status line longer than this is not POP3
 _LONGEST_END = len(b"\n.\r\n")
 
@@ -70,6 +71,7 @@ class ReplyReader:
 
     def _resize(self, size: int) -> None:
         unread = self.end - self.pos
+        size = max(size, unread + CHUNK)
         fresh = bytearray(size)
         with memoryview(self.buffer) as view:
             fresh[:unread] = view[self.pos:self.end]
@@ -96,12 +98,16 @@ class ReplyReader:
             raise Pop3Error(line)
         raise ConnectionLost(f"unexpected reply {line[:80]!r}")
 
-    def body(self) -> bytes:
+    def body(self, expected: int = 0) -> bytes:
         """The rest of a multi-line reply, unstuffed, line endings exactly as sent.
 
         Each "\n." found starts either a byte-stuffed line or the "." line that ends the
         reply; noting the stuffed ones on the way saves a second scan of clean bodies.
+        `expected` (the size the server announced, if any) lets a big message's buffer be
+        made once, rather than grown by doubling with a copy each time.
         """
+        if expected + CHUNK > len(self.buffer):
+            self._resize(min(expected, EXPECTED_MAX) + 2 * CHUNK)
         scanned = 0  # bytes of the body already searched
         stuffed = False
         while True:

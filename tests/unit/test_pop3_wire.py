@@ -7,6 +7,7 @@ import io
 import pytest
 
 from migrator.engine.retry import ConnectionLost
+from migrator.sources.pop3 import announced_size
 from migrator.sources.pop3_wire import BUFFER, Pop3Error, ReplyReader, unstuff
 
 
@@ -104,3 +105,35 @@ def test_the_buffer_grows_for_a_big_message_and_shrinks_after_it() -> None:
     for _ in range(50):
         replies.status()
         assert replies.body() == b"small\r\n"
+
+
+def test_an_announced_size_makes_the_buffer_once() -> None:
+    """RETR's "+OK n octets" sizes the buffer for a big message up front; a wrong figure
+    (too small, or absurdly large) still gives the exact message."""
+    message = (b"z" * 98 + b"\r\n") * (3 * BUFFER // 100)
+    for announced in (len(message), 10, 3 * len(message)):
+        replies = reader(b"+OK\r\n" + message + b".\r\n+OK\r\nsmall\r\n.\r\n", 1 << 16)
+        replies.status()
+        sizes = []
+        real_resize = replies._resize
+
+        def resize(size: int, real=real_resize, sizes=sizes) -> None:
+            sizes.append(size)
+            real(size)
+
+        replies._resize = resize  # type: ignore[method-assign]
+        assert replies.body(announced) == message
+        grown = [size for size in sizes if size > BUFFER]
+        if announced == len(message):
+            assert len(grown) == 1, sizes
+        replies.status()
+        assert replies.body(5) == b"small\r\n"
+        assert len(replies.buffer) == BUFFER
+
+
+@pytest.mark.parametrize(("status", "size"), [
+    (b"+OK 120 octets\r\n", 120), (b"+OK 7\r\n", 7), (b"+OK\r\n", 0),
+    (b"+OK message follows\r\n", 0), (b"+OK -5 octets\r\n", 0),
+])
+def test_announced_size(status: bytes, size: int) -> None:
+    assert announced_size(status) == size

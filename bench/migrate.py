@@ -21,13 +21,22 @@ import argparse
 import contextlib
 import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import Table, fault_proxy, machine, migrator, migrator_env, scratch
+from bench.common import (
+    Table,
+    fault_proxy,
+    machine,
+    migrator,
+    migrator_env,
+    scratch,
+    settle_disk,
+)
 from bench.pull import PASSWORD, USER, Mailbox, seed
 
 APP, SECRET = "bench-app", "bench-app-secret"
@@ -113,8 +122,10 @@ def measure(bench: World, delay: float, work: Path) -> list[Result]:
     with fault_proxy(bench.source.imap_port, delay) as source, \
             fault_proxy(bench.target.imaps_port, delay) as target:
         for what, commands in plans.items():
-            run_dir = work / "run"
-            run_dir.mkdir()
+            # a fresh directory each time, deleted only after the last round, and a quiet
+            # disk first: see bench.common.settle_disk
+            run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+            settle_disk(run_dir)
             mailbox = bench.mailbox()
             config = write_config(run_dir, bench, source.port, target.port, mailbox)
             seconds, rss = 0.0, 0.0
@@ -129,7 +140,6 @@ def measure(bench: World, delay: float, work: Path) -> list[Result]:
             if arrived != bench.box.messages:
                 raise RuntimeError(f"{what}: {arrived} of {bench.box.messages} arrived")
             results.append(Result(delay, what, seconds, rss))
-            shutil.rmtree(run_dir)
     return results
 
 

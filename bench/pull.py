@@ -25,6 +25,7 @@ import shutil
 import socket
 import sqlite3
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ from bench.common import (
     migrator,
     migrator_env,
     scratch,
+    settle_disk,
     source_server,
 )
 
@@ -182,16 +184,19 @@ class Result:
 
 
 def measure(server, box: Mailbox, delay: float, connections: int, work: Path) -> list[Result]:
+    """One round at one delay. Nothing is deleted until the last round (each measurement
+    writes into a fresh directory) and each timed part starts on a quiet disk: see
+    `bench.common.settle_disk` for how deletions and others' write-back skew file creation."""
     results = []
     with fault_proxy(server.imap_port, delay) as proxy:
-        sink_dir = work / "baseline"
+        sink_dir = Path(tempfile.mkdtemp(prefix="baseline-", dir=work))
         sink = DurableSink(sink_dir)
+        settle_disk(sink_dir)
         seconds = baseline(proxy.port, spread(box.folders, connections), sink)
         results.append(Result(delay, "baseline", sink.messages, sink.bytes / 1e6, seconds))
-        shutil.rmtree(sink_dir)
 
-        run_dir = work / "pull"
-        run_dir.mkdir()
+        run_dir = Path(tempfile.mkdtemp(prefix="pull-", dir=work))
+        settle_disk(run_dir)
         config = write_config(run_dir, proxy.port, connections)
         env = migrator_env(BENCH_IMAP_PASSWORD=PASSWORD)
         for what in ("pull", "no-op"):
@@ -205,7 +210,6 @@ def measure(server, box: Mailbox, delay: float, connections: int, work: Path) ->
                                   size / 1e6 if what == "pull" else 0.0,
                                   run_seconds(run_dir / "archive"), run.seconds,
                                   run.peak_rss_mb))
-        shutil.rmtree(run_dir)
     return results
 
 
@@ -258,7 +262,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                   flush=True)
             warm = DurableSink(work / "warm-up")  # Dovecot builds its caches, files get cached
             baseline(server.imap_port, spread(box.folders, args.connections), warm)
-            shutil.rmtree(work / "warm-up")
             results = []
             for _ in range(args.repeat):
                 for delay in delays:

@@ -36,6 +36,7 @@ from bench.common import (
     migrator_env,
     scratch,
     settle_disk,
+    settle_file_creation,
 )
 from bench.pull import PASSWORD, USER, Mailbox, seed
 
@@ -122,9 +123,10 @@ def measure(bench: World, delay: float, work: Path) -> list[Result]:
     with fault_proxy(bench.source.imap_port, delay) as source, \
             fault_proxy(bench.target.imaps_port, delay) as target:
         for what, commands in plans.items():
-            # a fresh directory each time, deleted only after the last round, and a quiet
-            # disk first: see bench.common.settle_disk
+            # a fresh directory each time, deleted only after the last round, and a disk at
+            # its usual pace first: see bench.common.settle_file_creation and settle_disk
             run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+            settle_file_creation(work)
             settle_disk(run_dir)
             mailbox = bench.mailbox()
             config = write_config(run_dir, bench, source.port, target.port, mailbox)

@@ -41,6 +41,7 @@ from bench.common import (
     migrator_env,
     scratch,
     settle_disk,
+    settle_file_creation,
     source_server,
 )
 
@@ -172,10 +173,10 @@ class Result:
 
 def measure(port: int, box: Maildrop, work: Path, durable: bool) -> Iterator[Result]:
     """One round. Its files are left in place (a fresh directory per round) and removed only
-    after the last measurement, and the pull starts once the disk is quiet (`settle_disk`):
-    on a filesystem mounted with `discard`, file creation is several times slower for many
-    seconds after thousands of files were deleted, which would charge a clean-up (or the
-    seeding's write-back) to the pull."""
+    after the last measurement, and the pull starts once creating files runs at its usual
+    speed and the disk is quiet (`settle_file_creation`, `settle_disk`): after thousands of
+    files were deleted, file creation here is several times slower for minutes, which would
+    charge a clean-up (or the seeding's write-back) to the pull."""
     count, seconds = baseline(port)
     if count != box.messages:
         raise RuntimeError(f"the baseline saw {count} of {box.messages} messages")
@@ -184,6 +185,7 @@ def measure(port: int, box: Maildrop, work: Path, durable: bool) -> Iterator[Res
         sink = DurableSink(Path(tempfile.mkdtemp(prefix="durable-", dir=work)))
         yield Result("durable", baseline(port, sink)[1])
     run_dir = Path(tempfile.mkdtemp(prefix="pull-", dir=work))
+    settle_file_creation(work)
     waited = settle_disk(run_dir)
     if waited > 5:
         print(f"  waited {waited:.0f} s for the disk to settle", flush=True)

@@ -41,6 +41,7 @@ from bench.common import (
     migrator_env,
     scratch,
     settle_disk,
+    settle_file_creation,
     source_server,
 )
 
@@ -191,11 +192,13 @@ def measure(server, box: Mailbox, delay: float, connections: int, work: Path) ->
     with fault_proxy(server.imap_port, delay) as proxy:
         sink_dir = Path(tempfile.mkdtemp(prefix="baseline-", dir=work))
         sink = DurableSink(sink_dir)
+        settle_file_creation(work)
         settle_disk(sink_dir)
         seconds = baseline(proxy.port, spread(box.folders, connections), sink)
         results.append(Result(delay, "baseline", sink.messages, sink.bytes / 1e6, seconds))
 
         run_dir = Path(tempfile.mkdtemp(prefix="pull-", dir=work))
+        settle_file_creation(work)
         settle_disk(run_dir)
         config = write_config(run_dir, proxy.port, connections)
         env = migrator_env(BENCH_IMAP_PASSWORD=PASSWORD)

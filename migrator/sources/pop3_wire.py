@@ -17,7 +17,7 @@ from migrator.engine.retry import ConnectionLost
 
 CHUNK = 256 * 1024  # room asked of each read
 BUFFER = 4 * CHUNK  # the buffer's usual size; it grows only for a message larger than this
-EXPECTED_MAX = 256 * 1024 * 1024  # an announced size is trusted up to this for the buffer
+EXPECTED_MAX = 64 * 1024 * 1024  # an announced size is trusted up to this (bytearray zero-fills)
 STATUS_MAX = 8 * 1024  # a status line longer than this is not POP3
 _LONGEST_END = len(b"\n.\r\n")
 

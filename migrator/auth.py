@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # msal and requests cost ~0.4 s to import: only runs that nee
 log = logging.getLogger(__name__)
 
 APP_SCOPE = "https://outlook.office365.com/.default"
+SHARED_REFRESH_SECONDS = 10.0  # a refresh this recent serves every connection that asks
 USER_SCOPE = "https://outlook.office.com/IMAP.AccessAsUser.All"
 USER_POP_SCOPE = "https://outlook.office.com/POP.AccessAsUser.All"
 
@@ -84,6 +86,7 @@ class TokenProvider:
                                     if settings.flow == "device_code" else None)
         self._lock = threading.Lock()
         self._app: Any = None
+        self._refreshed_at: float | None = None  # monotonic time of the last forced refresh
 
     def _application(self) -> Any:
         import msal
@@ -114,8 +117,15 @@ class TokenProvider:
         import requests
 
         with self._lock:
+            # Connections told "token expired" at the same moment all ask for a refresh; the
+            # first one gets a new token and the others take it from the cache.
+            if force_refresh and self._refreshed_at is not None \
+                    and time.monotonic() - self._refreshed_at < SHARED_REFRESH_SECONDS:
+                force_refresh = False
             try:
                 result = self._acquire(force_refresh)
+                if force_refresh:
+                    self._refreshed_at = time.monotonic()
             except requests.RequestException as exc:
                 raise ConnectError(f"{self.account}: cannot reach identity provider "
                                    f"{self.settings.authority_url}: "

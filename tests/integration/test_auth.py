@@ -149,3 +149,30 @@ def test_mailbox_without_permission_is_refused(office365_server, oauth_service, 
     result = run_cli("-c", config, "auth", "test", "bob")
     assert result.status == ExitStatus.AUTH
     assert f"login refused for {MAILBOX}" in result.stderr
+
+
+def test_connections_told_the_token_expired_share_one_refresh(oauth_service, certs,
+                                                               monkeypatch) -> None:
+    """When every connection hears "token expired" at once, one new token serves them all;
+    a later expiry gets a fresh refresh again."""
+    from pathlib import Path
+
+    from migrator import auth
+    from migrator.config import OAuthSettings
+    from migrator.secrets import Secret
+
+    oauth_service.add_client("app", SECRET)
+    settings = OAuthSettings(flow="client_credentials", client_id="app",
+                             client_secret=Secret(f"env:{SECRET_ENV}", "test"),
+                             authority=oauth_service.authority, ca_file=Path(certs.ca_cert))
+    provider = auth.TokenProvider(settings, "bob")
+    first = provider.token()
+    issued = oauth_service.tokens_issued
+    oauth_service.expire_all()
+    refreshed = [provider.token(force_refresh=True) for _ in range(4)]  # four connections
+    assert oauth_service.tokens_issued == issued + 1
+    assert len(set(refreshed)) == 1 and refreshed[0] != first
+
+    monkeypatch.setattr(auth, "SHARED_REFRESH_SECONDS", 0.0)  # the next expiry, much later
+    assert provider.token(force_refresh=True) != refreshed[0]
+    assert oauth_service.tokens_issued == issued + 2

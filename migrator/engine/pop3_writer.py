@@ -85,9 +85,14 @@ class BatchWriter:
     def add(self, uidl: str, data: bytes) -> None:
         if self.error is not None:
             raise self.error
+        if self._over_budget(len(data)):
+            # the messages held back for the next chunk count against the budget too: hand
+            # them to the pool first, or nothing would ever free the room waited for
+            self._submit()
+            with self.room:
+                while self._over_budget(len(data)):
+                    self.room.wait()
         with self.room:
-            while self.unwritten and self.unwritten + len(data) > self.max_unwritten:
-                self.room.wait()
             self.unwritten += len(data)
         self.chunk.append((uidl, data))
         self.chunk_bytes += len(data)
@@ -96,6 +101,11 @@ class BatchWriter:
             self._submit()
         if self.batch.count >= self.limits[0] or self.batch.nbytes >= self.limits[1]:
             self.flush()
+
+    def _over_budget(self, size: int) -> bool:
+        """Would `size` more bytes exceed what may be read but unwritten? (One message alone
+        may, however large: it must be written somehow.)"""
+        return bool(self.unwritten) and self.unwritten + size > self.max_unwritten
 
     def _submit(self) -> None:
         """Hand a few messages to one pool thread at once: fewer wake-ups, less GIL traffic."""

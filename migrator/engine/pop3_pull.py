@@ -50,6 +50,10 @@ INBOX = "INBOX"  # POP3 has one folder; it is recorded under this name
 TASK = "pull"
 BATCH_MESSAGES = 1000  # messages per durable batch (blobs synced, then one transaction)
 BATCH_BYTES = 64 * 1024 * 1024
+# Read but not yet written: the writer is the slower side, so more only adds memory (A/B with
+# 64 MB: 5,000 small messages 87 vs 126 MB peak RSS in the same time; 354 MB with 30 MB
+# messages 152 vs 222 MB, 4% slower).
+UNWRITTEN_BYTES = 16 * 1024 * 1024
 SIZE_PROBES = 3  # identical re-fetches after which LIST sizes are taken as approximate
 IN_USE_RETRY = RetryPolicy(attempts=4, base_delay=5.0, max_delay=60.0)
 SESSION_ATTEMPTS = 3  # sessions per run when the connection drops while fetching
@@ -234,6 +238,7 @@ class Pop3Pull:
         by_number = {item.number: item for item in todo}
         writer = BatchWriter(self.manifest, self.store, self.folder_id, committed,
                              batch_messages=BATCH_MESSAGES, batch_bytes=BATCH_BYTES,
+                             unwritten_bytes=UNWRITTEN_BYTES,
                              after_blobs=lambda: kill_point("blobs-durable"),
                              after_rows=lambda: kill_point("batch-stored"))
         progress = Progress(self.emit, self.name)

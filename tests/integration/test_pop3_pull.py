@@ -28,6 +28,7 @@ from tests.integration.pop3_world import (
     manifest,
     message,
     pop3_config,
+    run_process,
     seed,
     server_uidls,
 )
@@ -269,3 +270,20 @@ def test_progress_events_and_no_secret_in_output(source_server, tmp_path):
     assert PASSWORD not in result.stdout + result.stderr
     assert f"pull {USER}: started" in result.stderr
     assert "fetched 12" in result.stderr
+
+
+def test_a_message_larger_than_the_memory_budget_after_small_ones(source_server, tmp_path):
+    """More bytes than the pull holds in memory at once, in one message right after small
+    ones: it is read alone and archived byte-exact (this once hung the writer)."""
+    source_server.add_user(USER, PASSWORD)
+    line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789=\r\n"
+    big = b"Subject: big\r\nMessage-ID: <big@test>\r\n\r\n" + line * (
+        pop3_pull.UNWRITTEN_BYTES // len(line) + 1000)
+    seed(source_server, [message(n) for n in range(5)] + [big, message(6)])
+
+    # in a child with a time limit: a hang fails the test instead of stalling the suite
+    result = run_process(pop3_config(tmp_path, source_server), "pull", USER, timeout=120)
+
+    assert result.returncode == ExitStatus.OK, result.stderr
+    assert archived_bytes(tmp_path / "archive") == expected_archive(source_server)
+    assert len(archive_rows(tmp_path / "archive")) == 7

@@ -199,9 +199,10 @@ def settle_disk(path: Path, quiet: float = 2.0, limit: float = 60.0) -> float:
     A run's `syncfs` writes out every dirty page of the filesystem, its own and anybody
     else's (a benchmark's freshly seeded maildrop, say), and a device still trimming what was
     just deleted (mount option `discard`) serves writes slowly: either would be charged to
-    the program measured. This cannot help with a second effect of recent deletions: on ext4
+    the program measured. A second effect of recent deletions is not visible here: on ext4
     without a journal, new inodes skip those deleted in the last minutes, and creating 5,000
-    files took 2.6-4 s instead of 0.4 s here; so benchmarks delete nothing between rounds.
+    files took 2.6-4 s instead of 0.4 s; `settle_file_creation` waits that out, and the
+    benchmarks delete nothing between rounds.
     Linux only (reads /sys/dev/block/*/stat); elsewhere it returns at once.
     """
     device = os.stat(path).st_dev

@@ -124,7 +124,7 @@ class TokenProvider:
                 force_refresh = False
             try:
                 result = self._acquire(force_refresh)
-                if force_refresh:
+                if force_refresh and "access_token" in result:
                     self._refreshed_at = time.monotonic()
             except requests.RequestException as exc:
                 raise ConnectError(f"{self.account}: cannot reach identity provider "

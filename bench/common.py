@@ -255,6 +255,15 @@ def settle_file_creation(directory: Path, usual_ms: float = 0.25, limit: float =
         time.sleep(15)
 
 
+def settle(directory: Path) -> None:
+    """Both waits, in the order a timed run needs them: file creation at its usual pace
+    (`settle_file_creation`), then a quiet device (`settle_disk`); says when it waited."""
+    settle_file_creation(directory)
+    waited = settle_disk(directory)
+    if waited > 5:
+        print(f"  waited {waited:.0f} s for the disk to settle", flush=True)
+
+
 def scratch(prefix: str) -> Path:
     """A temp dir on the filesystem of the system temp dir (removed by the caller)."""
     return Path(tempfile.mkdtemp(prefix=prefix))

@@ -35,8 +35,7 @@ from bench.common import (
     migrator,
     migrator_env,
     scratch,
-    settle_disk,
-    settle_file_creation,
+    settle,
 )
 from bench.pull import PASSWORD, USER, Mailbox, seed
 
@@ -124,10 +123,9 @@ def measure(bench: World, delay: float, work: Path) -> list[Result]:
             fault_proxy(bench.target.imaps_port, delay) as target:
         for what, commands in plans.items():
             # a fresh directory each time, deleted only after the last round, and a disk at
-            # its usual pace first: see bench.common.settle_file_creation and settle_disk
+            # its usual pace first: see bench.common.settle
             run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
-            settle_file_creation(work)
-            settle_disk(run_dir)
+            settle(work)
             mailbox = bench.mailbox()
             config = write_config(run_dir, bench, source.port, target.port, mailbox)
             seconds, rss = 0.0, 0.0

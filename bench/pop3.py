@@ -40,8 +40,7 @@ from bench.common import (
     migrator,
     migrator_env,
     scratch,
-    settle_disk,
-    settle_file_creation,
+    settle,
     source_server,
 )
 
@@ -174,7 +173,7 @@ class Result:
 def measure(port: int, box: Maildrop, work: Path, durable: bool) -> Iterator[Result]:
     """One round. Its files are left in place (a fresh directory per round) and removed only
     after the last measurement, and the pull starts once creating files runs at its usual
-    speed and the disk is quiet (`settle_file_creation`, `settle_disk`): after thousands of
+    speed and the disk is quiet (`bench.common.settle`): after thousands of
     files were deleted, file creation here is several times slower for minutes, which would
     charge a clean-up (or the seeding's write-back) to the pull."""
     count, seconds = baseline(port)
@@ -185,10 +184,7 @@ def measure(port: int, box: Maildrop, work: Path, durable: bool) -> Iterator[Res
         sink = DurableSink(Path(tempfile.mkdtemp(prefix="durable-", dir=work)))
         yield Result("durable", baseline(port, sink)[1])
     run_dir = Path(tempfile.mkdtemp(prefix="pull-", dir=work))
-    settle_file_creation(work)
-    waited = settle_disk(run_dir)
-    if waited > 5:
-        print(f"  waited {waited:.0f} s for the disk to settle", flush=True)
+    settle(work)
     config = write_config(run_dir, port)
     env = migrator_env(BENCH_POP3_PASSWORD=PASSWORD)
     for what in ("pull", "no-op"):

@@ -40,8 +40,7 @@ from bench.common import (
     migrator,
     migrator_env,
     scratch,
-    settle_disk,
-    settle_file_creation,
+    settle,
     source_server,
 )
 
@@ -187,19 +186,17 @@ class Result:
 def measure(server, box: Mailbox, delay: float, connections: int, work: Path) -> list[Result]:
     """One round at one delay. Nothing is deleted until the last round (each measurement
     writes into a fresh directory) and each timed part starts on a quiet disk: see
-    `bench.common.settle_disk` for how deletions and others' write-back skew file creation."""
+    `bench.common.settle` for how deletions and others' write-back skew file creation."""
     results = []
     with fault_proxy(server.imap_port, delay) as proxy:
         sink_dir = Path(tempfile.mkdtemp(prefix="baseline-", dir=work))
         sink = DurableSink(sink_dir)
-        settle_file_creation(work)
-        settle_disk(sink_dir)
+        settle(work)
         seconds = baseline(proxy.port, spread(box.folders, connections), sink)
         results.append(Result(delay, "baseline", sink.messages, sink.bytes / 1e6, seconds))
 
         run_dir = Path(tempfile.mkdtemp(prefix="pull-", dir=work))
-        settle_file_creation(work)
-        settle_disk(run_dir)
+        settle(work)
         config = write_config(run_dir, proxy.port, connections)
         env = migrator_env(BENCH_IMAP_PASSWORD=PASSWORD)
         for what in ("pull", "no-op"):

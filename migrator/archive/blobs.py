@@ -70,8 +70,7 @@ class BlobStore:
         return directory, os.path.join(directory, sha256[2:])
 
     def exists(self, sha256: str) -> bool:
-        base = self._base(sha256)[1]
-        return os.access(base + ".eml", os.F_OK) or os.access(base + ".eml.gz", os.F_OK)
+        return _present(self._base(sha256)[1]) is not None
 
     def put(self, data: bytes, *, defer_dir_sync: bool = False,
             defer_file_sync: bool = False) -> BlobRef:
@@ -82,12 +81,12 @@ class BlobStore:
         """
         ref = BlobRef(sha256_hex(data), len(data))
         directory, base = self._base(ref.sha256)
-        for existing in (base + ".eml", base + ".eml.gz"):
-            if os.access(existing, os.F_OK):  # no exception per new blob, as exists() has
-                # maybe left by a killed run before its sync: make it durable before a row
-                # points at it (with deferred syncs this costs nothing extra)
-                self._settle_existing(existing, directory, defer_dir_sync, defer_file_sync)
-                return ref
+        existing = _present(base)
+        if existing is not None:
+            # maybe left by a killed run before its sync: make it durable before a row
+            # points at it (with deferred syncs this costs nothing extra)
+            self._settle_existing(existing, directory, defer_dir_sync, defer_file_sync)
+            return ref
         final = base + SUFFIXES[self.compression]
         payload = gzip.compress(data, mtime=0) if self.compression == "gzip" else data
         try:
@@ -190,6 +189,15 @@ class BlobStore:
                     continue
                 stem = file.name.split(".", 1)[0]
                 yield directory.name + stem
+
+
+def _present(base: str) -> str | None:
+    """The file holding the blob at `base` (either compression), or None. os.access, not
+    os.path.exists: no exception raised for each new blob on the archive's hot path."""
+    for suffix in SUFFIXES.values():
+        if os.access(base + suffix, os.F_OK):
+            return base + suffix
+    return None
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)

@@ -25,10 +25,7 @@ def test_unverified_only_when_the_config_says_so() -> None:
     assert tls_context(endpoint()).verify_mode == ssl.CERT_REQUIRED  # not shared with it
 
 
-def test_a_ca_file_gets_its_own_context(tmp_path: Path) -> None:
-    import tests.world.certs as certs_module
-
-    certs = certs_module.make_certs(str(tmp_path / "certs"))
+def test_a_ca_file_gets_its_own_context(certs) -> None:
     with_ca = tls_context(endpoint(ca_file=Path(certs.ca_cert)))
     assert with_ca is not tls_context(endpoint())
     assert with_ca is tls_context(endpoint(ca_file=Path(certs.ca_cert), username="x"))

@@ -1,5 +1,5 @@
 """Allow `python -m migrator`."""
 
-from migrator.cli import main
+from migrator.cli.main import main
 
 raise SystemExit(main())

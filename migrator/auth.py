@@ -8,7 +8,6 @@ about to expire. App-only tokens are shared by every mailbox of the same app in 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrator import redact
-from migrator.archive.blobs import fsync_dir
 from migrator.config import OAuthSettings
+from migrator.durable import atomic_write
 from migrator.errors import AuthError, ConnectError
 
 if TYPE_CHECKING:  # msal and requests cost ~0.4 s to import: only runs that need a token pay
@@ -54,14 +53,7 @@ class TokenCacheFile:
         if self.path is None or not self.cache.has_state_changed:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(self.cache.serialize())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, self.path)
-        fsync_dir(self.path.parent)
+        atomic_write(self.path, self.cache.serialize().encode("utf-8"), mode=0o600)
         self.cache.has_state_changed = False
 
 

@@ -112,6 +112,34 @@ class TooBigError(MessageError):
     """The target refuses the message for its size."""
 
 
+class RetryableError(MigratorError):
+    """A failure worth another try (connection lost, throttled, token expired).
+
+    Retry loops catch it; once their attempts are spent it spoils the account's work, like a
+    host that cannot be reached.
+    """
+
+    scope = Scope.ACCOUNT
+    exit_status = ExitStatus.CONNECTION
+    retry_after: float | None = None
+
+
+class Throttled(RetryableError):
+    """The server asked us to slow down; `retry_after` is its suggested wait in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ConnectionLost(RetryableError):
+    """The connection dropped or the session was ended by the server."""
+
+
+class TokenExpired(ConnectionLost):
+    """Exchange ended the session: `* BYE Session invalidated - AccessTokenExpired`."""
+
+
 class VerifyError(MigratorError):
     """Verification found differences; the report says which."""
 

@@ -6,8 +6,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrator.cli import run
-from migrator.environment import Environment
+from migrator.cli.environment import Environment
+from migrator.cli.main import run
 
 
 @dataclass

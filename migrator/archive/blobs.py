@@ -9,18 +9,15 @@ callers must call `sync()` before recording the batch in the manifest.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import gzip
 import hashlib
 import os
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
+from migrator.durable import atomic_write, fsync_dir, fsync_file, sync_filesystem
 from migrator.errors import StorageError
 
 OBJECTS = "objects"
@@ -93,7 +90,7 @@ class BlobStore:
             if directory not in self._made_dirs:
                 os.makedirs(directory, exist_ok=True)
                 self._made_dirs.add(directory)
-            self._write_atomically(final, payload, fsync=not defer_file_sync)
+            atomic_write(final, payload, fsync=not defer_file_sync, sync_dir=False)
             if defer_file_sync:
                 with self._lock:
                     self._pending_files.append(final)
@@ -121,25 +118,6 @@ class BlobStore:
                 fsync_dir(directory)
         except OSError as exc:
             raise StorageError(f"cannot sync archive {self.root}: {exc.strerror}") from None
-
-    def _write_atomically(self, final: str, payload: bytes, fsync: bool = True) -> None:
-        """Temp file, (fsync), rename: plain os calls, as the archive's hot path makes a
-        file per message and a buffered file object adds syscalls (fstat, ioctl) to each."""
-        head, name = os.path.split(final)
-        temp = os.path.join(head, f".tmp-{os.getpid()}-{threading.get_ident()}-{name}")
-        try:
-            fd = os.open(temp, _CREATE, 0o644)
-            try:
-                write_all(fd, payload)
-                if fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
 
     def sync(self) -> None:
         """Make every deferred write and rename durable; call before committing manifest rows."""
@@ -198,60 +176,3 @@ def _present(base: str) -> str | None:
         if os.access(base + suffix, os.F_OK):
             return base + suffix
     return None
-
-
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-
-
-def write_all(fd: int, payload: bytes) -> None:
-    """os.write until every byte is written (a single write may be short)."""
-    with memoryview(payload) as view:
-        written = 0
-        while written < len(view):
-            written += os.write(fd, view[written:])
-
-
-def fsync_dir(directory: str | Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    try:
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (AttributeError, OSError):  # not Linux/glibc: callers fsync file by file
-        return None
-    function.argtypes = [ctypes.c_int]
-    return cast(Callable[[int], int], function)
-
-
-_syncfs = _load_syncfs() if sys.platform.startswith("linux") else None
-
-
-def sync_filesystem(directory: Path) -> bool:
-    """syncfs(2) on the filesystem holding `directory`; False where unavailable.
-
-    It returns once all data and metadata of that filesystem are on disk, and reports
-    write-back errors (Linux >= 5.8), so it can stand in for many fsyncs.
-    """
-    if _syncfs is None:
-        return False
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _syncfs(fd) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, os.strerror(error))
-    finally:
-        os.close(fd)
-    return True

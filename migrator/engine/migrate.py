@@ -18,9 +18,9 @@ from migrator.archive.runs import record_run
 from migrator.config import Account
 from migrator.engine.events import Emit
 from migrator.engine.pull import pull_account
-from migrator.engine.push import push_account
+from migrator.engine.push.job import push_account
 from migrator.engine.results import JobResult
-from migrator.engine.verify_target import TargetReport, verify_target
+from migrator.engine.verify.target import TargetReport, verify_target
 from migrator.errors import ConfigError, ExitStatus, MigratorError
 
 log = logging.getLogger(__name__)

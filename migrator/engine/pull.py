@@ -13,9 +13,9 @@ def pull_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
                  dry_run: bool = False) -> JobResult:
     """Pull one account into the archive; the result says what was done and what failed."""
     if account.source.kind == "pop3":
-        from migrator.engine.pop3_pull import pull_pop3
+        from migrator.engine.pop3.pull import pull_pop3
 
         return pull_pop3(account, manifest, store, emit, dry_run=dry_run)
-    from migrator.engine.imap_pull import pull_imap
+    from migrator.engine.imap.pull import pull_imap
 
     return pull_imap(account, manifest, store, emit, dry_run=dry_run)

@@ -9,7 +9,7 @@ so a reader holds one message at a time, not one batch.
 
 Connection-level trouble (EOF, BYE, garbage) raises `ConnectionClosed`, a subclass of
 `imaplib.IMAP4.abort`; a tagged NO/BAD raises `CommandFailed` (`imaplib.IMAP4.error`), so
-`migrator.imapconn.classify` maps both the way it maps imapclient's errors.
+`migrator.wire.imapconn.classify` maps both the way it maps imapclient's errors.
 """
 
 from __future__ import annotations

@@ -21,11 +21,10 @@ from typing import cast
 
 from migrator.auth import TokenProvider
 from migrator.config import Endpoint
-from migrator.engine.retry import ConnectionLost, RetryableError
-from migrator.errors import AuthError, ConnectError
-from migrator.imapconn import tokens_for
-from migrator.net import describe_os_error, tls_context
+from migrator.errors import AuthError, ConnectError, ConnectionLost, RetryableError
 from migrator.sources.pop3_wire import Pop3Error, ReplyReader
+from migrator.wire.imapconn import tokens_for
+from migrator.wire.tls import describe_os_error, tls_context
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from migrator.engine.retry import ConnectionLost
+from migrator.errors import ConnectionLost
 
 CHUNK = 256 * 1024  # room asked of each read
 BUFFER = 4 * CHUNK  # the buffer's usual size; it grows only for a message larger than this

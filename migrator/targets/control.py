@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 
 from imapclient import IMAPClient
 
-from migrator import imapconn
 from migrator.auth import TokenProvider
 from migrator.config import Endpoint
-from migrator.engine.retry import RetryableError, RetryPolicy, TokenExpired, retry
-from migrator.errors import FolderError, MigratorError
+from migrator.errors import FolderError, MigratorError, RetryableError, TokenExpired
 from migrator.folders import ROLES, TargetFolder, TargetLayout
+from migrator.retry import RetryPolicy, retry
 from migrator.targets.identity import INDEX_FIELDS, TargetEntry, identity_of
 from migrator.targets.imap import Selected
+from migrator.wire import imapconn
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

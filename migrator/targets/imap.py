@@ -25,9 +25,9 @@ from typing import BinaryIO
 
 from imapclient import IMAPClient
 
-from migrator.engine.retry import ConnectionLost, Throttled, TokenExpired, throttle_backoff
-from migrator.errors import FolderError
+from migrator.errors import ConnectionLost, FolderError, Throttled, TokenExpired
 from migrator.folders import imap_name
+from migrator.retry import throttle_backoff
 from migrator.targets.office365 import NOT_CONNECTED, TOKEN_EXPIRED, is_throttled, refusal
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from migrator.config import Endpoint
-from migrator.engine.retry import throttle_backoff
+from migrator.retry import throttle_backoff
 
 NOT_CONNECTED = "User is authenticated but not connected"
 TOKEN_EXPIRED = "AccessTokenExpired"

@@ -321,7 +321,7 @@ def run_process(config: Path, *args: str, kill_at: str | None = None, batch: int
         env["MIGRATOR_TEST_KILL_AT"] = kill_at
     prelude = "import sys; sys.argv[0] = 'migrator'\n"
     if batch is not None:
-        prelude += f"import migrator.engine.pop3_pull as p; p.BATCH_MESSAGES = {batch}\n"
-    code = prelude + "from migrator.cli import main\nmain()\n"
+        prelude += f"import migrator.engine.pop3.pull as p; p.BATCH_MESSAGES = {batch}\n"
+    code = prelude + "from migrator.cli.main import main\nmain()\n"
     return subprocess.run([sys.executable, "-c", code, "-c", str(config), *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=timeout)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from migrator.locks import lock_path
+from migrator.archive.locks import lock_path
 from tests.cli_runner import run_cli, write_config
 from tests.world.mailstore import SeedMessage
 
@@ -84,7 +84,7 @@ def test_locked_account_exits_at_once_without_touching_the_manifest(tmp_path, so
     hold = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from migrator.locks import account_lock
+        from migrator.archive.locks import account_lock
         with account_lock(Path({str(tmp_path / 'archive')!r}), "ann"):
             print("locked", flush=True)
             sys.stdin.read()

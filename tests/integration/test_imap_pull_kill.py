@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from migrator.engine.imap_fetcher import DEPTH
-from migrator.engine.imap_plan import MAX_BATCH_BYTES
-from migrator.engine.imap_testhook import ENV as KILL_AT
+from migrator.engine.imap.fetcher import DEPTH
+from migrator.engine.imap.plan import MAX_BATCH_BYTES
+from migrator.testhook import ENV as KILL_AT
 from tests.integration.imap_pull_world import (
     PASSWORD_ENV,
     assert_archive_matches,

@@ -10,7 +10,7 @@ from migrator import config as config_module
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.engine.events import TaskTotals
-from migrator.engine.pop3_pull import pull_pop3
+from migrator.engine.pop3.pull import pull_pop3
 from migrator.errors import ExitStatus
 from migrator.targets import target_identity
 from tests.cli_runner import run_cli

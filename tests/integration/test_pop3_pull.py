@@ -8,9 +8,9 @@ import poplib
 
 import pytest
 
-from migrator.engine import pop3_pull
-from migrator.engine.retry import RetryPolicy
+from migrator.engine.pop3 import pull as pop3_pull
 from migrator.errors import ExitStatus
+from migrator.retry import RetryPolicy
 from tests.cli_runner import run_cli
 from tests.integration.pop3_world import (
     PASSWORD,

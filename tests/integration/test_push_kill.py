@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from migrator.engine.imap_testhook import ENV as KILL_AT
 from migrator.errors import ExitStatus
+from migrator.testhook import ENV as KILL_AT
 from tests.cli_runner import run_cli
 from tests.integration.push_world import (
     assert_target_matches,

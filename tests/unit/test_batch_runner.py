@@ -11,12 +11,12 @@ from pathlib import Path
 
 from migrator import config
 from migrator.batchfile import BatchRow
+from migrator.cli.batch_reports import write_reports
 from migrator.config import Account
 from migrator.engine.batch import batch_status, run_batch
 from migrator.engine.events import discard
 from migrator.engine.results import JobResult
 from migrator.errors import AuthError, ExitStatus, LockedError
-from migrator.reports import write_reports
 
 
 def account(name: str) -> Account:

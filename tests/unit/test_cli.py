@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from migrator import __version__
-from migrator.cli import build_parser
+from migrator.cli.main import build_parser
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli, write_config
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from migrator.engine.imap_budget import ByteBudget
-from migrator.engine.imap_plan import (
+from migrator.engine.budget import ByteBudget
+from migrator.engine.imap.plan import (
     FolderState,
     Known,
     diff_incremental,

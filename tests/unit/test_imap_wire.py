@@ -91,8 +91,8 @@ def test_eof_truncation_and_bye_close_the_connection(server):
 
 
 def test_bye_text_reaches_the_caller_for_classification():
-    from migrator.engine.retry import TokenExpired
-    from migrator.imapconn import classify
+    from migrator.errors import TokenExpired
+    from migrator.wire.imapconn import classify
 
     w, _ = wire(b"* BYE Session invalidated - AccessTokenExpired\r\n")
     with pytest.raises(ConnectionClosed) as closed:

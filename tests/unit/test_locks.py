@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from migrator.archive.locks import account_lock, lock_path
 from migrator.errors import LockedError
-from migrator.locks import account_lock, lock_path
 
 HOLD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from migrator.locks import account_lock
+    from migrator.archive.locks import account_lock
     with account_lock(Path(sys.argv[1]), "alice"):
         print("locked", flush=True)
         time.sleep(60)

@@ -6,7 +6,7 @@ import ssl
 from pathlib import Path
 
 from migrator.config import Endpoint
-from migrator.net import tls_context
+from migrator.wire.tls import tls_context
 
 
 def endpoint(**settings: object) -> Endpoint:

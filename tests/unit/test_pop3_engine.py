@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 from migrator import config
-from migrator.engine import pop3_pull
 from migrator.engine.events import discard
-from migrator.engine.pop3_delete import size_matches
-from migrator.engine.pop3_pull import Pop3Pull, select_fetches
+from migrator.engine.pop3 import pull as pop3_pull
+from migrator.engine.pop3.delete import size_matches
+from migrator.engine.pop3.pull import Pop3Pull, select_fetches
 from migrator.engine.results import JobResult
-from migrator.engine.retry import RetryPolicy
 from migrator.errors import ExitStatus
+from migrator.retry import RetryPolicy
 from migrator.sources.pop3 import Listed, MaildropBusyError, MaildropInUse
 
 

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from migrator.engine.retry import ConnectionLost
+from migrator.errors import ConnectionLost
 from migrator.sources.pop3 import announced_size
 from migrator.sources.pop3_wire import BUFFER, Pop3Error, ReplyReader, unstuff
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.archive.ingest import ensure_account, ensure_folder
-from migrator.engine.pop3_writer import BatchWriter, Stored
+from migrator.engine.pop3.writer import BatchWriter, Stored
 
 
 def test_a_message_over_the_memory_budget_after_small_ones_is_written(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from migrator.engine.push_context import Parallelism
-from migrator.engine.push_message import delivery_date
-from migrator.engine.retry import ConnectionLost, TokenExpired
+from migrator.engine.push.context import Parallelism
+from migrator.engine.push.message import delivery_date
+from migrator.errors import ConnectionLost, TokenExpired
 from migrator.targets.identity import Identity, Matcher, TargetEntry, Wanted, identity_of
 from migrator.targets.imap import (
     AppendItem,

@@ -1,0 +1,1 @@
+"""Command line: parse, build a Context, run commands, render; nothing else."""

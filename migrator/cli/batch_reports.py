@@ -1,0 +1,66 @@
+"""Batch reports: a CSV and a JSON file per run, one row per mailbox, no secrets in them.
+
+Rows hold counts, states and reasons only; secret references never appear (the report is
+built from outcomes, not from the config).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from migrator.durable import atomic_write
+from migrator.engine.batch import MailboxOutcome
+
+REPORT_COLUMNS = ("line", "account", "state", "found", "archived", "pushed", "already_present",
+                  "refused", "failed", "bytes", "verified", "seconds", "error", "failures")
+
+
+def _count(outcome: MailboxOutcome, *keys: str) -> int:
+    """A count whether the job was a plain pull (`fetched`) or a migrate (`pull_fetched`)."""
+    return sum(outcome.counts.get(key, 0) for key in keys)
+
+
+def moved_bytes(outcome: MailboxOutcome) -> int:
+    return _count(outcome, "bytes", "pull_bytes", "push_bytes")
+
+
+def report_row(outcome: MailboxOutcome) -> dict[str, object]:
+    return {
+        "line": outcome.line, "account": outcome.account, "state": outcome.state,
+        "found": outcome.found,
+        "archived": _count(outcome, "fetched", "pull_fetched"),
+        "pushed": _count(outcome, "push_pushed"),
+        "already_present": _count(outcome, "push_already_there"),
+        "refused": _count(outcome, "push_refused"),
+        "failed": max(_count(outcome, "failed", "pull_failed", "push_failed"),
+                      len(outcome.failures)),
+        "bytes": moved_bytes(outcome),
+        "verified": "" if outcome.verified is None else ("yes" if outcome.verified else "no"),
+        "seconds": round(outcome.seconds, 1), "error": outcome.error or "",
+        "failures": " | ".join(outcome.failures),
+    }
+
+
+def write_reports(directory: Path, outcomes: Sequence[MailboxOutcome],
+                  started: datetime) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = directory / f"batch-{started.strftime('%Y%m%d-%H%M%S')}"
+    csv_path, json_path = stem.with_suffix(".csv"), stem.with_suffix(".json")
+    rows = [report_row(outcome) for outcome in outcomes]
+    atomic_write(csv_path, _csv_text(rows).encode("utf-8"))
+    report = {"started": started.isoformat(), "mailboxes": rows}
+    atomic_write(json_path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    return csv_path, json_path
+
+
+def _csv_text(rows: list[dict[str, object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -1,0 +1,15 @@
+"""One module per command; each offers `register(subparsers, common)` setting `func`."""
+
+from migrator.cli.commands import (
+    auth,
+    backup,
+    batch,
+    config_check,
+    migrate,
+    pull,
+    push,
+    status,
+    verify,
+)
+
+COMMANDS = [config_check, status, verify, pull, backup, batch, push, migrate, auth]

@@ -1,0 +1,77 @@
+"""Shared by the per-account commands: choose accounts, lock and isolate each, render results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from migrator.archive.locks import account_lock
+from migrator.cli.context import Context
+from migrator.config import Account
+from migrator.engine.results import JobResult
+from migrator.errors import ExitStatus, MigratorError, Scope
+
+Job = Callable[[Context, Account], JobResult]
+
+
+def selected_accounts(ctx: Context) -> list[Account]:
+    """The accounts named on the command line (or --all); unknown names fail up front."""
+    settings = ctx.settings()
+    names = list(settings.accounts) if getattr(ctx.args, "all", False) else ctx.args.accounts
+    if not names:
+        raise MigratorError("name at least one ACCOUNT, or --all")
+    return [settings.account(name) for name in names]
+
+
+def run_each(ctx: Context, command: str, job: Job) -> list[JobResult]:
+    """Run `job` per account under its lock; an account-scoped error spoils only that account.
+
+    The lock is taken before the manifest is opened, so a run refused for the lock never
+    touches the manifest.
+    """
+    results = []
+    for account in selected_accounts(ctx):
+        try:
+            with account_lock(ctx.settings().archive.path, account.name):
+                results.append(job(ctx, account))
+        except MigratorError as exc:
+            if exc.scope is not Scope.ACCOUNT:
+                raise
+            results.append(JobResult(account.name, command, error=str(exc),
+                                     exit_status=exc.exit_status))
+    return results
+
+
+def counts_line(result: JobResult) -> str:
+    """The default one-line outcome: the job's outcome and all its counts."""
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
+    return f"{result.command} {result.account}: {result.outcome}" + (
+        f" ({counts})" if counts else "")
+
+
+def render(ctx: Context, results: list[JobResult],
+           summary_line: Callable[[JobResult], str] = counts_line,
+           silent_dry_run: bool = False) -> int:
+    """Print each account's outcome (failures to stderr) and return the worst exit status.
+
+    `silent_dry_run`: the command already showed its plan, so a dry run prints no outcome.
+    """
+    for result in results:
+        if result.error:
+            ctx.env.stderr.write(f"migrator: error: {result.error}\n")
+        for line in result.failures:
+            ctx.env.stderr.write(f"migrator: failed: {result.account}: {line}\n")
+        planned = silent_dry_run and ctx.args.dry_run
+        if ctx.args.json:
+            if not planned:
+                ctx.out_json(result.as_dict())
+        elif ctx.args.quiet:
+            continue
+        elif result.counts.get("no_target"):
+            ctx.out(f"{result.command} {result.account}: skipped (no target configured)")
+        elif not planned:
+            ctx.out(summary_line(result))
+    return worst_status(results)
+
+
+def worst_status(results: list[JobResult]) -> int:
+    return max((result.exit_status for result in results), default=ExitStatus.OK)

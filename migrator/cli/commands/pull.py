@@ -1,0 +1,31 @@
+"""`migrator pull ACCOUNT...`: copy new mail from each account's source into the archive."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from migrator.cli.commands.accounts import render, run_each
+from migrator.cli.context import Context
+from migrator.config import Account
+from migrator.engine.pull import pull_account
+from migrator.engine.results import JobResult
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser("pull", parents=[common],
+                                   help="copy new mail from a source into the archive")
+    parser.add_argument("accounts", nargs="*", metavar="ACCOUNT")
+    parser.add_argument("--all", action="store_true", help="every account in the config")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="show what would be fetched (and deleted), change nothing")
+    parser.set_defaults(func=run)
+
+
+def pull_one(ctx: Context, account: Account) -> JobResult:
+    return pull_account(account, ctx.manifest(), ctx.store(), ctx.emit,
+                        dry_run=ctx.args.dry_run)
+
+
+def run(ctx: Context) -> int:
+    return render(ctx, run_each(ctx, "pull", pull_one))

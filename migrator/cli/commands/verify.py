@@ -1,0 +1,118 @@
+"""`migrator verify --archive`: re-hash every blob and check the manifest points at real data.
+
+`migrator verify ACCOUNT...`: compare each account's archive with its target, folder by folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from migrator.cli.commands.accounts import run_each, worst_status
+from migrator.cli.context import Context
+from migrator.config import Account
+from migrator.engine.results import JobResult
+from migrator.engine.verify.archive import check_archive
+from migrator.engine.verify.target import TargetReport, verify_target
+from migrator.errors import ExitStatus, MigratorError
+from migrator.targets.office365 import byte_comparable
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "verify", parents=[common],
+        help="check the archive's integrity (--archive) or compare it with a target")
+    parser.add_argument("accounts", nargs="*", metavar="ACCOUNT",
+                        help="accounts to compare with their target")
+    parser.add_argument("--archive", action="store_true",
+                        help="re-hash every archived message and check the manifest")
+    parser.add_argument("--bytes", action="store_true",
+                        help="with ACCOUNT: also compare message bytes (not for office365)")
+    parser.set_defaults(func=run)
+
+
+def run(ctx: Context) -> int:
+    if not ctx.args.archive and not ctx.args.accounts:
+        raise MigratorError("verify needs --archive or at least one ACCOUNT")
+    status = ExitStatus.OK
+    if ctx.args.archive:
+        status = max(status, verify_archive(ctx))
+    if ctx.args.accounts:
+        status = max(status, ExitStatus(verify_accounts(ctx)))
+    return status
+
+
+def verify_archive(ctx: Context) -> ExitStatus:
+    with ctx.manifest().session() as session:
+        report = check_archive(session, ctx.store(), ctx.emit)
+    if ctx.args.json:
+        ctx.out_json({"archive": report.counts(),
+                      "problems": [p.describe() for p in report.problems]})
+    elif not ctx.args.quiet or not report.ok:
+        for problem in report.problems:
+            ctx.out(problem.describe())
+        counts = report.counts()
+        ctx.out(f"archive: {counts['blobs']} blobs checked, {counts['missing']} missing, "
+                f"{counts['corrupted']} corrupted, {counts['orphan_rows']} orphan rows"
+                + (f", {counts['unreferenced_files']} unreferenced files (harmless)"
+                   if counts["unreferenced_files"] else ""))
+    return ExitStatus.OK if report.ok else ExitStatus.VERIFY
+
+
+def verify_accounts(ctx: Context) -> int:
+    """Compare each named account's archive with its target; print a table per account."""
+    for name in ctx.args.accounts:
+        target = ctx.settings().account(name).target
+        if ctx.args.bytes and target is not None and not byte_comparable(target):
+            ctx.env.stderr.write(f"migrator: error: {name}: --bytes is not possible against "
+                                 "Office 365, which re-renders every message it stores\n")
+            return ExitStatus.USAGE
+    results = run_each(ctx, "verify", verify_one)
+    for result in results:
+        if result.error:
+            ctx.env.stderr.write(f"migrator: error: {result.error}\n")
+    return worst_status(results)
+
+
+def verify_one(ctx: Context, account: Account) -> JobResult:
+    report = verify_target(account, ctx.manifest(), ctx.store(), ctx.emit,
+                           byte_check=ctx.args.bytes)
+    show_report(ctx, report)
+    return report_result(report)
+
+
+def report_result(report: TargetReport) -> JobResult:
+    result = JobResult(report.account, "verify")
+    result.counts.update(report.totals())
+    if not report.ok:
+        result.exit_status = ExitStatus.VERIFY
+    return result
+
+
+def show_report(ctx: Context, report: TargetReport) -> None:
+    if ctx.args.json:
+        ctx.out_json(report.as_dict())
+        return
+    if ctx.args.quiet and report.ok:
+        return
+    width = max([len(f.target) for f in report.folders] + [13])
+    ctx.out(f"verify {report.account}: target {report.target}")
+    ctx.out(f"  {'target folder':<{width}}  {'archive':>7}  {'target':>7}  {'present':>7}  "
+            f"{'missing':>7}  {'refused':>7}  {'dupes':>5}  {'extra':>5}"
+            + (f"  {'changed':>7}" if report.byte_check else ""))
+    for f in report.folders:
+        ctx.out(f"  {f.target:<{width}}  {f.expected:>7}  {f.at_target:>7}  {f.present:>7}  "
+                f"{len(f.missing):>7}  {len(f.refused):>7}  {f.duplicates:>5}  {f.extras:>5}"
+                + (f"  {len(f.changed):>7}" if report.byte_check else ""))
+    for f in report.folders:
+        for what, refs in (("missing", f.missing), ("refused by the target", f.refused),
+                           ("bytes differ", f.changed)):
+            for ref in refs:
+                ctx.out(f"  {what} in {f.target}: {ref}")
+    for mapping in report.skipped:
+        ctx.out(f"  not compared: {mapping.describe()}")
+    totals = report.totals()
+    ctx.out(f"verify {report.account}: {'ok' if report.ok else 'DIFFERENCES'}: "
+            f"{totals['present']} of {totals['expected']} present, {totals['missing']} missing, "
+            f"{totals['refused']} refused, {totals['duplicates']} duplicates, "
+            f"{totals['extras']} extra at the target")

@@ -1,0 +1,59 @@
+"""What a command needs, built lazily from the parsed arguments and the environment."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrator import config
+from migrator.archive.blobs import BlobStore
+from migrator.archive.db import Manifest, open_manifest
+from migrator.cli.environment import Environment
+from migrator.engine.events import Emit
+
+
+@dataclass
+class Context:
+    env: Environment
+    args: argparse.Namespace
+    emit: Emit
+    _settings: config.Settings | None = field(default=None, repr=False)
+    _manifest: Manifest | None = field(default=None, repr=False)
+
+    @property
+    def config_path(self) -> Path:
+        explicit = getattr(self.args, "config", None)
+        return Path(explicit) if explicit else self.env.default_config()
+
+    def settings(self) -> config.Settings:
+        if self._settings is None:
+            self._settings = config.load(self.config_path)
+        return self._settings
+
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = open_manifest(self.settings().archive.database)
+        return self._manifest
+
+    def manifest_missing(self) -> bool:
+        """True when the manifest is an SQLite file that does not exist yet."""
+        url = self.settings().archive.database
+        return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
+
+    def store(self) -> BlobStore:
+        archive = self.settings().archive
+        return BlobStore(archive.path, archive.compression)
+
+    def out(self, text: str = "") -> None:
+        self.env.stdout.write(text + "\n")
+
+    def out_json(self, value: Any) -> None:
+        self.env.stdout.write(json.dumps(value, indent=None, default=str) + "\n")
+
+    def close(self) -> None:
+        if self._manifest is not None:
+            self._manifest.close()
+            self._manifest = None

@@ -1,0 +1,1 @@
+"""IMAP pull: plan each folder, fetch pipelined, write blobs then rows."""

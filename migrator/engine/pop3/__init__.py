@@ -1,0 +1,1 @@
+"""POP3 pull: UIDL-tracked download, durable writes, policy-driven deletion."""

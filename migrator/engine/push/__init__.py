@@ -1,0 +1,1 @@
+"""Push: plan target folders, APPEND pipelined with intents, reconcile the unknown."""

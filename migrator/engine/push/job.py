@@ -1,0 +1,246 @@
+"""`push`: copy what the archive has and the target lacks; nothing twice, nothing lost.
+
+A push runs in rounds. Each round first settles intents left by an interrupted run or a
+lost connection (`reconcile`), then feeds chunks of unpushed messages, folder by folder, to
+`connections` workers that pipeline their APPENDs. A round that leaves new unknown outcomes
+is followed by another; rounds are bounded. With `source_done` (used by `migrate`) the feeder
+keeps polling the manifest for messages the running pull adds, until the pull has finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from itertools import groupby
+
+from migrator.archive.blobs import BlobStore
+from migrator.archive.db import Manifest
+from migrator.archive.runs import record_run
+from migrator.config import Account
+from migrator.engine.budget import release_large_buffers
+from migrator.engine.events import Emit, Notice, TaskFinished, TaskStarted, TaskTotals
+from migrator.engine.push.context import Parallelism, PushContext
+from migrator.engine.push.plan import (
+    FolderPreview,
+    make_plan,
+    preview,
+    ready_folder,
+    replan_if_new_folders,
+)
+from migrator.engine.push.reconcile import Finder, already_there, needs_index, reconcile
+from migrator.engine.push.rows import Candidate, in_state, pending, pending_totals
+from migrator.engine.push.worker import Chunk, PushWorker
+from migrator.engine.results import JobResult
+from migrator.errors import ConfigError
+from migrator.targets import target_identity
+from migrator.targets.control import TargetControl
+from migrator.wire import imapconn
+
+log = logging.getLogger(__name__)
+
+CHUNK = 48  # messages per intent transaction (a pipeline window holds 64)
+PAGE = 2000  # candidates read from the manifest at once
+POLL = 0.3  # seconds between looks for new messages while a pull still runs
+MAX_ROUNDS = 8
+SUMMARY_KEYS = ("pushed", "already_there", "refused", "failed", "bytes")
+
+
+def new_context(account: Account, manifest: Manifest, store: BlobStore, emit: Emit,
+                command: str = "push") -> PushContext:
+    endpoint = account.target
+    if endpoint is None:
+        raise ConfigError(f"{account.name}: no [accounts.{account.name}.target] in the config")
+    result = JobResult(account.name, command)
+    ctx = PushContext(account, endpoint, manifest, store, emit, result,
+                      target_identity(endpoint), imapconn.tokens_for(endpoint, account.name))
+    ctx.parallelism = Parallelism(endpoint.connections, emit, account.name)
+    return ctx
+
+
+def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: Emit, *,
+                 source_done: Callable[[], bool] | None = None) -> JobResult:
+    """Push one account's archive to its target; the result says what happened."""
+    ctx = new_context(account, manifest, store, emit)
+    release_large_buffers()  # message-sized buffers go back to the OS once sent
+    started = time.monotonic()
+    for key in SUMMARY_KEYS:
+        ctx.result.counts[key] = 0
+    with record_run(manifest, "push", account.name, account.source.kind) as run:
+        ctx.run_id = run.id
+        control = TargetControl(ctx.endpoint, account.name, ctx.tokens)
+        outcome = "failed"
+        try:
+            ctx.layout = control.layout()
+            make_plan(ctx)
+            _start(ctx)
+            _rounds(ctx, control, source_done)
+            outcome = ctx.result.outcome
+        finally:
+            control.close()
+            ctx.result.counts["seconds"] = round(time.monotonic() - started)
+            run.counts.update(ctx.result.counts)
+            if ctx.result.failures:
+                run.partial()
+            emit(TaskFinished("push", account.name, {"outcome": outcome,
+                                                     **dict(ctx.result.counts)}))
+        _notes(ctx)
+    return ctx.result
+
+
+def preview_push(account: Account, manifest: Manifest, store: BlobStore,
+                 emit: Emit) -> tuple[str, list[FolderPreview]]:
+    """The plan of a push (`--dry-run`): LIST at the target, nothing written anywhere."""
+    ctx = new_context(account, manifest, store, emit)
+    control = TargetControl(ctx.endpoint, account.name, ctx.tokens)
+    try:
+        ctx.layout = control.layout()
+        lines = preview(ctx)
+    finally:
+        control.close()
+    where = f"{ctx.target} ({ctx.endpoint.host}:{ctx.endpoint.port}, " \
+            f"{ctx.endpoint.connections} connection(s))"
+    return where, lines
+
+
+def _start(ctx: PushContext) -> None:
+    with ctx.manifest.session() as session:
+        count, size = pending_totals(session, ctx.target, ctx.targets)
+    ctx.emit(TaskStarted("push", ctx.name, count, size))
+
+
+def _rounds(ctx: PushContext, control: TargetControl,
+            source_done: Callable[[], bool] | None) -> None:
+    finder = Finder(ctx, control)
+    for _ in range(MAX_ROUNDS):
+        reconcile(ctx, control)
+        unknown = ctx.result.counts["unknown_outcome"]
+        if source_done is None and not _anything_to_push(ctx):
+            return
+        _pipeline(ctx, control, finder, source_done)
+        if ctx.fatal is not None:
+            raise ctx.fatal
+        if ctx.result.counts["unknown_outcome"] == unknown:
+            return
+        source_done = None  # the pull is over once a round has ended
+    reconcile(ctx, control)
+    _unsettled(ctx)
+
+
+def _anything_to_push(ctx: PushContext) -> bool:
+    with ctx.manifest.session() as session:
+        page = pending(session, ctx.target, ctx.targets, 0, len(ctx.failed_now) + 1)
+    return any(message.id not in ctx.failed_now for message in page)
+
+
+def _unsettled(ctx: PushContext) -> None:
+    """After the last round: messages whose APPENDs kept failing without an answer."""
+    with ctx.manifest.session() as session:
+        left = in_state(session, ctx.target, ctx.targets, ["failed"])
+    unsent = [message for message in left if message.id not in ctx.failed_now]
+    for message in unsent:
+        ctx.fail(f"{ctx.folder_names.get(message.folder_id)}: "
+                 f"{message.message_id or f'archive message {message.id}'}: "
+                 f"connection lost on every attempt ({MAX_ROUNDS} rounds); run push again")
+    ctx.result.counts["failed"] += len(unsent)
+
+
+def _pipeline(ctx: PushContext, control: TargetControl, finder: Finder,
+              source_done: Callable[[], bool] | None) -> None:
+    """Start the workers, feed them, and wait until they have written every outcome."""
+    assert ctx.parallelism is not None
+    count = ctx.parallelism.limit
+    work: queue.Queue[Chunk | None] = queue.Queue(maxsize=2 * count)
+    threads = [threading.Thread(target=PushWorker(ctx, index, work).run,
+                                name=f"push-{ctx.name}-{index}", daemon=True)
+               for index in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        _feed(ctx, control, finder, work, source_done, threads)
+    except BaseException:
+        ctx.stop.set()
+        raise
+    finally:
+        for _ in threads:
+            _put(work, None, threads, ctx)
+        for thread in threads:
+            thread.join()
+
+
+def _put(work: queue.Queue[Chunk | None], chunk: Chunk | None,
+         threads: list[threading.Thread], ctx: PushContext) -> bool:
+    """Hand a chunk over; False when no worker is left to take it."""
+    while any(thread.is_alive() for thread in threads):
+        try:
+            work.put(chunk, timeout=0.2)
+            return True
+        except queue.Full:
+            if ctx.stop.is_set() and chunk is not None:
+                return False
+    return False
+
+
+def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
+          work: queue.Queue[Chunk | None], source_done: Callable[[], bool] | None,
+          threads: list[threading.Thread]) -> None:
+    """Read unpushed messages page by page (polling while a pull runs) into chunks."""
+    cursor = 0
+    while not ctx.stop.is_set():
+        finished = source_done is None or source_done()
+        if source_done is not None and replan_if_new_folders(ctx):
+            _totals(ctx)
+        with ctx.manifest.session() as session:
+            page = pending(session, ctx.target, ctx.targets, cursor, PAGE)
+        if not page:
+            if finished:
+                return
+            ctx.stop.wait(POLL)
+            continue
+        cursor = page[-1].id
+        fresh = sorted((m for m in page if m.id not in ctx.failed_now),
+                       key=lambda m: (ctx.targets[m.folder_id], m.id))
+        for message in fresh:  # a later re-plan (new folders) must not move these
+            ctx.fed.setdefault(ctx.folder_names[message.folder_id], ctx.targets[message.folder_id])
+        for folder, group in groupby(fresh, key=lambda m: ctx.targets[m.folder_id]):
+            if not _feed_folder(ctx, control, finder, work, folder, list(group), threads):
+                return
+        if not finished:  # pipelined: these went out while the pull was still running
+            ctx.count("sent_while_pulling", len(fresh))
+        if source_done is not None:
+            _totals(ctx)
+
+
+def _feed_folder(ctx: PushContext, control: TargetControl, finder: Finder,
+                 work: queue.Queue[Chunk | None], folder: str, messages: list[Candidate],
+                 threads: list[threading.Thread]) -> bool:
+    ready_folder(ctx, control, folder)
+    if needs_index(ctx, folder):
+        finder.refresh(folder)
+    messages = already_there(ctx, finder, folder, messages)
+    for start in range(0, len(messages), CHUNK):
+        chunk = Chunk(folder, tuple(messages[start:start + CHUNK]))
+        if not _put(work, chunk, threads, ctx):
+            return False
+    return True
+
+
+def _totals(ctx: PushContext) -> None:
+    with ctx.manifest.session() as session:
+        count, size = pending_totals(session, ctx.target, ctx.targets)
+    done = sum(ctx.result.counts[k] for k in ("pushed", "already_there", "refused", "failed"))
+    ctx.emit(TaskTotals("push", ctx.name, count + done, size + ctx.result.counts["bytes"]))
+
+
+def _notes(ctx: PushContext) -> None:
+    """Tell the user about renamed and skipped folders and keywords the target dropped."""
+    assert ctx.plan is not None
+    for note in ctx.plan.notes():
+        ctx.emit(Notice("info", f"folder {note}", ctx.name))
+    if ctx.dropped_keywords:
+        listed = ", ".join(f"{k} ({n})" for k, n in sorted(ctx.dropped_keywords.items()))
+        ctx.emit(Notice("warning", f"the target cannot keep keywords (PERMANENTFLAGS); kept in "
+                        f"the archive only: {listed}", ctx.name))
+        ctx.result.counts["keywords_dropped"] = sum(ctx.dropped_keywords.values())

@@ -1,0 +1,393 @@
+"""One target connection's share of a push: intents, pipelined APPENDs, outcomes.
+
+A worker takes chunks (messages of one target folder) from the shared queue. Before any
+message of a chunk is sent, the chunk's intents are committed, in the same transaction as
+the outcomes that arrived since the last commit. Throttled APPENDs wait the server's
+suggested time and go again; a lost connection (or `AccessTokenExpired`) leaves the
+unanswered APPENDs as intents for reconciliation, reconnects (with a fresh token) and goes
+on with what was never sent.
+
+Crash points for the kill -9 tests (inert unless MIGRATOR_TEST_KILL_AT is set, see
+`migrator.testhook`): `push-intents` (a window's intents committed, nothing of it sent),
+`push-sent` (an APPEND written to the socket, its reply not read), `push-recorded` (outcomes
+committed).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from functools import partial
+
+from sqlalchemy.orm import Session
+
+from migrator.archive.blobs import sha256_hex
+from migrator.engine.push.context import PushContext
+from migrator.engine.push.message import (
+    STREAM_ABOVE,
+    BlobDamaged,
+    blob_pieces,
+    check_blob,
+    delivery_date,
+    parse_date,
+)
+from migrator.engine.push.rows import (
+    DONE,
+    FAILED,
+    REFUSED,
+    Candidate,
+    Outcome,
+    record_failure,
+    write_intents,
+    write_outcomes,
+)
+from migrator.errors import (
+    AuthError,
+    ConnectError,
+    ConnectionLost,
+    MigratorError,
+    StorageError,
+    Throttled,
+    TokenExpired,
+)
+from migrator.targets.imap import AppendItem, AppendOutcome, AppendWriter, Body, keep_flags
+from migrator.targets.office365 import NOT_CONNECTED, store_flagged_after_append
+from migrator.testhook import kill_point
+from migrator.wire import imapconn
+
+log = logging.getLogger(__name__)
+
+MAX_THROTTLES_PER_MESSAGE = 30
+MAX_FAILED_CONNECTS = 6
+IDLE_WAIT = 0.2
+FLAG_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Messages of one target folder, handed to one worker."""
+
+    folder: str
+    messages: tuple[Candidate, ...]
+
+
+class PushWorker:
+    """Runs in its own thread; `index` decides whether a lowered parallelism stops it."""
+
+    def __init__(self, ctx: PushContext, index: int, work: queue.Queue[Chunk | None]) -> None:
+        self.ctx = ctx
+        self.index = index
+        self.work = work
+        self.writer: AppendWriter | None = None
+        self.refresh = False
+        self.failed_connects = 0
+        self.outcomes: list[Outcome] = []
+        self.candidates: dict[int, Candidate] = {}
+        self.throttles: dict[int, int] = {}
+        self.flag_later: list[AppendOutcome] = []  # appended, \\Flagged still to be set
+        self.unwanted = ""  # the server's words when it refuses work on this session
+        self._dropped_bytes = 0
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._loop()
+            self._settle()
+        except BaseException as exc:  # handed to the engine, which reports it
+            self.ctx.give_up(exc)
+            self._record_quietly()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+
+    def _loop(self) -> None:
+        assert self.ctx.parallelism is not None
+        self._with_connection(lambda writer: None, deque())  # log in while the feeder plans
+        while not self.ctx.stop.is_set() and self.ctx.parallelism.allows(self.index):
+            try:
+                chunk = self.work.get(timeout=IDLE_WAIT)
+            except queue.Empty:
+                self._settle()
+                continue
+            if chunk is None:
+                return
+            self._push_chunk(chunk)
+
+    def _settle(self) -> None:
+        """Wait for every reply, set the flags Exchange needs again, write outcomes down."""
+        if self.writer is not None and not self.writer.dead and self.writer.in_flight:
+            pending: deque[AppendItem] = deque()
+            self._with_connection(AppendWriter.drain, pending)
+            self._collect(pending)
+            self._send_all(pending)
+        self._store_flags()
+        self._record([])
+
+    def _store_flags(self) -> None:
+        """`\\Flagged` again on appended messages: a SELECT and a STORE per folder, sent at once.
+
+        Until the STORE has worked their rows stay intents, so a crash leaves them to
+        reconciliation, which sets the flag too.
+        """
+        waiting, self.flag_later = self.flag_later, []
+        if not waiting or self.writer is None or self.writer.dead:
+            self._unknown(o.item for o in waiting)
+            return
+        by_folder: dict[str, list[AppendOutcome]] = {}
+        for outcome in waiting:
+            by_folder.setdefault(outcome.item.folder, []).append(outcome)
+        groups = {folder: [o.uid for o in outcomes if o.uid is not None]
+                  for folder, outcomes in by_folder.items()}
+        try:
+            failed = self.writer.store_flags(groups, "\\Flagged")
+        except (ConnectionLost, Throttled) as exc:
+            failed = {folder: str(exc) for folder in groups}
+        for folder, outcomes in by_folder.items():
+            if folder in failed:
+                log.info("%s: could not set \\Flagged in %s (%s); left to reconciliation",
+                         self.ctx.name, folder, failed[folder])
+                self._unknown(o.item for o in outcomes)
+            else:
+                self.outcomes.extend(Outcome(o.item.ref, DONE, folder, o.uidvalidity, o.uid,
+                                             self._keyword_note(o.item)) for o in outcomes)
+
+    def _unknown(self, items: Iterable[AppendItem]) -> None:
+        """Sent, outcome not settled: stays an intent; the next round looks at the target."""
+        for item in items:
+            self.ctx.count("unknown_outcome")
+            with self.ctx.lock:
+                self.ctx.sent_now[item.ref] = item.size
+
+    def _push_chunk(self, chunk: Chunk) -> None:
+        items = [self._item(chunk.folder, message) for message in chunk.messages]
+        self._record([(item.ref, item.folder) for item in items])
+        self._send_all(deque(items))
+
+    def _send_all(self, pending: deque[AppendItem]) -> None:
+        while pending and not self.ctx.stop.is_set():
+            item = pending.popleft()
+            try:
+                self._with_connection(partial(self._submit, item=item), pending, item)
+            except (BlobDamaged, StorageError) as exc:  # never sent: report, go on
+                why = (f"archive blob {exc} does not match its SHA-256 (run `migrator verify "
+                       "--archive`)" if isinstance(exc, BlobDamaged) else str(exc))
+                self.outcomes.append(Outcome(item.ref, FAILED, item.folder, note=why))
+            self._collect(pending)
+            if self.unwanted:
+                self._recycle(pending)
+            if len(self.flag_later) >= FLAG_BATCH:
+                self._store_flags()
+        if pending:  # stopping: what was never sent is not at the target
+            self.outcomes.extend(Outcome(i.ref, FAILED, i.folder, note="not sent: run stopped")
+                                 for i in pending)
+
+    # -- sending ----------------------------------------------------------------------------
+    def _item(self, folder: str, message: Candidate) -> AppendItem:
+        self.candidates[message.id] = message
+        flagged = "\\Flagged" in message.flags and store_flagged_after_append(self.ctx.endpoint)
+        return AppendItem(message.id, folder, message.flags, parse_date(message.internaldate),
+                          message.size, store_flagged=flagged)
+
+    def _submit(self, writer: AppendWriter, item: AppendItem) -> None:
+        flags, dropped = keep_flags(item.flags, self.ctx.selected.get(item.folder))
+        if dropped:
+            with self.ctx.lock:
+                self.ctx.dropped_keywords.update(dropped)
+        sha = self.candidates[item.ref].sha256
+        if item.size < STREAM_ABOVE:
+            data = self.ctx.store.read(sha)
+            if sha256_hex(data) != sha:
+                raise BlobDamaged(sha)
+            head = data
+            body: Body = data
+        else:  # big: checked, then streamed from the file, never held in memory
+            head = check_blob(self.ctx.store, sha)
+            body = partial(blob_pieces, self.ctx.store, sha)
+        if item.internaldate is None:  # POP3 knows no INTERNALDATE: the delivery date
+            item = replace(item, internaldate=delivery_date(head))
+        writer.submit(item, body, flags)
+        self.ctx.sent(item.size)
+        kill_point("push-sent")
+
+    def _with_connection(self, step: Callable[[AppendWriter], None],
+                         pending: deque[AppendItem], item: AppendItem | None = None) -> None:
+        """Run `step(writer)`; if the connection is lost or refuses work, put `item` back
+        unless it was sent (then its outcome is unknown), reconnect later, back off."""
+        try:
+            step(self._writer())
+        except (ConnectionLost, Throttled) as exc:
+            orphans = self._drop_connection()
+            self.ctx.lost_connection(self._dropped_bytes)
+            sent = item is not None and any(o.item.ref == item.ref for o in orphans)
+            for outcome in orphans:
+                self._outcome(outcome, pending)
+            if item is not None and not sent:
+                pending.appendleft(item)
+            self._back_off(exc)
+
+    def _writer(self) -> AppendWriter:
+        if self.writer is not None and not self.writer.dead:
+            return self.writer
+        while True:
+            try:
+                client = imapconn.connect(self.ctx.endpoint, self.ctx.name, self.ctx.tokens,
+                                          force_refresh=self.refresh)
+                break
+            except ConnectError as exc:
+                if isinstance(exc, AuthError) or self.failed_connects >= MAX_FAILED_CONNECTS:
+                    raise
+                self.failed_connects += 1
+                self._sleep(min(30.0, 0.5 * 2 ** self.failed_connects), f"reconnect: {exc}")
+                if self.ctx.stop.is_set():
+                    raise
+        self.refresh = False
+        self.writer = AppendWriter(client)
+        return self.writer
+
+    def _recycle(self, pending: deque[AppendItem]) -> None:
+        """Exchange said the session is not wanted: settle it, close it, retry with fewer."""
+        why, self.unwanted = self.unwanted, ""
+        if self.writer is not None and not self.writer.dead:
+            self._with_connection(AppendWriter.drain, pending)
+            self._collect(pending)
+            self.unwanted = ""
+        for outcome in self._drop_connection():
+            self._outcome(outcome, pending)
+        self.unwanted = ""
+        self._back_off(Throttled(why, None))
+
+    def _drop_connection(self) -> list[AppendOutcome]:
+        """Close a lost (or unwanted) connection; return the outcomes it still held."""
+        writer, self.writer = self.writer, None
+        self._dropped_bytes = 0
+        if writer is None:
+            return []
+        writer.abandon()
+        self._dropped_bytes = writer.unanswered_bytes
+        orphans = list(writer.outcomes)
+        writer.outcomes.clear()
+        writer.close()
+        return orphans
+
+    def _back_off(self, exc: BaseException) -> None:
+        self.failed_connects += 1
+        if self.failed_connects > MAX_FAILED_CONNECTS * 3:
+            raise ConnectError(f"{self.ctx.name}: target connection keeps failing: {exc}")
+        if isinstance(exc, TokenExpired):
+            self.refresh = True
+            log.info("%s: target session expired; reconnecting with a fresh token", self.ctx.name)
+            return
+        if isinstance(exc, Throttled):
+            assert self.ctx.parallelism is not None
+            self.ctx.parallelism.reduce(f"target refused a connection ({exc})")
+            self._sleep(exc.retry_after or min(60.0, 2.0 * self.failed_connects), str(exc))
+            return
+        self._sleep(min(10.0, 0.1 * 2 ** min(self.failed_connects, 7)), f"connection lost: {exc}")
+
+    def _sleep(self, seconds: float, why: str) -> None:
+        wait = seconds + random.uniform(0, seconds * 0.25)
+        log.info("%s: %s; waiting %.1fs", self.ctx.name, why, wait)
+        self.ctx.stop.wait(wait)
+
+    # -- outcomes -----------------------------------------------------------------------------
+    def _collect(self, pending: deque[AppendItem]) -> None:
+        """Move the writer's outcomes into rows to write; throttled ones go again."""
+        if self.writer is None:
+            return
+        outcomes = list(self.writer.outcomes)
+        self.writer.outcomes.clear()
+        for outcome in outcomes:
+            self._outcome(outcome, pending)
+
+    def _outcome(self, outcome: AppendOutcome, pending: deque[AppendItem]) -> None:
+        item = outcome.item
+        if outcome.status == "throttled":
+            self._throttled(outcome, pending)
+            return
+        self.failed_connects = 0 if outcome.status == "done" else self.failed_connects
+        if outcome.status == "done" and item.store_flagged and outcome.uid is not None:
+            self.flag_later.append(outcome)
+        elif outcome.status == "done":
+            self.outcomes.append(Outcome(item.ref, DONE, item.folder, outcome.uidvalidity,
+                                         outcome.uid, self._keyword_note(item)))
+        elif outcome.status == "unknown":
+            self._unknown([item])
+        else:
+            state = REFUSED if outcome.status == "refused" else FAILED
+            self.outcomes.append(Outcome(item.ref, state, item.folder, note=outcome.text))
+
+    def _throttled(self, outcome: AppendOutcome, pending: deque[AppendItem]) -> None:
+        """Wait what the server asks and send again; `not connected`: a new connection."""
+        item = outcome.item
+        assert self.ctx.parallelism is not None
+        self.ctx.count("throttled")
+        tries = self.throttles[item.ref] = self.throttles.get(item.ref, 0) + 1
+        if tries > MAX_THROTTLES_PER_MESSAGE:
+            self.outcomes.append(Outcome(item.ref, FAILED, item.folder,
+                                         note=f"throttled too often: {outcome.text}"))
+            return
+        pending.appendleft(item)
+        if NOT_CONNECTED in outcome.text:  # this session takes no work: back off, reconnect
+            self.unwanted = outcome.text
+            return
+        self.ctx.parallelism.throttled()
+        wait = outcome.retry_after
+        self._sleep(wait if wait is not None else min(30.0, 2.0 ** (tries - 1)),
+                    "target throttled an APPEND")
+
+    def _keyword_note(self, item: AppendItem) -> str | None:
+        _, dropped = keep_flags(item.flags, self.ctx.selected.get(item.folder))
+        return f"keywords not kept by the target: {' '.join(dropped)}" if dropped else None
+
+    def _record(self, intents: list[tuple[int, str]]) -> None:
+        """One transaction: the outcomes so far, then the next window's intents."""
+        outcomes, self.outcomes = self.outcomes, []
+        if not outcomes and not intents:
+            return
+        with self.ctx.manifest.session() as session:
+            write_outcomes(session, self.ctx.target, outcomes)
+            for outcome in outcomes:
+                if outcome.state in (REFUSED, FAILED):
+                    self._report(session, outcome)
+            write_intents(session, self.ctx.target, intents)
+        if intents:
+            kill_point("push-intents")
+        if outcomes:
+            kill_point("push-recorded")
+        self._count(outcomes)
+
+    def _report(self, session: Session, outcome: Outcome) -> None:
+        message = self.candidates[outcome.message_id]
+        ref = message.message_id or f"archive message {message.id}"
+        folder = self.ctx.folder_names.get(message.folder_id, "?")
+        what = "refused by the target" if outcome.state == REFUSED else "failed"
+        line = (f"{folder} -> {outcome.target_folder}: {ref} ({message.size} bytes) {what}: "
+                f"{outcome.note}")
+        self.ctx.fail(line)
+        record_failure(session, self.ctx.run_id, self.ctx.account_id, folder, ref,
+                       f"{what}: {outcome.note}")
+        if outcome.state == FAILED:
+            self.ctx.failed_now.add(outcome.message_id)
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        done = [o for o in outcomes if o.state == DONE]
+        nbytes = sum(self.candidates[o.message_id].size for o in done)
+        self.ctx.count("pushed", len(done))
+        self.ctx.count("bytes", nbytes)
+        self.ctx.count("refused", sum(o.state == REFUSED for o in outcomes))
+        self.ctx.count("failed", sum(o.state == FAILED for o in outcomes))
+        self.ctx.advanced(len(outcomes), nbytes)
+        for outcome in outcomes:
+            self.candidates.pop(outcome.message_id, None)
+
+    def _record_quietly(self) -> None:
+        try:
+            self._record([])
+        except MigratorError:
+            log.debug("could not record outcomes while stopping")
+        except Exception:
+            log.exception("could not record outcomes while stopping")

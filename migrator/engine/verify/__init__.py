@@ -1,0 +1,1 @@
+"""Verify: the archive against its own hashes, and the target against the archive."""

@@ -1,0 +1,198 @@
+"""`verify ACCOUNT`: compare the archive with the target, folder by folder.
+
+Each live archived message is expected in the target folder its push went to (or, never
+pushed, where the plan sends it) and is looked for there by Message-ID, fingerprint, or for
+messages with neither, content. Never by bytes against Exchange, which re-renders what it
+stores; `byte_check` compares bytes (bare LF read as CRLF) on other IMAP servers. What is
+left at the target is a duplicate when it looks like an archived message, else an extra
+(mail that came some other way: reported, not an error).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrator.archive.blobs import BlobStore
+from migrator.archive.db import Manifest
+from migrator.config import Account
+from migrator.engine.events import Emit, TaskAdvanced, TaskFinished, TaskStarted
+from migrator.engine.push.context import PushContext
+from migrator.engine.push.job import new_context
+from migrator.engine.push.plan import make_plan
+from migrator.engine.push.reconcile import Finder
+from migrator.engine.push.rows import DONE, REFUSED, Candidate, in_state
+from migrator.errors import MigratorError
+from migrator.folders import FolderMapping
+from migrator.targets.control import TargetControl
+from migrator.targets.identity import Matcher, TargetEntry, crlf
+from migrator.targets.office365 import byte_comparable
+
+
+@dataclass
+class FolderCheck:
+    """One target folder: what the archive expects there and what was found."""
+
+    target: str
+    sources: list[str]
+    expected: int = 0
+    at_target: int = 0
+    present: int = 0
+    missing: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    extras: int = 0
+    changed: list[str] = field(default_factory=list)  # byte check only
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.refused or self.duplicates or self.changed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "sources": self.sources, "expected": self.expected,
+                "at_target": self.at_target, "present": self.present,
+                "missing": self.missing, "refused": self.refused,
+                "duplicates": self.duplicates, "extras": self.extras, "changed": self.changed}
+
+
+@dataclass
+class TargetReport:
+    account: str
+    target: str
+    byte_check: bool
+    folders: list[FolderCheck] = field(default_factory=list)
+    skipped: list[FolderMapping] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(folder.ok for folder in self.folders)
+
+    def totals(self) -> dict[str, int]:
+        return {"folders": len(self.folders),
+                "expected": sum(f.expected for f in self.folders),
+                "at_target": sum(f.at_target for f in self.folders),
+                "present": sum(f.present for f in self.folders),
+                "missing": sum(len(f.missing) for f in self.folders),
+                "refused": sum(len(f.refused) for f in self.folders),
+                "duplicates": sum(f.duplicates for f in self.folders),
+                "extras": sum(f.extras for f in self.folders),
+                "changed": sum(len(f.changed) for f in self.folders)}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"account": self.account, "target": self.target, "ok": self.ok,
+                "byte_check": self.byte_check, **self.totals(),
+                "folders": [folder.as_dict() for folder in self.folders],
+                "skipped": [m.describe() for m in self.skipped]}
+
+
+def verify_target(account: Account, manifest: Manifest, store: BlobStore, emit: Emit, *,
+                  byte_check: bool = False) -> TargetReport:
+    """Compare an account's archive with its target; the report says what differs."""
+    ctx = new_context(account, manifest, store, emit, command="verify")
+    if byte_check and not byte_comparable(ctx.endpoint):
+        raise MigratorError(f"{account.name}: --bytes is not possible against Office 365, "
+                            "which re-renders every message it stores; verify without it")
+    control = TargetControl(ctx.endpoint, account.name, ctx.tokens)
+    try:
+        return _verify(ctx, control, byte_check)
+    finally:
+        control.close()
+
+
+def _verify(ctx: PushContext, control: TargetControl, byte_check: bool) -> TargetReport:
+    ctx.layout = control.layout()
+    plan = make_plan(ctx)
+    report = TargetReport(ctx.name, ctx.target, byte_check,
+                          skipped=[m for m in plan.mappings if m.target is None])
+    with ctx.manifest.session() as session:
+        messages = in_state(session, ctx.target, ctx.targets,
+                            [None, "intent", DONE, REFUSED, "failed"])
+    by_folder: dict[str, list[Candidate]] = defaultdict(list)
+    for message in messages:
+        where = message.target_folder if message.state == DONE else None
+        by_folder[where or ctx.targets[message.folder_id]].append(message)
+    ctx.emit(TaskStarted("verify", ctx.name, len(messages)))
+    finder = Finder(ctx, control)
+    for folder in sorted(by_folder):
+        check = _check_folder(ctx, control, finder, folder, by_folder[folder], byte_check)
+        report.folders.append(check)
+        ctx.emit(TaskAdvanced("verify", ctx.name, check.expected))
+    ctx.emit(TaskFinished("verify", ctx.name, {"outcome": "ok" if report.ok else "differences",
+                                               **report.totals()}))
+    return report
+
+
+def _describe(ctx: PushContext, message: Candidate) -> str:
+    ref = message.message_id or f"archive message {message.id} (no Message-ID)"
+    return f"{ref} from {ctx.folder_names.get(message.folder_id, '?')}"
+
+
+def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, folder: str,
+                  messages: Sequence[Candidate], byte_check: bool) -> FolderCheck:
+    sources = sorted({ctx.folder_names[m.folder_id] for m in messages})
+    check = FolderCheck(folder, sources, expected=len(messages))
+    finder.check_sizes = False  # presence by identity; bytes only with byte_check
+    matcher = _index(ctx, finder, folder, {m.message_id for m in messages if m.message_id})
+    check.at_target = len(matcher.free)
+    validity = ctx.selected[folder].uidvalidity if folder in ctx.selected else None
+    found: dict[int, TargetEntry] = {}
+    for message in messages:  # a recorded UID first, so duplicates are told apart
+        if message.state == DONE and message.target_uidvalidity == validity and message.target_uid:
+            entry = matcher.free.get(message.target_uid)
+            if entry is not None and _same(finder, message, entry):
+                found[message.id] = matcher.take(entry.uid) or entry
+    for message in messages:
+        if message.id in found:
+            continue
+        if message.state == REFUSED:
+            check.refused.append(_describe(ctx, message))
+            continue
+        entry = finder.find(folder, matcher, message)
+        if entry is None:
+            check.missing.append(_describe(ctx, message))
+        else:
+            found[message.id] = entry
+    check.present = len(found)
+    _leftovers(finder, check, matcher, messages)
+    if byte_check:
+        check.changed = _compare_bytes(ctx, control, folder, messages, found)
+    return check
+
+
+def _index(ctx: PushContext, finder: Finder, folder: str, known_ids: set[str]) -> Matcher:
+    existing = {f.name for f in ctx.layout.existing} if ctx.layout else set()
+    if folder not in existing:
+        return Matcher([])
+    ctx.selected[folder], entries = finder.control.index(folder)
+    return Matcher(entries, known_ids=known_ids)
+
+
+def _same(finder: Finder, message: Candidate, entry: TargetEntry) -> bool:
+    wanted = finder.wanted(message)
+    probe = Matcher([entry])
+    return probe.claim(wanted) is not None or wanted.identity.anonymous
+
+
+def _leftovers(finder: Finder, check: FolderCheck, matcher: Matcher,
+               messages: Sequence[Candidate]) -> None:
+    known_ids = Counter(m.message_id for m in messages if m.message_id)
+    for entry in matcher.remaining():
+        if entry.identity.message_id and entry.identity.message_id in known_ids:
+            check.duplicates += 1
+        else:
+            check.extras += 1
+
+
+def _compare_bytes(ctx: PushContext, control: TargetControl, folder: str,
+                   messages: Sequence[Candidate], found: dict[int, TargetEntry]) -> list[str]:
+    by_uid = {entry.uid: message for message in messages
+              if (entry := found.get(message.id)) is not None}
+    changed = []
+    pairs = [(uid, found[message.id].size) for uid, message in sorted(by_uid.items())]
+    for uid, body in control.bodies(folder, pairs):
+        message = by_uid[uid]
+        if crlf(body) != crlf(ctx.store.read(message.sha256)):
+            changed.append(_describe(ctx, message))
+    return changed

@@ -1,0 +1,126 @@
+"""The one place IMAP connections are made: TLS, login (password or XOAUTH2), error mapping.
+
+Sources and targets both connect through `connect()`; tests and the fault proxy plug in by
+pointing the endpoint's host/port at it. Low-level errors become meaningful ones here, where
+they enter: `classify()` turns a library exception into a retryable or final migrator error.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from migrator.auth import TokenProvider, token_provider
+from migrator.config import Endpoint
+from migrator.errors import (
+    AuthError,
+    ConnectError,
+    ConnectionLost,
+    MigratorError,
+    Throttled,
+    TokenExpired,
+)
+from migrator.retry import throttle_backoff
+from migrator.wire.tls import describe_os_error, tls_context
+
+log = logging.getLogger(__name__)
+
+NOT_CONNECTED = "User is authenticated but not connected"
+
+
+def tokens_for(endpoint: Endpoint, account: str) -> TokenProvider | None:
+    if endpoint.auth != "xoauth2":
+        return None
+    assert endpoint.oauth is not None
+    return token_provider(endpoint.oauth, account, endpoint.protocol)
+
+
+def connect(endpoint: Endpoint, account: str, tokens: TokenProvider | None = None,
+            force_refresh: bool = False) -> IMAPClient:
+    """An authenticated IMAPClient, or AuthError / ConnectError naming the account."""
+    where = f"{account}: {endpoint.host}:{endpoint.port}"
+    try:
+        client = IMAPClient(endpoint.host, endpoint.port, ssl=endpoint.security == "tls",
+                            ssl_context=tls_context(endpoint), timeout=endpoint.timeout)
+        if endpoint.security == "starttls":
+            client.starttls(tls_context(endpoint))
+    except (OSError, imaplib.IMAP4.error, IMAPClientError) as exc:
+        raise ConnectError(f"{where}: cannot connect: {describe_os_error(exc)}") from None
+    try:
+        login(client, endpoint, account, tokens, force_refresh)
+    except BaseException:
+        close_quietly(client)
+        raise
+    return client
+
+
+def login(client: IMAPClient, endpoint: Endpoint, account: str,
+          tokens: TokenProvider | None, force_refresh: bool) -> None:
+    where = f"{account}: {endpoint.host}:{endpoint.port}"
+    try:
+        if endpoint.auth == "xoauth2":
+            provider = tokens or tokens_for(endpoint, account)
+            assert provider is not None
+            client.oauth2_login(endpoint.username, provider.token(force_refresh))
+        else:
+            assert endpoint.password is not None
+            client.login(endpoint.username, endpoint.password.resolve())
+    except LoginError as exc:
+        raise AuthError(f"{where}: login refused for {endpoint.username}: "
+                        f"{_server_text(exc)}") from None
+    except (OSError, imaplib.IMAP4.abort) as exc:
+        raise ConnectError(f"{where}: connection lost during login: "
+                           f"{describe_os_error(exc)}") from None
+
+
+def _server_text(exc: BaseException) -> str:
+    text = str(exc)
+    for prefix in ("b'", 'b"'):
+        if text.startswith(prefix) and text.endswith(text[1]):
+            text = text[2:-1]
+    return text.strip() or "no reason given"
+
+
+def classify(exc: BaseException) -> BaseException:
+    """Map a library exception to Throttled / TokenExpired / ConnectionLost, or keep it."""
+    if isinstance(exc, MigratorError):
+        return exc
+    text = _server_text(exc)
+    backoff = throttle_backoff(text)
+    if backoff is not None:
+        return Throttled(text, backoff)
+    if NOT_CONNECTED in text:
+        return Throttled(text, None)
+    if "AccessTokenExpired" in text:
+        return TokenExpired(text)
+    if isinstance(exc, (imaplib.IMAP4.abort, OSError, EOFError, ssl.SSLError, socket.timeout)):
+        return ConnectionLost(text or exc.__class__.__name__)
+    return exc
+
+
+def close_quietly(client: IMAPClient) -> None:
+    """Log out if the connection still works; never raise (it may already be gone)."""
+    try:
+        client.logout()
+    except Exception:
+        try:
+            client.shutdown()
+        except Exception:
+            log.debug("connection already closed")
+
+
+@contextmanager
+def session(endpoint: Endpoint, account: str,
+            tokens: TokenProvider | None = None) -> Iterator[IMAPClient]:
+    client = connect(endpoint, account, tokens)
+    try:
+        yield client
+    finally:
+        close_quietly(client)

@@ -11,6 +11,7 @@ from typing import Any
 from migrator import config
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest, open_manifest
+from migrator.archive.readonly import open_manifest_readonly
 from migrator.cli.environment import Environment
 from migrator.engine.events import Emit
 
@@ -33,9 +34,15 @@ class Context:
             self._settings = config.load(self.config_path)
         return self._settings
 
+    @property
+    def dry_run(self) -> bool:
+        return bool(getattr(self.args, "dry_run", False))
+
     def manifest(self) -> Manifest:
+        """The manifest; for a dry run a read-only one that creates and upgrades nothing."""
         if self._manifest is None:
-            self._manifest = open_manifest(self.settings().archive.database)
+            url = self.settings().archive.database
+            self._manifest = open_manifest_readonly(url) if self.dry_run else open_manifest(url)
         return self._manifest
 
     def manifest_missing(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,14 @@ class Context:
         self.env.stdout.write(text + "\n")
 
     def out_json(self, value: Any) -> None:
-        self.env.stdout.write(json.dumps(value, indent=None, default=str) + "\n")
+        self.env.stdout.write(json.dumps(value, indent=None, default=_json_value) + "\n")
 
     def close(self) -> None:
         if self._manifest is not None:
             self._manifest.close()
             self._manifest = None
+
+
+def _json_value(value: Any) -> Any:
+    """Times as ISO 8601 (with their offset when they have one); anything else as text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)

@@ -19,6 +19,7 @@ from migrator.engine.migrate import migrate_account
 from migrator.engine.pull import pull_account
 from migrator.engine.results import JobResult
 from migrator.errors import ExitStatus
+from migrator.timestamps import local_text
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -112,7 +113,7 @@ def status(ctx: Context) -> int:
     for row, state in states:
         shown = "invalid" if row.error else state.state
         total = "?" if state.source_total is None else str(state.source_total)
-        when = state.last_run.strftime("%Y-%m-%d %H:%M") if state.last_run else "-"
+        when = local_text(state.last_run) if state.last_run else "-"
         errors = "; ".join(([row.error] if row.error else []) + state.errors)
         ctx.out(f"{row.name[:24]:24} {shown:12} {state.archived:>9} {total:>7} "
                 f"{human_bytes(state.archived_bytes):>10} {state.pushed:>8}  {when}"

@@ -10,7 +10,7 @@ from typing import Any
 from migrator.archive.locks import account_lock
 from migrator.archive.mailbox_state import mailbox_state
 from migrator.batchfile import BatchRow, load_batch
-from migrator.cli.batch_reports import moved_bytes, report_row, write_reports
+from migrator.cli.batch_reports import archived_bytes, pushed_bytes, report_row, write_reports
 from migrator.cli.context import Context
 from migrator.cli.progress import human_bytes
 from migrator.config import Account
@@ -88,10 +88,11 @@ def render_summary(ctx: Context, outcomes: list[MailboxOutcome], csv_path: Path,
         if outcome.state != "complete":
             reason = outcome.error or "; ".join(outcome.failures[:3]) or "not verified"
             ctx.out(f"  line {outcome.line} {outcome.account}: {outcome.state}: {reason}")
-    total_bytes = sum(moved_bytes(outcome) for outcome in outcomes)
+    archived = sum(archived_bytes(outcome) for outcome in outcomes)
+    pushed = sum(pushed_bytes(outcome) for outcome in outcomes)
     ctx.out(f"batch: {len(outcomes)} mailboxes, {states.count('complete')} complete, "
             f"{len(outcomes) - states.count('complete')} need attention, "
-            f"{human_bytes(total_bytes)} moved")
+            f"{human_bytes(archived)} archived, {human_bytes(pushed)} pushed")
     ctx.out(f"report: {csv_path} and {json_path}")
 
 

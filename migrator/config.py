@@ -45,6 +45,7 @@ class OAuthSettings:
     scopes: tuple[str, ...] = ()
     token_cache: Path | None = None
     ca_file: Path | None = None
+    save_tokens: bool = True  # False for a dry run: a refreshed token is used, not saved
 
     @property
     def authority_url(self) -> str:

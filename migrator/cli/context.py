@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ class Context:
     def settings(self) -> config.Settings:
         if self._settings is None:
             self._settings = config.load(self.config_path)
+            if self.dry_run:
+                self._settings = without_token_saving(self._settings)
         return self._settings
 
     @property
@@ -70,3 +72,17 @@ class Context:
 def _json_value(value: Any) -> Any:
     """Times as ISO 8601 (with their offset when they have one); anything else as text."""
     return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def without_token_saving(settings: config.Settings) -> config.Settings:
+    """The settings for a dry run: a token refreshed on the way is not written to its cache."""
+
+    def endpoint(found: config.Endpoint) -> config.Endpoint:
+        if found.oauth is None:
+            return found
+        return replace(found, oauth=replace(found.oauth, save_tokens=False))
+
+    accounts = {name: replace(account, source=endpoint(account.source),
+                              target=endpoint(account.target) if account.target else None)
+                for name, account in settings.accounts.items()}
+    return replace(settings, accounts=accounts)

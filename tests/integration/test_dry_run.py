@@ -1,7 +1,8 @@
 """`--dry-run` of pull, push and migrate writes nothing at all (issue 11 item 13).
 
 Not the archive directory, not `manifest.sqlite` or its `-wal`/`-shm`, not a lock file, and
-not a schema upgrade: the archive is compared file by file (size and mtime) before and after.
+not a schema upgrade, not a refreshed token: the archive is compared file by file (size and
+mtime) before and after.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
 from tests.integration.push_world import (
     SOURCE_PASSWORD,
+    fill_archive,
+    message,
     source_block,
     target_block,
     write_world_config,
 )
+from tests.integration.test_auth import device_config, sign_in
 from tests.world.mailstore import SeedMessage
 
 pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
@@ -81,3 +85,20 @@ def test_dry_run_does_not_upgrade_a_manifest_that_needs_it(world_config, tmp_pat
     assert "a real run would upgrade it to" in result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["would_fetch"] == 3
     assert snapshot(archive) == before
+
+
+def test_a_token_refreshed_by_a_dry_run_is_not_saved(office365_server, oauth_service, certs,
+                                                     tmp_path):
+    oauth_service.token_lifetime = 120  # MSAL refreshes what expires within five minutes
+    config = device_config(tmp_path, office365_server, oauth_service, certs)
+    assert sign_in(config, oauth_service).status == ExitStatus.OK
+    fill_archive(tmp_path / "archive", [message(n) for n in range(3)])
+    before = snapshot(tmp_path / "archive")
+    assert "tokens/bob.json" in before
+
+    result = run_cli("-c", config, "push", "bob", "--dry-run")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert "total: 3 messages to push" in result.stdout
+    assert oauth_service.issued["refresh_token"] >= 1  # the dry run did refresh the token
+    assert snapshot(tmp_path / "archive") == before

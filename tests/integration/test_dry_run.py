@@ -42,11 +42,11 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
             for path in sorted(root.rglob("*"))}
 
 
-@pytest.fixture
-def world_config(source_server, o365, oauth_service, certs, tmp_path) -> Path:
+@pytest.fixture(params=["imap", "pop3"])
+def world_config(request, source_server, o365, oauth_service, certs, tmp_path) -> Path:
     source_server.add_user("alice", SOURCE_PASSWORD)
     source_server.seed("alice", "INBOX", [mail(n) for n in range(3)])
-    return write_world_config(tmp_path, source_block(source_server),
+    return write_world_config(tmp_path, source_block(source_server, kind=request.param),
                               target_block(o365.imaps_port, certs.ca_cert, oauth_service))
 
 

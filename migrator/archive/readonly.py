@@ -5,6 +5,9 @@ A dry run must leave the archive exactly as it found it: no archive directory, n
 opened `immutable` (SQLite then takes no lock and creates no side file; a `mode=ro`
 connection would leave `-wal` and `-shm` behind), and where the manifest is missing or needs
 an Alembic upgrade the preview works on a copy in memory, upgraded there.
+
+The price of `immutable`: a run that starts writing while the preview reads is not seen, so
+a preview made during another run may be out of date by what that run did meanwhile.
 """
 
 from __future__ import annotations

@@ -225,3 +225,28 @@ def test_a_port_out_of_range_is_refused(tmp_path: Path, port: int) -> None:
     path = write_config(tmp_path, MINIMAL + f"port = {port}\n")
     with pytest.raises(ConfigError, match=r"accounts\.alice\.source\.port: must be at"):
         config.load(path)
+
+
+def test_config_check_resolves_the_batch_tables_secrets(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MIGRATOR_TEST_APP", raising=False)
+    path = write_config(tmp_path, """
+[archive]
+path = "archive"
+[batch.source]
+kind = "imap"
+host = "127.0.0.1"
+[batch.target]
+kind = "office365"
+[batch.target.oauth]
+flow = "client_credentials"
+client_id = "app"
+client_secret = "env:MIGRATOR_TEST_APP"
+""")
+    result = run_cli("-c", path, "config", "check")
+    assert result.status == ExitStatus.CONFIG
+    assert "batch.target.oauth.client_secret: environment variable MIGRATOR_TEST_APP is not " \
+        "set" in result.stderr
+    monkeypatch.setenv("MIGRATOR_TEST_APP", "app-Value-77")
+    result = run_cli("-c", path, "config", "check")
+    assert result.status == ExitStatus.OK and "app-Value" not in result.stdout + result.stderr

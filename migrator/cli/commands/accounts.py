@@ -27,8 +27,8 @@ def run_each(ctx: Context, command: str, job: Job) -> list[JobResult]:
     """Run `job` per account under its lock; an account-scoped error spoils only that account.
 
     The lock is taken before the manifest is opened, so a run refused for the lock never
-    touches the manifest. A dry run takes none: it only reads (a consistent snapshot of the
-    manifest), and a lock file is a write it must not make.
+    touches the manifest. A dry run takes none: it only reads, and creating or rewriting a
+    lock file is a write it must not make (nor should a preview make a cron run wait).
     """
     results = []
     for account in selected_accounts(ctx):

@@ -41,8 +41,9 @@ def default_scopes(settings: OAuthSettings, protocol: str = "imap") -> list[str]
 class TokenCacheFile:
     """MSAL's serializable cache persisted to a private file."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, save: bool = True) -> None:
         self.path = path
+        self.save_changes = save
         import msal
 
         self.cache = msal.SerializableTokenCache()
@@ -50,7 +51,7 @@ class TokenCacheFile:
             self.cache.deserialize(path.read_text(encoding="utf-8"))
 
     def save(self) -> None:
-        if self.path is None or not self.cache.has_state_changed:
+        if self.path is None or not self.save_changes or not self.cache.has_state_changed:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(self.path, self.cache.serialize().encode("utf-8"), mode=0o600)
@@ -75,7 +76,8 @@ class TokenProvider:
         self.account = account
         self.scopes = default_scopes(settings, protocol)
         self.cache = TokenCacheFile(settings.token_cache
-                                    if settings.flow == "device_code" else None)
+                                    if settings.flow == "device_code" else None,
+                                    save=settings.save_tokens)
         self._lock = threading.Lock()
         self._app: Any = None
         self._refreshed_at: float | None = None  # monotonic time of the last forced refresh

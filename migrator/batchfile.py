@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from migrator.config import Account, Settings, Table, parse_account
+from migrator.config import MAX_PORT, Account, Settings, Table, parse_account
 from migrator.errors import ConfigError
 from migrator.secrets import Secret
 
@@ -85,9 +85,11 @@ def merged_tables(path: Path, line: int, record: dict[str, str],
         if values.get(column):
             source[key] = values[column]
     if values.get("source_port"):
-        if not values["source_port"].isdigit():
-            raise ConfigError(f"{path}: line {line}: source_port must be a number")
-        source["port"] = int(values["source_port"])
+        port = values["source_port"]
+        if not port.isdigit() or not 1 <= int(port) <= MAX_PORT:
+            raise ConfigError(f"{path}: line {line}: source_port must be a number from 1 to "
+                              f"{MAX_PORT}, got {port!r}")
+        source["port"] = int(port)
     if values.get("source_secret"):
         if Secret(values["source_secret"]).is_literal:
             raise ConfigError(f"{path}: line {line}: source_secret must be a reference "

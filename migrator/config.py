@@ -6,6 +6,7 @@ Every error names the file and the dotted key. Unknown keys are errors too: a ty
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ DEFAULT_PORTS = {
     ("imap", "tls"): 993, ("imap", "starttls"): 143, ("imap", "plain"): 143,
     ("pop3", "tls"): 995, ("pop3", "starttls"): 110, ("pop3", "plain"): 110,
 }
+MAX_PORT = 65535
 _MISSING: Any = object()
 
 
@@ -43,6 +45,7 @@ class OAuthSettings:
     scopes: tuple[str, ...] = ()
     token_cache: Path | None = None
     ca_file: Path | None = None
+    save_tokens: bool = True  # False for a dry run: a refreshed token is used, not saved
 
     @property
     def authority_url(self) -> str:
@@ -143,7 +146,7 @@ class Table:
         self._read.add(key)
         if key not in self.data:
             if default is _MISSING:
-                raise self.error(key, "is required")
+                raise self.error(key, "is required" + self._typo_of(key))
             return default
         value = self.data[key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
@@ -153,10 +156,19 @@ class Table:
     def text(self, key: str, default: Any = _MISSING) -> Any:
         return self._get(key, default, (str,), "a string")
 
-    def integer(self, key: str, default: Any = _MISSING, minimum: int = 0) -> Any:
+    def _typo_of(self, key: str) -> str:
+        """A hint naming a key the table has that looks like the missing `key` (`usrname`)."""
+        unread = [name for name in self.data if name not in self._read]
+        close = difflib.get_close_matches(key, unread, n=1, cutoff=0.75)
+        return f" (found {close[0]!r}: did you mean {key!r}?)" if close else ""
+
+    def integer(self, key: str, default: Any = _MISSING, minimum: int = 0,
+                maximum: int | None = None) -> Any:
         value = self._get(key, default, (int,), "an integer")
         if value is not None and value < minimum:
             raise self.error(key, f"must be at least {minimum}, got {value}")
+        if value is not None and maximum is not None and value > maximum:
+            raise self.error(key, f"must be at most {maximum}, got {value}")
         return value
 
     def number(self, key: str, default: Any = _MISSING) -> Any:
@@ -207,7 +219,9 @@ class Table:
     def check_unknown(self) -> None:
         unknown = sorted(set(self.data) - self._read)
         if unknown:
-            raise self.error(unknown[0], "unknown key (a typo?)")
+            close = difflib.get_close_matches(unknown[0], sorted(self._read), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "a typo?"
+            raise self.error(unknown[0], f"unknown key ({hint})")
 
 
 def load(file: str | Path) -> Settings:
@@ -288,7 +302,8 @@ def parse_endpoint(table: Table, kinds: tuple[str, ...], account: str,
     protocol = "pop3" if kind == "pop3" else "imap"
     security = table.choice("security", SECURITIES, "tls")
     host = table.text("host", OFFICE365_HOST if office365 else _MISSING)
-    port = table.integer("port", DEFAULT_PORTS[(protocol, security)], minimum=1)
+    port = table.integer("port", DEFAULT_PORTS[(protocol, security)], minimum=1,
+                         maximum=MAX_PORT)
     auth = table.choice("auth", ("password", "xoauth2"), "xoauth2" if office365 else "password")
     username = table.text("username")
     password = table.secret("password")
@@ -334,14 +349,26 @@ def parse_oauth(table: Table, account: str, archive: ArchiveSettings) -> OAuthSe
     return settings
 
 
-def literal_secrets(settings: Settings) -> list[str]:
-    """Config keys holding a literal secret instead of a reference, for a warning."""
+def secrets_in(settings: Settings) -> list[Secret]:
+    """Every secret the config names: the accounts' and the `[batch]` tables' defaults."""
     found = []
     for account in settings.accounts.values():
         for endpoint in (account.source, account.target):
             if endpoint is None:
                 continue
             for secret in (endpoint.password, endpoint.oauth and endpoint.oauth.client_secret):
-                if secret and secret.is_literal:
-                    found.append(secret.where)
+                if secret:
+                    found.append(secret)
+    for side, table in (("source", settings.batch.source), ("target", settings.batch.target)):
+        oauth = (table or {}).get("oauth")
+        for key, value in (("password", (table or {}).get("password")),
+                           ("oauth.client_secret", isinstance(oauth, dict)
+                            and oauth.get("client_secret"))):
+            if isinstance(value, str):
+                found.append(Secret(value, where=f"{settings.file}: batch.{side}.{key}"))
     return found
+
+
+def literal_secrets(settings: Settings) -> list[str]:
+    """Config keys holding a literal secret instead of a reference, for a warning."""
+    return [secret.where for secret in secrets_in(settings) if secret.is_literal]

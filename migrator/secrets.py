@@ -6,6 +6,7 @@ at the last moment and never stored, logged or put into an exception.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,19 @@ class Secret:
         redact.register(value)
         return value
 
+    def check(self) -> str | None:
+        """Resolve the reference and forget the value, for `config check`.
+
+        Raises SecretError as a run would (unset variable, unreadable file, no keyring entry);
+        returns a note instead when this machine cannot tell: a keyring reference without
+        the keyring package installed.
+        """
+        if self.reference.startswith("keyring:") and importlib.util.find_spec("keyring") is None:
+            return (f"{self.where}: {self.reference} not checked: the keyring extra is not "
+                    "installed (pip install 'migrator[keyring]'); a run needs it")
+        self._lookup()
+        return None
+
     def _lookup(self) -> str:
         if self.is_literal:
             return self.reference
@@ -73,7 +87,11 @@ class Secret:
         except ImportError:
             raise SecretError(f"{self.where}: keyring reference needs the 'keyring' package "
                               "(pip install 'migrator[keyring]')") from None
-        value = keyring.get_password(service, user)
+        try:
+            value = keyring.get_password(service, user)
+        except Exception as exc:  # a backend error (no keyring daemon...) must stay one line
+            raise SecretError(f"{self.where}: keyring lookup of {service}/{user} failed: "
+                              f"{exc.__class__.__name__}") from None
         if value is None:
             raise SecretError(f"{self.where}: no keyring entry for {service}/{user}")
         return str(value)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from migrator.archive.manifest import AccountRow, FolderRow, MessageRow, PushRow, RunRow
+from migrator.timestamps import from_manifest
 
 
 @dataclass
@@ -42,7 +43,7 @@ def mailbox_state(session: Session, account: str, has_target: bool) -> MailboxSt
         .where(FolderRow.account_id == row.id, PushRow.state == "done")) or 0
     latest = _latest_runs(session, row.id)
     if latest:
-        state.last_run = max(run.started_at for run in latest.values())
+        state.last_run = from_manifest(max(run.started_at for run in latest.values()))
         state.state, state.errors = _judge(latest, has_target)
     return state
 

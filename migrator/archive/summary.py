@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from migrator.archive.manifest import AccountRow, FolderRow, MessageRow, PushRow, RunRow
+from migrator.timestamps import from_manifest
 
 
 @dataclass
@@ -62,7 +63,8 @@ def summarise(session: Session, recent_runs: int = 5) -> tuple[list[AccountSumma
         .group_by(FolderRow.id).order_by(FolderRow.name)
     )
     for account_id, name, synced, count, size, gone in session.execute(per_folder):
-        accounts[account_id].folders.append(FolderSummary(name, count, int(size), gone, synced))
+        accounts[account_id].folders.append(FolderSummary(name, count, int(size), gone,
+                                                          from_manifest(synced)))
     pushed = (
         select(FolderRow.account_id, func.count(PushRow.id))
         .join(MessageRow, PushRow.message_id == MessageRow.id)
@@ -83,5 +85,5 @@ def summarise(session: Session, recent_runs: int = 5) -> tuple[list[AccountSumma
 
 def _run(row: RunRow, names: dict[int, str]) -> RunSummary:
     account = names.get(row.account_id) if row.account_id is not None else None
-    return RunSummary(row.id, account, row.command, row.outcome, row.started_at,
-                      row.finished_at, json.loads(row.counts or "{}"))
+    return RunSummary(row.id, account, row.command, row.outcome, from_manifest(row.started_at),
+                      from_manifest(row.finished_at), json.loads(row.counts or "{}"))

@@ -2,6 +2,11 @@
 
 Rows hold counts, states and reasons only; secret references never appear (the report is
 built from outcomes, not from the config).
+
+Bytes have one definition, in two columns: `archived_bytes`, the size of the messages this run
+copied from the source into the archive (as the `archived` column counts them), and
+`pushed_bytes`, the size of those it appended to the target (the `pushed` column), whatever
+the source's protocol.
 """
 
 from __future__ import annotations
@@ -17,7 +22,12 @@ from migrator.durable import atomic_write
 from migrator.engine.batch import MailboxOutcome
 
 REPORT_COLUMNS = ("line", "account", "state", "found", "archived", "pushed", "already_present",
-                  "refused", "failed", "bytes", "verified", "seconds", "error", "failures")
+                  "refused", "failed", "archived_bytes", "pushed_bytes", "verified", "seconds",
+                  "error", "failures")
+# A batch job is a pull (IMAP counts `fetched_bytes`, POP3 `bytes`) or a migrate, which
+# prefixes its stages' counts with `pull_` and `push_`.
+ARCHIVED_BYTES = ("fetched_bytes", "bytes", "pull_fetched_bytes", "pull_bytes")
+PUSHED_BYTES = ("push_bytes",)
 
 
 def _count(outcome: MailboxOutcome, *keys: str) -> int:
@@ -25,8 +35,12 @@ def _count(outcome: MailboxOutcome, *keys: str) -> int:
     return sum(outcome.counts.get(key, 0) for key in keys)
 
 
-def moved_bytes(outcome: MailboxOutcome) -> int:
-    return _count(outcome, "bytes", "pull_bytes", "push_bytes")
+def archived_bytes(outcome: MailboxOutcome) -> int:
+    return _count(outcome, *ARCHIVED_BYTES)
+
+
+def pushed_bytes(outcome: MailboxOutcome) -> int:
+    return _count(outcome, *PUSHED_BYTES)
 
 
 def report_row(outcome: MailboxOutcome) -> dict[str, object]:
@@ -39,7 +53,7 @@ def report_row(outcome: MailboxOutcome) -> dict[str, object]:
         "refused": _count(outcome, "push_refused"),
         "failed": max(_count(outcome, "failed", "pull_failed", "push_failed"),
                       len(outcome.failures)),
-        "bytes": moved_bytes(outcome),
+        "archived_bytes": archived_bytes(outcome), "pushed_bytes": pushed_bytes(outcome),
         "verified": "" if outcome.verified is None else ("yes" if outcome.verified else "no"),
         "seconds": round(outcome.seconds, 1), "error": outcome.error or "",
         "failures": " | ".join(outcome.failures),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from migrator import config
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest, open_manifest
+from migrator.archive.readonly import open_manifest_readonly
 from migrator.cli.environment import Environment
 from migrator.engine.events import Emit
 
@@ -31,11 +33,19 @@ class Context:
     def settings(self) -> config.Settings:
         if self._settings is None:
             self._settings = config.load(self.config_path)
+            if self.dry_run:
+                self._settings = without_token_saving(self._settings)
         return self._settings
 
+    @property
+    def dry_run(self) -> bool:
+        return bool(getattr(self.args, "dry_run", False))
+
     def manifest(self) -> Manifest:
+        """The manifest; for a dry run a read-only one that creates and upgrades nothing."""
         if self._manifest is None:
-            self._manifest = open_manifest(self.settings().archive.database)
+            url = self.settings().archive.database
+            self._manifest = open_manifest_readonly(url) if self.dry_run else open_manifest(url)
         return self._manifest
 
     def manifest_missing(self) -> bool:
@@ -51,9 +61,28 @@ class Context:
         self.env.stdout.write(text + "\n")
 
     def out_json(self, value: Any) -> None:
-        self.env.stdout.write(json.dumps(value, indent=None, default=str) + "\n")
+        self.env.stdout.write(json.dumps(value, indent=None, default=_json_value) + "\n")
 
     def close(self) -> None:
         if self._manifest is not None:
             self._manifest.close()
             self._manifest = None
+
+
+def _json_value(value: Any) -> Any:
+    """Times as ISO 8601 (with their offset when they have one); anything else as text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def without_token_saving(settings: config.Settings) -> config.Settings:
+    """The settings for a dry run: a token refreshed on the way is not written to its cache."""
+
+    def endpoint(found: config.Endpoint) -> config.Endpoint:
+        if found.oauth is None:
+            return found
+        return replace(found, oauth=replace(found.oauth, save_tokens=False))
+
+    accounts = {name: replace(account, source=endpoint(account.source),
+                              target=endpoint(account.target) if account.target else None)
+                for name, account in settings.accounts.items()}
+    return replace(settings, accounts=accounts)

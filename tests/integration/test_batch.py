@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from migrator.cli.progress import human_bytes
 from tests.cli_runner import run_cli, write_config
 from tests.integration.push_world import SECRET, SECRET_ENV, leaked
 from tests.world.mailstore import SeedMessage
@@ -205,3 +206,37 @@ def _pushes_done(manifest: Path) -> int:
                        .fetchone()[0])
     except sqlite3.OperationalError:
         return 0
+
+
+def archived_sizes(tmp_path: Path) -> dict[str, int]:
+    """Bytes of each mailbox's messages, as the manifest records them (not the report)."""
+    with sqlite3.connect(tmp_path / "archive" / "manifest.sqlite") as db:
+        sizes = dict(db.execute(
+            "SELECT accounts.name, SUM(messages.size) FROM messages "
+            "JOIN folders ON messages.folder_id = folders.id "
+            "JOIN accounts ON folders.account_id = accounts.id GROUP BY accounts.name"))
+    db.close()
+    return sizes
+
+
+def test_report_bytes_are_archived_and_pushed_whatever_the_protocol(world, tmp_path) -> None:
+    base, users_csv, _ = make_batch(world, 4)  # user04 is a POP3 mailbox, the others IMAP
+    text = base.read_text()
+    pre = text[:text.index("[batch.target]")].replace(str(tmp_path / "reports"),
+                                                       str(tmp_path / "pre" / "reports"))
+    archive_only = write_config(tmp_path, pre, name="pre.toml")
+
+    staged = run_cli("-c", archive_only, "batch", "run", users_csv)  # pre-stage: archive only
+    assert staged.status == 0, staged.stdout + staged.stderr
+    sizes = archived_sizes(tmp_path)
+    rows = {row["account"]: row for row in latest_report(tmp_path / "pre")["mailboxes"]}
+    assert {name: row["archived_bytes"] for name, row in rows.items()} == sizes
+    assert {row["pushed_bytes"] for row in rows.values()} == {0}
+    assert f"{human_bytes(sum(sizes.values()))} archived, 0 B pushed" in staged.stdout
+
+    cut_over = run_cli("-c", base, "batch", "run", users_csv)  # archive is complete: push
+    assert cut_over.status == 0, cut_over.stdout + cut_over.stderr
+    rows = {row["account"]: row for row in latest_report(tmp_path)["mailboxes"]}
+    assert {name: row["pushed_bytes"] for name, row in rows.items()} == sizes
+    assert {row["archived_bytes"] for row in rows.values()} == {0}
+    assert f"0 B archived, {human_bytes(sum(sizes.values()))} pushed" in cut_over.stdout

@@ -84,7 +84,7 @@ def test_reports_hold_counts_and_reasons_but_no_secrets(tmp_path: Path) -> None:
     table = list(csv.DictReader(csv_path.open()))
     assert [r["state"] for r in table] == ["complete", "failed", "partial"]
     assert table[0]["archived"] == "3" and table[0]["verified"] == "yes"
-    assert table[0]["pushed"] == "3" and table[0]["bytes"] == "300"
+    assert table[0]["pushed"] == "3" and table[0]["archived_bytes"] == "300"
     assert "login refused" in table[1]["error"]
     assert "UID 7" in table[2]["failures"] and table[2]["failed"] == "1"
     report = json.loads(json_path.read_text())

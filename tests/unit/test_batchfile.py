@@ -94,3 +94,13 @@ def test_sample_batch_csv_loads(tmp_path: Path) -> None:
     settings = config.load(samples / "batch-base.toml")
     rows = load_batch(samples / "batch.csv", settings)
     assert rows and all(row.error is None for row in rows), [r.error for r in rows]
+
+
+def test_a_port_out_of_range_in_the_csv_is_refused_for_that_row(tmp_path: Path) -> None:
+    _, rows = load(tmp_path, "a,,,0,alice,env:A,a@c.com,\nb,,,70000,bob,env:B,b@c.com,\n"
+                             "c,,,65535,carol,env:C,c@c.com,\n")
+    assert rows[0].account is None and rows[1].account is None
+    assert "line 2: source_port must be a number from 1 to 65535, got '0'" in (rows[0].error or "")
+    assert "line 3: source_port must be a number from 1 to 65535, got '70000'" \
+        in (rows[1].error or "")
+    assert rows[2].account is not None and rows[2].account.source.port == 65535

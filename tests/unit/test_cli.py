@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -106,3 +110,48 @@ def test_status_shows_accounts_folders_and_runs(tmp_path: Path) -> None:
 def test_every_exit_status_is_documented_in_readme(status: ExitStatus) -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert f"| {status.value} |" in readme and status.name in readme
+
+
+@pytest.fixture
+def kolkata_time(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Local time is UTC+05:30 (no summer time) for the test, and restored after it."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield ZoneInfo("Asia/Kolkata")
+    monkeypatch.undo()
+    time.tzset()
+
+
+def _archive_with_a_run(tmp_path: Path) -> Path:
+    from migrator.archive.db import open_manifest
+    from migrator.archive.runs import record_run
+
+    manifest = open_manifest(f"sqlite:///{tmp_path / 'a' / 'manifest.sqlite'}")
+    with record_run(manifest, "pull", "alice", "imap") as run:
+        run.counts["fetched"] = 0
+    manifest.close()
+    return write_config(tmp_path, f'[archive]\npath = "{tmp_path / "a"}"\n'
+                                  '[batch.source]\nkind = "imap"\nhost = "127.0.0.1"\n')
+
+
+def test_status_times_carry_their_zone(tmp_path: Path, kolkata_time: ZoneInfo) -> None:
+    config = _archive_with_a_run(tmp_path)
+    as_json = json.loads(run_cli("-c", config, "--json", "status").stdout)
+    started = datetime.fromisoformat(as_json["runs"][0]["started_at"])
+    assert started.utcoffset() == timedelta(0)  # ISO 8601, labelled UTC
+    assert as_json["runs"][0]["started_at"][10] == "T"
+    assert as_json["accounts"][0]["last_run"]["finished_at"].endswith("+00:00")
+    local = started.astimezone(kolkata_time)
+    text = run_cli("-c", config, "status").stdout
+    assert f"#1 {local:%Y-%m-%d %H:%M:%S}+05:30 pull alice: ok" in text
+
+
+def test_batch_status_times_carry_their_zone(tmp_path: Path, kolkata_time: ZoneInfo) -> None:
+    config = _archive_with_a_run(tmp_path)
+    users = tmp_path / "users.csv"
+    users.write_text("account,source_user,source_secret\nalice,alice,env:UNUSED\n")
+    as_json = json.loads(run_cli("-c", config, "--json", "batch", "status", users).stdout)
+    started = datetime.fromisoformat(as_json[0]["last_run"])
+    assert started.utcoffset() == timedelta(0)
+    text = run_cli("-c", config, "batch", "status", users).stdout
+    assert f"{started.astimezone(kolkata_time):%Y-%m-%d %H:%M:%S}+05:30" in text

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from pathlib import Path
 
 import pytest
 
 from migrator import config
-from migrator.errors import ConfigError, SecretError
+from migrator.errors import ConfigError, ExitStatus, SecretError
 from tests.cli_runner import run_cli, write_config
 
 SAMPLES = sorted((Path(__file__).parents[2] / "sample_configs").glob("*.toml"))
@@ -25,11 +27,17 @@ password = "env:MIGRATOR_TEST_PW"
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
-def test_every_sample_config_loads(sample: Path) -> None:
+def test_every_sample_config_loads(sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = config.load(sample)
     assert settings.accounts or settings.batch.source
+    text = sample.read_text()
+    for name in re.findall(r'"env:(\w+)"', text):
+        monkeypatch.setenv(name, "sample-value")
     result = run_cli("config", "check", sample)
-    assert result.status == 0, result.stderr
+    # the samples' file: secrets live under /etc/migrator, which config check must resolve
+    unreadable = [line for line in result.stderr.splitlines() if "cannot read secret file" in line]
+    assert len(unreadable) == len(re.findall(r'"file:', text))
+    assert result.status == (3 if unreadable else 0), result.stderr
 
 
 def test_at_least_the_four_documented_samples_exist() -> None:
@@ -142,3 +150,103 @@ def test_after_push_deletion_needs_a_target(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"accounts\.alice\.source\.delete: \"after-push\" "
                                           r"needs a \[accounts\.alice\.target\]"):
         config.load(write_config(tmp_path, body))
+
+
+def test_config_check_resolves_every_secret_reference(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MIGRATOR_TEST_PW", raising=False)
+    monkeypatch.delenv("MIGRATOR_TEST_APP", raising=False)
+    body = MINIMAL + f"""
+[accounts.alice.target]
+kind = "office365"
+username = "alice@contoso.test"
+[accounts.alice.target.oauth]
+flow = "client_credentials"
+client_id = "app"
+client_secret = "file:{tmp_path / 'app-secret'}"
+"""
+    path = write_config(tmp_path, body)
+    result = run_cli("config", "check", path)
+    assert result.status == ExitStatus.CONFIG
+    assert "accounts.alice.source.password: environment variable MIGRATOR_TEST_PW is not set" \
+        in result.stderr
+    assert "accounts.alice.target.oauth.client_secret: cannot read secret file" in result.stderr
+    assert "Traceback" not in result.stderr and ": OK" not in result.stdout
+
+    monkeypatch.setenv("MIGRATOR_TEST_PW", "pw-Value-8812")
+    (tmp_path / "app-secret").write_text("app-Value-5521\n")
+    for args in (("config", "check", path), ("--json", "config", "check", path)):
+        result = run_cli(*args)
+        assert result.status == ExitStatus.OK, result.stderr
+        assert "Value-" not in result.stdout + result.stderr
+
+
+def test_config_check_tells_when_a_keyring_reference_cannot_be_checked(tmp_path: Path) -> None:
+    if importlib.util.find_spec("keyring") is not None:
+        pytest.skip("the keyring extra is installed here: the reference is resolved instead")
+    body = MINIMAL.replace("env:MIGRATOR_TEST_PW", "keyring:migrator/alice")
+    result = run_cli("config", "check", write_config(tmp_path, body))
+    assert result.status == ExitStatus.OK, result.stderr
+    assert "keyring:migrator/alice not checked: the keyring extra is not installed" \
+        in result.stderr
+
+
+def test_config_check_accepts_dash_c_like_every_command(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIGRATOR_TEST_PW", "x")
+    path = write_config(tmp_path, MINIMAL)
+    for args in (("-c", path, "config", "check"), ("config", "check", "-c", path),
+                 ("-c", path, "config", "check", path)):
+        result = run_cli(*args)
+        assert result.status == ExitStatus.OK, result.stderr
+        assert f"{path}: OK" in result.stdout
+    other = write_config(tmp_path, MINIMAL, name="other.toml")
+    result = run_cli("-c", path, "config", "check", other)
+    assert result.status == ExitStatus.CONFIG and "different files" in result.stderr
+
+
+def test_a_mistyped_required_key_suggests_the_known_one(tmp_path: Path) -> None:
+    path = write_config(tmp_path, MINIMAL.replace("username =", "usrname ="))
+    result = run_cli("config", "check", path)
+    assert result.status == ExitStatus.CONFIG
+    assert "accounts.alice.source.username: is required (found 'usrname': did you mean " \
+        "'username'?)" in result.stderr
+
+
+def test_an_unknown_key_suggests_the_closest_known_one(tmp_path: Path) -> None:
+    path = write_config(tmp_path, MINIMAL + "tls_verfy = false\n")
+    with pytest.raises(ConfigError, match=r"tls_verfy: unknown key \(did you mean "
+                                          r"'tls_verify'\?\)"):
+        config.load(path)
+
+
+@pytest.mark.parametrize("port", [0, 65536])
+def test_a_port_out_of_range_is_refused(tmp_path: Path, port: int) -> None:
+    path = write_config(tmp_path, MINIMAL + f"port = {port}\n")
+    with pytest.raises(ConfigError, match=r"accounts\.alice\.source\.port: must be at"):
+        config.load(path)
+
+
+def test_config_check_resolves_the_batch_tables_secrets(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MIGRATOR_TEST_APP", raising=False)
+    path = write_config(tmp_path, """
+[archive]
+path = "archive"
+[batch.source]
+kind = "imap"
+host = "127.0.0.1"
+[batch.target]
+kind = "office365"
+[batch.target.oauth]
+flow = "client_credentials"
+client_id = "app"
+client_secret = "env:MIGRATOR_TEST_APP"
+""")
+    result = run_cli("-c", path, "config", "check")
+    assert result.status == ExitStatus.CONFIG
+    assert "batch.target.oauth.client_secret: environment variable MIGRATOR_TEST_APP is not " \
+        "set" in result.stderr
+    monkeypatch.setenv("MIGRATOR_TEST_APP", "app-Value-77")
+    result = run_cli("-c", path, "config", "check")
+    assert result.status == ExitStatus.OK and "app-Value" not in result.stdout + result.stderr

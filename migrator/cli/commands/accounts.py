@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from migrator.archive.locks import account_lock
@@ -26,12 +27,15 @@ def run_each(ctx: Context, command: str, job: Job) -> list[JobResult]:
     """Run `job` per account under its lock; an account-scoped error spoils only that account.
 
     The lock is taken before the manifest is opened, so a run refused for the lock never
-    touches the manifest.
+    touches the manifest. A dry run takes none: it only reads, and creating or rewriting a
+    lock file is a write it must not make (nor should a preview make a cron run wait).
     """
     results = []
     for account in selected_accounts(ctx):
         try:
-            with account_lock(ctx.settings().archive.path, account.name):
+            lock = (contextlib.nullcontext() if ctx.dry_run
+                    else account_lock(ctx.settings().archive.path, account.name))
+            with lock:
                 results.append(job(ctx, account))
         except MigratorError as exc:
             if exc.scope is not Scope.ACCOUNT:

@@ -10,7 +10,7 @@ from typing import Any
 from migrator.archive.locks import account_lock
 from migrator.archive.mailbox_state import mailbox_state
 from migrator.batchfile import BatchRow, load_batch
-from migrator.cli.batch_reports import moved_bytes, report_row, write_reports
+from migrator.cli.batch_reports import archived_bytes, pushed_bytes, report_row, write_reports
 from migrator.cli.context import Context
 from migrator.cli.progress import human_bytes
 from migrator.config import Account
@@ -19,6 +19,7 @@ from migrator.engine.migrate import migrate_account
 from migrator.engine.pull import pull_account
 from migrator.engine.results import JobResult
 from migrator.errors import ExitStatus
+from migrator.timestamps import local_text
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -87,10 +88,11 @@ def render_summary(ctx: Context, outcomes: list[MailboxOutcome], csv_path: Path,
         if outcome.state != "complete":
             reason = outcome.error or "; ".join(outcome.failures[:3]) or "not verified"
             ctx.out(f"  line {outcome.line} {outcome.account}: {outcome.state}: {reason}")
-    total_bytes = sum(moved_bytes(outcome) for outcome in outcomes)
+    archived = sum(archived_bytes(outcome) for outcome in outcomes)
+    pushed = sum(pushed_bytes(outcome) for outcome in outcomes)
     ctx.out(f"batch: {len(outcomes)} mailboxes, {states.count('complete')} complete, "
             f"{len(outcomes) - states.count('complete')} need attention, "
-            f"{human_bytes(total_bytes)} moved")
+            f"{human_bytes(archived)} archived, {human_bytes(pushed)} pushed")
     ctx.out(f"report: {csv_path} and {json_path}")
 
 
@@ -112,7 +114,7 @@ def status(ctx: Context) -> int:
     for row, state in states:
         shown = "invalid" if row.error else state.state
         total = "?" if state.source_total is None else str(state.source_total)
-        when = state.last_run.strftime("%Y-%m-%d %H:%M") if state.last_run else "-"
+        when = local_text(state.last_run) if state.last_run else "-"
         errors = "; ".join(([row.error] if row.error else []) + state.errors)
         ctx.out(f"{row.name[:24]:24} {shown:12} {state.archived:>9} {total:>7} "
                 f"{human_bytes(state.archived_bytes):>10} {state.pushed:>8}  {when}"

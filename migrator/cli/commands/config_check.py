@@ -1,13 +1,18 @@
-"""`migrator config check FILE`: validate a config without touching any server."""
+"""`migrator config check [FILE]`: validate a config without touching any server.
+
+Validating includes resolving every secret reference (a run would stop on an unset `env:`
+variable or a missing `file:`), yet no secret value is ever printed.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from migrator import config
 from migrator.cli.context import Context
-from migrator.errors import ExitStatus
+from migrator.errors import ConfigError, ExitStatus, SecretError
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -15,7 +20,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check = actions.add_parser("check", parents=[common],
                                help="validate a config file and show what it describes")
-    check.add_argument("file", metavar="FILE")
+    check.add_argument("file", metavar="FILE", nargs="?",
+                       help="the config to check (default: -c FILE, $MIGRATOR_CONFIG, ...)")
     check.set_defaults(func=run_check)
 
 
@@ -42,10 +48,35 @@ def describe_endpoint(endpoint: config.Endpoint) -> dict[str, Any]:
     return described
 
 
+def config_file(ctx: Context) -> Path:
+    """FILE, else `-c FILE` like every other command (else the default places)."""
+    explicit = getattr(ctx.args, "config", None)
+    if ctx.args.file and explicit and Path(ctx.args.file).resolve() != Path(explicit).resolve():
+        raise ConfigError(f"config check: FILE {ctx.args.file} and -c {explicit} are "
+                          "different files; give one")
+    return Path(ctx.args.file) if ctx.args.file else ctx.config_path
+
+
+def check_secrets(settings: config.Settings) -> tuple[list[str], list[str]]:
+    """(errors, notes): every secret reference resolved, its value dropped at once."""
+    errors, notes = [], []
+    for secret in config.secrets_in(settings):
+        try:
+            note = secret.check()
+        except SecretError as exc:
+            errors.append(str(exc))
+            continue
+        if note:
+            notes.append(note)
+    return errors, notes
+
+
 def run_check(ctx: Context) -> int:
-    settings = config.load(ctx.args.file)
+    settings = config.load(config_file(ctx))
     warnings = [f"{where}: literal secret in config; prefer env:, file: or keyring:"
                 for where in config.literal_secrets(settings)]
+    errors, notes = check_secrets(settings)
+    warnings += notes
     if ctx.args.json:
         ctx.out_json({
             "file": str(settings.file), "archive": str(settings.archive.path),
@@ -53,9 +84,9 @@ def run_check(ctx: Context) -> int:
                                 "target": describe_endpoint(account.target)
                                 if account.target else None}
                          for name, account in settings.accounts.items()},
-            "warnings": warnings,
+            "warnings": warnings, "errors": errors,
         })
-    elif not ctx.args.quiet:
+    elif not ctx.args.quiet and not errors:
         ctx.out(f"{settings.file}: OK")
         ctx.out(f"  archive: {settings.archive.path} ({settings.archive.compression})")
         for name, account in settings.accounts.items():
@@ -63,7 +94,9 @@ def run_check(ctx: Context) -> int:
                     + (f" -> {_line(account.target)}" if account.target else ""))
     for warning in warnings:
         ctx.env.stderr.write(f"migrator: warning: {warning}\n")
-    return ExitStatus.OK
+    for error in errors:  # every one, not just the first: fix them all in one go
+        ctx.env.stderr.write(f"migrator: error: {error}\n")
+    return ExitStatus.CONFIG if errors else ExitStatus.OK
 
 
 def _line(endpoint: config.Endpoint) -> str:

@@ -10,6 +10,7 @@ from migrator.archive.summary import AccountSummary, RunSummary, summarise
 from migrator.cli.context import Context
 from migrator.cli.progress import human_bytes
 from migrator.errors import ExitStatus
+from migrator.timestamps import local_text
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -61,7 +62,7 @@ def render_account(ctx: Context, account: AccountSummary) -> None:
 
 
 def run_line(summary: RunSummary) -> str:
-    when = summary.started_at.strftime("%Y-%m-%d %H:%M:%S")
+    when = local_text(summary.started_at)
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
     who = f" {summary.account}" if summary.account else ""
     return f"#{summary.id} {when} {summary.command}{who}: {summary.outcome}" + (

@@ -15,8 +15,8 @@ from tests.cli_runner import run_cli
 from tests.integration.pop3_world import (
     PASSWORD,
     USER,
+    NoUidl,
     Pop3Office365Server,
-    Pop3Proxy,
     TunedSourceServer,
     archive_rows,
     archived_bytes,
@@ -34,6 +34,7 @@ from tests.integration.pop3_world import (
 )
 from tests.world.mailstore import SeedMessage
 from tests.world.net import HOST
+from tests.world.proxy import FaultProxy
 
 pytestmark = pytest.mark.world
 
@@ -164,11 +165,11 @@ def test_a_server_without_uidl_is_pulled_by_header_fingerprint_with_a_warning(so
                                                                              tmp_path):
     source_server.add_user(USER, PASSWORD)
     seed(source_server, [message(n) for n in range(8)])
-    with Pop3Proxy(source_server.pop3_port, "no-uidl") as proxy:
+    with FaultProxy(source_server.pop3_port, imap=False, rewrite=NoUidl) as proxy:
         config = pop3_config(tmp_path, source_server, port=proxy.port)
         result = pull(config)
         assert result.status == ExitStatus.OK, result.stderr
-        assert proxy.applied >= 1
+        assert ("c2s", 1) in proxy.events_of("rewrite")
         assert f"{USER}: " in result.stderr and "has no UIDL" in result.stderr
         rows = archive_rows(tmp_path / "archive")
         assert len(rows) == 8 and all(row["uidl"].startswith("top0:") for row in rows)

@@ -14,12 +14,13 @@ import re
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import imapclient
 
-from tests.cli_runner import write_config
+from tests.world.configs import Account, Config, Endpoint
 from tests.world.dovecot import Office365Server, SourceServer, _listener
 from tests.world.mailstore import SeedMessage
 from tests.world.net import HOST, free_port
@@ -108,39 +109,21 @@ def password_file(tmp_path: Path, password: str = PASSWORD) -> Path:
 
 def pop3_config(tmp_path: Path, server, *, security: str = "plain", port: int | None = None,
                 delete: str | None = None, days: int = 0, target: bool = False,
-                extra: str = "", password: str = PASSWORD, user: str = USER,
-                ca_file: bool = True, target_block: str = "") -> Path:
-    """A config pulling `user` of the source test server over POP3."""
+                extra: Mapping[str, Any] | None = None, password: str = PASSWORD,
+                user: str = USER, ca_file: bool = True,
+                target_block: Endpoint | None = None) -> Path:
+    """A config pulling `user` of the source test server over POP3; `target` adds a target
+    that is never contacted, `target_block` a real one; `extra`: more source fields."""
     if port is None:
         port = server.pop3s_port if security == "tls" else server.pop3_port
-    policy = f'delete = "{delete}"\ndelete_after_days = {days}\n' if delete else ""
-    secret = password_file(tmp_path, password)
-    ca = f'ca_file = "{server.ca_cert}"\n' if ca_file else ""
-    body = f"""
-[archive]
-path = "{tmp_path / 'archive'}"
-
-[accounts.{user}.source]
-kind = "pop3"
-host = "127.0.0.1"
-port = {port}
-security = "{security}"
-username = "{user}"
-password = "file:{secret}"
-{ca}timeout = 20
-{policy}{extra}
-"""
-    body += target_block
+    secret = f"file:{password_file(tmp_path, password)}"
+    source = Endpoint("pop3", port=port, security=security, username=user, password=secret,
+                      ca_file=server.ca_cert if ca_file else None, timeout=20,
+                      delete=delete, delete_after_days=days if delete else None)
     if target:
-        body += f"""
-[accounts.{user}.target]
-kind = "imap"
-host = "127.0.0.1"
-port = 1
-username = "{user}@target"
-password = "file:{secret}"
-"""
-    return write_config(tmp_path, body)
+        target_block = Endpoint("imap", port=1, username=f"{user}@target", password=secret)
+    account = Account(source.but(**(extra or {})), target_block)
+    return Config(tmp_path / "archive", {user: account}).write(tmp_path / "migrator.toml")
 
 
 # -- what the server holds -------------------------------------------------------------------

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_runner import run_cli, write_config
+from tests.cli_runner import run_cli
 from tests.integration.push_world import SECRET, SECRET_ENV, leaked
+from tests.world.configs import Batch, Config, Endpoint, OAuth
 from tests.world.mailstore import SeedMessage
 
 PASSWORD = "batch-Src-Pw-5510"
@@ -44,36 +45,13 @@ def mail(user: str, n: int) -> SeedMessage:
 
 
 def base_config(tmp_path: Path, source_server, office365, oauth) -> Path:
-    return write_config(tmp_path, f"""
-[archive]
-path = "{tmp_path / 'archive'}"
-
-[batch]
-parallel = 4
-report_dir = "{tmp_path / 'reports'}"
-
-[batch.source]
-kind = "imap"
-host = "127.0.0.1"
-port = {source_server.imap_port}
-security = "plain"
-timeout = 20
-
-[batch.target]
-kind = "office365"
-host = "127.0.0.1"
-port = {office365.imaps_port}
-ca_file = "{office365.ca_cert}"
-timeout = 20
-connections = 2
-
-[batch.target.oauth]
-flow = "client_credentials"
-client_id = "batch-app"
-client_secret = "env:{SECRET_ENV}"
-authority = "{oauth.authority}"
-ca_file = "{oauth.ca_cert}"
-""", name="base.toml")
+    source = Endpoint("imap", port=source_server.imap_port, security="plain", timeout=20)
+    target = Endpoint("office365", port=office365.imaps_port, ca_file=office365.ca_cert,
+                      timeout=20, connections=2, oauth=OAuth(
+                          oauth.authority, oauth.ca_cert, client_id="batch-app",
+                          client_secret=f"env:{SECRET_ENV}"))
+    batch = Batch(source, target, parallel=4, report_dir=tmp_path / "reports")
+    return Config(tmp_path / "archive", batch=batch).write(tmp_path / "base.toml")
 
 
 @pytest.fixture

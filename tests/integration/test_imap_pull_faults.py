@@ -104,7 +104,7 @@ def test_expired_token_bye_reconnects_with_a_fresh_token(o365, oauth_service, fa
     proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs, bandwidth=2_000_000)
     proxy.bye(after_seconds=0.5)
     config = office365_config(tmp_path, o365, oauth_service, MAILBOX, port=proxy.port,
-                              extra="connections = 2")
+                              extra={"connections": 2})
 
     result = run_cli("-c", config, "pull", "o365")
 

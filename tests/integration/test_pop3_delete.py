@@ -145,7 +145,7 @@ def test_after_push_end_to_end_with_the_push_engine(bob, office365_server, oauth
     grant_mailbox(oauth_service, office365_server)
     seed(bob, [message(n) for n in range(6)])
     config = pop3_config(tmp_path, bob, delete="after-push", days=0, target_block=target_block(
-        office365_server.imaps_port, certs.ca_cert, oauth_service, account=USER))
+        office365_server.imaps_port, certs.ca_cert, oauth_service))
 
     first = run_cli("-c", config, "--json", "pull", USER)
     assert first.status == ExitStatus.OK, first.stderr

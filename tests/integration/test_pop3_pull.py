@@ -32,6 +32,7 @@ from tests.integration.pop3_world import (
     seed,
     server_uidls,
 )
+from tests.world.configs import Account, Config, Endpoint, OAuth
 from tests.world.mailstore import SeedMessage
 from tests.world.net import HOST
 from tests.world.proxy import FaultProxy
@@ -228,27 +229,12 @@ def test_exchange_style_pop3_with_xoauth2(certs, oauth_service, tmp_path, monkey
     with Pop3Office365Server(certs, oauth_service.introspection_url) as server:
         server.add_user(mailbox)
         server.seed(mailbox, "INBOX", [SeedMessage(message(n)) for n in range(6)])
-        config = tmp_path / "o365.toml"
-        config.write_text(f"""
-[archive]
-path = "{tmp_path / 'archive'}"
-
-[accounts.dave.source]
-kind = "pop3"
-host = "127.0.0.1"
-port = {server.pop3s_port}
-security = "tls"
-username = "{mailbox}"
-auth = "xoauth2"
-ca_file = "{server.ca_cert}"
-
-[accounts.dave.source.oauth]
-flow = "client_credentials"
-client_id = "app"
-client_secret = "env:MIGRATOR_TEST_POP3_APP_SECRET"
-authority = "{oauth_service.authority}"
-ca_file = "{oauth_service.ca_cert}"
-""")
+        source = Endpoint("pop3", port=server.pop3s_port, security="tls", username=mailbox,
+                          auth="xoauth2", ca_file=server.ca_cert, oauth=OAuth(
+                              oauth_service.authority, oauth_service.ca_cert,
+                              client_secret="env:MIGRATOR_TEST_POP3_APP_SECRET"))
+        config = Config(tmp_path / "archive", {"dave": Account(source)}).write(
+            tmp_path / "o365.toml")
         result = run_cli("-c", config, "pull", "dave")
         assert result.status == ExitStatus.OK, result.stderr
         rows = archive_rows(tmp_path / "archive", "dave")
@@ -256,7 +242,8 @@ ca_file = "{oauth_service.ca_cert}"
             f"<{n}.pop3@example.org>" for n in range(6))
 
         server.add_user("erin@contoso.test")  # a mailbox the app holds no grant for
-        config.write_text(config.read_text().replace(mailbox, "erin@contoso.test"))
+        Config(tmp_path / "archive", {"dave": Account(source.but(
+            username="erin@contoso.test"))}).write(config)
         refused = run_cli("-c", config, "pull", "dave")
         assert refused.status == ExitStatus.AUTH, refused.stderr
         assert "dave: " in refused.stderr and "login refused" in refused.stderr

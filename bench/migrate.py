@@ -1,6 +1,6 @@
 """Benchmark `migrator migrate` (pull and push pipelined) against pull followed by push.
 
-    python -m bench.migrate [--messages 5000] [--delays 0,25] [--repeat 1]
+    python -m bench.migrate [--messages 5000] [--delays 0,25] [--repeat 1] [--smoke]
 
 Seeds the test-world source with the pull benchmark's mailbox (bench/pull.py: the corpus
 plus one 30 MB message) and starts the Exchange look-alike. For each added delay (the

@@ -1,6 +1,6 @@
 """Benchmark `migrator pull` from POP3 against a raw RETR loop on the same maildrop.
 
-    python -m bench.pop3 [--messages 5000] [--max-size 200000] [--repeat 3] [--delay 0]
+    python -m bench.pop3 [--messages 5000] [--max-size 200000] [--repeat 3] [--delay 0] [--smoke]
 
 Seeds the test-world source's INBOX with a deterministic corpus (tests/world/corpus.py),
 then, `--repeat` times and alternating so that both see the same machine:

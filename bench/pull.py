@@ -1,6 +1,6 @@
 """Benchmark `migrator pull` (IMAP) against the physical limit of a durable archive.
 
-    python -m bench.pull [--messages 5000] [--connections 2] [--delays 0,25] [--repeat 1]
+    python -m bench.pull [--messages 5000] [--connections 2] [--delays 0,25] [--repeat 1] [--smoke]
 
 Seeds the test-world source with a deterministic corpus (heavy-tailed sizes, one 30 MB
 message), then for each added delay (through the test world's fault proxy, each way):

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.common import Table, certificates, machine, migrator, migrator_env, scratch
+from tests.world.configs import Account, Batch, Config, Endpoint, OAuth
 
 APP, SECRET, PASSWORD = "batch-bench-app", "batch-bench-secret", "batch-bench-pw"
 
@@ -38,36 +39,17 @@ def seed(source, mailboxes: int, messages: int) -> tuple[list[str], int, int]:
     return users, count, size
 
 
+def _oauth(oauth) -> OAuth:
+    return OAuth(oauth.authority, oauth.ca_cert, client_id=APP,
+                 client_secret="env:BENCH_APP_SECRET")
+
+
 def base_config(work: Path, source, office365, oauth, run: str) -> Path:
-    text = f"""
-[archive]
-path = "{work / run / 'archive'}"
-
-[batch]
-report_dir = "{work / run / 'reports'}"
-
-[batch.source]
-kind = "imap"
-host = "127.0.0.1"
-port = {source.imap_port}
-security = "plain"
-
-[batch.target]
-kind = "office365"
-host = "127.0.0.1"
-port = {office365.imaps_port}
-ca_file = "{office365.ca_cert}"
-
-[batch.target.oauth]
-flow = "client_credentials"
-client_id = "{APP}"
-client_secret = "env:BENCH_APP_SECRET"
-authority = "{oauth.authority}"
-ca_file = "{oauth.ca_cert}"
-"""
-    path = work / f"{run}.toml"
-    path.write_text(text)
-    return path
+    batch = Batch(Endpoint("imap", port=source.imap_port, security="plain"),
+                  Endpoint("office365", port=office365.imaps_port, ca_file=office365.ca_cert,
+                           oauth=_oauth(oauth)),
+                  report_dir=work / run / "reports")
+    return Config(work / run / "archive", batch=batch).write(work / f"{run}.toml")
 
 
 def users_csv(work: Path, users: Sequence[str], office365, oauth, run: str) -> Path:
@@ -86,34 +68,12 @@ def single_config(work: Path, source, office365, oauth, user: str) -> Path:
     mailbox = f"{user}.single@contoso.test"
     office365.add_user(mailbox)
     oauth.grant(APP, mailbox)
-    path = work / "single.toml"
-    path.write_text(f"""
-[archive]
-path = "{work / 'single' / 'archive'}"
-
-[accounts.{user}.source]
-kind = "imap"
-host = "127.0.0.1"
-port = {source.imap_port}
-security = "plain"
-username = "{user}"
-password = "env:BENCH_SOURCE_PW"
-
-[accounts.{user}.target]
-kind = "office365"
-host = "127.0.0.1"
-port = {office365.imaps_port}
-ca_file = "{office365.ca_cert}"
-username = "{mailbox}"
-
-[accounts.{user}.target.oauth]
-flow = "client_credentials"
-client_id = "{APP}"
-client_secret = "env:BENCH_APP_SECRET"
-authority = "{oauth.authority}"
-ca_file = "{oauth.ca_cert}"
-""")
-    return path
+    source = Endpoint("imap", port=source.imap_port, security="plain", username=user,
+                      password="env:BENCH_SOURCE_PW")
+    target = Endpoint("office365", port=office365.imaps_port, ca_file=office365.ca_cert,
+                      username=mailbox, oauth=_oauth(oauth))
+    return Config(work / "single" / "archive", {user: Account(source, target)}).write(
+        work / "single.toml")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+SMOKE_HELP = ("a quick check that the benchmark still runs (the test suite does this): no "
+              "waiting for a quiet disk, no 30 MB message; the figures mean nothing")
 
 
 # -- the test world -----------------------------------------------------------------------

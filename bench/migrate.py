@@ -1,6 +1,6 @@
 """Benchmark `migrator migrate` (pull and push pipelined) against pull followed by push.
 
-    python -m bench.migrate [--messages 5000] [--delays 0,25] [--repeat 1]
+    python -m bench.migrate [--messages 5000] [--delays 0,25] [--repeat 1] [--smoke]
 
 Seeds the test-world source with the pull benchmark's mailbox (bench/pull.py: the corpus
 plus one 30 MB message) and starts the Exchange look-alike. For each added delay (the
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    SMOKE_HELP,
     Table,
     fault_proxy,
     machine,
@@ -38,6 +39,7 @@ from bench.common import (
     settle,
 )
 from bench.pull import PASSWORD, USER, Mailbox, seed
+from tests.world.configs import Account, Config, Endpoint, OAuth
 
 APP, SECRET = "bench-app", "bench-app-secret"
 
@@ -60,7 +62,7 @@ class World:
 
 
 @contextlib.contextmanager
-def world(directory: Path, count: int) -> Iterator[World]:
+def world(directory: Path, count: int, big: bool = True) -> Iterator[World]:
     from tests.world.certs import make_certs
     from tests.world.dovecot import Office365Server, SourceServer
     from tests.world.oauth import OAuthService
@@ -70,39 +72,19 @@ def world(directory: Path, count: int) -> Iterator[World]:
             Office365Server(certs, oauth.introspection_url, max_mail_size="100M") as target:
         oauth.add_client(APP, SECRET)
         source.add_user(USER, PASSWORD)
-        yield World(certs, oauth, source, target, seed(source, count))
+        yield World(certs, oauth, source, target, seed(source, count, big))
 
 
 def write_config(directory: Path, bench: World, source_port: int, target_port: int,
                  mailbox: str) -> Path:
-    config = directory / "bench.toml"
-    config.write_text(f"""
-[archive]
-path = "{directory / 'archive'}"
-
-[accounts.{USER}.source]
-kind = "imap"
-host = "127.0.0.1"
-port = {source_port}
-security = "plain"
-username = "{USER}"
-password = "env:BENCH_IMAP_PASSWORD"
-
-[accounts.{USER}.target]
-kind = "office365"
-host = "127.0.0.1"
-port = {target_port}
-username = "{mailbox}"
-ca_file = "{bench.certs.ca_cert}"
-
-[accounts.{USER}.target.oauth]
-flow = "client_credentials"
-client_id = "{APP}"
-client_secret = "env:BENCH_APP_SECRET"
-authority = "{bench.oauth.authority}"
-ca_file = "{bench.certs.ca_cert}"
-""")
-    return config
+    source = Endpoint("imap", port=source_port, security="plain", username=USER,
+                      password="env:BENCH_IMAP_PASSWORD")
+    target = Endpoint("office365", port=target_port, username=mailbox,
+                      ca_file=bench.certs.ca_cert, oauth=OAuth(
+                          bench.oauth.authority, bench.certs.ca_cert, client_id=APP,
+                          client_secret="env:BENCH_APP_SECRET"))
+    return Config(directory / "archive", {USER: Account(source, target)}).write(
+        directory / "bench.toml")
 
 
 @dataclass
@@ -113,7 +95,7 @@ class Result:
     rss: float
 
 
-def measure(bench: World, delay: float, work: Path) -> list[Result]:
+def measure(bench: World, delay: float, work: Path, smoke: bool = False) -> list[Result]:
     env = migrator_env(BENCH_IMAP_PASSWORD=PASSWORD, BENCH_APP_SECRET=SECRET)
     plans = {"pull, then push": [("pull",), ("push",)],
              "migrate --no-verify": [("migrate", "--no-verify")],
@@ -125,7 +107,8 @@ def measure(bench: World, delay: float, work: Path) -> list[Result]:
             # a fresh directory each time, deleted only after the last round, and a disk at
             # its usual pace first: see bench.common.settle
             run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
-            settle(work)
+            if not smoke:
+                settle(work)
             mailbox = bench.mailbox()
             config = write_config(run_dir, bench, source.port, target.port, mailbox)
             seconds, rss = 0.0, 0.0
@@ -166,19 +149,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=5000, help="corpus size (default 5000)")
     parser.add_argument("--delays", default="0,25", help="added ms each way (default 0,25)")
     parser.add_argument("--repeat", type=int, default=1, help="measurements per delay")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args(argv)
     delays = [float(value) for value in args.delays.split(",")]
     print(f"machine: {machine()}", flush=True)
     work = scratch("migrator-bench-migrate-")
     try:
         started = time.monotonic()
-        with world(work, args.messages) as bench:
+        with world(work, args.messages, big=not args.smoke) as bench:
             print(f"seeded {bench.box.messages} messages, {bench.box.bytes / 1e6:.0f} MB "
                   f"({time.monotonic() - started:.0f} s)", flush=True)
             results = []
             for _ in range(args.repeat):
                 for delay in delays:
-                    results += measure(bench, delay, work)
+                    results += measure(bench, delay, work, args.smoke)
                     print(f"  {delay:g} ms done", flush=True)
         print(report(results, bench.box))
     finally:

@@ -1,6 +1,6 @@
 """Benchmark `migrator pull` from POP3 against a raw RETR loop on the same maildrop.
 
-    python -m bench.pop3 [--messages 5000] [--max-size 200000] [--repeat 3] [--delay 0]
+    python -m bench.pop3 [--messages 5000] [--max-size 200000] [--repeat 3] [--delay 0] [--smoke]
 
 Seeds the test-world source's INBOX with a deterministic corpus (tests/world/corpus.py),
 then, `--repeat` times and alternating so that both see the same machine:
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import (
+    SMOKE_HELP,
     DurableSink,
     Table,
     fault_proxy,
@@ -43,6 +44,7 @@ from bench.common import (
     settle,
     source_server,
 )
+from tests.world.configs import Account, Config, Endpoint
 
 USER, PASSWORD = "bench", "bench-secret"
 CHUNK = 1 << 18
@@ -130,20 +132,9 @@ def baseline(port: int, sink: DurableSink | None = None) -> tuple[int, float]:
 
 # -- migrator ---------------------------------------------------------------------------------
 def write_config(directory: Path, port: int) -> Path:
-    config = directory / "bench.toml"
-    config.write_text(f"""
-[archive]
-path = "{directory / 'archive'}"
-
-[accounts.{USER}.source]
-kind = "pop3"
-host = "127.0.0.1"
-port = {port}
-security = "plain"
-username = "{USER}"
-password = "env:BENCH_POP3_PASSWORD"
-""")
-    return config
+    source = Endpoint("pop3", port=port, security="plain", username=USER,
+                      password="env:BENCH_POP3_PASSWORD")
+    return Config(directory / "archive", {USER: Account(source)}).write(directory / "bench.toml")
 
 
 def last_run(archive: Path) -> tuple[float, str]:
@@ -170,7 +161,8 @@ class Result:
     rss: float | None = None
 
 
-def measure(port: int, box: Maildrop, work: Path, durable: bool) -> Iterator[Result]:
+def measure(port: int, box: Maildrop, work: Path, durable: bool,
+            smoke: bool = False) -> Iterator[Result]:
     """One round. Its files are left in place (a fresh directory per round) and removed only
     after the last measurement, and the pull starts once creating files runs at its usual
     speed and the disk is quiet (`bench.common.settle`): after thousands of
@@ -184,7 +176,8 @@ def measure(port: int, box: Maildrop, work: Path, durable: bool) -> Iterator[Res
         sink = DurableSink(Path(tempfile.mkdtemp(prefix="durable-", dir=work)))
         yield Result("durable", baseline(port, sink)[1])
     run_dir = Path(tempfile.mkdtemp(prefix="pull-", dir=work))
-    settle(work)
+    if not smoke:
+        settle(work)
     config = write_config(run_dir, port)
     env = migrator_env(BENCH_POP3_PASSWORD=PASSWORD)
     for what in ("pull", "no-op"):
@@ -238,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="leave the archives in place: on a filesystem without a journal, "
                              "deleting thousands of files slows file creation for minutes, "
                              "which a benchmark run soon after would measure")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args(argv)
     print(f"machine: {machine()}", flush=True)
     work = (Path(tempfile.mkdtemp(prefix="migrator-bench-pop3-", dir=args.archive_dir))
@@ -256,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 baseline(port)  # warm-up: Dovecot builds its caches, files get cached
                 results: list[Result] = []
                 for round_number in range(1, args.repeat + 1):
-                    measured = list(measure(port, box, work, args.durable))
+                    measured = list(measure(port, box, work, args.durable, args.smoke))
                     results += measured
                     print(f"  round {round_number}: " + ", ".join(
                         f"{r.what} {r.seconds:.2f} s" for r in measured), flush=True)

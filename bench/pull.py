@@ -1,6 +1,6 @@
 """Benchmark `migrator pull` (IMAP) against the physical limit of a durable archive.
 
-    python -m bench.pull [--messages 5000] [--connections 2] [--delays 0,25] [--repeat 1]
+    python -m bench.pull [--messages 5000] [--connections 2] [--delays 0,25] [--repeat 1] [--smoke]
 
 Seeds the test-world source with a deterministic corpus (heavy-tailed sizes, one 30 MB
 message), then for each added delay (through the test world's fault proxy, each way):
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import (
+    SMOKE_HELP,
     DurableSink,
     Table,
     fault_proxy,
@@ -43,6 +44,7 @@ from bench.common import (
     settle,
     source_server,
 )
+from tests.world.configs import Account, Config, Endpoint
 
 USER, PASSWORD = "bench", "bench-secret"
 BIG = 30 * 1024 * 1024
@@ -56,8 +58,9 @@ class Mailbox:
     bytes: int
 
 
-def seed(server, count: int) -> Mailbox:
-    """The corpus (tests/world/corpus.py) plus one 30 MB message, into the source."""
+def seed(server, count: int, big: bool = True) -> Mailbox:
+    """The corpus (tests/world/corpus.py) plus (with `big`) one 30 MB message, into the
+    source."""
     from tests.world.corpus import generate
     from tests.world.mailstore import SeedMessage
 
@@ -66,14 +69,16 @@ def seed(server, count: int) -> Mailbox:
     for item in corpus:
         by_folder.setdefault(item.folder, []).append(item)
     attachment = b"A" * 76 + b"\r\n"
-    big = (b"From: big@example.org\r\nSubject: the 30 MB one\r\nMessage-ID: <big@bench>\r\n"
-           b"Content-Type: application/octet-stream\r\n\r\n" + attachment * (BIG // 78))
-    by_folder["INBOX"].append(SeedMessage(big, ("\\Seen",), datetime.datetime.now(datetime.UTC)))
+    huge = (b"From: big@example.org\r\nSubject: the 30 MB one\r\nMessage-ID: <big@bench>\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" + attachment * (BIG // 78))
+    if big:
+        by_folder["INBOX"].append(SeedMessage(huge, ("\\Seen",),
+                                              datetime.datetime.now(datetime.UTC)))
     sizes = {}
     for folder, items in by_folder.items():
         server.seed(USER, folder, items)
         sizes[folder] = sum(len(item.raw) for item in items)
-    return Mailbox(sizes, count + 1, sum(sizes.values()))
+    return Mailbox(sizes, count + (1 if big else 0), sum(sizes.values()))
 
 
 # -- the raw baseline -------------------------------------------------------------------------
@@ -138,21 +143,9 @@ def _fetch_all(port: int, folders: Sequence[str], sink: DurableSink) -> None:
 
 # -- migrator ---------------------------------------------------------------------------------
 def write_config(directory: Path, port: int, connections: int) -> Path:
-    config = directory / "bench.toml"
-    config.write_text(f"""
-[archive]
-path = "{directory / 'archive'}"
-
-[accounts.{USER}.source]
-kind = "imap"
-host = "127.0.0.1"
-port = {port}
-security = "plain"
-username = "{USER}"
-password = "env:BENCH_IMAP_PASSWORD"
-connections = {connections}
-""")
-    return config
+    source = Endpoint("imap", port=port, security="plain", username=USER,
+                      password="env:BENCH_IMAP_PASSWORD", connections=connections)
+    return Config(directory / "archive", {USER: Account(source)}).write(directory / "bench.toml")
 
 
 def run_seconds(archive: Path) -> float:
@@ -183,7 +176,8 @@ class Result:
     rss: float | None = None
 
 
-def measure(server, box: Mailbox, delay: float, connections: int, work: Path) -> list[Result]:
+def measure(server, box: Mailbox, delay: float, connections: int, work: Path,
+            smoke: bool = False) -> list[Result]:
     """One round at one delay. Nothing is deleted until the last round (each measurement
     writes into a fresh directory) and each timed part starts on a quiet disk: see
     `bench.common.settle` for how deletions and others' write-back skew file creation."""
@@ -191,12 +185,14 @@ def measure(server, box: Mailbox, delay: float, connections: int, work: Path) ->
     with fault_proxy(server.imap_port, delay) as proxy:
         sink_dir = Path(tempfile.mkdtemp(prefix="baseline-", dir=work))
         sink = DurableSink(sink_dir)
-        settle(work)
+        if not smoke:
+            settle(work)
         seconds = baseline(proxy.port, spread(box.folders, connections), sink)
         results.append(Result(delay, "baseline", sink.messages, sink.bytes / 1e6, seconds))
 
         run_dir = Path(tempfile.mkdtemp(prefix="pull-", dir=work))
-        settle(work)
+        if not smoke:
+            settle(work)
         config = write_config(run_dir, proxy.port, connections)
         env = migrator_env(BENCH_IMAP_PASSWORD=PASSWORD)
         for what in ("pull", "no-op"):
@@ -248,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "migrator's default for IMAP)")
     parser.add_argument("--delays", default="0,25", help="added ms each way (default 0,25)")
     parser.add_argument("--repeat", type=int, default=1, help="measurements per delay")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args(argv)
     delays = [float(value) for value in args.delays.split(",")]
     print(f"machine: {machine()}", flush=True)
@@ -256,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with source_server() as server:
             server.add_user(USER, PASSWORD)
             started = time.monotonic()
-            box = seed(server, args.messages)
+            box = seed(server, args.messages, big=not args.smoke)
             print(f"seeded {box.messages} messages, {box.bytes / 1e6:.0f} MB in "
                   f"{len(box.folders)} folders ({time.monotonic() - started:.0f} s)",
                   flush=True)
@@ -265,7 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = []
             for _ in range(args.repeat):
                 for delay in delays:
-                    results += measure(server, box, delay, args.connections, work)
+                    results += measure(server, box, delay, args.connections, work,
+                                       args.smoke)
                     print(f"  {delay:g} ms done", flush=True)
         print(report(results))
     finally:

@@ -1,5 +1,7 @@
 """Self-tests of FaultProxy: each fault happens exactly as scheduled."""
 import imaplib
+import poplib
+import re
 import socket
 import ssl
 import time
@@ -9,7 +11,7 @@ import msal
 import pytest
 
 from tests.world.mailstore import SeedMessage
-from tests.world.proxy import Schedule
+from tests.world.proxy import Cut, Rewrite, Schedule
 
 pytestmark = pytest.mark.world
 THROTTLED = b"Request is throttled. Suggested Backoff Time: %d milliseconds"
@@ -216,6 +218,92 @@ def test_stop_closes_open_connections(source_server, fault_proxy, closing):
     proxy.stop()
     with pytest.raises(imaplib.IMAP4.abort):
         client.noop()
+
+
+class _RenameUidlRefuseQuit(Rewrite):
+    """Client lines: UIDL renamed, QUIT cut; server lines: +OK becomes +YES."""
+
+    made = 0
+
+    def __init__(self):
+        type(self).made += 1
+
+    def client(self, unit):
+        if unit.upper().startswith(b"QUIT"):
+            raise Cut("no QUIT")
+        return b"X" + unit if unit.upper().startswith(b"UIDL") else unit
+
+    def server(self, unit):
+        return b"+YES" + unit[3:] if unit.startswith(b"+OK") else unit
+
+
+def test_rewrite_raw_lines_both_ways_and_cut(source_server, fault_proxy, closing):
+    _user(source_server, messages=2, size=100)
+    _RenameUidlRefuseQuit.made = 0
+    proxy = fault_proxy(source_server.pop3_port, imap=False, rewrite=_RenameUidlRefuseQuit)
+    sock = closing(socket.create_connection((proxy.host, proxy.port), timeout=10))
+    replies = [_read_until(sock, b"\r\n")]
+    for command in (b"USER pat", b"PASS pw", b"UIDL", b"DELE 1"):
+        sock.sendall(command + b"\r\n")
+        replies.append(_read_until(sock, b"\r\n"))
+    sock.sendall(b"QUIT\r\n")
+    assert _read_to_eof(sock) == b""  # no reply to QUIT: it never reached the server
+    assert [reply[:4] for reply in replies] == [b"+YES", b"+YES", b"+YES", b"-ERR", b"+YES"]
+    assert len(_pop3_list(source_server)) == 2  # so the DELE was not committed
+    again = closing(socket.create_connection((proxy.host, proxy.port), timeout=10))
+    assert _read_until(again, b"\r\n").startswith(b"+YES")
+    assert _RenameUidlRefuseQuit.made == 2  # one Rewrite per connection
+    assert proxy.events_of("cut") == [("c2s", 1)]
+    assert ("c2s", 1) in proxy.events_of("rewrite")
+    assert ("s2c", 1) in proxy.events_of("rewrite")
+
+
+def _pop3_list(server):
+    pop = poplib.POP3(server.host, server.pop3_port, timeout=10)
+    try:
+        pop.user("pat")
+        pop.pass_("pw")
+        return pop.list()[1]
+    finally:
+        pop.quit()
+
+
+class _BlankBodyOfUid2(Rewrite):
+    """Whole IMAP responses: UID 2's body FETCH answered without the body; a command line
+    renamed so the server refuses it."""
+
+    seen: list[bytes] = []
+    _BODY = re.compile(rb"^\* (\d+) FETCH \(.*\bUID 2\b.*BODY\[\] \{(\d+)\}\r\n")
+
+    def client(self, unit):
+        return unit.replace(b" NOOP", b" NOTHING")
+
+    def server(self, unit):
+        body = self._BODY.match(unit)
+        if body:
+            self.seen.append(unit)
+            return b"* %s FETCH (UID 2)\r\n" % body[1]
+        return unit
+
+
+def test_rewrite_whole_imap_responses_and_command_lines(source_server, fault_proxy,
+                                                       closing):
+    _user(source_server, messages=3, size=30_000)
+    _BlankBodyOfUid2.seen = []
+    proxy = fault_proxy(source_server.imap_port, rewrite=_BlankBodyOfUid2)
+    client = _imap(proxy, closing)
+    client.select("INBOX")
+    typ, data = client.uid("FETCH", "1:3", "(UID BODY.PEEK[])")
+    assert typ == "OK"
+    bodies = [item[1] for item in data if isinstance(item, tuple)]
+    assert len(bodies) == 2 and all(len(body) > 30_000 for body in bodies)
+    assert b"(UID 2)" in [item for item in data if not isinstance(item, tuple)][1]
+    [unit] = _BlankBodyOfUid2.seen  # the rewrite saw the response whole: line, literal, ")"
+    assert len(unit) > 30_000 and unit.endswith(b")\r\n")
+    with pytest.raises(imaplib.IMAP4.error, match="BAD"):
+        client.noop()
+    assert client.select("INBOX")[0] == "OK"
+    assert proxy.stats["command NOTHING"] == 1  # the proxy parses what it forwards
 
 
 def test_schedules_are_deterministic():

@@ -9,13 +9,14 @@ import datetime
 import hashlib
 import sqlite3
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import imapclient
 
-from tests.cli_runner import write_config
+from tests.world.configs import Account, Config, Endpoint, OAuth
 
 PASSWORD_ENV = "MIGRATOR_TEST_IMAP_PASSWORD"
 
@@ -31,53 +32,26 @@ class Seen:
 
 
 def source_config(tmp_path: Path, server, user: str = "alice", *, security: str = "plain",
-                  port: int | None = None, extra: str = "", archive: str = "archive",
-                  account: str = "alice") -> Path:
-    """A config pulling `user` of the source test server (password from the environment)."""
+                  port: int | None = None, extra: Mapping[str, Any] | None = None,
+                  archive: str = "archive", account: str = "alice") -> Path:
+    """A config pulling `user` of the source test server (password from the environment);
+    `extra`: more source fields (tests.world.configs.Endpoint), None removing one."""
     if port is None:
         port = server.imaps_port if security == "tls" else server.imap_port
-    body = f"""
-[archive]
-path = "{tmp_path / archive}"
-
-[accounts.{account}.source]
-kind = "imap"
-host = "127.0.0.1"
-port = {port}
-security = "{security}"
-username = "{user}"
-password = "env:{PASSWORD_ENV}"
-ca_file = "{server.ca_cert}"
-timeout = 20
-{extra}
-"""
-    return write_config(tmp_path, body)
+    source = Endpoint("imap", port=port, username=user, security=security,
+                      password=f"env:{PASSWORD_ENV}", ca_file=server.ca_cert, timeout=20)
+    return Config(tmp_path / archive, {account: Account(source.but(**(extra or {})))}).write(
+        tmp_path / "migrator.toml")
 
 
 def office365_config(tmp_path: Path, server, oauth, mailbox: str, *, port: int | None = None,
-                     extra: str = "") -> Path:
+                     extra: Mapping[str, Any] | None = None) -> Path:
     """A config pulling an Exchange look-alike mailbox with an app-only MSAL token."""
-    body = f"""
-[archive]
-path = "{tmp_path / 'archive'}"
-
-[accounts.o365.source]
-kind = "office365"
-host = "127.0.0.1"
-port = {port or server.imaps_port}
-username = "{mailbox}"
-ca_file = "{server.ca_cert}"
-timeout = 20
-{extra}
-
-[accounts.o365.source.oauth]
-flow = "client_credentials"
-client_id = "app"
-client_secret = "env:{PASSWORD_ENV}"
-authority = "{oauth.authority}"
-ca_file = "{oauth.ca_cert}"
-"""
-    return write_config(tmp_path, body)
+    source = Endpoint("office365", port=port or server.imaps_port, username=mailbox,
+                      ca_file=server.ca_cert, timeout=20, oauth=OAuth(
+                          oauth.authority, oauth.ca_cert, client_secret=f"env:{PASSWORD_ENV}"))
+    return Config(tmp_path / "archive", {"o365": Account(source.but(**(extra or {})))}).write(
+        tmp_path / "migrator.toml")
 
 
 def imap_client(server, user: str, password: str = "secret") -> imapclient.IMAPClient:

@@ -1,4 +1,5 @@
-"""Helpers for the POP3 pull tests: configs, server variants, and independent views.
+"""Helpers for the POP3 pull tests: configs, server variants, POP3 faults for the test world's
+FaultProxy, and independent views.
 
 What the server holds is read with plain imapclient/poplib and doveadm, what the archive
 holds with sqlite3 and file reads, never through migrator's own reader or models.
@@ -6,25 +7,24 @@ holds with sqlite3 and file reads, never through migrator's own reader or models
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import poplib
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import imapclient
 
-from tests.cli_runner import write_config
+from tests.world.configs import Account, Config, Endpoint
 from tests.world.dovecot import Office365Server, SourceServer, _listener
 from tests.world.mailstore import SeedMessage
 from tests.world.net import HOST, free_port
+from tests.world.proxy import Cut, Rewrite
 
 USER = "bob"
 PASSWORD = "pop3-Pa55word"
@@ -66,99 +66,38 @@ class Pop3Office365Server(Office365Server):
             + _listener("pop3s", self.pop3s_port, ssl=True) + "}\n")
 
 
-class Pop3Proxy:
-    """A POP3 fault proxy in front of Dovecot, working on whole command lines.
+class NoUidl(Rewrite):
+    """A server without UIDL: the command is renamed on its way, so the server refuses it."""
 
-    fault = "no-uidl": UIDL is renamed so the server refuses it (a server without UIDL);
-    "cut-before-quit": the connection is cut when the client sends QUIT, which never
-    arrives, so the server deletes nothing; "lose-quit-reply": QUIT reaches the server (which
-    commits its deletions) but its +OK never reaches the client. Replies pass untouched.
-    """
-
-    def __init__(self, upstream_port: int, fault: str) -> None:
-        assert fault in ("no-uidl", "cut-before-quit", "lose-quit-reply")
-        self.upstream_port = upstream_port
-        self.fault = fault
-        self.listener = socket.create_server((HOST, 0))
-        self.listener.settimeout(0.05)  # so the accept loop sees `stopping`
-        self.port = self.listener.getsockname()[1]
-        self.stopping = threading.Event()
-        self.threads: list[threading.Thread] = []
-        self.sockets: list[socket.socket] = []
-        self.applied = 0
-
-    def __enter__(self) -> Pop3Proxy:
-        self._spawn(self._accept)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        for sock in self.sockets:
-            _shutdown(sock)
-            sock.close()
-        for thread in self.threads:
-            thread.join(5)
-        self.listener.close()
-
-    def _spawn(self, target, *args) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            client.settimeout(None)
-            server = socket.create_connection((HOST, self.upstream_port), timeout=10)
-            self.sockets += [client, server]
-            quit_sent = threading.Event()
-            self._spawn(self._commands, client, server, quit_sent)
-            self._spawn(self._replies, server, client, quit_sent)
-
-    def _commands(self, client: socket.socket, server: socket.socket,
-                  quit_sent: threading.Event) -> None:
-        with client.makefile("rb") as lines:
-            for line in lines:
-                verb = line[:4].upper()
-                if verb == b"UIDL" and self.fault == "no-uidl":
-                    self.applied += 1
-                    line = b"X" + line
-                if verb == b"QUIT" and self.fault == "cut-before-quit":
-                    self.applied += 1
-                    break
-                if verb == b"QUIT" and self.fault == "lose-quit-reply":
-                    self.applied += 1
-                    quit_sent.set()
-                try:
-                    server.sendall(line)
-                except OSError:
-                    return
-        _shutdown(server)
-        _shutdown(client)
-
-    def _replies(self, server: socket.socket, client: socket.socket,
-                 quit_sent: threading.Event) -> None:
-        while True:
-            try:
-                data = server.recv(65536)
-                if not data:
-                    break
-                if quit_sent.is_set() and b"+OK" in data:  # the QUIT reply: swallowed
-                    break
-                client.sendall(data)
-            except OSError:
-                break
-        _shutdown(client)
+    def client(self, unit: bytes) -> bytes:
+        return b"X" + unit if unit[:4].upper() == b"UIDL" else unit
 
 
-def _shutdown(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+class CutBeforeQuit(Rewrite):
+    """The connection is cut when the client sends QUIT, which never arrives, so the server
+    deletes nothing."""
+
+    def client(self, unit: bytes) -> bytes:
+        if unit[:4].upper() == b"QUIT":
+            raise Cut("QUIT")
+        return unit
+
+
+class LoseQuitReply(Rewrite):
+    """QUIT reaches the server (which commits its deletions), but its +OK never reaches the
+    client: the connection is cut there."""
+
+    def __init__(self) -> None:
+        self.quit_sent = False
+
+    def client(self, unit: bytes) -> bytes:
+        self.quit_sent = self.quit_sent or unit[:4].upper() == b"QUIT"
+        return unit
+
+    def server(self, unit: bytes) -> bytes:
+        if self.quit_sent and unit.startswith(b"+OK"):
+            raise Cut("the QUIT reply")
+        return unit
 
 
 # -- configs -------------------------------------------------------------------------------
@@ -170,39 +109,21 @@ def password_file(tmp_path: Path, password: str = PASSWORD) -> Path:
 
 def pop3_config(tmp_path: Path, server, *, security: str = "plain", port: int | None = None,
                 delete: str | None = None, days: int = 0, target: bool = False,
-                extra: str = "", password: str = PASSWORD, user: str = USER,
-                ca_file: bool = True, target_block: str = "") -> Path:
-    """A config pulling `user` of the source test server over POP3."""
+                extra: Mapping[str, Any] | None = None, password: str = PASSWORD,
+                user: str = USER, ca_file: bool = True,
+                target_block: Endpoint | None = None) -> Path:
+    """A config pulling `user` of the source test server over POP3; `target` adds a target
+    that is never contacted, `target_block` a real one; `extra`: more source fields."""
     if port is None:
         port = server.pop3s_port if security == "tls" else server.pop3_port
-    policy = f'delete = "{delete}"\ndelete_after_days = {days}\n' if delete else ""
-    secret = password_file(tmp_path, password)
-    ca = f'ca_file = "{server.ca_cert}"\n' if ca_file else ""
-    body = f"""
-[archive]
-path = "{tmp_path / 'archive'}"
-
-[accounts.{user}.source]
-kind = "pop3"
-host = "127.0.0.1"
-port = {port}
-security = "{security}"
-username = "{user}"
-password = "file:{secret}"
-{ca}timeout = 20
-{policy}{extra}
-"""
-    body += target_block
+    secret = f"file:{password_file(tmp_path, password)}"
+    source = Endpoint("pop3", port=port, security=security, username=user, password=secret,
+                      ca_file=server.ca_cert if ca_file else None, timeout=20,
+                      delete=delete, delete_after_days=days if delete else None)
     if target:
-        body += f"""
-[accounts.{user}.target]
-kind = "imap"
-host = "127.0.0.1"
-port = 1
-username = "{user}@target"
-password = "file:{secret}"
-"""
-    return write_config(tmp_path, body)
+        target_block = Endpoint("imap", port=1, username=f"{user}@target", password=secret)
+    account = Account(source.but(**(extra or {})), target_block)
+    return Config(tmp_path / "archive", {user: account}).write(tmp_path / "migrator.toml")
 
 
 # -- what the server holds -------------------------------------------------------------------

@@ -7,13 +7,15 @@ from __future__ import annotations
 import datetime
 import hashlib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.archive.ingest import FetchedMessage, add_messages, ensure_account, ensure_folder
-from tests.cli_runner import write_config
+from tests.world.configs import Account, Config, Endpoint, OAuth
 from tests.world.mailstore import as_imap_bytes
 
 SECRET_ENV = "MIGRATOR_TEST_APP_SECRET"
@@ -44,59 +46,34 @@ def grant_mailbox(oauth, office365, mailbox: str = MAILBOX) -> None:
 
 
 def target_block(server_port: int, ca_cert: str, oauth, *, mailbox: str = MAILBOX,
-                 account: str = "bob", extra: str = "", flow: str = "client_credentials",
-                 client_id: str = "app") -> str:
-    secret = f'client_secret = "env:{SECRET_ENV}"\n' if flow == "client_credentials" else ""
-    return f"""
-[accounts.{account}.target]
-kind = "office365"
-host = "127.0.0.1"
-port = {server_port}
-username = "{mailbox}"
-ca_file = "{ca_cert}"
-timeout = 20
-{extra}
-
-[accounts.{account}.target.oauth]
-flow = "{flow}"
-client_id = "{client_id}"
-{secret}authority = "{oauth.authority}"
-ca_file = "{oauth.ca_cert}"
-"""
+                 extra: Mapping[str, Any] | None = None, flow: str = "client_credentials",
+                 client_id: str = "app") -> Endpoint:
+    """The Exchange look-alike as a target; `extra`: more target fields."""
+    secret = f"env:{SECRET_ENV}" if flow == "client_credentials" else None
+    target = Endpoint("office365", port=server_port, username=mailbox, ca_file=ca_cert,
+                      timeout=20, oauth=OAuth(oauth.authority, oauth.ca_cert,
+                                              client_id=client_id, flow=flow,
+                                              client_secret=secret))
+    return target.but(**(extra or {}))
 
 
-def source_block(server, *, kind: str = "imap", user: str = "alice", account: str = "bob",
-                 port: int | None = None, security: str = "plain") -> str:
+def source_block(server, *, kind: str = "imap", user: str = "alice", port: int | None = None,
+                 security: str = "plain") -> Endpoint:
     if port is None:
         port = server.pop3_port if kind == "pop3" else server.imap_port
-    return f"""
-[accounts.{account}.source]
-kind = "{kind}"
-host = "127.0.0.1"
-port = {port}
-security = "{security}"
-username = "{user}"
-password = "env:{SOURCE_PASSWORD_ENV}"
-ca_file = "{server.ca_cert}"
-timeout = 20
-"""
+    return Endpoint(kind, port=port, security=security, username=user,
+                    password=f"env:{SOURCE_PASSWORD_ENV}", ca_file=server.ca_cert, timeout=20)
 
 
-def write_world_config(tmp_path: Path, source: str, target: str) -> Path:
-    archive = tmp_path / "archive"
-    return write_config(tmp_path, f'[archive]\npath = "{archive}"\n{source}{target}')
+def write_world_config(tmp_path: Path, source: Endpoint, target: Endpoint | None,
+                       account: str = "bob") -> Path:
+    return Config(tmp_path / "archive", {account: Account(source, target)}).write(
+        tmp_path / "migrator.toml")
 
 
-def placeholder_source(account: str = "bob") -> str:
+def placeholder_source() -> Endpoint:
     """A source that is never contacted (push works from the archive alone)."""
-    return f"""
-[accounts.{account}.source]
-kind = "imap"
-host = "127.0.0.1"
-port = 9
-username = "nobody"
-password = "env:{SOURCE_PASSWORD_ENV}"
-"""
+    return Endpoint("imap", port=9, username="nobody", password=f"env:{SOURCE_PASSWORD_ENV}")
 
 
 def fill_archive(archive: Path, messages, account: str = "bob") -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from migrator.archive.locks import lock_path
-from tests.cli_runner import run_cli, write_config
+from tests.cli_runner import run_cli
+from tests.world.configs import Account, Config, Endpoint
 from tests.world.mailstore import SeedMessage
 
 PASSWORD = "backup-Pw-88213"
@@ -27,16 +28,9 @@ def messages(count: int, size: int = 2000) -> list[SeedMessage]:
 
 
 def config_for(tmp_path: Path, port: int, users: list[str]) -> Path:
-    accounts = "".join(f"""
-[accounts.{user}.source]
-kind = "imap"
-host = "127.0.0.1"
-port = {port}
-security = "plain"
-username = "{user}"
-password = "env:{PASSWORD_ENV}"
-""" for user in users)
-    return write_config(tmp_path, f'[archive]\npath = "{tmp_path / "archive"}"\n{accounts}')
+    accounts = {user: Account(Endpoint("imap", port=port, security="plain", username=user,
+                                       password=f"env:{PASSWORD_ENV}")) for user in users}
+    return Config(tmp_path / "archive", accounts).write(tmp_path / "migrator.toml")
 
 
 @pytest.fixture

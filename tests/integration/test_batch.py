@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from migrator.cli.progress import human_bytes
-from tests.cli_runner import run_cli, write_config
+from tests.cli_runner import run_cli
 from tests.integration.push_world import SECRET, SECRET_ENV, leaked
+from tests.world.configs import Batch, Config, Endpoint, OAuth
 from tests.world.mailstore import SeedMessage
 
 PASSWORD = "batch-Src-Pw-5510"
@@ -44,37 +45,18 @@ def mail(user: str, n: int) -> SeedMessage:
     return SeedMessage(raw, ("\\Seen",) if n % 2 else (), 1_700_000_000 + n * 3600)
 
 
+def source_defaults(source_server) -> Endpoint:
+    return Endpoint("imap", port=source_server.imap_port, security="plain", timeout=20)
+
+
 def base_config(tmp_path: Path, source_server, office365, oauth) -> Path:
-    return write_config(tmp_path, f"""
-[archive]
-path = "{tmp_path / 'archive'}"
-
-[batch]
-parallel = 4
-report_dir = "{tmp_path / 'reports'}"
-
-[batch.source]
-kind = "imap"
-host = "127.0.0.1"
-port = {source_server.imap_port}
-security = "plain"
-timeout = 20
-
-[batch.target]
-kind = "office365"
-host = "127.0.0.1"
-port = {office365.imaps_port}
-ca_file = "{office365.ca_cert}"
-timeout = 20
-connections = 2
-
-[batch.target.oauth]
-flow = "client_credentials"
-client_id = "batch-app"
-client_secret = "env:{SECRET_ENV}"
-authority = "{oauth.authority}"
-ca_file = "{oauth.ca_cert}"
-""", name="base.toml")
+    source = source_defaults(source_server)
+    target = Endpoint("office365", port=office365.imaps_port, ca_file=office365.ca_cert,
+                      timeout=20, connections=2, oauth=OAuth(
+                          oauth.authority, oauth.ca_cert, client_id="batch-app",
+                          client_secret=f"env:{SECRET_ENV}"))
+    batch = Batch(source, target, parallel=4, report_dir=tmp_path / "reports")
+    return Config(tmp_path / "archive", batch=batch).write(tmp_path / "base.toml")
 
 
 @pytest.fixture
@@ -221,10 +203,8 @@ def archived_sizes(tmp_path: Path) -> dict[str, int]:
 
 def test_report_bytes_are_archived_and_pushed_whatever_the_protocol(world, tmp_path) -> None:
     base, users_csv, _ = make_batch(world, 4)  # user04 is a POP3 mailbox, the others IMAP
-    text = base.read_text()
-    pre = text[:text.index("[batch.target]")].replace(str(tmp_path / "reports"),
-                                                       str(tmp_path / "pre" / "reports"))
-    archive_only = write_config(tmp_path, pre, name="pre.toml")
+    batch = Batch(source_defaults(world[1]), parallel=4, report_dir=tmp_path / "pre" / "reports")
+    archive_only = Config(tmp_path / "archive", batch=batch).write(tmp_path / "pre.toml")
 
     staged = run_cli("-c", archive_only, "batch", "run", users_csv)  # pre-stage: archive only
     assert staged.status == 0, staged.stdout + staged.stderr

@@ -185,7 +185,7 @@ def test_include_exclude_and_vanished_folders(source_server, tmp_path):
     for folder in ("INBOX", "Lists.python", "Lists.spam", "Trash"):
         seed(source_server, folder, 1)
     config = source_config(tmp_path, source_server,
-                           extra='include = ["INBOX", "Lists.*"]\nexclude = ["*.spam"]')
+                           extra={"include": ("INBOX", "Lists.*"), "exclude": ("*.spam",)})
     assert pull(config).status == ExitStatus.OK
     assert set(archive_view(tmp_path / "archive")) == {"INBOX", "Lists.python"}
 
@@ -222,10 +222,8 @@ def test_refused_login_is_one_line_naming_the_account(source_server, tmp_path, m
 
 def test_unverifiable_tls_and_unreachable_host_are_connection_errors(source_server, tmp_path):
     source_server.add_user("alice")
-    no_ca = source_config(tmp_path, source_server, security="tls").read_text()
-    no_ca = "\n".join(line for line in no_ca.splitlines() if not line.startswith("ca_file"))
-    (tmp_path / "migrator.toml").write_text(no_ca)
-    result = pull(tmp_path / "migrator.toml")
+    no_ca = source_config(tmp_path, source_server, security="tls", extra={"ca_file": None})
+    result = pull(no_ca)
     assert result.status == ExitStatus.CONNECTION
     assert "alice" in result.stderr and "certificate verification failed" in result.stderr
 

@@ -3,13 +3,10 @@ empty FETCH answers; and Office 365 as a source (XOAUTH2 with a token from real 
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import json
 import re
-import socket
-import threading
 
 import pytest
 
@@ -25,6 +22,7 @@ from tests.integration.imap_pull_world import (
     source_config,
 )
 from tests.world.mailstore import SeedMessage
+from tests.world.proxy import Rewrite
 
 pytestmark = pytest.mark.world
 UTC = datetime.UTC
@@ -106,7 +104,7 @@ def test_expired_token_bye_reconnects_with_a_fresh_token(o365, oauth_service, fa
     proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs, bandwidth=2_000_000)
     proxy.bye(after_seconds=0.5)
     config = office365_config(tmp_path, o365, oauth_service, MAILBOX, port=proxy.port,
-                              extra="connections = 2")
+                              extra={"connections": 2})
 
     result = run_cli("-c", config, "pull", "o365")
 
@@ -168,98 +166,58 @@ def test_throttled_fetch_waits_as_told_and_carries_on(source_server, fault_proxy
 
 
 # -- Exchange sometimes answers a FETCH for a listed UID with no body --------------------------
-class EmptyFetchProxy:
-    """Relays IMAP, but answers the body FETCH of chosen UIDs the way Exchange sometimes
-    does: `* n FETCH (UID u)` and no BODY[] (the first `times` times, or always)."""
+class EmptyFetches:
+    """Answers the body FETCH of chosen UIDs the way Exchange sometimes does: `* n FETCH
+    (UID u)` and no BODY[] (the first `times` times, or always). Shared by all connections:
+    call it for each connection's Rewrite (FaultProxy's `rewrite=`)."""
 
-    _BODY = re.compile(rb"^\* (\d+) FETCH \(.*\bUID (\d+)\b.*BODY\[\] \{(\d+)\}\r\n$")
+    _BODY = re.compile(rb"^\* (\d+) FETCH \(.*\bUID (\d+)\b.*BODY\[\] \{(\d+)\}\r\n")
 
-    def __init__(self, upstream_port, uids, times=None):
-        self.upstream = upstream_port
+    def __init__(self, uids, times=None):
         self.uids = set(uids)
         self.times = times
         self.blanked = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.threads = []
-        self.sockets = []
-        self.running = True
-        self._accept = threading.Thread(target=self._serve, daemon=True)
-        self._accept.start()
 
-    def _serve(self):
-        self.listener.settimeout(0.05)  # so close() is not kept waiting in accept()
-        while self.running:
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            client.settimeout(None)
-            server = socket.create_connection(("127.0.0.1", self.upstream))
-            self.sockets += [client, server]
-            for target in (self._pump_c2s, self._pump_s2c):
-                thread = threading.Thread(target=target, args=(client, server), daemon=True)
-                thread.start()
-                self.threads.append(thread)
+    def __call__(self):
+        return _EmptyFetchRewrite(self)
 
-    def _pump_c2s(self, client, server):
-        with contextlib.suppress(OSError):
-            while data := client.recv(65536):
-                server.sendall(data)
-        with contextlib.suppress(OSError):
-            server.shutdown(socket.SHUT_WR)
+    def blank(self, response):
+        match = self._BODY.match(response)
+        if match and int(match[2]) in self.uids and (
+                self.times is None or self.blanked < self.times):
+            self.blanked += 1
+            return b"* %s FETCH (UID %s)\r\n" % (match[1], match[2])
+        return response
 
-    def _pump_s2c(self, client, server):
-        stream = server.makefile("rb")
-        with contextlib.suppress(OSError, ValueError):
-            while line := stream.readline():
-                match = self._BODY.match(line)
-                if match and int(match[2]) in self.uids and (
-                        self.times is None or self.blanked < self.times):
-                    self.blanked += 1
-                    stream.read(int(match[3]))
-                    stream.readline()  # the closing ")"
-                    client.sendall(b"* %s FETCH (UID %s)\r\n" % (match[1], match[2]))
-                    continue
-                client.sendall(line)
-        with contextlib.suppress(OSError):
-            client.shutdown(socket.SHUT_WR)
 
-    def close(self):
-        self.running = False
-        self.listener.close()
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
-        for thread in [self._accept, *self.threads]:
-            thread.join(5)
+class _EmptyFetchRewrite(Rewrite):
+    def __init__(self, fetches):
+        self.fetches = fetches
+
+    def server(self, unit):
+        return self.fetches.blank(unit)
 
 
 @pytest.fixture
-def empty_fetch_proxy():
-    proxies = []
+def empty_fetch_proxy(fault_proxy):
+    """Call with the upstream port and EmptyFetches arguments: (proxy, fetches)."""
+    def make(upstream_port, *args, **kwargs):
+        fetches = EmptyFetches(*args, **kwargs)
+        return fault_proxy(upstream_port, rewrite=fetches), fetches
 
-    def make(*args, **kwargs):
-        proxies.append(EmptyFetchProxy(*args, **kwargs))
-        return proxies[-1]
-
-    yield make
-    for proxy in proxies:
-        proxy.close()
+    return make
 
 
 def test_an_empty_fetch_is_asked_again(source_server, empty_fetch_proxy, tmp_path):
     source_server.add_user("alice")
     seed(source_server, "alice", "INBOX", 10)
-    proxy = empty_fetch_proxy(source_server.imap_port, uids={4, 7}, times=2)
+    proxy, fetches = empty_fetch_proxy(source_server.imap_port, uids={4, 7}, times=2)
 
     result = run_cli("-c", source_config(tmp_path, source_server, port=proxy.port), "pull",
                      "alice")
 
     assert result.status == ExitStatus.OK, result.stderr
-    assert proxy.blanked == 2
+    assert fetches.blanked == 2
     assert_archive_matches(imap_client(source_server, "alice"), tmp_path / "archive")
 
 
@@ -267,7 +225,7 @@ def test_a_message_never_served_is_recorded_failed_and_retried_next_run(
         source_server, empty_fetch_proxy, tmp_path):
     source_server.add_user("alice")
     seed(source_server, "alice", "INBOX", 10)
-    proxy = empty_fetch_proxy(source_server.imap_port, uids={6})
+    proxy, fetches = empty_fetch_proxy(source_server.imap_port, uids={6})
     config = source_config(tmp_path, source_server, port=proxy.port)
 
     result = run_cli("-c", config, "--json", "pull", "alice")
@@ -277,9 +235,9 @@ def test_a_message_never_served_is_recorded_failed_and_retried_next_run(
         in result.stderr
     assert summary(result)["fetched"] == 9 and summary(result)["failed"] == 1
     assert sorted(archive_view(tmp_path / "archive")["INBOX"]) == [1, 2, 3, 4, 5, 7, 8, 9, 10]
-    assert proxy.blanked >= 3  # asked again before giving up
+    assert fetches.blanked >= 3  # asked again before giving up
 
-    proxy.uids.clear()  # the server behaves again: the next run fetches what failed
+    fetches.uids.clear()  # the server behaves again: the next run fetches what failed
     again = run_cli("-c", config, "--json", "pull", "alice")
     assert again.status == ExitStatus.OK, again.stderr
     assert summary(again)["fetched"] == 1

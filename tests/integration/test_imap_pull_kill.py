@@ -116,7 +116,7 @@ def test_killed_from_outside_while_blobs_appear_then_resumed(mailbox, tmp_path):
 
 
 def test_what_a_kill_wastes_is_at_most_the_batches_in_flight(mailbox, tmp_path):
-    config = source_config(tmp_path, mailbox, extra="connections = 1")
+    config = source_config(tmp_path, mailbox, extra={"connections": 1})
     archive = tmp_path / "archive"
     status, _ = finish(start(config, "committed:2"))
     assert status == -signal.SIGKILL

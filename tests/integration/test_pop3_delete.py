@@ -17,7 +17,8 @@ from tests.cli_runner import run_cli
 from tests.integration.pop3_world import (
     PASSWORD,
     USER,
-    Pop3Proxy,
+    CutBeforeQuit,
+    LoseQuitReply,
     archive_rows,
     blob_path,
     deletions,
@@ -28,6 +29,7 @@ from tests.integration.pop3_world import (
     server_uidls,
 )
 from tests.integration.push_world import MAILBOX, SECRET, SECRET_ENV, grant_mailbox, target_block
+from tests.world.proxy import FaultProxy
 
 pytestmark = pytest.mark.world
 
@@ -143,7 +145,7 @@ def test_after_push_end_to_end_with_the_push_engine(bob, office365_server, oauth
     grant_mailbox(oauth_service, office365_server)
     seed(bob, [message(n) for n in range(6)])
     config = pop3_config(tmp_path, bob, delete="after-push", days=0, target_block=target_block(
-        office365_server.imaps_port, certs.ca_cert, oauth_service, account=USER))
+        office365_server.imaps_port, certs.ca_cert, oauth_service))
 
     first = run_cli("-c", config, "--json", "pull", USER)
     assert first.status == ExitStatus.OK, first.stderr
@@ -194,9 +196,9 @@ def test_a_damaged_blob_blocks_the_deletion_of_its_message(bob, tmp_path, damage
 def test_a_session_cut_before_quit_deletes_nothing_and_the_manifest_agrees(bob, tmp_path):
     seed(bob, [message(n) for n in range(6)])
     archive = tmp_path / "archive"
-    with Pop3Proxy(bob.pop3_port, "cut-before-quit") as proxy:
+    with FaultProxy(bob.pop3_port, imap=False, rewrite=CutBeforeQuit) as proxy:
         cut = pull(pop3_config(tmp_path, bob, port=proxy.port, delete="after-archive"))
-        assert proxy.applied == 1
+        assert proxy.events_of("cut") == [("c2s", 1)]
     assert cut.status == ExitStatus.PARTIAL
     assert "not confirmed" in cut.stderr
     assert len(server_uidls(bob)) == 6  # the DELEs were sent, but without QUIT nothing goes
@@ -218,9 +220,9 @@ def test_a_session_cut_before_quit_deletes_nothing_and_the_manifest_agrees(bob, 
 def test_a_lost_quit_reply_is_settled_by_the_next_run(bob, tmp_path):
     seed(bob, [message(n) for n in range(3)])
     archive = tmp_path / "archive"
-    with Pop3Proxy(bob.pop3_port, "lose-quit-reply") as proxy:
+    with FaultProxy(bob.pop3_port, imap=False, rewrite=LoseQuitReply) as proxy:
         lost = pull(pop3_config(tmp_path, bob, port=proxy.port, delete="after-archive"))
-        assert proxy.applied == 1
+        assert proxy.events_of("cut") == [("s2c", 1)]
     assert lost.status == ExitStatus.PARTIAL
     assert server_uidls(bob) == {}  # the server did commit
     assert {row["state"] for row in deletions(archive)} == {"pending"}  # we cannot know yet

@@ -15,8 +15,8 @@ from tests.cli_runner import run_cli
 from tests.integration.pop3_world import (
     PASSWORD,
     USER,
+    NoUidl,
     Pop3Office365Server,
-    Pop3Proxy,
     TunedSourceServer,
     archive_rows,
     archived_bytes,
@@ -32,8 +32,10 @@ from tests.integration.pop3_world import (
     seed,
     server_uidls,
 )
+from tests.world.configs import Account, Config, Endpoint, OAuth
 from tests.world.mailstore import SeedMessage
 from tests.world.net import HOST
+from tests.world.proxy import FaultProxy
 
 pytestmark = pytest.mark.world
 
@@ -162,11 +164,11 @@ def test_a_server_without_uidl_is_pulled_by_header_fingerprint_with_a_warning(so
                                                                              tmp_path):
     source_server.add_user(USER, PASSWORD)
     seed(source_server, [message(n) for n in range(8)])
-    with Pop3Proxy(source_server.pop3_port, "no-uidl") as proxy:
+    with FaultProxy(source_server.pop3_port, imap=False, rewrite=NoUidl) as proxy:
         config = pop3_config(tmp_path, source_server, port=proxy.port)
         result = pull(config)
         assert result.status == ExitStatus.OK, result.stderr
-        assert proxy.applied >= 1
+        assert ("c2s", 1) in proxy.events_of("rewrite")
         assert f"{USER}: " in result.stderr and "has no UIDL" in result.stderr
         rows = archive_rows(tmp_path / "archive")
         assert len(rows) == 8 and all(row["uidl"].startswith("top0:") for row in rows)
@@ -225,27 +227,12 @@ def test_exchange_style_pop3_with_xoauth2(certs, oauth_service, tmp_path, monkey
     with Pop3Office365Server(certs, oauth_service.introspection_url) as server:
         server.add_user(mailbox)
         server.seed(mailbox, "INBOX", [SeedMessage(message(n)) for n in range(6)])
-        config = tmp_path / "o365.toml"
-        config.write_text(f"""
-[archive]
-path = "{tmp_path / 'archive'}"
-
-[accounts.dave.source]
-kind = "pop3"
-host = "127.0.0.1"
-port = {server.pop3s_port}
-security = "tls"
-username = "{mailbox}"
-auth = "xoauth2"
-ca_file = "{server.ca_cert}"
-
-[accounts.dave.source.oauth]
-flow = "client_credentials"
-client_id = "app"
-client_secret = "env:MIGRATOR_TEST_POP3_APP_SECRET"
-authority = "{oauth_service.authority}"
-ca_file = "{oauth_service.ca_cert}"
-""")
+        source = Endpoint("pop3", port=server.pop3s_port, security="tls", username=mailbox,
+                          auth="xoauth2", ca_file=server.ca_cert, oauth=OAuth(
+                              oauth_service.authority, oauth_service.ca_cert,
+                              client_secret="env:MIGRATOR_TEST_POP3_APP_SECRET"))
+        config = Config(tmp_path / "archive", {"dave": Account(source)}).write(
+            tmp_path / "o365.toml")
         result = run_cli("-c", config, "pull", "dave")
         assert result.status == ExitStatus.OK, result.stderr
         rows = archive_rows(tmp_path / "archive", "dave")
@@ -253,7 +240,8 @@ ca_file = "{oauth_service.ca_cert}"
             f"<{n}.pop3@example.org>" for n in range(6))
 
         server.add_user("erin@contoso.test")  # a mailbox the app holds no grant for
-        config.write_text(config.read_text().replace(mailbox, "erin@contoso.test"))
+        Config(tmp_path / "archive", {"dave": Account(source.but(
+            username="erin@contoso.test"))}).write(config)
         refused = run_cli("-c", config, "pull", "dave")
         assert refused.status == ExitStatus.AUTH, refused.stderr
         assert "dave: " in refused.stderr and "login refused" in refused.stderr

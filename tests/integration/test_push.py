@@ -25,6 +25,7 @@ from tests.integration.push_world import (
     target_count,
     write_world_config,
 )
+from tests.world.configs import Endpoint
 from tests.world.mailstore import SeedMessage
 
 pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
@@ -32,7 +33,7 @@ pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
 
 
 
-def o365_config(tmp_path, server, oauth, certs, extra: str = ""):
+def o365_config(tmp_path, server, oauth, certs, extra=None):
     return write_world_config(tmp_path, placeholder_source(),
                               target_block(server.imaps_port, certs.ca_cert, oauth, extra=extra))
 
@@ -130,17 +131,9 @@ def test_messages_already_at_the_target_are_not_pushed_again(o365, oauth_service
 def test_imap_target_with_dot_delimiter_and_byte_check(source_server, tmp_path, corpus):
     source_server.add_user("carol", SOURCE_PASSWORD)
     fill_archive(tmp_path / "archive", corpus)
-    target = f"""
-[accounts.bob.target]
-kind = "imap"
-host = "127.0.0.1"
-port = {source_server.imaps_port}
-security = "tls"
-username = "carol"
-password = "env:{SOURCE_PASSWORD_ENV}"
-ca_file = "{source_server.ca_cert}"
-connections = 3
-"""
+    target = Endpoint("imap", port=source_server.imaps_port, security="tls", username="carol",
+                      password=f"env:{SOURCE_PASSWORD_ENV}", ca_file=source_server.ca_cert,
+                      connections=3)
     config = write_world_config(tmp_path, placeholder_source(), target)
 
     result = run_cli("-c", config, "push", "bob")
@@ -181,7 +174,7 @@ def test_byte_check_is_refused_against_office365(o365, oauth_service, certs, tmp
 
 
 def test_account_without_target_is_a_clear_error(tmp_path):
-    config = write_world_config(tmp_path, placeholder_source(), "")
+    config = write_world_config(tmp_path, placeholder_source(), None)
     result = run_cli("-c", config, "push", "bob")
     assert result.status == ExitStatus.CONFIG
     assert "no [accounts.bob.target]" in result.stderr

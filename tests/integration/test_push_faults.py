@@ -27,7 +27,7 @@ def proxied(o365, certs, **kwargs) -> FaultProxy:
     return FaultProxy(o365.imaps_port, tls_terminate=True, certs=certs, **kwargs)
 
 
-def config_via(proxy: FaultProxy, tmp_path, oauth, certs, extra: str = ""):
+def config_via(proxy: FaultProxy, tmp_path, oauth, certs, extra=None):
     return write_world_config(tmp_path, placeholder_source(),
                               target_block(proxy.port, certs.ca_cert, oauth, extra=extra))
 
@@ -70,7 +70,7 @@ def test_repeated_throttling_lowers_parallelism(o365, oauth_service, certs, tmp_
     fill_archive(tmp_path / "archive", messages)
     proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
     proxy.throttle("APPEND", nth=range(2, 12), backoff_ms=20)
-    config = config_via(proxy, tmp_path, oauth_service, certs, extra="connections = 4")
+    config = config_via(proxy, tmp_path, oauth_service, certs, extra={"connections": 4})
 
     result = run_cli("-c", config, "push", "bob")
 
@@ -86,7 +86,7 @@ def test_token_expiry_bye_reconnects_with_a_fresh_token(o365, oauth_service, cer
     proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs, delay=0.002,
                         bandwidth=400_000)  # about 3 s of pushing: sessions end under way
     proxy.bye(after_seconds=0.8)
-    config = config_via(proxy, tmp_path, oauth_service, certs, extra="connections = 2")
+    config = config_via(proxy, tmp_path, oauth_service, certs, extra={"connections": 2})
 
     result = run_cli("-c", config, "push", "bob")
 
@@ -123,7 +123,7 @@ def test_authenticated_but_not_connected_means_fewer_connections(
     fill_archive(tmp_path / "archive", messages)
     proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
     proxy.throttle("APPEND", nth=(3, 4), status="BAD")
-    config = config_via(proxy, tmp_path, oauth_service, certs, extra="connections = 3")
+    config = config_via(proxy, tmp_path, oauth_service, certs, extra={"connections": 3})
 
     result = run_cli("-c", config, "push", "bob")
 

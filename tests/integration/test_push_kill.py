@@ -47,7 +47,7 @@ def world(office365_server, oauth_service, certs, tmp_path):
                 + [message(n, folder="Sent", flags=()) for n in range(200, 250)])
     fill_archive(tmp_path / "archive", messages)
     config = write_world_config(tmp_path, placeholder_source(), target_block(
-        office365_server.imaps_port, certs.ca_cert, oauth_service, extra="connections = 3"))
+        office365_server.imaps_port, certs.ca_cert, oauth_service, extra={"connections": 3}))
     return office365_server, messages, config
 
 

@@ -15,7 +15,8 @@ import pytest
 from migrator import __version__
 from migrator.cli.main import build_parser
 from migrator.errors import ExitStatus
-from tests.cli_runner import run_cli, write_config
+from tests.cli_runner import run_cli
+from tests.world.configs import Config
 
 
 def test_version() -> None:
@@ -67,13 +68,13 @@ def test_traceback_only_on_request(tmp_path: Path) -> None:
 
 
 def test_options_after_the_command_are_honoured(tmp_path: Path) -> None:
-    config = write_config(tmp_path, f'[archive]\npath = "{tmp_path / "a"}"\n')
+    config = Config(tmp_path / "a").write(tmp_path / "migrator.toml")
     assert run_cli("status", "-c", config, "-q").stdout == ""
     assert run_cli("-q", "-c", config, "status").stdout == ""
 
 
 def test_status_on_empty_archive(tmp_path: Path) -> None:
-    config = write_config(tmp_path, f'[archive]\npath = "{tmp_path / "a"}"\n')
+    config = Config(tmp_path / "a").write(tmp_path / "migrator.toml")
     result = run_cli("-c", config, "status")
     assert result.status == 0 and "no accounts archived yet" in result.stdout
     assert not (tmp_path / "a").exists()  # looking does not create an archive
@@ -90,7 +91,7 @@ def test_status_shows_accounts_folders_and_runs(tmp_path: Path) -> None:
     )
     from migrator.archive.runs import record_run
 
-    config = write_config(tmp_path, f'[archive]\npath = "{tmp_path / "a"}"\n')
+    config = Config(tmp_path / "a").write(tmp_path / "migrator.toml")
     manifest = open_manifest(f"sqlite:///{tmp_path / 'a' / 'manifest.sqlite'}")
     with record_run(manifest, "pull", "alice", "imap") as run:
         with manifest.session() as session:

@@ -15,7 +15,8 @@ from migrator.archive.ingest import ensure_account, ensure_folder
 from migrator.archive.manifest import Base
 from migrator.archive.runs import record_run
 from migrator.errors import ManifestError, ManifestTooNewError
-from tests.cli_runner import run_cli, write_config
+from tests.cli_runner import run_cli
+from tests.world.configs import Config
 
 TABLES = {"accounts", "folders", "blobs", "messages", "pushes", "source_deletions",
           "failures", "runs", "alembic_version"}
@@ -69,8 +70,8 @@ def test_newer_manifest_is_refused(tmp_path: Path) -> None:
         conn.execute("update alembic_version set version_num = '9999_from_the_future'")
     with pytest.raises(ManifestTooNewError, match="newer than this migrator"):
         open_manifest(f"sqlite:///{db}")
-    config = write_config(tmp_path, f'[archive]\npath = "{tmp_path}"\ndatabase = '
-                                    f'"sqlite:///{db}"\n')
+    config = Config(tmp_path, database=f"sqlite:///{db}").write(
+        tmp_path / "migrator.toml")
     result = run_cli("-c", config, "status")
     assert result.status == 9
     assert "9999_from_the_future" in result.stderr and "Traceback" not in result.stderr

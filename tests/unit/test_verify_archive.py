@@ -11,7 +11,8 @@ import pytest
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.archive.ingest import FetchedMessage, add_messages, ensure_account, ensure_folder
-from tests.cli_runner import run_cli, write_config
+from tests.cli_runner import run_cli
+from tests.world.configs import Config
 
 MESSAGES = [b"Message-ID: <m%d@example.org>\r\nSubject: %d\r\n\r\nbody %d\r\n" % (i, i, i)
             for i in range(5)]
@@ -19,7 +20,7 @@ MESSAGES = [b"Message-ID: <m%d@example.org>\r\nSubject: %d\r\n\r\nbody %d\r\n" %
 
 @pytest.fixture
 def archive(tmp_path: Path) -> tuple[Path, BlobStore]:
-    config = write_config(tmp_path, f'[archive]\npath = "{tmp_path / "archive"}"\n')
+    config = Config(tmp_path / "archive").write(tmp_path / "migrator.toml")
     manifest = open_manifest(f"sqlite:///{tmp_path / 'archive' / 'manifest.sqlite'}")
     store = BlobStore(tmp_path / "archive")
     with manifest.session() as session:

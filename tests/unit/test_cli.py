@@ -16,7 +16,7 @@ from migrator import __version__
 from migrator.cli.main import build_parser
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
-from tests.world.configs import Config
+from tests.world.configs import Batch, Config, Endpoint
 
 
 def test_version() -> None:
@@ -131,8 +131,8 @@ def _archive_with_a_run(tmp_path: Path) -> Path:
     with record_run(manifest, "pull", "alice", "imap") as run:
         run.counts["fetched"] = 0
     manifest.close()
-    return write_config(tmp_path, f'[archive]\npath = "{tmp_path / "a"}"\n'
-                                  '[batch.source]\nkind = "imap"\nhost = "127.0.0.1"\n')
+    batch = Batch(source=Endpoint("imap"))
+    return Config(tmp_path / "a", batch=batch).write(tmp_path / "migrator.toml")
 
 
 def test_status_times_carry_their_zone(tmp_path: Path, kolkata_time: ZoneInfo) -> None:

@@ -17,9 +17,10 @@ from migrator import __version__
 from migrator.cli.commands import COMMANDS
 from migrator.cli.context import Context
 from migrator.cli.environment import Environment
+from migrator.cli.options import Parser, check
 from migrator.cli.progress import JsonReporter, LineReporter, NullReporter, TqdmReporter
 from migrator.engine.events import Emit
-from migrator.errors import ExitStatus, MigratorError
+from migrator.errors import ConfigError, ExitStatus, MigratorError, UsageError
 from migrator.redact import RedactingFilter, redact
 
 log = logging.getLogger("migrator")
@@ -31,7 +32,7 @@ def common_options(top_level: bool) -> argparse.ArgumentParser:
     After the command they default to SUPPRESS, so `migrator -q status` is not undone by the
     subcommand's own default (an argparse pitfall with shared parents).
     """
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
 
     def default(value: object) -> object:
         return value if top_level else argparse.SUPPRESS
@@ -54,7 +55,7 @@ def common_options(top_level: bool) -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     common = common_options(top_level=False)
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="migrator", parents=[common_options(top_level=True)],
         description="Move or back up mailboxes without losing, duplicating or altering mail.")
     parser.add_argument("--version", action="version", version=f"migrator {__version__}")
@@ -83,7 +84,7 @@ def configure_logging(env: Environment, args: argparse.Namespace) -> list[loggin
     handlers: list[logging.Handler] = [logging.StreamHandler(env.stderr)]
     handlers[0].setFormatter(logging.Formatter("%(message)s"))
     if args.log_file:
-        file_handler = logging.FileHandler(args.log_file, encoding="utf-8")
+        file_handler = open_log_file(args.log_file)
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         file_handler.setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
         handlers.append(file_handler)
@@ -103,6 +104,15 @@ def configure_logging(env: Environment, args: argparse.Namespace) -> list[loggin
     return handlers
 
 
+def open_log_file(path: str) -> logging.FileHandler:
+    """The --log-file handler; a path that cannot be written is a config mistake, one line."""
+    try:
+        return logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the log file {path}: "
+                          f"{exc.strerror or exc.__class__.__name__}") from None
+
+
 def restore_logging(handlers: list[logging.Handler]) -> None:
     """Leave the process's logging as we found it (tests run many commands in-process)."""
     logger = logging.getLogger("migrator")
@@ -114,18 +124,28 @@ def restore_logging(handlers: list[logging.Handler]) -> None:
     logger.propagate = True
 
 
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+          env: Environment) -> argparse.Namespace:
+    """Parse into the injected streams (--help and --version print, then raise SystemExit)."""
+    with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):
+        return parser.parse_args(argv)
+
+
 def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
-    """Run one command; return its exit status. Never raises (but for SystemExit of --help)."""
+    """Run one command; return its exit status. Never raises."""
     env = env or Environment()
-    parser = build_parser()
     try:
-        with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):
-            args = parser.parse_args(argv)
-    except SystemExit as exc:
+        args = parse(build_parser(), argv, env)
+    except UsageError as exc:  # before the options are known: no --traceback to honour
+        env.stderr.write(f"migrator: error: {exc}\n")
+        return ExitStatus.USAGE
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0) if isinstance(exc.code, int) else ExitStatus.USAGE
-    handlers = configure_logging(env, args)
+    handlers: list[logging.Handler] = []
     ctx = Context(env=env, args=args, emit=choose_reporter(env, args))
     try:
+        check(args)
+        handlers = configure_logging(env, args)
         return int(args.func(ctx))
     except MigratorError as exc:
         return report_error(env, args, exc, exc.exit_status)

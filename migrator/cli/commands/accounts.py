@@ -14,11 +14,13 @@ Job = Callable[[Context, Account], JobResult]
 
 
 def selected_accounts(ctx: Context) -> list[Account]:
-    """The accounts named on the command line (or --all); unknown names fail up front."""
+    """The accounts named on the command line (or --all); unknown names fail up front.
+
+    That ACCOUNT or --all was given (not both) is checked with the other options, in
+    `migrator.cli.options.check`.
+    """
     settings = ctx.settings()
-    names = list(settings.accounts) if getattr(ctx.args, "all", False) else ctx.args.accounts
-    if not names:
-        raise MigratorError("name at least one ACCOUNT, or --all")
+    names = list(settings.accounts) if ctx.args.all else ctx.args.accounts
     return [settings.account(name) for name in names]
 
 

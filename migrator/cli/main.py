@@ -14,12 +14,12 @@ import traceback
 from collections.abc import Sequence
 
 from migrator import __version__
+from migrator.cli.bars import BarSafeHandler, TqdmReporter
 from migrator.cli.commands import COMMANDS
 from migrator.cli.context import Context
 from migrator.cli.environment import Environment
-from migrator.cli.options import Parser, check
-from migrator.cli.progress import JsonReporter, LineReporter, NullReporter, TqdmReporter
-from migrator.engine.events import Emit
+from migrator.cli.options import Parser, check, positive_seconds
+from migrator.cli.progress import JsonReporter, LineReporter, NullReporter, Reporter
 from migrator.errors import ConfigError, ExitStatus, MigratorError, UsageError
 from migrator.redact import RedactingFilter, redact
 
@@ -50,6 +50,9 @@ def common_options(top_level: bool) -> argparse.ArgumentParser:
                         help="show the Python traceback of an error")
     common.add_argument("--log-file", metavar="FILE", default=default(None),
                         help="also append log lines to FILE")
+    common.add_argument("--progress-interval", metavar="SECONDS", type=positive_seconds,
+                        default=default(60.0),
+                        help="off a terminal, log a progress line this often (default: 60)")
     return common
 
 
@@ -65,23 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def choose_reporter(env: Environment, args: argparse.Namespace) -> Emit:
+def choose_reporter(env: Environment, args: argparse.Namespace) -> Reporter:
     if args.quiet:
         return NullReporter()
-    if args.json:
-        return JsonReporter(env.stderr)
+    if args.json:  # stdout carries only JSON lines; stderr only errors
+        return JsonReporter(env.stdout)
     if env.stderr_isatty:
-        return TqdmReporter(env.stderr)
-    return LineReporter()
+        return TqdmReporter(env.stderr, env.clock)
+    return LineReporter(env.clock, args.progress_interval)
 
 
-def configure_logging(env: Environment, args: argparse.Namespace) -> list[logging.Handler]:
+def configure_logging(env: Environment, args: argparse.Namespace,
+                      reporter: Reporter) -> list[logging.Handler]:
     level = logging.INFO
-    if args.quiet:
+    if args.quiet or args.json:  # with --json, stderr carries errors only
         level = logging.ERROR
     elif args.verbose >= 2:
         level = logging.DEBUG
-    handlers: list[logging.Handler] = [logging.StreamHandler(env.stderr)]
+    console = BarSafeHandler if isinstance(reporter, TqdmReporter) else logging.StreamHandler
+    handlers: list[logging.Handler] = [console(env.stderr)]
     handlers[0].setFormatter(logging.Formatter("%(message)s"))
     if args.log_file:
         file_handler = open_log_file(args.log_file)
@@ -142,11 +147,13 @@ def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> in
     except SystemExit as exc:  # --help, --version
         return int(exc.code or 0) if isinstance(exc.code, int) else ExitStatus.USAGE
     handlers: list[logging.Handler] = []
-    ctx = Context(env=env, args=args, emit=choose_reporter(env, args))
+    reporter = choose_reporter(env, args)
+    ctx = Context(env=env, args=args, emit=reporter)
     try:
         check(args)
-        handlers = configure_logging(env, args)
-        return int(args.func(ctx))
+        handlers = configure_logging(env, args, reporter)
+        with contextlib.closing(reporter):  # bars are gone before an error line is written
+            return int(args.func(ctx))
     except MigratorError as exc:
         return report_error(env, args, exc, exc.exit_status)
     except KeyboardInterrupt:

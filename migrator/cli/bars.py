@@ -30,8 +30,11 @@ class BarSafeHandler(logging.StreamHandler):
 
 
 def postfix(state: TaskState) -> str:
+    """Bytes beside the count, where the task moves bytes at all (verify counts only)."""
     size = state.total_bytes
-    return human_bytes(state.nbytes) + (f" of {human_bytes(size)}" if size is not None else "")
+    if size is None:
+        return human_bytes(state.nbytes) if state.nbytes else ""
+    return f"{human_bytes(state.nbytes)} of {human_bytes(size)}"
 
 
 class TqdmReporter:

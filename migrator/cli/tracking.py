@@ -81,11 +81,22 @@ class Tracker:
         return state
 
     def _started(self, event: TaskStarted, now: float) -> TaskState:
+        """A pull and a push of one account running together are a migrate's: link them,
+        whichever of the two started first (their threads race)."""
         state = TaskState(event.task, event.account, now, event.total, event.total_bytes)
-        pull = self.running.get(("pull", event.account))
-        if event.task == "push" and pull is not None:  # a migrate: the pull is still running
-            state.fed_by = pull
-            # the push counted what the pull had committed so far; the rest comes from the plan
-            state.waiting = max((event.total or 0) - pull.done, 0)
-            state.waiting_bytes = max((event.total_bytes or 0) - pull.nbytes, 0)
+        if event.task == "push" and ("pull", event.account) in self.running:
+            link(state, self.running["pull", event.account])
+        elif event.task == "pull" and ("push", event.account) in self.running:
+            link(self.running["push", event.account], state)
         return state
+
+
+def link(push: TaskState, pull: TaskState) -> None:
+    """Base the push's total on the pull's plan from now on.
+
+    What the push counted so far includes what the pull had committed by then; the rest of
+    the pull's plan is still to come on top of what was waiting before.
+    """
+    push.fed_by = pull
+    push.waiting = max((push.own_total or 0) - pull.done, 0)
+    push.waiting_bytes = max((push.own_bytes or 0) - pull.nbytes, 0)

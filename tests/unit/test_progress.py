@@ -126,3 +126,12 @@ def test_progress_interval_must_be_positive() -> None:
     from tests.cli_runner import run_cli
     result = run_cli("--progress-interval", "0", "status")
     assert result.status == 2 and "--progress-interval" in result.stderr
+
+
+def test_push_that_starts_before_its_pull_is_still_linked() -> None:
+    tracker = Tracker()
+    push = tracker.update(TaskStarted("push", "alice", 4, 400), 0)  # the pull thread is late
+    tracker.update(TaskStarted("pull", "alice"), 0)
+    tracker.update(TaskTotals("pull", "alice", 10, 1000), 0)
+    tracker.update(TaskTotals("push", "alice", 9, 900), 0)  # the engine re-counting
+    assert push is not None and (push.total, push.total_bytes) == (14, 1400)

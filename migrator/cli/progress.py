@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 from migrator.cli.tracking import TaskState, Tracker
-from migrator.engine.events import Event, Notice, TaskFinished, TaskStarted
+from migrator.engine.events import Emit, Event, Notice, TaskFinished, TaskStarted
 from migrator.redact import redact
 
 log = logging.getLogger("migrator")
@@ -75,6 +75,13 @@ def time_left(state: TaskState, elapsed: float) -> float | None:
     if total is not None and state.done > 0:
         return elapsed * (total - state.done) / state.done
     return None
+
+
+def end_progress(emit: Emit) -> None:
+    """Clear whatever the reporter still shows (a task that failed never said it ended)."""
+    close = getattr(emit, "close", None)
+    if close is not None:
+        close()
 
 
 class NullReporter:

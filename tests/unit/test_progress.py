@@ -135,3 +135,28 @@ def test_push_that_starts_before_its_pull_is_still_linked() -> None:
     tracker.update(TaskTotals("pull", "alice", 10, 1000), 0)
     tracker.update(TaskTotals("push", "alice", 9, 900), 0)  # the engine re-counting
     assert push is not None and (push.total, push.total_bytes) == (14, 1400)
+
+
+def test_a_bar_left_by_a_failed_job_is_gone_before_the_outcome(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from migrator.cli.commands.accounts import render, run_each
+    from migrator.cli.context import Context
+    from migrator.errors import AccountError
+    from tests.cli_runner import write_config
+
+    config = write_config(tmp_path, f'[archive]\npath = "{tmp_path / "a"}"\n'
+                                    '[accounts.alice.source]\nkind = "imap"\nhost = "127.0.0.1"\n'
+                                    'username = "alice"\npassword = "env:NOT_USED"\n')
+    stream = io.StringIO()
+    env = Environment(stdout=stream, stderr=stream, stderr_isatty=True, clock=Clock())
+    with wired(env, "-c", str(config)) as reporter:
+        ctx = Context(env=env, args=build_parser().parse_args(["-c", str(config), "verify",
+                                                               "alice"]), emit=reporter)
+
+        def job(ctx: Context, account):  # type: ignore[no-untyped-def]
+            ctx.emit(TaskStarted("verify", account.name, 10))
+            raise AccountError(f"{account.name}: the target went away")
+
+        render(ctx, run_each(ctx, "verify", job))
+    assert "verify alice" in stream.getvalue()
+    assert screen(stream.getvalue()) == ["migrator: error: alice: the target went away",
+                                         "verify alice: failed"]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from migrator.archive.locks import account_lock
 from migrator.cli.context import Context
+from migrator.cli.progress import end_progress
 from migrator.config import Account
 from migrator.engine.results import JobResult
 from migrator.errors import ExitStatus, MigratorError, Scope
@@ -28,7 +29,8 @@ def run_each(ctx: Context, command: str, job: Job) -> list[JobResult]:
     """Run `job` per account under its lock; an account-scoped error spoils only that account.
 
     The lock is taken before the manifest is opened, so a run refused for the lock never
-    touches the manifest.
+    touches the manifest. At the end any progress bar a failed job left is cleared, so the
+    outcome lines that follow are not written into it.
     """
     results = []
     for account in selected_accounts(ctx):
@@ -40,6 +42,7 @@ def run_each(ctx: Context, command: str, job: Job) -> list[JobResult]:
                 raise
             results.append(JobResult(account.name, command, error=str(exc),
                                      exit_status=exc.exit_status))
+    end_progress(ctx.emit)
     return results
 
 

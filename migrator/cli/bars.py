@@ -20,7 +20,11 @@ from migrator.engine.events import Event, Notice, TaskFinished, TaskStarted
 
 
 class BarSafeHandler(logging.StreamHandler):
-    """A log handler that writes above the bars (tqdm's logging redirect, on our stream)."""
+    """A log handler that writes above the bars: tqdm's logging redirect, on our stream.
+
+    `tqdm.contrib.logging.logging_redirect_tqdm` only swaps handlers that write to
+    sys.stdout/sys.stderr; ours writes to the injected stream, so it does the same itself.
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

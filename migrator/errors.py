@@ -42,6 +42,12 @@ class MigratorError(Exception):
     exit_status: ExitStatus = ExitStatus.ERROR
 
 
+class UsageError(MigratorError):
+    """The command line asks for something impossible or contradictory (exit 2, like argparse)."""
+
+    exit_status = ExitStatus.USAGE
+
+
 class ConfigError(MigratorError):
     """The configuration is invalid; the message names file and key."""
 

@@ -14,12 +14,13 @@ import traceback
 from collections.abc import Sequence
 
 from migrator import __version__
+from migrator.cli.bars import BarSafeHandler, TqdmReporter
 from migrator.cli.commands import COMMANDS
 from migrator.cli.context import Context
 from migrator.cli.environment import Environment
-from migrator.cli.progress import JsonReporter, LineReporter, NullReporter, TqdmReporter
-from migrator.engine.events import Emit
-from migrator.errors import ExitStatus, MigratorError
+from migrator.cli.options import Parser, check, positive_seconds
+from migrator.cli.progress import JsonReporter, LineReporter, NullReporter, Reporter
+from migrator.errors import ConfigError, ExitStatus, MigratorError, UsageError
 from migrator.redact import RedactingFilter, redact
 
 log = logging.getLogger("migrator")
@@ -31,7 +32,7 @@ def common_options(top_level: bool) -> argparse.ArgumentParser:
     After the command they default to SUPPRESS, so `migrator -q status` is not undone by the
     subcommand's own default (an argparse pitfall with shared parents).
     """
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
 
     def default(value: object) -> object:
         return value if top_level else argparse.SUPPRESS
@@ -49,12 +50,15 @@ def common_options(top_level: bool) -> argparse.ArgumentParser:
                         help="show the Python traceback of an error")
     common.add_argument("--log-file", metavar="FILE", default=default(None),
                         help="also append log lines to FILE")
+    common.add_argument("--progress-interval", metavar="SECONDS", type=positive_seconds,
+                        default=default(60.0),
+                        help="off a terminal, log a progress line this often (default: 60)")
     return common
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = common_options(top_level=False)
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="migrator", parents=[common_options(top_level=True)],
         description="Move or back up mailboxes without losing, duplicating or altering mail.")
     parser.add_argument("--version", action="version", version=f"migrator {__version__}")
@@ -64,26 +68,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def choose_reporter(env: Environment, args: argparse.Namespace) -> Emit:
+def choose_reporter(env: Environment, args: argparse.Namespace) -> Reporter:
     if args.quiet:
         return NullReporter()
-    if args.json:
-        return JsonReporter(env.stderr)
+    if args.json:  # stdout carries only JSON lines; stderr only errors
+        return JsonReporter(env.stdout)
     if env.stderr_isatty:
-        return TqdmReporter(env.stderr)
-    return LineReporter()
+        return TqdmReporter(env.stderr, env.clock)
+    return LineReporter(env.clock, args.progress_interval)
 
 
-def configure_logging(env: Environment, args: argparse.Namespace) -> list[logging.Handler]:
+def configure_logging(env: Environment, args: argparse.Namespace,
+                      reporter: Reporter) -> list[logging.Handler]:
     level = logging.INFO
-    if args.quiet:
+    if args.quiet or args.json:  # with --json, stderr carries errors only
         level = logging.ERROR
     elif args.verbose >= 2:
         level = logging.DEBUG
-    handlers: list[logging.Handler] = [logging.StreamHandler(env.stderr)]
+    console = BarSafeHandler if isinstance(reporter, TqdmReporter) else logging.StreamHandler
+    handlers: list[logging.Handler] = [console(env.stderr)]
     handlers[0].setFormatter(logging.Formatter("%(message)s"))
     if args.log_file:
-        file_handler = logging.FileHandler(args.log_file, encoding="utf-8")
+        file_handler = open_log_file(args.log_file)
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         file_handler.setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
         handlers.append(file_handler)
@@ -103,6 +109,15 @@ def configure_logging(env: Environment, args: argparse.Namespace) -> list[loggin
     return handlers
 
 
+def open_log_file(path: str) -> logging.FileHandler:
+    """The --log-file handler; a path that cannot be written is a config mistake, one line."""
+    try:
+        return logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the log file {path}: "
+                          f"{exc.strerror or exc.__class__.__name__}") from None
+
+
 def restore_logging(handlers: list[logging.Handler]) -> None:
     """Leave the process's logging as we found it (tests run many commands in-process)."""
     logger = logging.getLogger("migrator")
@@ -114,19 +129,31 @@ def restore_logging(handlers: list[logging.Handler]) -> None:
     logger.propagate = True
 
 
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+          env: Environment) -> argparse.Namespace:
+    """Parse into the injected streams (--help and --version print, then raise SystemExit)."""
+    with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):
+        return parser.parse_args(argv)
+
+
 def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
-    """Run one command; return its exit status. Never raises (but for SystemExit of --help)."""
+    """Run one command; return its exit status. Never raises."""
     env = env or Environment()
-    parser = build_parser()
     try:
-        with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):
-            args = parser.parse_args(argv)
-    except SystemExit as exc:
+        args = parse(build_parser(), argv, env)
+    except UsageError as exc:  # before the options are known: no --traceback to honour
+        env.stderr.write(f"migrator: error: {exc}\n")
+        return ExitStatus.USAGE
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0) if isinstance(exc.code, int) else ExitStatus.USAGE
-    handlers = configure_logging(env, args)
-    ctx = Context(env=env, args=args, emit=choose_reporter(env, args))
+    handlers: list[logging.Handler] = []
+    reporter = choose_reporter(env, args)
+    ctx = Context(env=env, args=args, emit=reporter)
     try:
-        return int(args.func(ctx))
+        check(args)
+        handlers = configure_logging(env, args, reporter)
+        with contextlib.closing(reporter):  # bars are gone before an error line is written
+            return int(args.func(ctx))
     except MigratorError as exc:
         return report_error(env, args, exc, exc.exit_status)
     except KeyboardInterrupt:

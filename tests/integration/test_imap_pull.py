@@ -9,7 +9,7 @@ import os
 import pytest
 
 from migrator.errors import ExitStatus
-from tests.cli_runner import run_cli
+from tests.cli_runner import json_lines, json_result, run_cli
 from tests.integration.imap_pull_world import (
     PASSWORD_ENV,
     archive_view,
@@ -173,9 +173,9 @@ def test_dry_run_lists_work_and_writes_nothing(source_server, tmp_path):
     result = run_cli("-c", config, "--json", "pull", "alice", "--dry-run")
 
     assert result.status == ExitStatus.OK, result.stderr
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    summary = json_result(result)
     assert summary["would_fetch"] == 3 and summary["would_fetch_bytes"] > 10000
-    notices = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    notices = [n for n in json_lines(result) if n.get("event") == "notice"]  # on stdout too
     assert any("INBOX: would fetch 3 message(s)" in n.get("text", "") for n in notices)
     assert not (tmp_path / "archive").exists()  # not even an empty manifest
 

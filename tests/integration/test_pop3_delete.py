@@ -13,7 +13,7 @@ from migrator.engine.events import TaskTotals
 from migrator.engine.pop3.pull import pull_pop3
 from migrator.errors import ExitStatus
 from migrator.targets import target_identity
-from tests.cli_runner import run_cli
+from tests.cli_runner import json_lines, run_cli
 from tests.integration.pop3_world import (
     PASSWORD,
     USER,
@@ -98,7 +98,8 @@ def test_only_messages_archived_long_enough_are_deleted(bob, tmp_path):
 
     preview = run_cli("-c", config, "--json", "pull", USER, "--dry-run")
     assert summary_of(preview)["would_delete"] == 3
-    assert sum(f"would delete UIDL {uidl}" in preview.stderr for uidl in old) == 3
+    notices = [n["text"] for n in json_lines(preview) if n.get("event") == "notice"]
+    assert sum(any(f"would delete UIDL {uidl}" in text for text in notices) for uidl in old) == 3
     assert len(server_uidls(bob)) == 6 and deletions(archive) == []
 
     result = run_cli("-c", config, "--json", "pull", USER)

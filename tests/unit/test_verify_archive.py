@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.archive.ingest import FetchedMessage, add_messages, ensure_account, ensure_folder
-from tests.cli_runner import run_cli
+from tests.cli_runner import json_result, run_cli
 from tests.world.configs import Config
 
 MESSAGES = [b"Message-ID: <m%d@example.org>\r\nSubject: %d\r\n\r\nbody %d\r\n" % (i, i, i)
@@ -62,7 +61,7 @@ def test_deleted_blob_is_reported_missing(archive: tuple[Path, BlobStore]) -> No
     store.path(sha_of(store, 4)).unlink()
     result = run_cli("-c", config, "--json", "verify", "--archive")
     assert result.status == 7
-    report = json.loads(result.stdout)
+    report = json_result(result)  # after the notices of what it found, as JSON lines
     assert report["archive"]["missing"] == 1
     assert report["problems"] == [f"missing blob {sha_of(store, 4)}: alice/Work UID 5 "
                                   "Message-ID <m4@example.org>"]

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from migrator.archive.locks import account_lock
 from migrator.cli.context import Context
+from migrator.cli.progress import end_progress
 from migrator.config import Account
 from migrator.engine.results import JobResult
 from migrator.errors import ExitStatus, MigratorError, Scope
@@ -15,11 +16,13 @@ Job = Callable[[Context, Account], JobResult]
 
 
 def selected_accounts(ctx: Context) -> list[Account]:
-    """The accounts named on the command line (or --all); unknown names fail up front."""
+    """The accounts named on the command line (or --all); unknown names fail up front.
+
+    That ACCOUNT or --all was given (not both) is checked with the other options, in
+    `migrator.cli.options.check`.
+    """
     settings = ctx.settings()
-    names = list(settings.accounts) if getattr(ctx.args, "all", False) else ctx.args.accounts
-    if not names:
-        raise MigratorError("name at least one ACCOUNT, or --all")
+    names = list(settings.accounts) if ctx.args.all else ctx.args.accounts
     return [settings.account(name) for name in names]
 
 
@@ -28,7 +31,9 @@ def run_each(ctx: Context, command: str, job: Job) -> list[JobResult]:
 
     The lock is taken before the manifest is opened, so a run refused for the lock never
     touches the manifest. A dry run takes none: it only reads, and creating or rewriting a
-    lock file is a write it must not make (nor should a preview make a cron run wait).
+    lock file is a write it must not make (nor should a preview make a cron run wait). At the
+    end any progress bar a failed job left is cleared, so the outcome lines that follow are
+    not written into it.
     """
     results = []
     for account in selected_accounts(ctx):
@@ -42,6 +47,7 @@ def run_each(ctx: Context, command: str, job: Job) -> list[JobResult]:
                 raise
             results.append(JobResult(account.name, command, error=str(exc),
                                      exit_status=exc.exit_status))
+    end_progress(ctx.emit)
     return results
 
 

@@ -51,23 +51,30 @@ def provider(account: Account, endpoint: Endpoint, side: str) -> TokenProvider:
     return TokenProvider(endpoint.oauth, account.name, endpoint.protocol)
 
 
+def say(ctx: Context, text: str, **fields: Any) -> None:
+    """One line for a person, or with --json the same as an object (text included)."""
+    if ctx.args.json:
+        ctx.out_json({**fields, "text": text})
+    else:
+        ctx.out(text)
+    ctx.env.stdout.flush()  # the device code must be seen while login waits for it
+
+
 def login(ctx: Context) -> int:
     account, endpoint, side = endpoint_of(ctx)
     tokens = provider(account, endpoint, side)
     assert endpoint.oauth is not None
+    where = {"account": account.name, "side": side}
     if endpoint.oauth.flow == "client_credentials":
         tokens.token()
-        ctx.out(f"{account.name}: {side} uses app-only client credentials: no sign-in needed; "
-                f"a token was issued by {endpoint.oauth.authority_url}")
+        say(ctx, f"{account.name}: {side} uses app-only client credentials: no sign-in needed; "
+                 f"a token was issued by {endpoint.oauth.authority_url}",
+            **where, outcome="ok", signed_in=False)
         return ExitStatus.OK
-
-    def show(message: str) -> None:
-        ctx.out(message)
-        ctx.env.stdout.flush()
-
-    tokens.login_device_code(show)
-    ctx.out(f"{account.name}: signed in; token cache saved to {endpoint.oauth.token_cache} "
-            "(later runs refresh it silently)")
+    tokens.login_device_code(lambda message: say(ctx, message, event="sign_in", **where))
+    say(ctx, f"{account.name}: signed in; token cache saved to {endpoint.oauth.token_cache} "
+             "(later runs refresh it silently)",
+        **where, outcome="ok", signed_in=True, token_cache=str(endpoint.oauth.token_cache))
     return ExitStatus.OK
 
 
@@ -77,12 +84,14 @@ def test(ctx: Context) -> int:
     if endpoint.auth == "xoauth2":
         tokens = provider(account, endpoint, side)
         tokens.token()  # a refused or missing sign-in fails here, with its own message
+    where = {"account": account.name, "side": side, "outcome": "ok"}
     if endpoint.protocol != "imap":
-        ctx.out(f"{account.name}: {side}: token obtained (POP3 login is tested by `pull`)")
+        say(ctx, f"{account.name}: {side}: token obtained (POP3 login is tested by `pull`)",
+            **where, login="not tested")
         return ExitStatus.OK
     client = imapconn.connect(endpoint, account.name, tokens)
     imapconn.close_quietly(client)
     how = "XOAUTH2" if tokens is not None else "password"
-    ctx.out(f"{account.name}: {side}: {how} login to {endpoint.host}:{endpoint.port} as "
-            f"{endpoint.username} works")
+    say(ctx, f"{account.name}: {side}: {how} login to {endpoint.host}:{endpoint.port} as "
+             f"{endpoint.username} works", **where, login=how)
     return ExitStatus.OK

@@ -13,6 +13,7 @@ from typing import Any
 from migrator.cli.commands.accounts import render, run_each, worst_status
 from migrator.cli.commands.pull import pull_one
 from migrator.cli.context import Context
+from migrator.cli.options import add_account_options
 from migrator.errors import ExitStatus
 
 
@@ -20,9 +21,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "backup", parents=[common],
         help="archive accounts unattended (cron): pull each, locked, quiet, JSON summary")
-    parser.add_argument("accounts", nargs="*", metavar="ACCOUNT")
-    parser.add_argument("--all", action="store_true", help="every account in the config")
-    parser.set_defaults(func=run, dry_run=False)
+    add_account_options(parser)
+    parser.set_defaults(func=run)
 
 
 def run(ctx: Context) -> int:

@@ -12,6 +12,7 @@ from migrator.archive.mailbox_state import mailbox_state
 from migrator.batchfile import BatchRow, load_batch
 from migrator.cli.batch_reports import archived_bytes, pushed_bytes, report_row, write_reports
 from migrator.cli.context import Context
+from migrator.cli.options import positive_int
 from migrator.cli.progress import human_bytes
 from migrator.config import Account
 from migrator.engine.batch import MailboxJob, MailboxOutcome, batch_status, run_batch
@@ -29,7 +30,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     run_parser = actions.add_parser("run", parents=[common],
                                     help="run (or resume) every mailbox of the CSV")
     run_parser.add_argument("csv", metavar="USERS.csv", type=Path)
-    run_parser.add_argument("--parallel", type=int, metavar="N",
+    run_parser.add_argument("--parallel", type=positive_int, metavar="N",
                             help="mailboxes at once (default: [batch] parallel, 4)")
     run_parser.set_defaults(func=run)
     status_parser = actions.add_parser("status", parents=[common],

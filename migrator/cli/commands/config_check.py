@@ -92,7 +92,7 @@ def run_check(ctx: Context) -> int:
         for name, account in settings.accounts.items():
             ctx.out(f"  account {name}: {_line(account.source)}"
                     + (f" -> {_line(account.target)}" if account.target else ""))
-    for warning in warnings:
+    for warning in [] if ctx.args.json else warnings:  # --json: stderr is for errors only
         ctx.env.stderr.write(f"migrator: warning: {warning}\n")
     for error in errors:  # every one, not just the first: fix them all in one go
         ctx.env.stderr.write(f"migrator: error: {error}\n")

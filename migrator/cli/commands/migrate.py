@@ -8,6 +8,7 @@ from typing import Any
 from migrator.cli.commands.accounts import render, run_each
 from migrator.cli.commands.push import show_plan, without_target
 from migrator.cli.context import Context
+from migrator.cli.options import add_account_options
 from migrator.cli.progress import human_bytes
 from migrator.config import Account
 from migrator.engine.migrate import migrate_account
@@ -19,10 +20,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "migrate", parents=[common],
         help="pull from the source and push to the target at the same time, then verify")
-    parser.add_argument("accounts", nargs="*", metavar="ACCOUNT")
-    parser.add_argument("--all", action="store_true", help="every account in the config")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="show what the pull would fetch and the push plan; change nothing")
+    add_account_options(
+        parser, dry_run="show what the pull would fetch and the push plan; change nothing")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the comparison of archive and target at the end")
     parser.set_defaults(func=run)

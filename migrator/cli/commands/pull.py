@@ -7,6 +7,7 @@ from typing import Any
 
 from migrator.cli.commands.accounts import render, run_each
 from migrator.cli.context import Context
+from migrator.cli.options import add_account_options
 from migrator.config import Account
 from migrator.engine.pull import pull_account
 from migrator.engine.results import JobResult
@@ -15,10 +16,8 @@ from migrator.engine.results import JobResult
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser("pull", parents=[common],
                                    help="copy new mail from a source into the archive")
-    parser.add_argument("accounts", nargs="*", metavar="ACCOUNT")
-    parser.add_argument("--all", action="store_true", help="every account in the config")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="show what would be fetched (and deleted), change nothing")
+    add_account_options(parser,
+                        dry_run="show what would be fetched (and deleted), change nothing")
     parser.set_defaults(func=run)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from migrator.cli.commands.accounts import render, run_each
 from migrator.cli.context import Context
+from migrator.cli.options import add_account_options
 from migrator.cli.progress import human_bytes
 from migrator.config import Account
 from migrator.engine.push.job import preview_push, push_account
@@ -18,10 +19,8 @@ from migrator.errors import ExitStatus
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser("push", parents=[common],
                                    help="copy archived mail the target lacks to the target")
-    parser.add_argument("accounts", nargs="*", metavar="ACCOUNT")
-    parser.add_argument("--all", action="store_true", help="every account in the config")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the folder map, counts and bytes; change nothing")
+    add_account_options(parser,
+                        dry_run="print the folder map, counts and bytes; change nothing")
     parser.set_defaults(func=run)
 
 

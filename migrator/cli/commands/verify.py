@@ -8,13 +8,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from migrator.cli.commands.accounts import run_each, worst_status
+from migrator.cli.commands.accounts import run_each, selected_accounts, worst_status
+from migrator.cli.commands.push import without_target
 from migrator.cli.context import Context
+from migrator.cli.options import add_account_options
 from migrator.config import Account
 from migrator.engine.results import JobResult
 from migrator.engine.verify.archive import check_archive
 from migrator.engine.verify.target import TargetReport, verify_target
-from migrator.errors import ExitStatus, MigratorError
+from migrator.errors import ExitStatus, UsageError
 from migrator.targets.office365 import byte_comparable
 
 
@@ -22,8 +24,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
         "verify", parents=[common],
         help="check the archive's integrity (--archive) or compare it with a target")
-    parser.add_argument("accounts", nargs="*", metavar="ACCOUNT",
-                        help="accounts to compare with their target")
+    add_account_options(parser, accounts_help="accounts to compare with their target")
     parser.add_argument("--archive", action="store_true",
                         help="re-hash every archived message and check the manifest")
     parser.add_argument("--bytes", action="store_true",
@@ -32,12 +33,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: Context) -> int:
-    if not ctx.args.archive and not ctx.args.accounts:
-        raise MigratorError("verify needs --archive or at least one ACCOUNT")
     status = ExitStatus.OK
     if ctx.args.archive:
         status = max(status, verify_archive(ctx))
-    if ctx.args.accounts:
+    if ctx.args.accounts or ctx.args.all:
         status = max(status, ExitStatus(verify_accounts(ctx)))
     return status
 
@@ -61,20 +60,23 @@ def verify_archive(ctx: Context) -> ExitStatus:
 
 def verify_accounts(ctx: Context) -> int:
     """Compare each named account's archive with its target; print a table per account."""
-    for name in ctx.args.accounts:
-        target = ctx.settings().account(name).target
+    for account in selected_accounts(ctx):
+        target = account.target
         if ctx.args.bytes and target is not None and not byte_comparable(target):
-            ctx.env.stderr.write(f"migrator: error: {name}: --bytes is not possible against "
-                                 "Office 365, which re-renders every message it stores\n")
-            return ExitStatus.USAGE
+            raise UsageError(f"{account.name}: --bytes is not possible against Office 365, "
+                             "which re-renders every message it stores")
     results = run_each(ctx, "verify", verify_one)
     for result in results:
         if result.error:
             ctx.env.stderr.write(f"migrator: error: {result.error}\n")
+        elif result.counts.get("no_target") and not (ctx.args.json or ctx.args.quiet):
+            ctx.out(f"verify {result.account}: skipped (no target configured)")
     return worst_status(results)
 
 
 def verify_one(ctx: Context, account: Account) -> JobResult:
+    if account.target is None:
+        return without_target(ctx, account, "verify")
     report = verify_target(account, ctx.manifest(), ctx.store(), ctx.emit,
                            byte_check=ctx.args.bytes)
     show_report(ctx, report)

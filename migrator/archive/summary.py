@@ -65,7 +65,7 @@ def summarise(session: Session, recent_runs: int = 5) -> tuple[list[AccountSumma
         accounts[account_id].folders.append(FolderSummary(name, count, int(size), gone, synced))
     pushed = (
         select(FolderRow.account_id, func.count(PushRow.id))
-        .join(MessageRow, PushRow.message_id == MessageRow.id)
+        .join(MessageRow, PushRow.archive_message_id == MessageRow.id)
         .join(FolderRow, MessageRow.folder_id == FolderRow.id)
         .where(PushRow.state == "done").group_by(FolderRow.account_id)
     )

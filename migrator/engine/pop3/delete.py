@@ -34,7 +34,7 @@ class Deletion:
 
     uidl: str
     numbers: tuple[int, ...]  # message numbers in this session (one, unless the server repeats)
-    message_id: int  # the MessageRow of the content the server serves now (newest row)
+    archive_message_id: int  # the MessageRow of the content the server serves now (newest row)
     reason: str
 
 
@@ -84,7 +84,7 @@ def plan_deletions(session: Session, account: Account, folder_id: int, store: Bl
 def _archived_on_server(session: Session, folder_id: int,
                         on_server: Mapping[str, Sequence[Listed]]) -> dict[str, list[MessageRow]]:
     """Rows still on the server and not already deleted by us, grouped by UIDL."""
-    deleted = select(SourceDeletionRow.message_id).where(
+    deleted = select(SourceDeletionRow.archive_message_id).where(
         SourceDeletionRow.state.in_(("pending", "committed")))
     rows = session.scalars(
         select(MessageRow).where(MessageRow.folder_id == folder_id,
@@ -133,7 +133,7 @@ def _pushed(session: Session, rows: list[MessageRow], target: str) -> str | None
     found = []
     for row in rows:
         push = session.scalars(select(PushRow).where(
-            PushRow.message_id == row.id, PushRow.target == target,
+            PushRow.archive_message_id == row.id, PushRow.target == target,
             PushRow.state == "done")).first()
         if push is None:
             return None

@@ -300,7 +300,7 @@ class Pop3Pull:
         with self.manifest.session() as session:
             for deletion, uidl in session.execute(
                     select(SourceDeletionRow, MessageRow.uidl)
-                    .join(MessageRow, SourceDeletionRow.message_id == MessageRow.id)
+                    .join(MessageRow, SourceDeletionRow.archive_message_id == MessageRow.id)
                     .where(MessageRow.folder_id == self.folder_id,
                            SourceDeletionRow.state == "pending")):
                 settle_pending(deletion, still_on_server=uidl in maildrop.by_uidl, now=now)
@@ -347,8 +347,8 @@ class Pop3Pull:
     def _record_pending(self, deletions: Iterable[pop3_delete.Deletion]) -> dict[str, int]:
         """Write the intent (state pending) durably before any DELE is sent."""
         with self.manifest.session() as session:
-            rows = {d.uidl: SourceDeletionRow(message_id=d.message_id, state="pending",
-                                              reason=d.reason) for d in deletions}
+            rows = {d.uidl: SourceDeletionRow(archive_message_id=d.archive_message_id,
+                                              state="pending", reason=d.reason) for d in deletions}
             session.add_all(rows.values())
             session.flush()
             return {uidl: row.id for uidl, row in rows.items()}
@@ -364,7 +364,7 @@ class Pop3Pull:
                     self.result.fail(f"{INBOX} UIDL {uidl}: DELE refused: {refused[uidl]}")
                     continue
                 row.state, row.committed_at = "committed", now
-                session.get_one(MessageRow, row.message_id).gone_at = now
+                session.get_one(MessageRow, row.archive_message_id).gone_at = now
                 self.result.counts["deleted"] += 1
 
     # -- dry run -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from migrator.sources.imap_wire import (
     pairs,
     quote,
 )
+from migrator.wire.sequence_set import uid_set
 
 log = logging.getLogger(__name__)
 
@@ -349,23 +350,6 @@ def internaldate_iso(value: bytes) -> str | None:
             f"{second.decode()}{sign.decode()}{off_h.decode()}:{off_m.decode()}")
 
 
-def uid_set(uids: Iterable[int]) -> bytes:
-    """Sorted UIDs as a compact IMAP sequence set: 1:3,7,9:10."""
-    ordered = sorted(set(uids))
-    if not ordered:
-        raise ValueError("empty UID set")
-    ranges: list[bytes] = []
-    start = previous = ordered[0]
-    for uid in ordered[1:]:
-        if uid == previous + 1:
-            previous = uid
-            continue
-        ranges.append(b"%d" % start if start == previous else b"%d:%d" % (start, previous))
-        start = previous = uid
-    ranges.append(b"%d" % start if start == previous else b"%d:%d" % (start, previous))
-    return b",".join(ranges)
-
-
 def parse_uid_set(value: Value) -> set[int]:
     """An explicit sequence set (no `*`) such as 1:3,7 as {1, 2, 3, 7}."""
     if isinstance(value, int):
@@ -382,4 +366,4 @@ def parse_uid_set(value: Value) -> set[int]:
 
 
 __all__ = ["CommandFailed", "ConnectionClosed", "Folder", "FolderStatus", "ImapSource",
-           "Listed", "SourceMessage", "uid_set"]
+           "Listed", "SourceMessage"]

@@ -30,8 +30,9 @@ from migrator.engine.imap.records import (
     resolve_failures,
     update_flags,
 )
-from migrator.sources.imap import Folder, ImapSource, uid_set
+from migrator.sources.imap import Folder, ImapSource
 from migrator.testhook import kill_point
+from migrator.wire.sequence_set import uid_set
 
 log = logging.getLogger(__name__)
 

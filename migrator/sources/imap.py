@@ -70,7 +70,7 @@ class FolderStatus:
 
 
 @dataclass(frozen=True)
-class Listed:
+class ListedMessage:
     """A message as a listing shows it: enough to plan batches and see flag changes."""
 
     uid: int
@@ -173,16 +173,16 @@ class ImapSource:
                             highestmodseq=_int(codes.get(b"HIGHESTMODSEQ")))
 
     # -- listings (the selected folder) ----------------------------------------------------
-    def listing(self, uids: bytes = b"1:*", sizes: bool = True) -> dict[int, Listed]:
+    def listing(self, uids: bytes = b"1:*", sizes: bool = True) -> dict[int, ListedMessage]:
         """UID, RFC822.SIZE (size 0 without `sizes`) and FLAGS of the messages in `uids`."""
-        found: dict[int, Listed] = {}
+        found: dict[int, ListedMessage] = {}
         items = b" (UID RFC822.SIZE FLAGS)" if sizes else b" (UID FLAGS)"
         for response in self.wire.command(b"UID FETCH " + uids + items):
             item = _fetch_item(response) or {}
             uid, size = item.get(b"UID"), item.get(b"RFC822.SIZE")
             if isinstance(uid, int):
-                found[uid] = Listed(uid, size if isinstance(size, int) else 0,
-                                    flags_of(item.get(b"FLAGS")))
+                found[uid] = ListedMessage(uid, size if isinstance(size, int) else 0,
+                                           flags_of(item.get(b"FLAGS")))
         return found
 
     def changed_flags(self, modseq: int) -> dict[int, tuple[str, ...]]:
@@ -366,4 +366,4 @@ def parse_uid_set(value: Value) -> set[int]:
 
 
 __all__ = ["CommandFailed", "ConnectionClosed", "Folder", "FolderStatus", "ImapSource",
-           "Listed", "SourceMessage"]
+           "ListedMessage", "SourceMessage"]

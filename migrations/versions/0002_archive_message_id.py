@@ -23,11 +23,21 @@ TABLES = ("pushes", "source_deletions")
 
 def upgrade() -> None:
     for table in TABLES:
+        _drop_copy_left_by_a_crash(table)
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column("message_id", new_column_name="archive_message_id")
 
 
 def downgrade() -> None:
     for table in TABLES:
+        _drop_copy_left_by_a_crash(table)
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column("archive_message_id", new_column_name="message_id")
+
+
+def _drop_copy_left_by_a_crash(table: str) -> None:
+    """pysqlite commits batch mode's CREATE TABLE _alembic_tmp_<table> on its own, before the
+    transaction that copies the rows and swaps the tables begins: a kill in between leaves
+    that empty copy behind (the table and the schema revision untouched), and the next
+    upgrade would stop on "table already exists"."""
+    op.execute(f"DROP TABLE IF EXISTS _alembic_tmp_{table}")

@@ -142,15 +142,19 @@ ROWS_AT_0001 = [
 ]
 
 
-def test_upgrade_from_0001_keeps_pushes_and_deletions_under_archive_message_id(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+def _manifest_at_0001(url: str, *extra: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0001")
-        for statement in ROWS_AT_0001:
+        for statement in [*ROWS_AT_0001, *extra]:
             conn.execute(text(statement))
     engine.dispose()
+
+
+def test_upgrade_from_0001_keeps_pushes_and_deletions_under_archive_message_id(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    _manifest_at_0001(url)
     caplog.set_level("INFO", logger="migrator")
     manifest = open_manifest(url)
     try:
@@ -178,3 +182,19 @@ def _constraints_survived(engine: Engine) -> None:
         assert conn.execute(text("SELECT archive_message_id FROM pushes")).scalars().all() \
             == [8]
         assert conn.execute(text("SELECT count(*) FROM source_deletions")).scalar() == 0
+
+
+def test_upgrade_killed_before_its_copy_began_runs_again(tmp_path: Path) -> None:
+    """What a kill -9 right after batch mode's (autocommitted) CREATE TABLE leaves behind:
+    revision 0001, the rows in place, and an empty `_alembic_tmp_pushes`."""
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    _manifest_at_0001(url, "CREATE TABLE _alembic_tmp_pushes (id INTEGER NOT NULL, "
+                           "archive_message_id INTEGER NOT NULL, PRIMARY KEY (id))")
+    manifest = open_manifest(url)
+    try:
+        with manifest.engine.connect() as conn:
+            assert conn.execute(text("SELECT archive_message_id FROM pushes ORDER BY id")) \
+                .scalars().all() == [7, 8]
+            assert not inspect(conn).has_table("_alembic_tmp_pushes")
+    finally:
+        manifest.close()

@@ -105,6 +105,8 @@ class FolderMapping:
 
 @dataclass(frozen=True)
 class FolderPlan:
+    """Where every source folder goes at the target (or why not): what `plan_folders` decides."""
+
     mappings: tuple[FolderMapping, ...]
 
     def target_of(self, source: str) -> str | None:

@@ -38,7 +38,7 @@ def mailbox_state(session: Session, account: str, has_target: bool) -> MailboxSt
         select(func.sum(FolderRow.message_count))
         .where(FolderRow.account_id == row.id, FolderRow.gone_at.is_(None)))
     state.pushed = session.scalar(
-        select(func.count(PushRow.id)).join(MessageRow, PushRow.message_id == MessageRow.id)
+        select(func.count(PushRow.id)).join(MessageRow, PushRow.archive_message_id == MessageRow.id)
         .join(FolderRow, MessageRow.folder_id == FolderRow.id)
         .where(FolderRow.account_id == row.id, PushRow.state == "done")) or 0
     latest = _latest_runs(session, row.id)

@@ -99,11 +99,13 @@ class PushRow(Base):
 
     __tablename__ = "pushes"
     __table_args__ = (
-        UniqueConstraint("message_id", "target"),
+        UniqueConstraint("archive_message_id", "target"),
         Index("ix_pushes_target_state", "target", "state"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    # The archive's MessageRow (messages.id); `MessageRow.message_id` is the Message-ID header.
+    archive_message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"))
     target: Mapped[str] = mapped_column(String(300))  # target identity (e.g. user@host)
     target_folder: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(20))  # intent|done|refused|failed
@@ -120,7 +122,8 @@ class SourceDeletionRow(Base):
 
     __tablename__ = "source_deletions"
     id: Mapped[int] = mapped_column(primary_key=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    archive_message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(20))  # pending|committed
     reason: Mapped[str] = mapped_column(Text)
     requested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

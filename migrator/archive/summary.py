@@ -67,7 +67,7 @@ def summarise(session: Session, recent_runs: int = 5) -> tuple[list[AccountSumma
                                                           from_manifest(synced)))
     pushed = (
         select(FolderRow.account_id, func.count(PushRow.id))
-        .join(MessageRow, PushRow.message_id == MessageRow.id)
+        .join(MessageRow, PushRow.archive_message_id == MessageRow.id)
         .join(FolderRow, MessageRow.folder_id == FolderRow.id)
         .where(PushRow.state == "done").group_by(FolderRow.account_id)
     )

@@ -26,6 +26,7 @@ from migrator.sources.imap_wire import (
     pairs,
     quote,
 )
+from migrator.wire.sequence_set import uid_set
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class FolderStatus:
 
 
 @dataclass(frozen=True)
-class Listed:
+class ListedMessage:
     """A message as a listing shows it: enough to plan batches and see flag changes."""
 
     uid: int
@@ -172,16 +173,16 @@ class ImapSource:
                             highestmodseq=_int(codes.get(b"HIGHESTMODSEQ")))
 
     # -- listings (the selected folder) ----------------------------------------------------
-    def listing(self, uids: bytes = b"1:*", sizes: bool = True) -> dict[int, Listed]:
+    def listing(self, uids: bytes = b"1:*", sizes: bool = True) -> dict[int, ListedMessage]:
         """UID, RFC822.SIZE (size 0 without `sizes`) and FLAGS of the messages in `uids`."""
-        found: dict[int, Listed] = {}
+        found: dict[int, ListedMessage] = {}
         items = b" (UID RFC822.SIZE FLAGS)" if sizes else b" (UID FLAGS)"
         for response in self.wire.command(b"UID FETCH " + uids + items):
             item = _fetch_item(response) or {}
             uid, size = item.get(b"UID"), item.get(b"RFC822.SIZE")
             if isinstance(uid, int):
-                found[uid] = Listed(uid, size if isinstance(size, int) else 0,
-                                    flags_of(item.get(b"FLAGS")))
+                found[uid] = ListedMessage(uid, size if isinstance(size, int) else 0,
+                                           flags_of(item.get(b"FLAGS")))
         return found
 
     def changed_flags(self, modseq: int) -> dict[int, tuple[str, ...]]:
@@ -349,23 +350,6 @@ def internaldate_iso(value: bytes) -> str | None:
             f"{second.decode()}{sign.decode()}{off_h.decode()}:{off_m.decode()}")
 
 
-def uid_set(uids: Iterable[int]) -> bytes:
-    """Sorted UIDs as a compact IMAP sequence set: 1:3,7,9:10."""
-    ordered = sorted(set(uids))
-    if not ordered:
-        raise ValueError("empty UID set")
-    ranges: list[bytes] = []
-    start = previous = ordered[0]
-    for uid in ordered[1:]:
-        if uid == previous + 1:
-            previous = uid
-            continue
-        ranges.append(b"%d" % start if start == previous else b"%d:%d" % (start, previous))
-        start = previous = uid
-    ranges.append(b"%d" % start if start == previous else b"%d:%d" % (start, previous))
-    return b",".join(ranges)
-
-
 def parse_uid_set(value: Value) -> set[int]:
     """An explicit sequence set (no `*`) such as 1:3,7 as {1, 2, 3, 7}."""
     if isinstance(value, int):
@@ -382,4 +366,4 @@ def parse_uid_set(value: Value) -> set[int]:
 
 
 __all__ = ["CommandFailed", "ConnectionClosed", "Folder", "FolderStatus", "ImapSource",
-           "Listed", "SourceMessage", "uid_set"]
+           "ListedMessage", "SourceMessage"]

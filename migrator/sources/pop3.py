@@ -41,7 +41,7 @@ class MaildropBusyError(ConnectError):
 
 
 @dataclass(frozen=True)
-class Listed:
+class MaildropEntry:
     """One message in the maildrop, as LIST and UIDL describe it in this session."""
 
     number: int
@@ -104,10 +104,10 @@ class Pop3Session:
         body = self._multiline(b"LIST")
         return {int(words[0]): int(words[1]) for words in _lines(body) if len(words) >= 2}
 
-    def listing(self) -> list[Listed]:
+    def listing(self) -> list[MaildropEntry]:
         sizes = self.sizes()
         uidls = self.uidls()
-        return [Listed(number, size, uidls.get(number) if uidls is not None else None)
+        return [MaildropEntry(number, size, uidls.get(number) if uidls is not None else None)
                 for number, size in sorted(sizes.items())]
 
     def retrieve(self, numbers: Iterable[int]) -> Iterator[tuple[int, bytes | Pop3Error]]:

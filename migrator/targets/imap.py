@@ -29,6 +29,7 @@ from migrator.errors import ConnectionLost, FolderError, Throttled, TokenExpired
 from migrator.folders import imap_name
 from migrator.retry import throttle_backoff
 from migrator.targets.office365 import NOT_CONNECTED, TOKEN_EXPIRED, is_throttled, refusal
+from migrator.wire.sequence_set import uid_set
 
 log = logging.getLogger(__name__)
 
@@ -133,21 +134,6 @@ def append_command(tag: bytes, item: AppendItem, flags: tuple[str, ...], nonsync
     return b" ".join(parts) + b"\r\n"
 
 
-def uid_set(uids: list[int]) -> str:
-    """UIDs as an IMAP sequence set with ranges: 1:3,7,9:10."""
-    parts: list[str] = []
-    ordered = sorted(set(uids))
-    start = previous = ordered[0]
-    for uid in [*ordered[1:], None]:
-        if uid is not None and uid == previous + 1:
-            previous = uid
-            continue
-        parts.append(str(start) if start == previous else f"{start}:{previous}")
-        if uid is not None:
-            start = previous = uid
-    return ",".join(parts)
-
-
 def lost(text: str) -> ConnectionLost:
     return TokenExpired(text) if TOKEN_EXPIRED in text else ConnectionLost(text)
 
@@ -221,7 +207,7 @@ class AppendWriter:
             self._pending[select] = selecting = _Pending(select, "command")
             self._pending[store] = storing = _Pending(store, "command")
             self._guard(self._send, select + b" SELECT " + quoted(folder) + b"\r\n"
-                        + store + b" UID STORE " + uid_set(uids).encode("ascii")
+                        + store + b" UID STORE " + uid_set(uids)
                         + b" +FLAGS.SILENT (" + flag.encode("ascii") + b")\r\n")
             sent.append((folder, selecting, storing))
         self._guard(self._read_until, lambda: not self._pending)

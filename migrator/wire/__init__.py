@@ -1,1 +1,2 @@
-"""Connections on the wire: TLS settings and the one place IMAP sessions are made."""
+"""Connections on the wire: TLS settings, the one place IMAP sessions are made, and the
+IMAP syntax both sources and targets send (sequence sets)."""

@@ -225,7 +225,7 @@ def deletions(archive: Path) -> list[sqlite3.Row]:
     with manifest(archive) as db:
         return db.execute(
             "SELECT d.*, m.uidl, m.sha256 FROM source_deletions d "
-            "JOIN messages m ON m.id = d.message_id ORDER BY d.id").fetchall()
+            "JOIN messages m ON m.id = d.archive_message_id ORDER BY d.id").fetchall()
 
 
 def count(archive: Path, table: str) -> int:

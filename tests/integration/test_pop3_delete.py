@@ -123,7 +123,7 @@ def test_after_push_deletes_only_what_the_target_confirmed(bob, tmp_path):
     target = target_identity(config_module.load(config).account(USER).target)
     with manifest(tmp_path / "archive") as db:  # what the push engine records, simulated
         db.executemany(
-            "INSERT INTO pushes (message_id, target, target_folder, state, target_uid, "
+            "INSERT INTO pushes (archive_message_id, target, target_folder, state, target_uid, "
             "attempts, updated_at) VALUES (?, ?, 'INBOX', ?, ?, 1, datetime('now'))",
             [(rows[0]["id"], target, "done", 41), (rows[1]["id"], target, "done", 42),
              (rows[2]["id"], target, "intent", None),  # APPEND outcome unknown: not proof

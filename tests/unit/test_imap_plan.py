@@ -17,7 +17,7 @@ from migrator.engine.imap.plan import (
     needs_full_listing,
     unchanged,
 )
-from migrator.sources.imap import FolderStatus, Listed
+from migrator.sources.imap import FolderStatus, ListedMessage
 
 STATE = FolderState(folder_id=1, uidvalidity=7, uidnext=10, highestmodseq=50, message_count=9)
 
@@ -52,8 +52,9 @@ def test_needs_full_listing(state, selected, condstore, remap, expected):
 
 
 def test_diff_listing_finds_new_gone_and_flag_changes():
-    listing = {1: Listed(1, 10, ("\\Seen",)), 2: Listed(2, 20, ("\\Flagged", "\\Seen")),
-               4: Listed(4, 40, ())}
+    listing = {1: ListedMessage(1, 10, ("\\Seen",)),
+               2: ListedMessage(2, 20, ("\\Flagged", "\\Seen")),
+               4: ListedMessage(4, 40, ())}
     known = {1: Known("\\Seen", False), 2: Known("\\Seen", False), 3: Known("", False),
              5: Known("", True)}
     delta = diff_listing(listing, known)
@@ -65,14 +66,14 @@ def test_diff_listing_finds_new_gone_and_flag_changes():
 def test_diff_incremental_uses_uid_set_and_changed_flags():
     known = {1: Known("", False), 2: Known("\\Seen", False), 3: Known("", False)}
     delta = diff_incremental({1, 2, 9}, {2: ("\\Seen",), 1: ("\\Answered",), 9: ()},
-                             {9: Listed(9, 5, ())}, known)
+                             {9: ListedMessage(9, 5, ())}, known)
     assert [m.uid for m in delta.new] == [9]
     assert delta.gone == [3]
     assert delta.flags == {1: "\\Answered"}
 
 
 def test_batches_bounded_by_count_and_bytes_large_ones_alone():
-    messages = [Listed(uid, size, ()) for uid, size in
+    messages = [ListedMessage(uid, size, ()) for uid, size in
                 [(1, 10), (2, 10), (3, 10), (4, 50), (5, 10), (6, 500), (7, 10)]]
     batches = make_batches(messages, max_messages=3, max_bytes=60, alone_bytes=400)
     assert [[m.uid for m in b] for b in batches] == [[1, 2, 3], [4, 5], [6], [7]]

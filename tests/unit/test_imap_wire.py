@@ -10,8 +10,6 @@ from migrator.sources.imap import (
     ImapSource,
     flags_of,
     internaldate_iso,
-    parse_uid_set,
-    uid_set,
 )
 from migrator.sources.imap_wire import (
     CommandFailed,
@@ -179,14 +177,6 @@ def test_examine_reads_the_response_codes():
     status = source(server, ("CONDSTORE",)).examine(Folder("INBOX", "INBOX", ".", ()))
     assert (status.uidvalidity, status.uidnext, status.messages, status.highestmodseq) == \
         (77, 40, 12, 901)
-
-
-@pytest.mark.parametrize("uids, text", [
-    ([1], b"1"), ([3, 1, 2], b"1:3"), ([1, 2, 3, 7, 9, 10], b"1:3,7,9:10"), ([5, 5], b"5"),
-])
-def test_uid_set_round_trip(uids, text):
-    assert uid_set(uids) == text
-    assert parse_uid_set(text) == set(uids)
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -13,7 +13,7 @@ from migrator.engine.pop3.pull import Pop3Pull, select_fetches
 from migrator.engine.results import JobResult
 from migrator.errors import ExitStatus
 from migrator.retry import RetryPolicy
-from migrator.sources.pop3 import Listed, MaildropBusyError, MaildropInUse
+from migrator.sources.pop3 import MaildropBusyError, MaildropEntry, MaildropInUse
 
 
 @pytest.mark.parametrize(("listed", "stored", "same"), [
@@ -25,7 +25,8 @@ def test_size_matches(listed: int, stored: int, same: bool) -> None:
 
 
 def test_select_fetches_new_and_resized_uidls() -> None:
-    listing = [Listed(1, 10, "a"), Listed(2, 20, "b"), Listed(3, 30, "c"), Listed(4, 42, "d")]
+    listing = [MaildropEntry(1, 10, "a"), MaildropEntry(2, 20, "b"), MaildropEntry(3, 30, "c"),
+               MaildropEntry(4, 42, "d")]
     known = {"a": [10], "b": [99], "d": [40, 44]}
     new, suspects = select_fetches(listing, known)
     assert [item.uidl for item in new] == ["c"]

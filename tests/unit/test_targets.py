@@ -21,7 +21,6 @@ from migrator.targets.imap import (
     append_command,
     imap_date,
     keep_flags,
-    uid_set,
 )
 from migrator.targets.office365 import refusal
 
@@ -297,13 +296,6 @@ def test_flags_stored_again_for_every_folder_in_one_round_trip() -> None:
     failed = writer.store_flags({"Sent Items": [44, 42, 43, 50], "Gone": [7]}, "\\Flagged")
     thread.join(5)
     assert failed == {"Gone": "Mailbox doesn't exist"}
-
-
-@pytest.mark.parametrize("uids, text", [
-    ([1], "1"), ([3, 1, 2], "1:3"), ([1, 2, 4, 6, 7, 8, 10], "1:2,4,6:8,10"), ([5, 5], "5"),
-])
-def test_uid_sets(uids: list[int], text: str) -> None:
-    assert uid_set(uids) == text
 
 
 def test_a_message_without_identity_is_known_by_its_internaldate_on_exchange() -> None:

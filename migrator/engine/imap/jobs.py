@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from migrator.engine.imap.records import StoredMessage
-from migrator.sources.imap import Folder, FolderStatus, Listed
+from migrator.sources.imap import Folder, FolderStatus, ListedMessage
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Received:
 class Batch:
     """Some UIDs of one folder, fetched with one FETCH (asked again for what is missing)."""
 
-    def __init__(self, job: FolderJob, listed: list[Listed]) -> None:
+    def __init__(self, job: FolderJob, listed: list[ListedMessage]) -> None:
         self.job = job
         self.received: dict[int, Received] = {}
         self.failed: dict[int, str] = {}
@@ -66,11 +66,11 @@ class Batch:
         self.listed = listed
 
     @property
-    def listed(self) -> list[Listed]:
+    def listed(self) -> list[ListedMessage]:
         return self._listed
 
     @listed.setter
-    def listed(self, value: list[Listed]) -> None:
+    def listed(self, value: list[ListedMessage]) -> None:
         self._listed = value
         self.uids = frozenset(message.uid for message in value)
 

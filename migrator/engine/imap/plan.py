@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from migrator.sources.imap import FolderStatus, Listed
+from migrator.sources.imap import FolderStatus, ListedMessage
 
 MAX_BATCH_MESSAGES = 500
 MAX_BATCH_BYTES = 16 * 1024 * 1024
@@ -40,7 +40,7 @@ class Known:
 class FolderDelta:
     """The work one folder needs."""
 
-    new: list[Listed] = field(default_factory=list)
+    new: list[ListedMessage] = field(default_factory=list)
     gone: list[int] = field(default_factory=list)
     flags: dict[int, str] = field(default_factory=dict)  # uid -> new flags text
 
@@ -69,7 +69,7 @@ def needs_full_listing(state: FolderState, selected: FolderStatus, condstore: bo
             or state.uidvalidity != selected.uidvalidity or selected.highestmodseq is None)
 
 
-def diff_listing(listing: Mapping[int, Listed], known: Mapping[int, Known]) -> FolderDelta:
+def diff_listing(listing: Mapping[int, ListedMessage], known: Mapping[int, Known]) -> FolderDelta:
     """Compare a full listing (every UID with size and flags) with the manifest."""
     delta = FolderDelta()
     for uid in sorted(listing):
@@ -84,7 +84,7 @@ def diff_listing(listing: Mapping[int, Listed], known: Mapping[int, Known]) -> F
 
 
 def diff_incremental(uids: set[int], changed: Mapping[int, Sequence[str]],
-                     new: Mapping[int, Listed], known: Mapping[int, Known]) -> FolderDelta:
+                     new: Mapping[int, ListedMessage], known: Mapping[int, Known]) -> FolderDelta:
     """Compare the server's UID set, the flags changed since the last sync and the listing
     of unknown UIDs with the manifest."""
     delta = FolderDelta(new=[new[uid] for uid in sorted(new) if uid not in known])
@@ -97,13 +97,13 @@ def diff_incremental(uids: set[int], changed: Mapping[int, Sequence[str]],
     return delta
 
 
-def make_batches(messages: Sequence[Listed], max_messages: int = MAX_BATCH_MESSAGES,
+def make_batches(messages: Sequence[ListedMessage], max_messages: int = MAX_BATCH_MESSAGES,
                  max_bytes: int = MAX_BATCH_BYTES,
-                 alone_bytes: int = ALONE_BYTES) -> list[list[Listed]]:
+                 alone_bytes: int = ALONE_BYTES) -> list[list[ListedMessage]]:
     """Cut messages (in UID order) into FETCH batches bounded by count and bytes; a very large
     message goes alone, so no batch holds two of them."""
-    batches: list[list[Listed]] = []
-    current: list[Listed] = []
+    batches: list[list[ListedMessage]] = []
+    current: list[ListedMessage] = []
     size = 0
     for message in sorted(messages, key=lambda m: m.uid):
         alone = message.size >= alone_bytes

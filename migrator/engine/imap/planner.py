@@ -30,14 +30,20 @@ from migrator.engine.imap.records import (
     resolve_failures,
     update_flags,
 )
-from migrator.sources.imap import Folder, ImapSource, uid_set
+from migrator.sources.imap import Folder, ImapSource
 from migrator.testhook import kill_point
+from migrator.wire.sequence_set import uid_set
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class FolderPlan:
+class FolderPullPlan:
+    """What pulling one folder takes: its new messages in batches, flag changes, gone UIDs.
+
+    Not `folders.FolderPlan`, which says where each folder goes at a push target.
+    """
+
     job: FolderJob
     delta: FolderDelta
     server_uids: set[int] = field(default_factory=set)
@@ -49,7 +55,7 @@ class FolderPlan:
 
 
 def plan_folder(ctx: PullContext, source: ImapSource, folder: Folder,
-                state: FolderState, sizes: bool = True) -> FolderPlan:
+                state: FolderState, sizes: bool = True) -> FolderPullPlan:
     """Ask the server (read-only) what this folder needs; write nothing."""
     status = source.examine(folder)
     with ctx.manifest.session() as session:
@@ -71,10 +77,10 @@ def plan_folder(ctx: PullContext, source: ImapSource, folder: Folder,
     job = FolderJob(folder=folder, folder_id=state.folder_id, status=status, remap=remap,
                     had_failures=bool(state.failed_uids))
     batches = [Batch(job, listed) for listed in make_batches(delta.new)]
-    return FolderPlan(job, delta, server, batches)
+    return FolderPullPlan(job, delta, server, batches)
 
 
-def apply_plan(ctx: PullContext, plan: FolderPlan, state: FolderState) -> None:
+def apply_plan(ctx: PullContext, plan: FolderPullPlan, state: FolderState) -> None:
     """Record what needs no fetching (flag changes, gone messages) and, when nothing is to be
     fetched, the folder's new sync state; one transaction."""
     job, delta = plan.job, plan.delta
@@ -100,7 +106,7 @@ def apply_plan(ctx: PullContext, plan: FolderPlan, state: FolderState) -> None:
                    "the folder by content", "info")
 
 
-def describe(plan: FolderPlan) -> str:
+def describe(plan: FolderPullPlan) -> str:
     """One line for --dry-run."""
     delta = plan.delta
     parts = [f"would fetch {len(delta.new)} message(s), {plan.new_bytes} bytes"]

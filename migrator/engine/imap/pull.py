@@ -29,7 +29,7 @@ from migrator.engine.events import Emit, TaskFinished, TaskStarted, TaskTotals
 from migrator.engine.imap.context import PullContext
 from migrator.engine.imap.fetcher import RECONNECTS, Fetcher
 from migrator.engine.imap.plan import FolderState, unchanged
-from migrator.engine.imap.planner import FolderPlan, apply_plan, describe, plan_folder
+from migrator.engine.imap.planner import FolderPullPlan, apply_plan, describe, plan_folder
 from migrator.engine.imap.records import (
     folder_rows,
     folder_state,
@@ -91,7 +91,7 @@ def pull_imap(account: Account, manifest: Manifest, store: BlobStore, emit: Emit
     return result
 
 
-class Planner:
+class PlanningConnection:
     """The first connection: lists, compares, plans; then fetches like the others."""
 
     def __init__(self, ctx: PullContext, source: ImapSource) -> None:
@@ -134,7 +134,8 @@ class Planner:
                     on_retry(attempt)
         raise AssertionError("unreachable")
 
-    def plan(self, folder: Folder, state: FolderState, record: bool = True) -> FolderPlan | None:
+    def plan(self, folder: Folder, state: FolderState, record: bool = True
+             ) -> FolderPullPlan | None:
         """The folder's plan, or None (failure reported) if the server refuses the folder.
 
         A listing the connection keeps dying on (a server that cannot read a message to tell
@@ -165,7 +166,7 @@ class Planner:
 
 
 def _pull(ctx: PullContext, source: ImapSource) -> None:
-    planner = Planner(ctx, source)
+    planner = PlanningConnection(ctx, source)
     writer: BatchWriter | None = None
     threads: list[threading.Thread] = []
     interrupted = False
@@ -258,7 +259,7 @@ def _finish(ctx: PullContext, writer: BatchWriter | None,
 
 def _dry_run(ctx: PullContext) -> None:
     """Say per folder what a pull would fetch; write nothing (not even a run record)."""
-    planner = Planner(ctx, ctx.connect())
+    planner = PlanningConnection(ctx, ctx.connect())
     try:
         _, chosen, statuses = planner.folders()
         states = _readonly_states(ctx, chosen)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from migrator.archive.blobs import BlobStore
 from migrator.archive.manifest import MessageRow, PushRow, SourceDeletionRow
 from migrator.config import Account, DeletePolicy
-from migrator.sources.pop3 import Listed
+from migrator.sources.pop3 import MaildropEntry
 from migrator.targets import target_identity
 
 NEVER = "never"
@@ -34,7 +34,7 @@ class Deletion:
 
     uidl: str
     numbers: tuple[int, ...]  # message numbers in this session (one, unless the server repeats)
-    message_id: int  # the MessageRow of the content the server serves now (newest row)
+    archive_message_id: int  # the MessageRow of the content the server serves now (newest row)
     reason: str
 
 
@@ -59,7 +59,7 @@ def size_matches(listed: int, stored: int) -> bool:
 
 
 def plan_deletions(session: Session, account: Account, folder_id: int, store: BlobStore,
-                   on_server: Mapping[str, Sequence[Listed]], now: datetime, *,
+                   on_server: Mapping[str, Sequence[MaildropEntry]], now: datetime, *,
                    check_sizes: bool = True) -> DeletionPlan:
     """Decide, for every archived message still on the server, whether it may go."""
     policy = account.source.delete
@@ -82,9 +82,10 @@ def plan_deletions(session: Session, account: Account, folder_id: int, store: Bl
 
 
 def _archived_on_server(session: Session, folder_id: int,
-                        on_server: Mapping[str, Sequence[Listed]]) -> dict[str, list[MessageRow]]:
+                        on_server: Mapping[str, Sequence[MaildropEntry]]
+                        ) -> dict[str, list[MessageRow]]:
     """Rows still on the server and not already deleted by us, grouped by UIDL."""
-    deleted = select(SourceDeletionRow.message_id).where(
+    deleted = select(SourceDeletionRow.archive_message_id).where(
         SourceDeletionRow.state.in_(("pending", "committed")))
     rows = session.scalars(
         select(MessageRow).where(MessageRow.folder_id == folder_id,
@@ -99,7 +100,7 @@ def _archived_on_server(session: Session, folder_id: int,
 
 
 def _judge(session: Session, store: BlobStore, policy: DeletePolicy, target: str | None,
-           rows: list[MessageRow], listed: Sequence[Listed], now: datetime,
+           rows: list[MessageRow], listed: Sequence[MaildropEntry], now: datetime,
            check_sizes: bool) -> Deletion | Refusal:
     """Every copy recorded under this UIDL must be safe; the newest is what the server has."""
     uidl = str(rows[0].uidl)
@@ -133,7 +134,7 @@ def _pushed(session: Session, rows: list[MessageRow], target: str) -> str | None
     found = []
     for row in rows:
         push = session.scalars(select(PushRow).where(
-            PushRow.message_id == row.id, PushRow.target == target,
+            PushRow.archive_message_id == row.id, PushRow.target == target,
             PushRow.state == "done")).first()
         if push is None:
             return None

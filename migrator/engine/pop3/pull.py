@@ -40,7 +40,13 @@ from migrator.engine.results import JobResult
 from migrator.errors import AccountError, ConnectError, ConnectionLost
 from migrator.retry import RetryPolicy, retry
 from migrator.sources import pop3
-from migrator.sources.pop3 import Listed, MaildropBusyError, MaildropInUse, Pop3Error, Pop3Session
+from migrator.sources.pop3 import (
+    MaildropBusyError,
+    MaildropEntry,
+    MaildropInUse,
+    Pop3Error,
+    Pop3Session,
+)
 from migrator.testhook import kill_point
 
 log = logging.getLogger(__name__)
@@ -63,11 +69,11 @@ SESSION_ATTEMPTS = 3  # sessions per run when the connection drops while fetchin
 class Maildrop:
     """What the server holds in this session, keyed by identity (UIDL or fingerprint)."""
 
-    listing: list[Listed]
-    by_uidl: dict[str, list[Listed]] = field(default_factory=dict)
+    listing: list[MaildropEntry]
+    by_uidl: dict[str, list[MaildropEntry]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        grouped: dict[str, list[Listed]] = defaultdict(list)
+        grouped: dict[str, list[MaildropEntry]] = defaultdict(list)
         for item in self.listing:
             assert item.uidl is not None
             grouped[item.uidl].append(item)
@@ -177,8 +183,8 @@ class Pop3Pull:
                 raise AccountError(f"{self.name}: {self._where} has neither UIDL nor TOP "
                                    f"(TOP {number} 0: {reply}): cannot tell messages apart")
             fingerprints[number] = hashlib.sha256(reply).hexdigest()
-        return Maildrop([Listed(item.number, item.size,
-                                f"top0:{fingerprints[item.number]}:{item.size}")
+        return Maildrop([MaildropEntry(item.number, item.size,
+                                       f"top0:{fingerprints[item.number]}:{item.size}")
                          for item in listing])
 
     def _known(self) -> dict[str, list[int]]:
@@ -193,7 +199,7 @@ class Pop3Pull:
 
     # -- fetching ----------------------------------------------------------------------------
 
-    def _recheck(self, session: Pop3Session, suspects: list[Listed]) -> None:
+    def _recheck(self, session: Pop3Session, suspects: list[MaildropEntry]) -> None:
         """Known UIDLs now listed with another size: fetched again, in case the server reused
         a UIDL for different content (then both copies are kept).
 
@@ -217,7 +223,7 @@ class Pop3Pull:
                                         "archived before (the server reused them); both "
                                         "copies are kept", self.name))
 
-    def _fetch(self, session: Pop3Session, todo: Sequence[Listed]) -> int:
+    def _fetch(self, session: Pop3Session, todo: Sequence[MaildropEntry]) -> int:
         """RETR each message; the writer stores them in durable batches. Returns rows added.
 
         Whatever arrived complete is committed even if the session then fails.
@@ -255,7 +261,7 @@ class Pop3Pull:
             writer.close()
         return added
 
-    def _failed(self, item: Listed, reason: str) -> None:
+    def _failed(self, item: MaildropEntry, reason: str) -> None:
         line = f"{INBOX} UIDL {item.uidl} (message {item.number}): {reason}"
         with self.lock:
             self.result.fail(line)
@@ -300,7 +306,7 @@ class Pop3Pull:
         with self.manifest.session() as session:
             for deletion, uidl in session.execute(
                     select(SourceDeletionRow, MessageRow.uidl)
-                    .join(MessageRow, SourceDeletionRow.message_id == MessageRow.id)
+                    .join(MessageRow, SourceDeletionRow.archive_message_id == MessageRow.id)
                     .where(MessageRow.folder_id == self.folder_id,
                            SourceDeletionRow.state == "pending")):
                 settle_pending(deletion, still_on_server=uidl in maildrop.by_uidl, now=now)
@@ -347,8 +353,8 @@ class Pop3Pull:
     def _record_pending(self, deletions: Iterable[pop3_delete.Deletion]) -> dict[str, int]:
         """Write the intent (state pending) durably before any DELE is sent."""
         with self.manifest.session() as session:
-            rows = {d.uidl: SourceDeletionRow(message_id=d.message_id, state="pending",
-                                              reason=d.reason) for d in deletions}
+            rows = {d.uidl: SourceDeletionRow(archive_message_id=d.archive_message_id,
+                                              state="pending", reason=d.reason) for d in deletions}
             session.add_all(rows.values())
             session.flush()
             return {uidl: row.id for uidl, row in rows.items()}
@@ -364,7 +370,7 @@ class Pop3Pull:
                     self.result.fail(f"{INBOX} UIDL {uidl}: DELE refused: {refused[uidl]}")
                     continue
                 row.state, row.committed_at = "committed", now
-                session.get_one(MessageRow, row.message_id).gone_at = now
+                session.get_one(MessageRow, row.archive_message_id).gone_at = now
                 self.result.counts["deleted"] += 1
 
     # -- dry run -----------------------------------------------------------------------------
@@ -390,7 +396,7 @@ class Pop3Pull:
                 select(FolderRow.id).join(AccountRow, FolderRow.account_id == AccountRow.id)
                 .where(AccountRow.name == self.name, FolderRow.name == INBOX)).first()
 
-    def _preview_fetch(self, new: list[Listed], suspects: list[Listed]) -> None:
+    def _preview_fetch(self, new: list[MaildropEntry], suspects: list[MaildropEntry]) -> None:
         counts = self.result.counts
         counts["would_fetch"] = len(new)
         counts["would_fetch_bytes"] = sum(item.size for item in new)
@@ -448,8 +454,8 @@ class Progress:
             self.count = self.nbytes = 0
 
 
-def select_fetches(listing: Sequence[Listed],
-                   known: dict[str, list[int]]) -> tuple[list[Listed], list[Listed]]:
+def select_fetches(listing: Sequence[MaildropEntry],
+                   known: dict[str, list[int]]) -> tuple[list[MaildropEntry], list[MaildropEntry]]:
     """(messages whose UIDL the archive lacks, known UIDLs now served with another size)."""
     new, suspects = [], []
     for item in listing:

@@ -164,16 +164,16 @@ def reconcile(ctx: PushContext, control: TargetControl) -> int:
         for outcome in outcomes:
             if outcome.state == DONE:
                 found += 1
-                _count_found(ctx, outcome.message_id)
+                _count_found(ctx, outcome.archive_message_id)
     if found or len(intents) > found:
         log.info("%s: %d APPEND(s) with unknown outcome: %d found at the target, %d to send "
                  "again", ctx.name, len(intents), found, len(intents) - found)
     return found
 
 
-def _count_found(ctx: PushContext, message_id: int) -> None:
+def _count_found(ctx: PushContext, archive_message_id: int) -> None:
     """Sent in this run (its reply lost): pushed; left by an earlier run: already there."""
-    size = ctx.sent_now.pop(message_id, None)
+    size = ctx.sent_now.pop(archive_message_id, None)
     if size is None:
         ctx.count("already_there")
         return

@@ -51,7 +51,7 @@ def _candidate(row: Row[Any]) -> Candidate:
 
 def _with_push(target: str) -> Select[*tuple[Any, ...]]:
     return select(*_COLUMNS).outerjoin(
-        PushRow, and_(PushRow.message_id == MessageRow.id, PushRow.target == target))
+        PushRow, and_(PushRow.archive_message_id == MessageRow.id, PushRow.target == target))
 
 
 def pending(session: Session, target: str, folder_ids: Iterable[int], after_id: int,
@@ -80,7 +80,8 @@ def in_state(session: Session, target: str, folder_ids: Iterable[int],
 def done_uids(session: Session, target: str, target_folder: str,
               uidvalidity: int | None) -> set[int]:
     """Target UIDs that live archived messages already account for in a target folder."""
-    query = (select(PushRow.target_uid).join(MessageRow, MessageRow.id == PushRow.message_id)
+    query = (select(PushRow.target_uid)
+             .join(MessageRow, MessageRow.id == PushRow.archive_message_id)
              .where(PushRow.target == target, PushRow.target_folder == target_folder,
                     PushRow.state == DONE, PushRow.target_uid.is_not(None),
                     MessageRow.gone_at.is_(None)))
@@ -93,7 +94,7 @@ def pins(session: Session, target: str, account_id: int) -> dict[str, str]:
     """Source folder -> target folder of earlier pushes (the latest, if it ever changed)."""
     query = (select(FolderRow.name, PushRow.target_folder, func.max(PushRow.id))
              .join(MessageRow, MessageRow.folder_id == FolderRow.id)
-             .join(PushRow, PushRow.message_id == MessageRow.id)
+             .join(PushRow, PushRow.archive_message_id == MessageRow.id)
              .where(FolderRow.account_id == account_id, PushRow.target == target,
                     PushRow.state.in_([DONE, INTENT]))
              .group_by(FolderRow.name, PushRow.target_folder)
@@ -114,10 +115,10 @@ def write_intents(session: Session, target: str, items: Sequence[tuple[int, str]
         return
     wanted = dict(items)
     table = _pushes()
-    existing = set(session.scalars(select(PushRow.message_id).where(
-        PushRow.target == target, PushRow.message_id.in_(list(wanted)))))
+    existing = set(session.scalars(select(PushRow.archive_message_id).where(
+        PushRow.target == target, PushRow.archive_message_id.in_(list(wanted)))))
     now = utcnow()
-    fresh = [{"message_id": m, "target": target, "target_folder": f, "state": INTENT,
+    fresh = [{"archive_message_id": m, "target": target, "target_folder": f, "state": INTENT,
               "attempts": 1, "updated_at": now}
              for m, f in wanted.items() if m not in existing]
     again = [{"b_message": m, "b_folder": f, "b_now": now}
@@ -128,7 +129,7 @@ def write_intents(session: Session, target: str, items: Sequence[tuple[int, str]
     if again:
         connection.execute(
             table.update()
-            .where(table.c.message_id == bindparam("b_message"), table.c.target == target)
+            .where(table.c.archive_message_id == bindparam("b_message"), table.c.target == target)
             .values(state=INTENT, target_folder=bindparam("b_folder"),
                     attempts=table.c.attempts + 1, target_uid=None, target_uidvalidity=None,
                     last_error=None, updated_at=bindparam("b_now")), again)
@@ -138,7 +139,7 @@ def write_intents(session: Session, target: str, items: Sequence[tuple[int, str]
 class Outcome:
     """What became of one message: the new state of its push row."""
 
-    message_id: int
+    archive_message_id: int  # messages.id
     state: str
     target_folder: str | None = None
     uidvalidity: int | None = None
@@ -154,19 +155,20 @@ def write_outcomes(session: Session, target: str, outcomes: Sequence[Outcome]) -
     now = utcnow()
     session.connection().execute(
         table.update()
-        .where(table.c.message_id == bindparam("b_message"), table.c.target == target)
+        .where(table.c.archive_message_id == bindparam("b_message"), table.c.target == target)
         .values(state=bindparam("b_state"), last_error=bindparam("b_note"),
                 target_uidvalidity=bindparam("b_validity"), target_uid=bindparam("b_uid"),
                 target_folder=func.coalesce(bindparam("b_folder"), table.c.target_folder),
                 updated_at=now),
-        [{"b_message": o.message_id, "b_state": o.state, "b_note": o.note,
+        [{"b_message": o.archive_message_id, "b_state": o.state, "b_note": o.note,
           "b_validity": o.uidvalidity, "b_uid": o.uid, "b_folder": o.target_folder}
          for o in outcomes])
 
 
 def insert_done(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:
     """Rows for messages found at the target without being sent ('already there')."""
-    write_intents(session, target, [(o.message_id, o.target_folder or "") for o in outcomes])
+    write_intents(session, target,
+                  [(o.archive_message_id, o.target_folder or "") for o in outcomes])
     write_outcomes(session, target, outcomes)
 
 
@@ -179,7 +181,7 @@ def record_failure(session: Session, run_id: int | None, account_id: int, folder
 def target_counts(session: Session, target: str, folder_ids: Iterable[int]) -> dict[str, int]:
     """How many live messages of these folders are in each push state ('new': none yet)."""
     query = (select(PushRow.state, func.count(MessageRow.id)).select_from(MessageRow)
-             .outerjoin(PushRow, and_(PushRow.message_id == MessageRow.id,
+             .outerjoin(PushRow, and_(PushRow.archive_message_id == MessageRow.id,
                                       PushRow.target == target))
              .where(MessageRow.folder_id.in_(list(folder_ids)), MessageRow.gone_at.is_(None))
              .group_by(PushRow.state))
@@ -190,7 +192,7 @@ def pending_totals(session: Session, target: str, folder_ids: Iterable[int]) -> 
     """(messages, bytes) still to push from these folders."""
     query = (select(func.count(MessageRow.id), func.coalesce(func.sum(MessageRow.size), 0))
              .select_from(MessageRow)
-             .outerjoin(PushRow, and_(PushRow.message_id == MessageRow.id,
+             .outerjoin(PushRow, and_(PushRow.archive_message_id == MessageRow.id,
                                       PushRow.target == target))
              .where(MessageRow.folder_id.in_(list(folder_ids)), MessageRow.gone_at.is_(None),
                     or_(PushRow.id.is_(None), PushRow.state == FAILED)))

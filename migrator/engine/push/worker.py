@@ -361,7 +361,7 @@ class PushWorker:
         self._count(outcomes)
 
     def _report(self, session: Session, outcome: Outcome) -> None:
-        message = self.candidates[outcome.message_id]
+        message = self.candidates[outcome.archive_message_id]
         ref = message.message_id or f"archive message {message.id}"
         folder = self.ctx.folder_names.get(message.folder_id, "?")
         what = "refused by the target" if outcome.state == REFUSED else "failed"
@@ -371,18 +371,18 @@ class PushWorker:
         record_failure(session, self.ctx.run_id, self.ctx.account_id, folder, ref,
                        f"{what}: {outcome.note}")
         if outcome.state == FAILED:
-            self.ctx.failed_now.add(outcome.message_id)
+            self.ctx.failed_now.add(outcome.archive_message_id)
 
     def _count(self, outcomes: list[Outcome]) -> None:
         done = [o for o in outcomes if o.state == DONE]
-        nbytes = sum(self.candidates[o.message_id].size for o in done)
+        nbytes = sum(self.candidates[o.archive_message_id].size for o in done)
         self.ctx.count("pushed", len(done))
         self.ctx.count("bytes", nbytes)
         self.ctx.count("refused", sum(o.state == REFUSED for o in outcomes))
         self.ctx.count("failed", sum(o.state == FAILED for o in outcomes))
         self.ctx.advanced(len(outcomes), nbytes)
         for outcome in outcomes:
-            self.candidates.pop(outcome.message_id, None)
+            self.candidates.pop(outcome.archive_message_id, None)
 
     def _record_quietly(self) -> None:
         try:

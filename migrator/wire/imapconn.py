@@ -73,6 +73,12 @@ def login(client: IMAPClient, endpoint: Endpoint, account: str,
             assert endpoint.password is not None
             client.login(endpoint.username, endpoint.password.resolve())
     except LoginError as exc:
+        # imapclient wraps every failure of the LOGIN/AUTHENTICATE command in LoginError, a
+        # dropped connection ("socket error: EOF") too: that one is a connection failure,
+        # which reconnect loops retry, not a refused password
+        if isinstance(exc.__context__, (OSError, imaplib.IMAP4.abort)):
+            raise ConnectError(f"{where}: connection lost during login: "
+                               f"{_server_text(exc.__context__)}") from None
         raise AuthError(f"{where}: login refused for {endpoint.username}: "
                         f"{_server_text(exc)}") from None
     except (OSError, imaplib.IMAP4.abort) as exc:

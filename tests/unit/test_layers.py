@@ -8,9 +8,12 @@ terminal: every import in the package, at any depth in a module, is checked.
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
+
+from migrator.errors import MigratorError
 
 PACKAGE = Path(__file__).parents[2] / "migrator"
 ABOVE_SOURCES = ("migrator.engine", "migrator.cli")
@@ -102,3 +105,32 @@ def test_an_upward_import_is_caught(module, text):
 ])
 def test_a_downward_import_is_allowed(module, text):
     assert upward(text, module) == []
+
+
+ENTRY_PACKAGES = ("migrator.sources", "migrator.targets", "migrator.wire")
+
+
+def entry_modules() -> list[str]:
+    return sorted(module_name(path) for package in ENTRY_PACKAGES
+                  for path in (PACKAGE / package.split(".")[1]).glob("*.py"))
+
+
+@pytest.mark.parametrize("module", entry_modules())
+def test_errors_defined_where_the_wire_enters_are_migrators_own(module):
+    """Sources, targets and wire classify library errors into migrator's family; an error
+    class of theirs outside it would reach the engine unclassified."""
+    loaded = importlib.import_module(module)
+    errors = [value for value in vars(loaded).values()
+              if isinstance(value, type) and issubclass(value, BaseException)
+              and value.__module__ == module]
+    assert [e.__name__ for e in errors if not issubclass(e, MigratorError)] == []
+
+
+def test_the_engine_does_not_classify_library_exceptions():
+    """The engine catches migrator errors only: no library error types, no `classify`."""
+    libraries = ("imaplib", "imapclient", "poplib", "socket", "ssl")
+    for path in (PACKAGE / "engine").rglob("*.py"):
+        names = imported(path.read_text(), module_name(path), path.name == "__init__.py")
+        assert not [n for n in names if n.split(".")[0] in libraries], path
+        assert not [n for n in names if n.endswith(".classify")], path
+        assert "classify(" not in path.read_text(), path

@@ -64,11 +64,9 @@ MAX_THROTTLES_PER_MESSAGE = 30
 MAX_FAILED_CONNECTS = 6
 IDLE_WAIT = 0.2
 FLAG_BATCH = 200
-# Connecting: 1 s doubling to 30 s between tries.
 CONNECTS = RetryPolicy(attempts=MAX_FAILED_CONNECTS + 1, base_delay=1.0, max_delay=30.0)
-# Connections lost (or refused) with no APPEND done in between; too many end the push. A
-# lost one: 0.2 s doubling to 10 s; one the server does not want: 2 s more each time, to
-# 60 s; an expired token: at once (with a fresh one).
+# Sessions ended with no APPEND done in between (too many end the push): lost, 0.2 s doubling
+# to 10 s; not wanted, 2 s more each time to 60 s; token expired, at once with a fresh one.
 LOST = RetryPolicy(attempts=MAX_FAILED_CONNECTS * 3 + 1, base_delay=0.2, max_delay=10.0)
 UNWANTED = replace(LOST, base_delay=2.0, max_delay=60.0, linear=True)
 EXPIRED = replace(LOST, base_delay=0.0)
@@ -94,8 +92,9 @@ class PushWorker:
         self.work = work
         self.writer: AppendWriter | None = None
         self.refresh = False
-        self.trouble = Backoff(LOST, stop=ctx.stop, exhausted=self._keeps_failing,
-                               what=f"{ctx.name}: target connection lost", then="reconnecting")
+        self.trouble = Backoff(LOST, stop=ctx.stop, exhausted=lambda exc: ConnectError(
+            f"{ctx.name}: target connection keeps failing: {exc}"),
+            what=f"{ctx.name}: target connection trouble", then="reconnecting")
         self.outcomes: list[Outcome] = []
         self.candidates: dict[int, Candidate] = {}
         self.throttles: dict[int, Backoff] = {}  # per message throttled
@@ -292,9 +291,6 @@ class PushWorker:
         else:
             self.trouble.wait(exc)
 
-    def _keeps_failing(self, exc: BaseException) -> ConnectError:
-        return ConnectError(f"{self.ctx.name}: target connection keeps failing: {exc}")
-
     # -- outcomes -----------------------------------------------------------------------------
     def _collect(self, pending: deque[AppendItem]) -> None:
         """Move the writer's outcomes into rows to write; throttled ones go again."""
@@ -330,8 +326,8 @@ class PushWorker:
         self.ctx.count("throttled")
         throttled = Throttled(outcome.text, outcome.retry_after)
         backoff = self.throttles.setdefault(item.ref, Backoff(
-            APPEND_THROTTLED, stop=self.ctx.stop, what=f"{self.ctx.name}: target throttled "
-            f"an APPEND", then="sending it again"))
+            APPEND_THROTTLED, stop=self.ctx.stop,
+            what=f"{self.ctx.name}: target throttled an APPEND", then="sending it again"))
         try:
             backoff.count(throttled)
         except Throttled:

@@ -82,7 +82,7 @@ class Fetcher:
             if self.source is None:
                 self._attach(self.ctx.connect())  # the first connection: a failure is final
             self._loop()
-        except (AuthError, ConnectError) as exc:
+        except (AuthError, ConnectError, RetryableError) as exc:  # this connection, not the run
             self._abandon_held()
             self.ctx.lost_connection(exc)
         except BaseException as exc:  # a bug or a fatal error: it becomes the run's error
@@ -257,14 +257,14 @@ class Fetcher:
 
     def _reconnect(self, failure: BaseException, _failures: int = 0) -> None:
         """Replace the connection (after the backoff): with a fresh token after
-        AccessTokenExpired; failed connects are retried, a refused login is final."""
+        AccessTokenExpired; a failed connect is retried, a refused login is final."""
         if self.source is not None:
             self.source.close()
             self.source = None
         self.folder_id = None
         refresh = isinstance(failure, TokenExpired)
         self._attach(retry(lambda: self.ctx.connect(force_refresh=refresh), policy=RECONNECTS,
-                           retryable=(ConnectError,), stop=self.ctx.stopped,
+                           retryable=(ConnectError, RetryableError), stop=self.ctx.stopped,
                            what=f"{self.ctx.name}: reconnect failed"))
 
     def _lost_for_good(self, failure: BaseException) -> ConnectError:

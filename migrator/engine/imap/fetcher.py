@@ -16,11 +16,11 @@ import logging
 from collections import deque
 from dataclasses import dataclass, replace
 
-from migrator.engine.imap.context import PullContext
+from migrator.engine.imap.context import RECONNECTS, PullContext
 from migrator.engine.imap.jobs import Batch, FolderJob
 from migrator.engine.imap.writer import BatchWriter
 from migrator.errors import AuthError, ConnectError, ConnectionLost, RetryableError, TokenExpired
-from migrator.retry import Backoff, RetryPolicy, retry, wait_unless_stopped
+from migrator.retry import Backoff, RetryPolicy, wait_unless_stopped
 from migrator.sources.imap import CommandFailed, ImapSource, SourceMessage
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ DEPTH = 2
 MAX_PASSES = 3  # FETCHes of a batch that complete with UIDs still missing
 MAX_STRIKES = 3  # connections lost while reading the same message
 MAX_IN_A_ROW = 8  # connections lost without a single message received in between
-RECONNECTS = RetryPolicy(attempts=6, base_delay=0.2, max_delay=330.0)
 IN_A_ROW = replace(RECONNECTS, attempts=MAX_IN_A_ROW + 1)  # the last loss is not waited out
 PASSES = RetryPolicy(attempts=MAX_PASSES, base_delay=0.05, max_delay=82.5)  # between FETCHes
 NO_DATA = "the server returned no data for it"
@@ -256,16 +255,12 @@ class Fetcher:
         return self.source
 
     def _reconnect(self, failure: BaseException, _failures: int = 0) -> None:
-        """Replace the connection (after the backoff): with a fresh token after
-        AccessTokenExpired; a failed connect is retried, a refused login is final."""
+        """Replace the connection that failed (after the backoff)."""
         if self.source is not None:
             self.source.close()
             self.source = None
         self.folder_id = None
-        refresh = isinstance(failure, TokenExpired)
-        self._attach(retry(lambda: self.ctx.connect(force_refresh=refresh), policy=RECONNECTS,
-                           retryable=(ConnectError, RetryableError), stop=self.ctx.stopped,
-                           what=f"{self.ctx.name}: reconnect failed"))
+        self._attach(self.ctx.reconnect(failure))
 
     def _lost_for_good(self, failure: BaseException) -> ConnectError:
         return ConnectError(f"{self.ctx.name}: connection lost for good: {failure}")

@@ -26,8 +26,8 @@ from migrator.archive.runs import record_run
 from migrator.config import Account, Endpoint
 from migrator.engine.budget import release_large_buffers
 from migrator.engine.events import Emit, TaskFinished, TaskStarted, TaskTotals
-from migrator.engine.imap.context import PullContext
-from migrator.engine.imap.fetcher import RECONNECTS, Fetcher
+from migrator.engine.imap.context import RECONNECTS, PullContext
+from migrator.engine.imap.fetcher import Fetcher
 from migrator.engine.imap.plan import FolderState, unchanged
 from migrator.engine.imap.planner import FolderPlan, apply_plan, describe, plan_folder
 from migrator.engine.imap.records import (
@@ -39,7 +39,7 @@ from migrator.engine.imap.records import (
 )
 from migrator.engine.imap.writer import BatchWriter
 from migrator.engine.results import JobResult
-from migrator.errors import ConnectError, ExitStatus, TokenExpired
+from migrator.errors import ConnectError, ExitStatus
 from migrator.retry import retry
 from migrator.sources.imap import CommandFailed, Folder, FolderStatus, ImapSource
 from migrator.wire import imapconn
@@ -113,7 +113,7 @@ class Planner:
         throttling or an expired token; a NO/BAD that is not throttling is raised as it is."""
         def reconnect(failure: BaseException, attempt: int) -> None:
             self.source.close()
-            self.source = self.ctx.connect(force_refresh=isinstance(failure, TokenExpired))
+            self.source = self.ctx.reconnect(failure)
             if on_retry is not None:
                 on_retry(attempt)
 

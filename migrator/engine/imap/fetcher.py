@@ -29,7 +29,7 @@ DEPTH = 2
 MAX_PASSES = 3  # FETCHes of a batch that complete with UIDs still missing
 MAX_STRIKES = 3  # connections lost while reading the same message
 MAX_IN_A_ROW = 8  # connections lost without a single message received in between
-IN_A_ROW = replace(RECONNECTS, attempts=MAX_IN_A_ROW + 1)  # the last loss is not waited out
+IN_A_ROW = replace(RECONNECTS, attempts=MAX_IN_A_ROW + 1)  # one more loss ends the connection
 PASSES = RetryPolicy(attempts=MAX_PASSES, base_delay=0.05, max_delay=82.5)  # between FETCHes
 NO_DATA = "the server returned no data for it"
 

@@ -10,6 +10,7 @@ slow for bulk FETCH); imapclient is used only to connect and log in.
 
 from __future__ import annotations
 
+import imaplib
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 from imapclient import IMAPClient, imap_utf7
 
+from migrator.errors import MigratorError
 from migrator.sources.imap_wire import (
     CommandFailed,
     ConnectionClosed,
@@ -26,6 +28,7 @@ from migrator.sources.imap_wire import (
     pairs,
     quote,
 )
+from migrator.wire import imapconn
 from migrator.wire.sequence_set import uid_set
 
 log = logging.getLogger(__name__)
@@ -93,8 +96,15 @@ class ImapSource:
 
     def __init__(self, client: IMAPClient) -> None:
         self.client = client
+        try:  # imapclient may ask CAPABILITY again: its errors are classified here too
+            capabilities = client.capabilities()
+        except (imaplib.IMAP4.error, OSError) as exc:
+            failure = imapconn.classify(exc)
+            if not isinstance(failure, MigratorError):
+                failure = ConnectionClosed(f"CAPABILITY failed: {exc}")
+            raise failure from exc
         self.capabilities = frozenset(c.decode("ascii", "replace").upper()
-                                      for c in client.capabilities())
+                                      for c in capabilities)
         sock = client.socket()
         self.wire = Wire(sock.sendall, sock.makefile("rb"))
         self.selected: str | None = None

@@ -7,20 +7,23 @@ slice, and parses only the small non-literal parts. It also lets a caller pipeli
 (send the next FETCH before the previous one completes) and see each message as it arrives,
 so a reader holds one message at a time, not one batch.
 
-Connection-level trouble (EOF, BYE, garbage) raises `ConnectionClosed`, a subclass of
-`imaplib.IMAP4.abort`; a tagged NO/BAD raises `CommandFailed` (`imaplib.IMAP4.error`), so
-`migrator.wire.imapconn.classify` maps both the way it maps imapclient's errors.
+Errors are classified here, where they enter, into migrator's own: connection-level trouble
+(EOF, BYE, garbage) raises `ConnectionClosed` (a ConnectionLost); a tagged NO/BAD raises
+`CommandFailed`; and what the server's words say is worth another try (Exchange's throttling,
+`AccessTokenExpired`) raises Throttled or TokenExpired, whether it came as NO, BAD or BYE.
 """
 
 from __future__ import annotations
 
-import imaplib
 import itertools
 import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, TypeAlias
+
+from migrator.errors import AccountError, ConnectionLost, MigratorError, RetryableError
+from migrator.wire.imapconn import retryable_reply
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +45,30 @@ _UNQUOTE = re.compile(rb"\\(.)")
 _DIGITS = re.compile(rb"\d+\Z")
 
 
-class ConnectionClosed(imaplib.IMAP4.abort):
+class ConnectionClosed(ConnectionLost):
     """The server closed the connection, said BYE, or sent something unreadable."""
 
 
-class CommandFailed(imaplib.IMAP4.error):
-    """A command completed with NO or BAD; `text` is the server's reason."""
+class CommandFailed(AccountError):
+    """A command completed with NO or BAD not worth retrying; `text` is the server's reason.
+
+    The engine decides what it spoils (a batch, a folder); uncaught, it spoils the account.
+    """
 
     def __init__(self, status: str, text: str) -> None:
         super().__init__(text)
         self.status = status
         self.text = text
+
+
+def refused(status: str, text: str) -> MigratorError:
+    """A tagged NO/BAD: Throttled or TokenExpired if the words say so, else CommandFailed."""
+    return retryable_reply(text) or CommandFailed(status, text)
+
+
+def closed(text: str) -> RetryableError:
+    """A BYE: TokenExpired (or Throttled) if the words say so, else ConnectionClosed."""
+    return retryable_reply(text) or ConnectionClosed(text)
 
 
 @dataclass(frozen=True)
@@ -118,24 +134,24 @@ class Wire:
 
     @staticmethod
     def finished(response: Response, tag: bytes) -> bool:
-        """True if `response` completes `tag`; CommandFailed if it completes it with NO/BAD.
+        """True if `response` completes `tag`; `refused(...)` if it completes it with NO/BAD.
 
         Completions of other tags (earlier pipelined commands nobody waits for) are ignored.
         """
         if not isinstance(response, Completion) or response.tag != tag:
             return False
         if response.status != "OK":
-            raise CommandFailed(response.status, response.text)
+            raise refused(response.status, response.text)
         return True
 
     def command(self, command: bytes) -> Iterator[Untagged]:
-        """Send `command` and yield its untagged responses; raise CommandFailed on NO/BAD."""
+        """Send `command` and yield its untagged responses; raise `refused(...)` on NO/BAD."""
         tag = self.send(command)
         yield from self.until(tag)
 
     def until(self, tag: bytes) -> Iterator[Untagged]:
         """Yield untagged responses until `tag` completes (responses of earlier pipelined
-        commands included); raise CommandFailed if it completes with NO or BAD."""
+        commands included); raise `refused(...)` if it completes with NO or BAD."""
         while True:
             response = self.read()
             if isinstance(response, Untagged):
@@ -194,7 +210,7 @@ class Wire:
             first, _, rest = rest.partition(b" ")
         kind = first.upper().decode("ascii", "replace")
         if kind == "BYE":
-            raise ConnectionClosed(f"server said BYE: {rest.decode('utf-8', 'replace')}")
+            raise closed(f"server said BYE: {rest.decode('utf-8', 'replace')}")
         if kind in ("OK", "NO", "BAD", "PREAUTH", "CAPABILITY", "SEARCH", "FLAGS"):
             data: list[Value] = [rest, *parts[1:]] if kind != "SEARCH" else _atoms(rest)
             return Untagged(kind, number, data)

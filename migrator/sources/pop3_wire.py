@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from migrator.errors import ConnectionLost
+from migrator.errors import AccountError, ConnectionLost
 
 CHUNK = 256 * 1024  # room asked of each read
 BUFFER = 4 * CHUNK  # the buffer's usual size; it grows only for a message larger than this
@@ -22,8 +22,11 @@ STATUS_MAX = 8 * 1024  # a status line longer than this is not POP3
 _LONGEST_END = len(b"\n.\r\n")
 
 
-class Pop3Error(Exception):
-    """A `-ERR` reply to one command; the session is still usable."""
+class Pop3Error(AccountError):
+    """A `-ERR` reply to one command; the session is still usable.
+
+    Per-message replies hand it back as a value; raised (LIST refused), it spoils the account.
+    """
 
     def __init__(self, reply: bytes) -> None:
         super().__init__(reply.decode("utf-8", "replace").strip())

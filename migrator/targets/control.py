@@ -2,13 +2,13 @@
 
 Everything but APPEND goes through here, on one imapclient connection that reconnects (with
 a fresh token after `AccessTokenExpired`) and retries after throttling, through the shared
-retry helper. A reply that is not worth retrying becomes a FolderError naming the folder.
+retry helper (whose waits end when `stop` is set). Library errors are classified here, where
+they enter; a reply that is not worth retrying becomes a FolderError naming the folder.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -18,9 +18,16 @@ from imapclient import IMAPClient
 
 from migrator.auth import TokenProvider
 from migrator.config import Endpoint
-from migrator.errors import FolderError, MigratorError, RetryableError, TokenExpired
+from migrator.errors import (
+    ConnectError,
+    ConnectionLost,
+    FolderError,
+    MigratorError,
+    RetryableError,
+    TokenExpired,
+)
 from migrator.folders import ROLES, TargetFolder, TargetLayout
-from migrator.retry import RetryPolicy, retry
+from migrator.retry import RetryPolicy, Stop, retry
 from migrator.targets.identity import INDEX_FIELDS, TargetEntry, identity_of
 from migrator.targets.imap import Selected
 from migrator.wire import imapconn
@@ -56,13 +63,14 @@ class TargetControl:
     """One reconnecting control connection to the target mailbox."""
 
     def __init__(self, endpoint: Endpoint, account: str, tokens: TokenProvider | None = None,
-                 *, policy: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 *, policy: RetryPolicy | None = None, stop: Stop | None = None,
+                 sleep: Callable[[float], None] | None = None) -> None:
         self.endpoint = endpoint
         self.account = account
         self.tokens = tokens
         # reconnecting at once is right after a lost session; throttling says how long
         self.policy = policy or RetryPolicy(attempts=8, base_delay=0.1)
+        self.stop = stop
         self.sleep = sleep
         self._client: IMAPClient | None = None
         self._refresh = False
@@ -70,9 +78,16 @@ class TargetControl:
 
     # -- connection ---------------------------------------------------------------------
     def client(self) -> IMAPClient:
+        """The connection; made now if there is none. A failed reconnect (not the first
+        connect, not a refused login) is worth another try, like the session it replaces."""
         if self._client is None:
-            self._client = imapconn.connect(self.endpoint, self.account, self.tokens,
-                                            force_refresh=self._refresh)
+            try:
+                self._client = imapconn.connect(self.endpoint, self.account, self.tokens,
+                                                force_refresh=self._refresh)
+            except ConnectError as exc:
+                if not self.reconnects:
+                    raise
+                raise ConnectionLost(f"reconnect failed: {exc}") from exc
             self._client.normalise_times = False  # INTERNALDATE with its offset
             self._refresh = False
         return self._client
@@ -105,8 +120,8 @@ class TargetControl:
                     raise mapped from exc
                 raise FolderError(f"{self.account}: target {what}: {_reason(exc)}") from None
 
-        return retry(attempt, policy=self.policy, on_error=self._reset, sleep=self.sleep,
-                     what=f"{self.account}: target {what}")
+        return retry(attempt, policy=self.policy, on_error=self._reset, stop=self.stop,
+                     sleep=self.sleep, what=f"{self.account}: target {what}")
 
     # -- folders ------------------------------------------------------------------------
     def layout(self) -> TargetLayout:

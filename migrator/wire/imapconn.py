@@ -33,6 +33,7 @@ from migrator.wire.tls import describe_os_error, tls_context
 log = logging.getLogger(__name__)
 
 NOT_CONNECTED = "User is authenticated but not connected"
+TOKEN_EXPIRED = "AccessTokenExpired"
 
 
 def tokens_for(endpoint: Endpoint, account: str) -> TokenProvider | None:
@@ -94,18 +95,27 @@ def _server_text(exc: BaseException) -> str:
     return text.strip() or "no reason given"
 
 
-def classify(exc: BaseException) -> BaseException:
-    """Map a library exception to Throttled / TokenExpired / ConnectionLost, or keep it."""
-    if isinstance(exc, MigratorError):
-        return exc
-    text = _server_text(exc)
+def retryable_reply(text: str) -> Throttled | TokenExpired | None:
+    """What a server's words mean when they are worth another try: Exchange's throttling
+    (with its suggested wait), a session it does not want now, an expired token."""
     backoff = throttle_backoff(text)
     if backoff is not None:
         return Throttled(text, backoff)
     if NOT_CONNECTED in text:
         return Throttled(text, None)
-    if "AccessTokenExpired" in text:
+    if TOKEN_EXPIRED in text:
         return TokenExpired(text)
+    return None
+
+
+def classify(exc: BaseException) -> BaseException:
+    """Map a library exception to Throttled / TokenExpired / ConnectionLost, or keep it."""
+    if isinstance(exc, MigratorError):
+        return exc
+    text = _server_text(exc)
+    retryable = retryable_reply(text)
+    if retryable is not None:
+        return retryable
     if isinstance(exc, (imaplib.IMAP4.abort, OSError, EOFError, ssl.SSLError, socket.timeout)):
         return ConnectionLost(text or exc.__class__.__name__)
     return exc

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import imaplib
 import io
 
 import pytest
 
+from migrator.errors import (
+    AuthError,
+    ConnectError,
+    MigratorError,
+    RetryableError,
+    Throttled,
+    TokenExpired,
+)
 from migrator.sources.imap import (
     ImapSource,
     flags_of,
@@ -88,14 +97,25 @@ def test_eof_truncation_and_bye_close_the_connection(server):
         w.read()
 
 
-def test_bye_text_reaches_the_caller_for_classification():
-    from migrator.errors import TokenExpired
-    from migrator.wire.imapconn import classify
-
-    w, _ = wire(b"* BYE Session invalidated - AccessTokenExpired\r\n")
-    with pytest.raises(ConnectionClosed) as closed:
-        w.read()
-    assert isinstance(classify(closed.value), TokenExpired)
+@pytest.mark.parametrize("server, error, retry_after", [
+    (b"* BYE Session invalidated - AccessTokenExpired\r\n", TokenExpired, None),
+    (b"* BYE going away\r\n", ConnectionClosed, None),
+    (b"", ConnectionClosed, None),
+    (b"M1 BAD Request is throttled. Suggested Backoff Time: 1200 milliseconds\r\n",
+     Throttled, 1.2),
+    (b"M1 NO Request is throttled. Suggested Backoff Time: 50 milliseconds\r\n",
+     Throttled, 0.05),
+    (b"M1 BAD User is authenticated but not connected.\r\n", Throttled, None),
+    (b"M1 NO [CANNOT] refused\r\n", CommandFailed, None),
+])
+def test_errors_are_classified_where_they_enter(server, error, retry_after):
+    """The wire raises migrator's own errors: the engine never sees a library exception."""
+    w, _ = wire(server)
+    with pytest.raises(error) as raised:
+        list(w.command(b"NOOP"))
+    assert type(raised.value) is error and isinstance(raised.value, MigratorError)
+    assert getattr(raised.value, "retry_after", None) == retry_after
+    assert isinstance(raised.value, RetryableError) is (error is not CommandFailed)
 
 
 def test_before_literal_is_told_each_literal_size_before_it_is_read():
@@ -206,3 +226,37 @@ def test_completion_parsed():
     response = w.read()
     assert response == Completion(b"M7", "BAD",
                                   "Request is throttled. Suggested Backoff Time: 500 milliseconds")
+
+
+class LoginClient:
+    """imapclient's login as it behaves: any imaplib error becomes a LoginError."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def login(self, username: str, password: str) -> None:
+        from imapclient.exceptions import LoginError
+
+        try:
+            raise self.error
+        except Exception as exc:
+            raise LoginError(str(exc)) from None  # imapclient: the abort stays the context
+
+
+@pytest.mark.parametrize("error, expected", [
+    (imaplib.IMAP4.abort("socket error: EOF"), ConnectError),
+    (ConnectionResetError(104, "Connection reset by peer"), ConnectError),
+    (imaplib.IMAP4.error("[AUTHENTICATIONFAILED] Authentication failed."), AuthError),
+])
+def test_a_connection_lost_during_login_is_no_refused_login(error, expected):
+    """A session cut while logging in (Exchange's BYE, a proxy's EOF) is worth reconnecting;
+    only the server's refusal means the credentials are wrong."""
+    from migrator.config import Endpoint
+    from migrator.secrets import Secret
+    from migrator.wire.imapconn import login
+
+    endpoint = Endpoint(kind="imap", host="127.0.0.1", port=1, username="bob",
+                        password=Secret("s3cr3t-value"))
+    with pytest.raises(expected) as raised:
+        login(LoginClient(error), endpoint, "bob", None, False)
+    assert type(raised.value) is expected and "s3cr3t" not in str(raised.value)

@@ -18,12 +18,15 @@ from migrator.engine.budget import ByteBudget
 from migrator.engine.events import Emit, Notice
 from migrator.engine.imap.jobs import FolderJob, WorkQueue
 from migrator.engine.results import JobResult
+from migrator.errors import ConnectError, RetryableError, TokenExpired
+from migrator.retry import RetryPolicy, retry
 from migrator.sources.imap import ImapSource
 from migrator.wire import imapconn
 
 log = logging.getLogger(__name__)
 
 BUDGET_BYTES = 12 * 1024 * 1024  # fetched but not yet written, all connections together
+RECONNECTS = RetryPolicy(attempts=6, base_delay=0.2, max_delay=330.0)
 
 
 @dataclass
@@ -58,6 +61,14 @@ class PullContext:
         except BaseException:
             imapconn.close_quietly(client)
             raise
+
+    def reconnect(self, failure: BaseException) -> ImapSource:
+        """A connection in place of one that failed with `failure` (a fresh token after
+        AccessTokenExpired): a failed connect is retried, a refused login is final."""
+        refresh = isinstance(failure, TokenExpired)
+        return retry(lambda: self.connect(force_refresh=refresh), policy=RECONNECTS,
+                     retryable=(ConnectError, RetryableError), stop=self.stopped,
+                     what=f"{self.name}: reconnect failed")
 
     def count(self, **amounts: int) -> None:
         with self._lock:

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from migrator.engine.imap.context import PullContext
+from migrator.engine.imap.context import RECONNECTS, PullContext
 from migrator.engine.imap.jobs import Batch, FolderJob
 from migrator.engine.imap.writer import BatchWriter
 from migrator.errors import AuthError, ConnectError, ConnectionLost, RetryableError, TokenExpired
-from migrator.retry import RetryPolicy
-from migrator.sources.imap import CommandFailed, ConnectionClosed, ImapSource, SourceMessage
-from migrator.wire.imapconn import classify
+from migrator.retry import Backoff, RetryPolicy, wait_unless_stopped
+from migrator.sources.imap import CommandFailed, ImapSource, SourceMessage
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,8 @@ DEPTH = 2
 MAX_PASSES = 3  # FETCHes of a batch that complete with UIDs still missing
 MAX_STRIKES = 3  # connections lost while reading the same message
 MAX_IN_A_ROW = 8  # connections lost without a single message received in between
-RECONNECTS = RetryPolicy(attempts=6, base_delay=0.2, max_delay=330.0)
+IN_A_ROW = replace(RECONNECTS, attempts=MAX_IN_A_ROW + 1)  # one more loss ends the connection
+PASSES = RetryPolicy(attempts=MAX_PASSES, base_delay=0.05, max_delay=82.5)  # between FETCHes
 NO_DATA = "the server returned no data for it"
 
 
@@ -52,7 +52,9 @@ class Fetcher:
         self.inflight: deque[Pending] = deque()
         self.held: list[Batch] = []  # taken from the queue, not yet handed to the writer
         self.reserved = 0  # budget bytes held for the literal being read
-        self.lost_in_a_row = 0  # connection failures with no message received in between
+        # connection failures with no message received in between: too many end this one
+        self.trouble = Backoff(IN_A_ROW, stop=ctx.stopped, exhausted=self._lost_for_good,
+                               what=f"{ctx.name}: connection trouble", then="reconnecting")
         if source is not None:
             self._attach(source)
 
@@ -77,9 +79,9 @@ class Fetcher:
         """Fetch until the queue is empty; errors end up in the context, never raised."""
         try:
             if self.source is None:
-                self._attach(self._reconnect(first=True))
+                self._attach(self.ctx.connect())  # the first connection: a failure is final
             self._loop()
-        except (AuthError, ConnectError) as exc:
+        except (AuthError, ConnectError, RetryableError) as exc:  # this connection, not the run
             self._abandon_held()
             self.ctx.lost_connection(exc)
         except BaseException as exc:  # a bug or a fatal error: it becomes the run's error
@@ -98,14 +100,10 @@ class Fetcher:
                 return
             try:
                 self._read_next()
-            except (CommandFailed, ConnectionClosed, OSError) as exc:
-                failure = classify(exc)
-                if isinstance(failure, RetryableError):
-                    self._recover(failure)
-                elif isinstance(exc, CommandFailed):
-                    self._refused(exc)
-                else:
-                    raise
+            except RetryableError as failure:
+                self._recover(failure)
+            except CommandFailed as exc:
+                self._refused(exc)
 
     def _fill(self) -> None:
         while len(self.inflight) < DEPTH:
@@ -147,7 +145,7 @@ class Fetcher:
     def _accept(self, message: SourceMessage) -> None:
         for pending in self.inflight:
             if not pending.check and pending.batch.wants(message.uid):
-                self.lost_in_a_row = 0
+                self.trouble.reset()
                 handed = min(self.reserved, len(message.data))
                 self.reserved -= handed
                 self.writer.write(pending.batch, message, handed)
@@ -165,7 +163,7 @@ class Fetcher:
         if batch.passes < MAX_PASSES:
             log.info("%s: %s: %d message(s) not returned, asking again", self.ctx.name,
                      batch.job.folder.name, len(missing))
-            self.ctx.stopped.wait(RECONNECTS.delay(batch.passes, None) / 4)
+            wait_unless_stopped(PASSES.delay(batch.passes), self.ctx.stopped)
             self.inflight.append(Pending(self.source.send_fetch(missing), batch))
         else:
             self.inflight.append(Pending(self.source.send_search(missing), batch, check=True))
@@ -195,18 +193,12 @@ class Fetcher:
         """EXAMINE the job's folder; False (and the job abandoned) if it cannot be used."""
         assert not self.inflight
         self.folder_id = None
-        while True:
-            assert self.source is not None
-            try:
-                status = self.source.examine(job.folder)
-                break
-            except (CommandFailed, ConnectionClosed, OSError) as exc:
-                failure = classify(exc)
-                if not isinstance(failure, RetryableError):
-                    job.abandoned = f"cannot open the folder: {exc}"
-                    return False
-                self.lost_in_a_row += 1
-                self._replace_connection(failure)
+        try:
+            status = self.trouble.run(lambda: self._connected().examine(job.folder),
+                                      on_error=self._reconnect)
+        except CommandFailed as exc:
+            job.abandoned = f"cannot open the folder: {exc}"
+            return False
         if status.uidvalidity != job.status.uidvalidity:
             job.abandoned = "UIDVALIDITY changed during the run; the next run re-maps it"
             return False
@@ -234,55 +226,44 @@ class Fetcher:
         self.inflight.clear()
         reason = str(failure) or failure.__class__.__name__
         blame = isinstance(failure, ConnectionLost) and not isinstance(failure, TokenExpired)
+        last_chance = self.trouble.failures + 1 >= MAX_IN_A_ROW  # this loss is the last waited
         if blame and batches and batches[0].missing():
             head = batches[0]
             suspect = min(head.missing())
             head.strikes[suspect] = head.strikes.get(suspect, 0) + 1
             if head.strikes[suspect] >= MAX_STRIKES:
                 head.give_up([suspect], f"the connection was lost each time: {reason}")
-        self.lost_in_a_row += 1
-        retry = []
+        again = []
         for batch in batches:
             batch.last_error = reason
-            if self.lost_in_a_row >= MAX_IN_A_ROW:
+            if last_chance:
                 batch.give_up(batch.missing(), reason)
             if batch.missing():
-                retry.append(batch)
+                again.append(batch)
             else:
                 self._complete(batch)
-        self._replace_connection(failure)
-        for batch in retry:
+        self.trouble.failed(failure)
+        self._reconnect(failure)
+        for batch in again:
             if batch.job.folder_id != self.folder_id and not self._open(batch.job):
                 self._skip(batch)
                 continue
             self._send(batch)
 
-    def _replace_connection(self, failure: BaseException) -> None:
-        log.info("%s: connection trouble (%s); reconnecting", self.ctx.name, failure)
+    def _connected(self) -> ImapSource:
+        assert self.source is not None
+        return self.source
+
+    def _reconnect(self, failure: BaseException, _failures: int = 0) -> None:
+        """Replace the connection that failed (after the backoff)."""
         if self.source is not None:
             self.source.close()
             self.source = None
         self.folder_id = None
-        if self.lost_in_a_row > MAX_IN_A_ROW:
-            raise ConnectError(f"{self.ctx.name}: connection lost for good: {failure}")
-        delay = RECONNECTS.delay(max(1, self.lost_in_a_row),
-                                 getattr(failure, "retry_after", None))
-        self.ctx.stopped.wait(delay)
-        self._attach(self._reconnect(force_refresh=isinstance(failure, TokenExpired)))
+        self._attach(self.ctx.reconnect(failure))
 
-    def _reconnect(self, first: bool = False, force_refresh: bool = False) -> ImapSource:
-        """Connect, retrying transient trouble (a refused login is final)."""
-        for attempt in range(1, RECONNECTS.attempts + 1):
-            try:
-                return self.ctx.connect(force_refresh=force_refresh)
-            except AuthError:
-                raise
-            except ConnectError as exc:
-                if first or attempt == RECONNECTS.attempts:
-                    raise
-                log.info("%s: reconnect failed (%s); retrying", self.ctx.name, exc)
-                self.ctx.stopped.wait(RECONNECTS.delay(attempt, None))
-        raise AssertionError("unreachable")
+    def _lost_for_good(self, failure: BaseException) -> ConnectError:
+        return ConnectError(f"{self.ctx.name}: connection lost for good: {failure}")
 
     def _abandon_held(self) -> None:
         """This connection is gone for good: commit what its batches received; the rest

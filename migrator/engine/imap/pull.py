@@ -26,8 +26,8 @@ from migrator.archive.runs import record_run
 from migrator.config import Account, Endpoint
 from migrator.engine.budget import release_large_buffers
 from migrator.engine.events import Emit, TaskFinished, TaskStarted, TaskTotals
-from migrator.engine.imap.context import PullContext
-from migrator.engine.imap.fetcher import RECONNECTS, Fetcher
+from migrator.engine.imap.context import RECONNECTS, PullContext
+from migrator.engine.imap.fetcher import Fetcher
 from migrator.engine.imap.plan import FolderState, unchanged
 from migrator.engine.imap.planner import FolderPullPlan, apply_plan, describe, plan_folder
 from migrator.engine.imap.records import (
@@ -39,14 +39,9 @@ from migrator.engine.imap.records import (
 )
 from migrator.engine.imap.writer import BatchWriter
 from migrator.engine.results import JobResult
-from migrator.errors import ConnectError, ExitStatus, RetryableError, TokenExpired
-from migrator.sources.imap import (
-    CommandFailed,
-    ConnectionClosed,
-    Folder,
-    FolderStatus,
-    ImapSource,
-)
+from migrator.errors import ConnectError, ExitStatus
+from migrator.retry import retry
+from migrator.sources.imap import CommandFailed, Folder, FolderStatus, ImapSource
 from migrator.wire import imapconn
 
 log = logging.getLogger(__name__)
@@ -114,25 +109,18 @@ class PlanningConnection:
 
     def retrying(self, operation: Callable[[], T], on_retry: Callable[[int], None] | None = None
                  ) -> T:
-        """Run `operation`, reconnecting on a dropped connection, throttling or an expired
-        token; a NO/BAD that is not throttling is raised as it is."""
-        for attempt in range(1, RECONNECTS.attempts + 1):
-            try:
-                return operation()
-            except (CommandFailed, ConnectionClosed, OSError) as exc:
-                failure = imapconn.classify(exc)
-                if not isinstance(failure, RetryableError):
-                    raise
-                if attempt == RECONNECTS.attempts:
-                    raise ConnectError(f"{self.ctx.name}: connection lost for good: "
-                                       f"{failure}") from None
-                log.info("%s: connection trouble (%s); reconnecting", self.ctx.name, failure)
-                self.source.close()
-                self.ctx.stopped.wait(RECONNECTS.delay(attempt, failure.retry_after))
-                self.source = self.ctx.connect(force_refresh=isinstance(failure, TokenExpired))
-                if on_retry is not None:
-                    on_retry(attempt)
-        raise AssertionError("unreachable")
+        """Run `operation`, reconnecting (after the backoff) on a dropped connection,
+        throttling or an expired token; a NO/BAD that is not throttling is raised as it is."""
+        def reconnect(failure: BaseException, attempt: int) -> None:
+            self.source.close()
+            self.source = self.ctx.reconnect(failure)
+            if on_retry is not None:
+                on_retry(attempt)
+
+        return retry(operation, policy=RECONNECTS, on_error=reconnect, stop=self.ctx.stopped,
+                     exhausted=lambda failure: ConnectError(
+                         f"{self.ctx.name}: connection lost for good: {failure}"),
+                     what=f"{self.ctx.name}: connection trouble", then="reconnecting")
 
     def plan(self, folder: Folder, state: FolderState, record: bool = True
              ) -> FolderPullPlan | None:

@@ -63,6 +63,7 @@ UNWRITTEN_BYTES = 64 * 1024 * 1024
 SIZE_PROBES = 3  # identical re-fetches after which LIST sizes are taken as approximate
 IN_USE_RETRY = RetryPolicy(attempts=4, base_delay=5.0, max_delay=60.0)
 SESSION_ATTEMPTS = 3  # sessions per run when the connection drops while fetching
+SESSIONS = RetryPolicy(attempts=SESSION_ATTEMPTS, base_delay=0.0)  # the next one at once
 
 
 @dataclass
@@ -125,15 +126,10 @@ class Pop3Pull:
         with self.manifest.session() as session:
             account_row = ensure_account(session, self.name, "pop3")
             self.folder_id = ensure_folder(session, account_row, INBOX).id
-        for attempt in range(1, SESSION_ATTEMPTS + 1):
-            try:
-                self._session_pass()
-                return
-            except ConnectionLost as exc:
-                if attempt == SESSION_ATTEMPTS:
-                    raise ConnectError(f"{self.name}: {self._where}: connection lost: "
-                                       f"{exc}") from None
-                log.warning("%s: connection lost (%s); reconnecting", self.name, exc)
+        retry(self._session_pass, policy=SESSIONS, retryable=(ConnectionLost,),
+              exhausted=lambda exc: ConnectError(f"{self.name}: {self._where}: connection "
+                                                 f"lost: {exc}"),
+              what=f"{self.name}: connection lost", then="reconnecting", level=logging.WARNING)
 
     @property
     def _where(self) -> str:

@@ -70,7 +70,7 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
         ctx.result.counts[key] = 0
     with record_run(manifest, "push", account.name, account.source.kind) as run:
         ctx.run_id = run.id
-        control = TargetControl(ctx.endpoint, account.name, ctx.tokens)
+        control = TargetControl(ctx.endpoint, account.name, ctx.tokens, stop=ctx.stop)
         outcome = "failed"
         try:
             ctx.layout = control.layout()

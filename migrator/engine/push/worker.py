@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -46,7 +45,6 @@ from migrator.engine.push.rows import (
     write_outcomes,
 )
 from migrator.errors import (
-    AuthError,
     ConnectError,
     ConnectionLost,
     MigratorError,
@@ -54,6 +52,7 @@ from migrator.errors import (
     Throttled,
     TokenExpired,
 )
+from migrator.retry import Backoff, RetryPolicy, retry
 from migrator.targets.imap import AppendItem, AppendOutcome, AppendWriter, Body, keep_flags
 from migrator.targets.office365 import NOT_CONNECTED, store_flagged_after_append
 from migrator.testhook import kill_point
@@ -65,6 +64,15 @@ MAX_THROTTLES_PER_MESSAGE = 30
 MAX_FAILED_CONNECTS = 6
 IDLE_WAIT = 0.2
 FLAG_BATCH = 200
+CONNECTS = RetryPolicy(attempts=MAX_FAILED_CONNECTS + 1, base_delay=1.0, max_delay=30.0)
+# Sessions ended with no APPEND done in between (too many end the push): lost, 0.2 s doubling
+# to 10 s; not wanted, 2 s more each time to 60 s; token expired, at once with a fresh one.
+LOST = RetryPolicy(attempts=MAX_FAILED_CONNECTS * 3 + 1, base_delay=0.2, max_delay=10.0)
+UNWANTED = replace(LOST, base_delay=2.0, max_delay=60.0, linear=True)
+EXPIRED = replace(LOST, base_delay=0.0)
+# One APPEND throttled: the server's suggested wait, else 1 s doubling to 30 s.
+APPEND_THROTTLED = RetryPolicy(attempts=MAX_THROTTLES_PER_MESSAGE + 1, base_delay=1.0,
+                               max_delay=30.0)
 
 
 @dataclass(frozen=True)
@@ -84,10 +92,12 @@ class PushWorker:
         self.work = work
         self.writer: AppendWriter | None = None
         self.refresh = False
-        self.failed_connects = 0
+        self.trouble = Backoff(LOST, stop=ctx.stop, exhausted=lambda exc: ConnectError(
+            f"{ctx.name}: target connection keeps failing: {exc}"),
+            what=f"{ctx.name}: target connection trouble", then="reconnecting")
         self.outcomes: list[Outcome] = []
         self.candidates: dict[int, Candidate] = {}
-        self.throttles: dict[int, int] = {}
+        self.throttles: dict[int, Backoff] = {}  # per message throttled
         self.flag_later: list[AppendOutcome] = []  # appended, \\Flagged still to be set
         self.unwanted = ""  # the server's words when it refuses work on this session
         self._dropped_bytes = 0
@@ -230,20 +240,14 @@ class PushWorker:
             self._back_off(exc)
 
     def _writer(self) -> AppendWriter:
+        """The live connection, or a new one (failed connects retried; a refused login and
+        a run that is stopping end it)."""
         if self.writer is not None and not self.writer.dead:
             return self.writer
-        while True:
-            try:
-                client = imapconn.connect(self.ctx.endpoint, self.ctx.name, self.ctx.tokens,
-                                          force_refresh=self.refresh)
-                break
-            except ConnectError as exc:
-                if isinstance(exc, AuthError) or self.failed_connects >= MAX_FAILED_CONNECTS:
-                    raise
-                self.failed_connects += 1
-                self._sleep(min(30.0, 0.5 * 2 ** self.failed_connects), f"reconnect: {exc}")
-                if self.ctx.stop.is_set():
-                    raise
+        client = retry(lambda: imapconn.connect(self.ctx.endpoint, self.ctx.name,
+                                                self.ctx.tokens, force_refresh=self.refresh),
+                       policy=CONNECTS, retryable=(ConnectError,), stop=self.ctx.stop,
+                       what=f"{self.ctx.name}: target reconnect failed")
         self.refresh = False
         self.writer = AppendWriter(client)
         return self.writer
@@ -274,24 +278,18 @@ class PushWorker:
         return orphans
 
     def _back_off(self, exc: BaseException) -> None:
-        self.failed_connects += 1
-        if self.failed_connects > MAX_FAILED_CONNECTS * 3:
-            raise ConnectError(f"{self.ctx.name}: target connection keeps failing: {exc}")
+        """A connection lost or not wanted: count it (too many in a row end the push), then
+        wait as its kind asks; the next `_writer()` reconnects. A stop ends the wait."""
+        self.trouble.count(exc)
         if isinstance(exc, TokenExpired):
             self.refresh = True
-            log.info("%s: target session expired; reconnecting with a fresh token", self.ctx.name)
-            return
-        if isinstance(exc, Throttled):
+            self.trouble.wait(exc, policy=EXPIRED, then="reconnecting with a fresh token")
+        elif isinstance(exc, Throttled):
             assert self.ctx.parallelism is not None
             self.ctx.parallelism.reduce(f"target refused a connection ({exc})")
-            self._sleep(exc.retry_after or min(60.0, 2.0 * self.failed_connects), str(exc))
-            return
-        self._sleep(min(10.0, 0.1 * 2 ** min(self.failed_connects, 7)), f"connection lost: {exc}")
-
-    def _sleep(self, seconds: float, why: str) -> None:
-        wait = seconds + random.uniform(0, seconds * 0.25)
-        log.info("%s: %s; waiting %.1fs", self.ctx.name, why, wait)
-        self.ctx.stop.wait(wait)
+            self.trouble.wait(exc, policy=UNWANTED)
+        else:
+            self.trouble.wait(exc)
 
     # -- outcomes -----------------------------------------------------------------------------
     def _collect(self, pending: deque[AppendItem]) -> None:
@@ -308,7 +306,8 @@ class PushWorker:
         if outcome.status == "throttled":
             self._throttled(outcome, pending)
             return
-        self.failed_connects = 0 if outcome.status == "done" else self.failed_connects
+        if outcome.status == "done":
+            self.trouble.reset()
         if outcome.status == "done" and item.store_flagged and outcome.uid is not None:
             self.flag_later.append(outcome)
         elif outcome.status == "done":
@@ -325,8 +324,13 @@ class PushWorker:
         item = outcome.item
         assert self.ctx.parallelism is not None
         self.ctx.count("throttled")
-        tries = self.throttles[item.ref] = self.throttles.get(item.ref, 0) + 1
-        if tries > MAX_THROTTLES_PER_MESSAGE:
+        throttled = Throttled(outcome.text, outcome.retry_after)
+        backoff = self.throttles.setdefault(item.ref, Backoff(
+            APPEND_THROTTLED, stop=self.ctx.stop,
+            what=f"{self.ctx.name}: target throttled an APPEND", then="sending it again"))
+        try:
+            backoff.count(throttled)
+        except Throttled:
             self.outcomes.append(Outcome(item.ref, FAILED, item.folder,
                                          note=f"throttled too often: {outcome.text}"))
             return
@@ -335,9 +339,7 @@ class PushWorker:
             self.unwanted = outcome.text
             return
         self.ctx.parallelism.throttled()
-        wait = outcome.retry_after
-        self._sleep(wait if wait is not None else min(30.0, 2.0 ** (tries - 1)),
-                    "target throttled an APPEND")
+        backoff.wait(throttled)  # a stop ends it; `_send_all` then sends nothing more
 
     def _keyword_note(self, item: AppendItem) -> str | None:
         _, dropped = keep_flags(item.flags, self.ctx.selected.get(item.folder))

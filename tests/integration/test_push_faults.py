@@ -10,10 +10,12 @@ from tests.cli_runner import run_cli
 from tests.integration.push_world import (
     assert_target_matches,
     fill_archive,
+    grant_mailbox,
     message,
     placeholder_source,
     push_states,
     target_block,
+    target_count,
     write_world_config,
 )
 from tests.world.proxy import FaultProxy
@@ -130,3 +132,33 @@ def test_authenticated_but_not_connected_means_fewer_connections(
     assert result.status == ExitStatus.OK, result.stderr
     assert "target refused a connection" in result.stderr and "down to" in result.stderr
     assert_target_matches(o365, messages)
+
+
+def test_a_target_that_keeps_dropping_fails_its_account_and_the_others_go_on(
+        o365, oauth_service, certs, tmp_path, fault_proxy):
+    """`push --all`: the first account's control connection is cut at every LIST until the
+    retries are spent; that account fails with one line (exit 6), the next one is pushed."""
+    grant_mailbox(oauth_service, o365, "carol@contoso.test")
+    bobs, carols = [message(n) for n in range(5)], [message(n) for n in range(100, 108)]
+    fill_archive(tmp_path / "archive", bobs)
+    fill_archive(tmp_path / "archive", carols, account="carol")
+    proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
+    proxy.drop_at("LIST", rate=1.0)
+    config = write_world_config(
+        tmp_path, placeholder_source() + placeholder_source("carol"),
+        target_block(proxy.port, certs.ca_cert, oauth_service)
+        + target_block(o365.imaps_port, certs.ca_cert, oauth_service,
+                       mailbox="carol@contoso.test", account="carol"))
+
+    result = run_cli("-c", config, "push", "--all")
+
+    assert result.status == ExitStatus.CONNECTION, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("migrator: error")]
+    assert len(errors) == 1 and errors[0].startswith("migrator: error: bob: connection lost for "
+                                                     "good: "), result.stderr
+    assert "LIST" in errors[0]
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert len(proxy.events_of("command_drop")) > 1  # retried before giving up
+    assert "push carol: ok: pushed 8" in result.stdout, result.stdout
+    assert_target_matches(o365, carols, user="carol@contoso.test")
+    assert target_count(o365) == 0  # nothing of bob's was pushed

@@ -106,6 +106,13 @@ class TokenProvider:
 
     def token(self, force_refresh: bool = False) -> str:
         """A valid access token; `force_refresh` after the server said it expired."""
+        return self.token_and_source(force_refresh)[0]
+
+    def token_and_source(self, force_refresh: bool = False) -> tuple[str, bool]:
+        """An access token, and whether it came from the cache rather than the identity
+        provider just now: MSAL trusts a cached token until five minutes before the expiry
+        it was told, but a server may refuse it sooner (revoked, or a clock ahead), and
+        only a cached token is worth replacing when a login is refused."""
         import requests
 
         with self._lock:
@@ -129,7 +136,7 @@ class TokenProvider:
                             f"{_first_line(result.get('error_description', ''))}")
         token = str(result["access_token"])
         redact.register(token)
-        return token
+        return token, result.get("token_source") != "identity_provider"
 
     def _acquire(self, force_refresh: bool) -> dict[str, Any]:
         app = self._application()

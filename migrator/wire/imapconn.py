@@ -61,6 +61,11 @@ def connect(endpoint: Endpoint, account: str, tokens: TokenProvider | None = Non
     return client
 
 
+class LostDuringLogin(ConnectError, ConnectionLost):
+    """The connection died while logging in: not a refusal. Retry loops may try again (a
+    ConnectionLost); callers that only reconnect on a ConnectError see one."""
+
+
 def login(client: IMAPClient, endpoint: Endpoint, account: str,
           tokens: TokenProvider | None, force_refresh: bool) -> None:
     where = f"{account}: {endpoint.host}:{endpoint.port}"
@@ -68,16 +73,36 @@ def login(client: IMAPClient, endpoint: Endpoint, account: str,
         if endpoint.auth == "xoauth2":
             provider = tokens or tokens_for(endpoint, account)
             assert provider is not None
-            client.oauth2_login(endpoint.username, provider.token(force_refresh))
+            _oauth2_login(client, endpoint, account, provider, force_refresh)
         else:
             assert endpoint.password is not None
             client.login(endpoint.username, endpoint.password.resolve())
     except LoginError as exc:
+        if _connection_died(exc):  # imapclient words a dropped connection as a LoginError
+            raise LostDuringLogin(f"{where}: connection lost during login: "
+                                  f"{_server_text(exc)}") from None
         raise AuthError(f"{where}: login refused for {endpoint.username}: "
                         f"{_server_text(exc)}") from None
     except (OSError, imaplib.IMAP4.abort) as exc:
-        raise ConnectError(f"{where}: connection lost during login: "
-                           f"{describe_os_error(exc)}") from None
+        raise LostDuringLogin(f"{where}: connection lost during login: "
+                              f"{describe_os_error(exc)}") from None
+
+
+def _oauth2_login(client: IMAPClient, endpoint: Endpoint, account: str,
+                  provider: TokenProvider, force_refresh: bool) -> None:
+    """XOAUTH2; a refused token that came from the cache is replaced once by a new one."""
+    token, cached = provider.token_and_source(force_refresh)
+    try:
+        client.oauth2_login(endpoint.username, token)
+    except LoginError as exc:
+        if not cached or _connection_died(exc):
+            raise
+        log.info("%s: the server refused a cached token; asking for a new one", account)
+        client.oauth2_login(endpoint.username, provider.token(force_refresh=True))
+
+
+def _connection_died(exc: LoginError) -> bool:
+    return isinstance(exc.__context__, (imaplib.IMAP4.abort, OSError))
 
 
 def _server_text(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ from tests.integration.push_world import (
     message,
     placeholder_source,
     push_states,
+    run_rows,
     target_block,
     target_count,
     write_world_config,
@@ -46,6 +47,43 @@ def test_connections_cut_in_the_middle_of_append_literals(o365, oauth_service, c
 
     assert result.status == ExitStatus.OK, result.stderr
     assert len(proxy.events_of("literal_drop")) == 4
+    assert_target_matches(o365, messages)
+    assert push_states(tmp_path / "archive") == {"done": len(messages)}
+
+
+def test_a_connection_dropped_during_login_is_not_a_refused_login(o365, oauth_service, certs,
+                                                                 tmp_path, fault_proxy):
+    messages = [message(n) for n in range(5)]
+    fill_archive(tmp_path / "archive", messages)
+    proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
+    proxy.drop_at("AUTHENTICATE", nth=(1,))
+    config = config_via(proxy, tmp_path, oauth_service, certs)
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr  # logged in again: a lost connection
+    assert "login refused" not in result.stderr
+    assert proxy.events_of("command_drop") == [("AUTHENTICATE", 1)]
+    assert_target_matches(o365, messages)
+
+
+def test_a_literal_cut_before_its_end_is_sent_again_without_waiting(
+        o365, oauth_service, certs, tmp_path, fault_proxy):
+    """A message whose literal never reached the server whole cannot have been stored: it is
+    sent again at once, with no wait for the target and nothing left to look for."""
+    messages = [message(0), message(1, size=27_600_000), message(2)]
+    fill_archive(tmp_path / "archive", messages)
+    proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
+    proxy.drop_in_literal("APPEND", nth=(2,), fraction=0.3)  # the big one, 8 MB in
+    config = config_via(proxy, tmp_path, oauth_service, certs, extra="connections = 1")
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert proxy.events_of("literal_drop") == [("APPEND", 2)]
+    assert "for the target to store" not in result.stderr, result.stderr  # no settling wait
+    assert "unknown outcome" not in result.stderr, result.stderr
+    assert '"unknown_outcome"' not in run_rows(tmp_path / "archive", "push")[-1][1]
     assert_target_matches(o365, messages)
     assert push_states(tmp_path / "archive") == {"done": len(messages)}
 

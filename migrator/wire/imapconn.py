@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from migrator.auth import TokenProvider, token_provider
@@ -28,6 +28,7 @@ from migrator.errors import (
     TokenExpired,
 )
 from migrator.retry import throttle_backoff
+from migrator.wire.greeting import connect_failure, greeting_timeout
 from migrator.wire.tls import describe_os_error, tls_context
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,17 @@ def connect(endpoint: Endpoint, account: str, tokens: TokenProvider | None = Non
             force_refresh: bool = False) -> IMAPClient:
     """An authenticated IMAPClient, or AuthError / ConnectError naming the account."""
     where = f"{account}: {endpoint.host}:{endpoint.port}"
-    try:
+    try:  # the greeting comes at once or never (a clear-text client on a TLS port)
         client = IMAPClient(endpoint.host, endpoint.port, ssl=endpoint.security == "tls",
-                            ssl_context=tls_context(endpoint), timeout=endpoint.timeout)
+                            ssl_context=tls_context(endpoint),
+                            timeout=SocketTimeout(greeting_timeout(endpoint), endpoint.timeout))
+    except (OSError, imaplib.IMAP4.error, IMAPClientError) as exc:
+        raise ConnectError(f"{where}: cannot connect: {connect_failure(exc, endpoint)}") from None
+    try:
         if endpoint.security == "starttls":
             client.starttls(tls_context(endpoint))
     except (OSError, imaplib.IMAP4.error, IMAPClientError) as exc:
+        close_quietly(client)
         raise ConnectError(f"{where}: cannot connect: {describe_os_error(exc)}") from None
     try:
         login(client, endpoint, account, tokens, force_refresh)

@@ -18,6 +18,7 @@ from migrator.cli.commands import COMMANDS
 from migrator.cli.context import Context
 from migrator.cli.environment import Environment
 from migrator.cli.progress import JsonReporter, LineReporter, NullReporter, TqdmReporter
+from migrator.diskfull import disk_full, is_disk_full
 from migrator.engine.events import Emit
 from migrator.errors import ExitStatus, MigratorError
 from migrator.redact import RedactingFilter, redact
@@ -133,6 +134,8 @@ def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> in
         env.stderr.write("migrator: interrupted\n")
         return ExitStatus.INTERRUPTED
     except Exception as exc:  # the one place where anything unexpected is caught
+        if is_disk_full(exc):  # whichever write met it first: the same line, the same code
+            return report_error(env, args, exc, ExitStatus.STORAGE, full=True)
         status = report_error(env, args, exc, ExitStatus.ERROR, internal=True)
         return status
     finally:
@@ -141,14 +144,22 @@ def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> in
 
 
 def report_error(env: Environment, args: argparse.Namespace, exc: BaseException,
-                 status: ExitStatus, internal: bool = False) -> int:
+                 status: ExitStatus, internal: bool = False, full: bool = False) -> int:
     if args.traceback or args.verbose:
         traceback.print_exception(exc, file=env.stderr)
     text = redact(str(exc)) or exc.__class__.__name__
-    if internal:
+    if full:
+        text = str(disk_full(f"cannot write {_written(exc)}"))
+    elif internal:
         text = f"internal error: {exc.__class__.__name__}: {text} (run with --traceback)"
     env.stderr.write(f"migrator: error: {text}\n")
     return status
+
+
+def _written(exc: BaseException) -> str:
+    """The file a full disk refused, when the error names it; else the archive."""
+    name = getattr(exc, "filename", None)
+    return redact(str(name)) if name else "to the archive"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from migrator import redact
 from migrator.config import OAuthSettings
+from migrator.diskfull import disk_full, is_disk_full
 from migrator.durable import atomic_write
-from migrator.errors import AuthError, ConnectError
+from migrator.errors import AuthError, ConnectError, StorageError
 
 if TYPE_CHECKING:  # msal and requests cost ~0.4 s to import: only runs that need a token pay
     import requests
@@ -52,8 +53,13 @@ class TokenCacheFile:
     def save(self) -> None:
         if self.path is None or not self.cache.has_state_changed:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write(self.path, self.cache.serialize().encode("utf-8"), mode=0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            atomic_write(self.path, self.cache.serialize().encode("utf-8"), mode=0o600)
+        except OSError as exc:  # a full disk or a read-only directory: the old cache stays
+            what = f"cannot save token cache {self.path}"
+            raise disk_full(what) if is_disk_full(exc) else StorageError(
+                f"{what}: {exc.strerror or exc}") from None
         self.cache.has_state_changed = False
 
 

@@ -12,6 +12,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TextIO
 
 from migrator import __version__
 from migrator.cli.commands import COMMANDS
@@ -75,6 +76,42 @@ def choose_reporter(env: Environment, args: argparse.Namespace) -> Emit:
     return LineReporter()
 
 
+class LogFile(logging.FileHandler):
+    """`--log-file`: a log file that cannot be written (a full disk) is said once on stderr
+    and then left alone; logging's default is a traceback on stderr for every line."""
+
+    def __init__(self, filename: str, stderr: TextIO) -> None:
+        super().__init__(filename, encoding="utf-8")
+        self._stderr = stderr
+        self._failed = False
+
+    def _give_up(self, exc: BaseException | None) -> None:
+        if not self._failed:
+            self._failed = True
+            reason = getattr(exc, "strerror", None) or exc
+            self._stderr.write(f"migrator: warning: cannot write log file {self.baseFilename}: "
+                               f"{reason}; logging to it stopped\n")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._give_up(sys.exc_info()[1])
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as exc:
+            self._give_up(exc)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:  # what is still buffered cannot be written either
+            self._give_up(exc)
+
+
 def configure_logging(env: Environment, args: argparse.Namespace) -> list[logging.Handler]:
     level = logging.INFO
     if args.quiet:
@@ -84,7 +121,7 @@ def configure_logging(env: Environment, args: argparse.Namespace) -> list[loggin
     handlers: list[logging.Handler] = [logging.StreamHandler(env.stderr)]
     handlers[0].setFormatter(logging.Formatter("%(message)s"))
     if args.log_file:
-        file_handler = logging.FileHandler(args.log_file, encoding="utf-8")
+        file_handler: logging.Handler = LogFile(args.log_file, env.stderr)
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         file_handler.setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
         handlers.append(file_handler)

@@ -58,7 +58,7 @@ class TokenCacheFile:
             atomic_write(self.path, self.cache.serialize().encode("utf-8"), mode=0o600)
         except OSError as exc:  # a full disk or a read-only directory: the old cache stays
             what = f"cannot save token cache {self.path}"
-            raise disk_full(what) if is_disk_full(exc) else StorageError(
+            raise disk_full(what, exc) if is_disk_full(exc) else StorageError(
                 f"{what}: {exc.strerror or exc}") from None
         self.cache.has_state_changed = False
 

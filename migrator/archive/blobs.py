@@ -103,7 +103,7 @@ class BlobStore:
                 fsync_dir(directory)
         except OSError as exc:
             if is_disk_full(exc):
-                raise disk_full(f"cannot write to archive {self.root}") from None
+                raise disk_full(f"cannot write to archive {self.root}", exc) from None
             raise StorageError(f"cannot write to archive {self.root}: {exc.strerror}") from None
         return ref
 

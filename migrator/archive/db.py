@@ -76,7 +76,8 @@ class Manifest:
         except OperationalError as exc:
             if not is_disk_full(exc):
                 raise
-            raise disk_full(f"cannot write manifest {_safe(str(self.engine.url))}") from exc
+            raise disk_full(f"cannot write manifest {_safe(str(self.engine.url))}",
+                            exc) from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -104,7 +105,7 @@ def open_manifest(url: str, *, upgrade: bool = True) -> Manifest:
     except SQLAlchemyError as exc:
         engine.dispose()
         if is_disk_full(exc):  # creating or upgrading the schema
-            raise disk_full(f"cannot write manifest {_safe(url)}") from None
+            raise disk_full(f"cannot write manifest {_safe(url)}", exc) from None
         raise ManifestError(f"cannot open manifest {_safe(url)}: {exc.__class__.__name__}: "
                             f"{exc.orig if hasattr(exc, 'orig') else exc}") from None
     except BaseException:

@@ -60,7 +60,7 @@ def write_reports(directory: Path, outcomes: Sequence[MailboxOutcome],
         atomic_write(json_path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     except OSError as exc:
         what = f"cannot write batch report in {directory}"
-        raise disk_full(what) if is_disk_full(exc) else StorageError(
+        raise disk_full(what, exc) if is_disk_full(exc) else StorageError(
             f"{what}: {exc.strerror or exc}") from None
     return csv_path, json_path
 

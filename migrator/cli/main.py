@@ -186,7 +186,7 @@ def report_error(env: Environment, args: argparse.Namespace, exc: BaseException,
         traceback.print_exception(exc, file=env.stderr)
     text = redact(str(exc)) or exc.__class__.__name__
     if full:
-        text = str(disk_full(f"cannot write {_written(exc)}"))
+        text = str(disk_full(f"cannot write {_written(exc)}", exc))
     elif internal:
         text = f"internal error: {exc.__class__.__name__}: {text} (run with --traceback)"
     env.stderr.write(f"migrator: error: {text}\n")

@@ -92,7 +92,7 @@ def run_mailbox(row: BatchRow, job: MailboxJob, emit: Emit) -> MailboxOutcome:
 def crashed(row: BatchRow, exc: Exception) -> MailboxOutcome:
     """A mailbox ended by an unexpected exception: a bug, unless it is a full disk."""
     if is_disk_full(exc):
-        full = disk_full(f"{row.name}: cannot write to the archive")
+        full = disk_full(f"{row.name}: cannot write to the archive", exc)
         return MailboxOutcome(row.line, row.name, "failed", error=str(full),
                               exit_status=full.exit_status)
     log.exception("%s: unexpected error", row.name)

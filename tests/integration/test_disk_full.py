@@ -20,7 +20,7 @@ import pytest
 
 from migrator.errors import ExitStatus
 from tests.cli_runner import Result, run_cli
-from tests.integration import pop3_world
+from tests.integration import pop3_world, push_world
 from tests.integration.imap_pull_world import PASSWORD_ENV, source_config
 from tests.world.mailstore import SeedMessage
 
@@ -123,9 +123,9 @@ def test_imap_pull_onto_a_full_disk(source_server, tmp_path, monkeypatch, disk, 
 
     one_storage_error(run_cli("-c", config, "pull", "alice"))
 
+    disk.make_room()  # (SQLite cannot even open a WAL database on a full disk)
     if (disk.mount / "manifest.sqlite").exists():
         assert_manifest_intact(disk.mount)
-    disk.make_room()
     resumed = run_cli("-c", config, "pull", "alice")
     assert resumed.status == ExitStatus.OK, resumed.stderr
     assert_manifest_intact(disk.mount)
@@ -141,9 +141,9 @@ def test_pop3_pull_onto_a_full_disk(source_server, tmp_path, disk, room):
 
     one_storage_error(run_cli("-c", config, "pull", pop3_world.USER))
 
+    disk.make_room()  # (SQLite cannot even open a WAL database on a full disk)
     if (disk.mount / "manifest.sqlite").exists():
         assert_manifest_intact(disk.mount)
-    disk.make_room()
     resumed = run_cli("-c", config, "pull", pop3_world.USER)
     assert resumed.status == ExitStatus.OK, resumed.stderr
     assert_manifest_intact(disk.mount)
@@ -180,9 +180,30 @@ def test_a_later_pull_meets_a_full_disk_after_its_blobs(source_server, tmp_path,
     result = run_cli("-c", config, "pull", account)
 
     one_storage_error(result)
+    disk.make_room()  # (SQLite cannot even open a WAL database on a full disk)
     assert_manifest_intact(disk.mount)
-    disk.make_room()
     resumed = run_cli("-c", config, "pull", account)
     assert resumed.status == ExitStatus.OK, resumed.stderr
     assert_manifest_intact(disk.mount)
     assert archived(disk.mount) == MESSAGES
+
+
+@pytest.mark.usefixtures("push_secrets")
+@pytest.mark.parametrize("room", [0, 8 << 10, 32 << 10, 96 << 10])
+def test_push_with_a_full_disk_under_the_manifest(o365, oauth_service, certs, tmp_path, disk,
+                                                  room):
+    messages = [push_world.message(n, size=3000) for n in range(120)]
+    push_world.fill_archive(disk.mount, messages)
+    config = push_world.write_world_config(tmp_path, push_world.placeholder_source(),
+                                           push_world.target_block(o365.imaps_port,
+                                                                   certs.ca_cert, oauth_service))
+    disk.leave_free(room)
+
+    full = run_cli("-c", config, "push", "bob")
+    one_storage_error(full)
+
+    disk.make_room()  # (SQLite cannot even open a WAL database on a full disk)
+    assert_manifest_intact(disk.mount)
+    resumed = run_cli("-c", config, "push", "bob")
+    assert resumed.status == ExitStatus.OK, resumed.stderr
+    push_world.assert_target_matches(o365, messages)  # each message once

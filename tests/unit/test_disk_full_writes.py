@@ -57,3 +57,27 @@ def test_a_log_file_on_a_full_disk_is_one_warning_not_a_traceback_per_line(
     assert "Traceback" not in stderr and "Logging error" not in stderr, stderr
     warnings = [line for line in stderr.splitlines() if "/dev/full" in line]
     assert len(warnings) == 1 and "No space left" in warnings[0], stderr
+
+
+def test_a_full_disk_is_recognised_however_it_is_worded() -> None:
+    import errno
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from migrator.diskfull import full_reason
+
+    full = sqlite3.OperationalError("database or disk is full")
+    wrapped = OperationalError("INSERT ...", {}, full)
+    assert full_reason(wrapped) == "no space left on device"
+    assert full_reason(OSError(errno.EDQUOT, "Disk quota exceeded")) == "no space left on device"
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise RuntimeError("writer thread failed") from exc
+    except RuntimeError as outer:
+        assert full_reason(outer) == "no space left on device"
+    assert "disk I/O error" in (full_reason(sqlite3.OperationalError("disk I/O error")) or "")
+    assert full_reason(OSError(errno.EACCES, "Permission denied")) is None
+    assert full_reason(sqlite3.OperationalError("database is locked")) is None

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from migrator import redact
 from migrator.config import OAuthSettings
+from migrator.diskfull import disk_full, is_disk_full
 from migrator.durable import atomic_write
-from migrator.errors import AuthError, ConnectError
+from migrator.errors import AuthError, ConnectError, StorageError
 
 if TYPE_CHECKING:  # msal and requests cost ~0.4 s to import: only runs that need a token pay
     import requests
@@ -53,8 +54,13 @@ class TokenCacheFile:
     def save(self) -> None:
         if self.path is None or not self.save_changes or not self.cache.has_state_changed:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write(self.path, self.cache.serialize().encode("utf-8"), mode=0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            atomic_write(self.path, self.cache.serialize().encode("utf-8"), mode=0o600)
+        except OSError as exc:  # a full disk or a read-only directory: the old cache stays
+            what = f"cannot save token cache {self.path}"
+            raise disk_full(what, exc) if is_disk_full(exc) else StorageError(
+                f"{what}: {exc.strerror or exc}") from None
         self.cache.has_state_changed = False
 
 
@@ -108,6 +114,13 @@ class TokenProvider:
 
     def token(self, force_refresh: bool = False) -> str:
         """A valid access token; `force_refresh` after the server said it expired."""
+        return self.token_and_source(force_refresh)[0]
+
+    def token_and_source(self, force_refresh: bool = False) -> tuple[str, bool]:
+        """An access token, and whether it came from the cache rather than the identity
+        provider just now: MSAL trusts a cached token until five minutes before the expiry
+        it was told, but a server may refuse it sooner (revoked, or a clock ahead), and
+        only a cached token is worth replacing when a login is refused."""
         import requests
 
         with self._lock:
@@ -131,7 +144,7 @@ class TokenProvider:
                             f"{_first_line(result.get('error_description', ''))}")
         token = str(result["access_token"])
         redact.register(token)
-        return token
+        return token, result.get("token_source") != "identity_provider"
 
     def _acquire(self, force_refresh: bool) -> dict[str, Any]:
         app = self._application()

@@ -130,6 +130,17 @@ def test_drop_in_the_middle_of_a_fetch_literal(source_server, fault_proxy, closi
     assert proxy.events == [("literal_drop", "FETCH", 2)]
 
 
+def test_drop_at_a_command_cuts_before_forwarding_it(source_server, fault_proxy, closing):
+    _user(source_server)
+    proxy = fault_proxy(source_server.imap_port)
+    proxy.drop_at("SELECT", nth=[1])
+    client = _imap(proxy, closing)
+    with pytest.raises(imaplib.IMAP4.abort):
+        client.select("INBOX")
+    assert _imap(proxy, closing).select("INBOX")[0] == "OK"  # only the first is cut
+    assert proxy.events == [("command_drop", "SELECT", 1)]
+
+
 def test_bye_at_the_scheduled_command_of_every_connection(source_server, fault_proxy, closing):
     _user(source_server)
     proxy = fault_proxy(source_server.imap_port)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from migrator.diskfull import disk_full, is_disk_full
 from migrator.durable import atomic_write, fsync_dir, fsync_file, sync_filesystem
 from migrator.errors import StorageError
 
@@ -101,6 +102,8 @@ class BlobStore:
             else:
                 fsync_dir(directory)
         except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full(f"cannot write to archive {self.root}", exc) from None
             raise StorageError(f"cannot write to archive {self.root}: {exc.strerror}") from None
         return ref
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from migrator.diskfull import disk_full, is_disk_full
 from migrator.errors import ManifestError, ManifestTooNewError
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,17 @@ class Manifest:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session committed on success and rolled back on any error."""
-        with self.sessions() as session, session.begin():
-            yield session
+        """A session committed on success and rolled back on any error; a full disk (SQLite
+        says so at an insert or at the commit) is a StorageError, and the rollback leaves
+        the manifest as the last commit left it."""
+        try:
+            with self.sessions() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise disk_full(f"cannot write manifest {_safe(str(self.engine.url))}",
+                            exc) from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -95,6 +104,8 @@ def open_manifest(url: str, *, upgrade: bool = True) -> Manifest:
         ensure_schema(engine, url, upgrade=upgrade)
     except SQLAlchemyError as exc:
         engine.dispose()
+        if is_disk_full(exc):  # creating or upgrading the schema
+            raise disk_full(f"cannot write manifest {_safe(url)}", exc) from None
         raise ManifestError(f"cannot open manifest {_safe(url)}: {exc.__class__.__name__}: "
                             f"{exc.orig if hasattr(exc, 'orig') else exc}") from None
     except BaseException:
@@ -121,7 +132,7 @@ def ensure_schema(engine: Engine, url: str, *, upgrade: bool) -> None:
     script = ScriptDirectory.from_config(alembic_config())
     head = script.get_current_head()
     known = {rev.revision for rev in script.walk_revisions()}
-    with engine.begin() as connection:
+    with engine.connect() as connection, _all_or_nothing(connection):
         current = MigrationContext.configure(connection).get_current_revision()
         if current is not None and current not in known:
             raise ManifestTooNewError(
@@ -136,6 +147,28 @@ def ensure_schema(engine: Engine, url: str, *, upgrade: bool) -> None:
         else:
             log.warning("Upgrading manifest %s schema %s -> %s", _safe(url), current, head)
         command.upgrade(alembic_config(connection), "head")
+
+
+@contextmanager
+def _all_or_nothing(connection: Connection) -> Iterator[None]:
+    """One transaction for a whole schema change, its CREATE TABLEs included.
+
+    Left to itself, Python's sqlite3 commits before each DDL statement, so a full disk (or a
+    kill -9) half-way through creating the manifest would leave half a schema that no later
+    run could open or finish. Here it is told to keep out, and the transaction is ours.
+    """
+    sqlite = connection.dialect.name == "sqlite"
+    driver: Any = connection.connection.driver_connection
+    if sqlite:
+        driver.isolation_level = None  # no implicit COMMIT/BEGIN around statements
+    try:
+        with connection.begin():
+            if sqlite:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            yield
+    finally:
+        if sqlite:
+            driver.isolation_level = ""  # back to the default for the pool's next user
 
 
 def _safe(url: str) -> str:

@@ -1,11 +1,13 @@
 """One run per account at a time: an advisory lock file per account in the archive.
 
 `flock` is released by the kernel when its process dies, so the lock of a crashed run is
-taken over without any stale-lock guessing; the pid written inside only serves messages.
+taken over without any stale-lock guessing; the pid written inside only serves messages,
+and a holder that ends normally clears it, so only a run that really died is reported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -59,8 +61,21 @@ def account_lock(archive: Path, account: str) -> Iterator[None]:
         if previous and previous != os.getpid() and not _alive(previous):
             log.info("%s: taking over the lock of a run that ended without releasing it "
                      "(pid %d)", account, previous)
-        os.ftruncate(handle, 0)
-        os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
-        yield
+        _write_pid(handle, account, path)
+        try:
+            yield
+        finally:
+            # a pid left in the file would make the next run report this one as crashed
+            with contextlib.suppress(OSError):
+                os.ftruncate(handle, 0)
     finally:
         os.close(handle)  # closing releases the flock
+
+
+def _write_pid(handle: int, account: str, path: Path) -> None:
+    """Our pid, for the message of a run refused for the lock (a full disk refuses it too)."""
+    try:
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:
+        raise StorageError(f"{account}: cannot write lock {path}: {exc.strerror}") from None

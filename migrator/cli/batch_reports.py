@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from migrator.diskfull import disk_full, is_disk_full
 from migrator.durable import atomic_write
 from migrator.engine.batch import MailboxOutcome
+from migrator.errors import StorageError
 
 REPORT_COLUMNS = ("line", "account", "state", "found", "archived", "pushed", "already_present",
                   "refused", "failed", "archived_bytes", "pushed_bytes", "verified", "seconds",
@@ -62,13 +64,18 @@ def report_row(outcome: MailboxOutcome) -> dict[str, object]:
 
 def write_reports(directory: Path, outcomes: Sequence[MailboxOutcome],
                   started: datetime) -> tuple[Path, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
     stem = directory / f"batch-{started.strftime('%Y%m%d-%H%M%S')}"
     csv_path, json_path = stem.with_suffix(".csv"), stem.with_suffix(".json")
     rows = [report_row(outcome) for outcome in outcomes]
-    atomic_write(csv_path, _csv_text(rows).encode("utf-8"))
     report = {"started": started.isoformat(), "mailboxes": rows}
-    atomic_write(json_path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write(csv_path, _csv_text(rows).encode("utf-8"))
+        atomic_write(json_path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    except OSError as exc:
+        what = f"cannot write batch report in {directory}"
+        raise disk_full(what, exc) if is_disk_full(exc) else StorageError(
+            f"{what}: {exc.strerror or exc}") from None
     return csv_path, json_path
 
 

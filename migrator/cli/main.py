@@ -12,6 +12,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TextIO
 
 from migrator import __version__
 from migrator.cli.bars import BarSafeHandler, TqdmReporter
@@ -20,6 +21,7 @@ from migrator.cli.context import Context
 from migrator.cli.environment import Environment
 from migrator.cli.options import Parser, check, positive_seconds
 from migrator.cli.progress import JsonReporter, LineReporter, NullReporter, Reporter
+from migrator.diskfull import disk_full, is_disk_full
 from migrator.errors import ConfigError, ExitStatus, MigratorError, UsageError
 from migrator.redact import RedactingFilter, redact
 
@@ -78,6 +80,42 @@ def choose_reporter(env: Environment, args: argparse.Namespace) -> Reporter:
     return LineReporter(env.clock, args.progress_interval)
 
 
+class LogFile(logging.FileHandler):
+    """`--log-file`: a log file that cannot be written (a full disk) is said once on stderr
+    and then left alone; logging's default is a traceback on stderr for every line."""
+
+    def __init__(self, filename: str, stderr: TextIO) -> None:
+        super().__init__(filename, encoding="utf-8")
+        self._stderr = stderr
+        self._failed = False
+
+    def _give_up(self, exc: BaseException | None) -> None:
+        if not self._failed:
+            self._failed = True
+            reason = getattr(exc, "strerror", None) or exc
+            self._stderr.write(f"migrator: warning: cannot write log file {self.baseFilename}: "
+                               f"{reason}; logging to it stopped\n")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._give_up(sys.exc_info()[1])
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as exc:
+            self._give_up(exc)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:  # what is still buffered cannot be written either
+            self._give_up(exc)
+
+
 def configure_logging(env: Environment, args: argparse.Namespace,
                       reporter: Reporter) -> list[logging.Handler]:
     level = logging.INFO
@@ -89,7 +127,7 @@ def configure_logging(env: Environment, args: argparse.Namespace,
     handlers: list[logging.Handler] = [console(env.stderr)]
     handlers[0].setFormatter(logging.Formatter("%(message)s"))
     if args.log_file:
-        file_handler = open_log_file(args.log_file)
+        file_handler = open_log_file(args.log_file, env.stderr)
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         file_handler.setLevel(logging.DEBUG if args.verbose >= 2 else logging.INFO)
         handlers.append(file_handler)
@@ -109,10 +147,10 @@ def configure_logging(env: Environment, args: argparse.Namespace,
     return handlers
 
 
-def open_log_file(path: str) -> logging.FileHandler:
+def open_log_file(path: str, stderr: TextIO) -> LogFile:
     """The --log-file handler; a path that cannot be written is a config mistake, one line."""
     try:
-        return logging.FileHandler(path, encoding="utf-8")
+        return LogFile(path, stderr)
     except OSError as exc:
         raise ConfigError(f"cannot write the log file {path}: "
                           f"{exc.strerror or exc.__class__.__name__}") from None
@@ -160,6 +198,8 @@ def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> in
         env.stderr.write("migrator: interrupted\n")
         return ExitStatus.INTERRUPTED
     except Exception as exc:  # the one place where anything unexpected is caught
+        if is_disk_full(exc):  # whichever write met it first: the same line, the same code
+            return report_error(env, args, exc, ExitStatus.STORAGE, full=True)
         status = report_error(env, args, exc, ExitStatus.ERROR, internal=True)
         return status
     finally:
@@ -168,14 +208,22 @@ def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> in
 
 
 def report_error(env: Environment, args: argparse.Namespace, exc: BaseException,
-                 status: ExitStatus, internal: bool = False) -> int:
+                 status: ExitStatus, internal: bool = False, full: bool = False) -> int:
     if args.traceback or args.verbose:
         traceback.print_exception(exc, file=env.stderr)
     text = redact(str(exc)) or exc.__class__.__name__
-    if internal:
+    if full:
+        text = str(disk_full(f"cannot write {_written(exc)}", exc))
+    elif internal:
         text = f"internal error: {exc.__class__.__name__}: {text} (run with --traceback)"
     env.stderr.write(f"migrator: error: {text}\n")
     return status
+
+
+def _written(exc: BaseException) -> str:
+    """The file a full disk refused, when the error names it; else the archive."""
+    name = getattr(exc, "filename", None)
+    return redact(str(name)) if name else "to the archive"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 from migrator.batchfile import BatchRow
 from migrator.config import Account
+from migrator.diskfull import disk_full, is_disk_full
 from migrator.engine.events import Emit, Notice
 from migrator.engine.results import JobResult
 from migrator.errors import ExitStatus, LockedError, MigratorError
@@ -80,15 +81,24 @@ def run_mailbox(row: BatchRow, job: MailboxJob, emit: Emit) -> MailboxOutcome:
         outcome = MailboxOutcome(row.line, row.name, "failed", error=str(exc),
                                  exit_status=exc.exit_status)
     except Exception as exc:  # isolation: a crash in one mailbox must not stop the batch
-        log.exception("%s: unexpected error", row.name)
-        outcome = MailboxOutcome(row.line, row.name, "failed",
-                                 error=f"internal error: {exc.__class__.__name__}: {exc}",
-                                 exit_status=ExitStatus.ERROR)
+        outcome = crashed(row, exc)
     else:
         return outcome_of(row, results, time.monotonic() - started)
     outcome.seconds = time.monotonic() - started
     emit(Notice("error", outcome.error or "failed", row.name))
     return outcome
+
+
+def crashed(row: BatchRow, exc: Exception) -> MailboxOutcome:
+    """A mailbox ended by an unexpected exception: a bug, unless it is a full disk."""
+    if is_disk_full(exc):
+        full = disk_full(f"{row.name}: cannot write to the archive", exc)
+        return MailboxOutcome(row.line, row.name, "failed", error=str(full),
+                              exit_status=full.exit_status)
+    log.exception("%s: unexpected error", row.name)
+    return MailboxOutcome(row.line, row.name, "failed",
+                          error=f"internal error: {exc.__class__.__name__}: {exc}",
+                          exit_status=ExitStatus.ERROR)
 
 
 def run_batch(rows: Sequence[BatchRow], job: MailboxJob, parallel: int,
@@ -101,7 +111,10 @@ def run_batch(rows: Sequence[BatchRow], job: MailboxJob, parallel: int,
 
 
 def batch_status(outcomes: Sequence[MailboxOutcome]) -> ExitStatus:
-    """OK only when every mailbox is complete (and verified where a target exists)."""
+    """OK only when every mailbox is complete (and verified where a target exists); STORAGE
+    when the archive could not be written for one (a full disk stops every mailbox alike)."""
+    if any(outcome.exit_status == ExitStatus.STORAGE for outcome in outcomes):
+        return ExitStatus.STORAGE
     if all(outcome.state == "complete" for outcome in outcomes):
         return ExitStatus.OK
     return ExitStatus.PARTIAL

@@ -23,6 +23,7 @@ from migrator.auth import TokenProvider
 from migrator.config import Endpoint
 from migrator.errors import AuthError, ConnectError, ConnectionLost, RetryableError
 from migrator.sources.pop3_wire import Pop3Error, ReplyReader
+from migrator.wire.greeting import connect_failure, greeting_timeout
 from migrator.wire.imapconn import tokens_for
 from migrator.wire.tls import describe_os_error, tls_context
 
@@ -204,13 +205,17 @@ def connect(endpoint: Endpoint, account: str, tokens: TokenProvider | None = Non
 
 
 def _open(endpoint: Endpoint, where: str) -> poplib.POP3:
-    try:
+    pop: poplib.POP3
+    try:  # the greeting comes at once or never (a clear-text client on a TLS port)
         if endpoint.security == "tls":
-            return poplib.POP3_SSL(endpoint.host, endpoint.port, timeout=endpoint.timeout,
-                                   context=tls_context(endpoint))
-        pop = poplib.POP3(endpoint.host, endpoint.port, timeout=endpoint.timeout)
+            pop = poplib.POP3_SSL(endpoint.host, endpoint.port,
+                                  timeout=greeting_timeout(endpoint),
+                                  context=tls_context(endpoint))
+        else:
+            pop = poplib.POP3(endpoint.host, endpoint.port, timeout=greeting_timeout(endpoint))
+        pop.sock.settimeout(endpoint.timeout)
     except (OSError, poplib.error_proto) as exc:
-        raise ConnectError(f"{where}: cannot connect: {describe_os_error(exc)}") from None
+        raise ConnectError(f"{where}: cannot connect: {connect_failure(exc, endpoint)}") from None
     if endpoint.security == "starttls":
         try:
             pop.stls(tls_context(endpoint))

@@ -161,6 +161,7 @@ class AppendWriter:
         self.selected: Selected | None = None
         self.dead = False
         self.unanswered_bytes = 0  # sent but unanswered when the connection died
+        self._partial: bytes | None = None  # tag of the APPEND whose literal is not all sent
 
     # -- public ---------------------------------------------------------------------------
     @property
@@ -233,13 +234,24 @@ class AppendWriter:
 
     def abandon(self) -> None:
         """Give the connection up now: what was sent and not answered has unknown outcome."""
-        self.unanswered_bytes = max(self.unanswered_bytes, self._bytes)
+        self._orphan("abandoned")
+
+    def _orphan(self, reason: str) -> None:
+        """The connection is dead: every APPEND sent whole and unanswered has unknown outcome.
+
+        An APPEND whose literal was cut before its end cannot have been stored: it gets no
+        outcome (the caller sends it again) and its bytes are nothing to wait for.
+        """
+        self.dead = True
+        cut = self._pending.get(self._partial) if self._partial is not None else None
+        whole = self._bytes - (cut.item.size if cut is not None and cut.item else 0)
+        self.unanswered_bytes = max(self.unanswered_bytes, whole)
         for pending in self._pending.values():
-            if pending.item is not None:
-                self.outcomes.append(AppendOutcome(pending.item, "unknown", "abandoned"))
+            if pending.item is not None and pending is not cut:
+                self.outcomes.append(AppendOutcome(pending.item, "unknown", reason))
         self._pending.clear()
         self._appends = self._bytes = 0
-        self.dead = True
+        self._partial = None
 
     def close(self) -> None:
         """LOGOUT if the connection still works; never raise."""
@@ -277,15 +289,18 @@ class AppendWriter:
             if isinstance(data, bytes) and len(data) < SEND_COPY_BELOW:
                 self._send(command + data + b"\r\n")
             else:
+                self._partial = tag
                 self._send(command)
                 self._send_literal(data, size)
             return
+        self._partial = tag  # until its last byte is written the server cannot store it
         self._send(command)  # nothing else may be written until its literal is sent
         self._continuation = False
         self._read_until(lambda: self._continuation or tag not in self._pending)
         if tag in self._pending:  # "+": go ahead (else a tagged NO refused it up front)
             self._continuation = False
             self._send_literal(data, size)
+        self._partial = None
 
     def _send_literal(self, data: Body, size: int) -> None:
         if isinstance(data, bytes):
@@ -297,6 +312,7 @@ class AppendWriter:
                 sent += len(piece)
             if sent != size:  # the server would read our next command as part of it
                 raise ConnectionLost(f"message source gave {sent} bytes, not {size}")
+        self._partial = None  # every byte of the literal is out: it may be stored
         self._send(b"\r\n")
 
     def _guard(self, step: Callable[..., None], *args: object) -> None:
@@ -306,13 +322,7 @@ class AppendWriter:
         try:
             step(*args)
         except (ConnectionLost, OSError, ValueError) as exc:
-            self.dead = True
-            self.unanswered_bytes = max(self.unanswered_bytes, self._bytes)
-            for pending in self._pending.values():
-                if pending.item is not None:
-                    self.outcomes.append(AppendOutcome(pending.item, "unknown", str(exc)))
-            self._pending.clear()
-            self._appends = self._bytes = 0
+            self._orphan(str(exc))
             if isinstance(exc, ConnectionLost):
                 raise
             raise ConnectionLost(f"connection lost: {exc}") from exc

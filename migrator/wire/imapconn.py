@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from migrator.auth import TokenProvider, token_provider
@@ -28,6 +28,7 @@ from migrator.errors import (
     TokenExpired,
 )
 from migrator.retry import throttle_backoff
+from migrator.wire.greeting import connect_failure, greeting_timeout
 from migrator.wire.tls import describe_os_error, tls_context
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,17 @@ def connect(endpoint: Endpoint, account: str, tokens: TokenProvider | None = Non
             force_refresh: bool = False) -> IMAPClient:
     """An authenticated IMAPClient, or AuthError / ConnectError naming the account."""
     where = f"{account}: {endpoint.host}:{endpoint.port}"
-    try:
+    try:  # the greeting comes at once or never (a clear-text client on a TLS port)
         client = IMAPClient(endpoint.host, endpoint.port, ssl=endpoint.security == "tls",
-                            ssl_context=tls_context(endpoint), timeout=endpoint.timeout)
+                            ssl_context=tls_context(endpoint),
+                            timeout=SocketTimeout(greeting_timeout(endpoint), endpoint.timeout))
+    except (OSError, imaplib.IMAP4.error, IMAPClientError) as exc:
+        raise ConnectError(f"{where}: cannot connect: {connect_failure(exc, endpoint)}") from None
+    try:
         if endpoint.security == "starttls":
             client.starttls(tls_context(endpoint))
     except (OSError, imaplib.IMAP4.error, IMAPClientError) as exc:
+        close_quietly(client)
         raise ConnectError(f"{where}: cannot connect: {describe_os_error(exc)}") from None
     try:
         login(client, endpoint, account, tokens, force_refresh)
@@ -62,6 +68,11 @@ def connect(endpoint: Endpoint, account: str, tokens: TokenProvider | None = Non
     return client
 
 
+class LostDuringLogin(ConnectError, ConnectionLost):
+    """The connection died while logging in: not a refusal. Retry loops may try again (a
+    ConnectionLost); callers that only reconnect on a ConnectError see one."""
+
+
 def login(client: IMAPClient, endpoint: Endpoint, account: str,
           tokens: TokenProvider | None, force_refresh: bool) -> None:
     where = f"{account}: {endpoint.host}:{endpoint.port}"
@@ -69,22 +80,36 @@ def login(client: IMAPClient, endpoint: Endpoint, account: str,
         if endpoint.auth == "xoauth2":
             provider = tokens or tokens_for(endpoint, account)
             assert provider is not None
-            client.oauth2_login(endpoint.username, provider.token(force_refresh))
+            _oauth2_login(client, endpoint, account, provider, force_refresh)
         else:
             assert endpoint.password is not None
             client.login(endpoint.username, endpoint.password.resolve())
     except LoginError as exc:
-        # imapclient wraps every failure of the LOGIN/AUTHENTICATE command in LoginError, a
-        # dropped connection ("socket error: EOF") too: that one is a connection failure,
-        # which reconnect loops retry, not a refused password
-        if isinstance(exc.__context__, (OSError, imaplib.IMAP4.abort)):
-            raise ConnectError(f"{where}: connection lost during login: "
-                               f"{_server_text(exc.__context__)}") from None
+        if _connection_died(exc):  # imapclient words a dropped connection as a LoginError
+            raise LostDuringLogin(f"{where}: connection lost during login: "
+                                  f"{_server_text(exc)}") from None
         raise AuthError(f"{where}: login refused for {endpoint.username}: "
                         f"{_server_text(exc)}") from None
     except (OSError, imaplib.IMAP4.abort) as exc:
-        raise ConnectError(f"{where}: connection lost during login: "
-                           f"{describe_os_error(exc)}") from None
+        raise LostDuringLogin(f"{where}: connection lost during login: "
+                              f"{describe_os_error(exc)}") from None
+
+
+def _oauth2_login(client: IMAPClient, endpoint: Endpoint, account: str,
+                  provider: TokenProvider, force_refresh: bool) -> None:
+    """XOAUTH2; a refused token that came from the cache is replaced once by a new one."""
+    token, cached = provider.token_and_source(force_refresh)
+    try:
+        client.oauth2_login(endpoint.username, token)
+    except LoginError as exc:
+        if not cached or _connection_died(exc):
+            raise
+        log.info("%s: the server refused a cached token; asking for a new one", account)
+        client.oauth2_login(endpoint.username, provider.token(force_refresh=True))
+
+
+def _connection_died(exc: LoginError) -> bool:
+    return isinstance(exc.__context__, (imaplib.IMAP4.abort, OSError))
 
 
 def _server_text(exc: BaseException) -> str:

@@ -176,3 +176,29 @@ def test_connections_told_the_token_expired_share_one_refresh(oauth_service, cer
     monkeypatch.setattr(auth, "SHARED_REFRESH_SECONDS", 0.0)  # the next expiry, much later
     assert provider.token(force_refresh=True) != refreshed[0]
     assert oauth_service.tokens_issued == issued + 2
+
+
+@pytest.mark.parametrize("flow", ["client_credentials", "device_code"])
+def test_a_cached_token_the_server_refuses_is_replaced_once(office365_server, oauth_service,
+                                                            certs, tmp_path, flow):
+    """MSAL trusts a cached access token until five minutes before the expiry it was told;
+    the server may refuse it sooner (revoked, its clock ahead, an identity service that
+    forgot it). The login is tried once more with a token fresh from the identity service."""
+    if flow == "device_code":
+        config = device_config(tmp_path, office365_server, oauth_service, certs)
+        assert sign_in(config, oauth_service).status == ExitStatus.OK
+    else:
+        grant_mailbox(oauth_service, office365_server)
+        config = write_world_config(tmp_path, placeholder_source(), target_block(
+            office365_server.imaps_port, certs.ca_cert, oauth_service))
+    fill_archive(tmp_path / "archive", [message(n) for n in range(3)])
+    first = run_cli("-c", config, "push", "bob")  # app tokens: cached in the process
+    assert first.status == ExitStatus.OK, first.stderr
+    issued = oauth_service.tokens_issued
+    oauth_service.expire_all()  # refused from now on; MSAL's cache still holds them as valid
+
+    again = run_cli("-c", config, "push", "bob")  # nothing to push, but it logs in
+
+    assert again.status == ExitStatus.OK, again.stderr
+    assert oauth_service.tokens_issued == issued + 1
+    assert_target_matches(office365_server, [message(n) for n in range(3)])

@@ -14,7 +14,7 @@ import pytest
 
 from migrator.cli.main import build_parser
 from migrator.errors import ExitStatus
-from tests.cli_runner import json_lines, run_cli, write_config
+from tests.cli_runner import json_lines, run_cli
 from tests.integration.push_world import (
     SOURCE_PASSWORD,
     SOURCE_PASSWORD_ENV,
@@ -24,6 +24,7 @@ from tests.integration.push_world import (
     write_world_config,
 )
 from tests.terminal import screen
+from tests.world.configs import Batch, Config, Endpoint
 
 pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
 
@@ -55,29 +56,12 @@ def world(source_server, tmp_path: Path) -> tuple[Path, Path]:
     source_server.add_user("carol", SOURCE_PASSWORD)
     source_server.seed("alice", "INBOX", [message(n) for n in range(6)])
     source_server.seed("alice", "Reisen", [message(n, folder="Reisen") for n in range(6, 9)])
-    target = f"""
-[accounts.bob.target]
-kind = "imap"
-host = "127.0.0.1"
-port = {source_server.imap_port}
-security = "plain"
-username = "carol"
-password = "env:{SOURCE_PASSWORD_ENV}"
-"""
+    target = Endpoint("imap", port=source_server.imap_port, security="plain",
+                      username="carol", password=f"env:{SOURCE_PASSWORD_ENV}")
     config = write_world_config(tmp_path, source_block(source_server), target)
-    write_config(tmp_path, f"""
-[archive]
-path = "{tmp_path / 'archive'}"
-
-[batch]
-report_dir = "{tmp_path / 'reports'}"
-
-[batch.source]
-kind = "imap"
-host = "127.0.0.1"
-port = {source_server.imap_port}
-security = "plain"
-""", name="base.toml")
+    batch = Batch(Endpoint("imap", port=source_server.imap_port, security="plain"),
+                  report_dir=tmp_path / "reports")
+    Config(tmp_path / "archive", batch=batch).write(tmp_path / "base.toml")
     csv_path = tmp_path / "users.csv"
     csv_path.write_text("account,source_kind,source_user,source_secret\n"
                         f"erin,imap,alice,env:{SOURCE_PASSWORD_ENV}\n")

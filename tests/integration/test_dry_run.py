@@ -79,10 +79,12 @@ def test_dry_run_does_not_upgrade_a_manifest_that_needs_it(world_config, tmp_pat
     (archive / "manifest.sqlite").touch()  # a manifest at no schema revision yet
     before = snapshot(archive)
 
+    told = run_cli("-c", world_config, "pull", "bob", "--dry-run")
     result = run_cli("-c", world_config, "--json", "pull", "bob", "--dry-run")
 
+    assert told.status == ExitStatus.OK, told.stderr
+    assert "a real run would upgrade it to" in told.stderr
     assert result.status == ExitStatus.OK, result.stderr
-    assert "a real run would upgrade it to" in result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["would_fetch"] == 3
     assert snapshot(archive) == before
 

@@ -10,10 +10,13 @@ from tests.cli_runner import run_cli
 from tests.integration.push_world import (
     assert_target_matches,
     fill_archive,
+    grant_mailbox,
     message,
     placeholder_source,
     push_states,
+    run_rows,
     target_block,
+    target_count,
     write_world_config,
 )
 from tests.world.proxy import FaultProxy
@@ -44,6 +47,43 @@ def test_connections_cut_in_the_middle_of_append_literals(o365, oauth_service, c
 
     assert result.status == ExitStatus.OK, result.stderr
     assert len(proxy.events_of("literal_drop")) == 4
+    assert_target_matches(o365, messages)
+    assert push_states(tmp_path / "archive") == {"done": len(messages)}
+
+
+def test_a_connection_dropped_during_login_is_not_a_refused_login(o365, oauth_service, certs,
+                                                                 tmp_path, fault_proxy):
+    messages = [message(n) for n in range(5)]
+    fill_archive(tmp_path / "archive", messages)
+    proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
+    proxy.drop_at("AUTHENTICATE", nth=(1,))
+    config = config_via(proxy, tmp_path, oauth_service, certs)
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr  # logged in again: a lost connection
+    assert "login refused" not in result.stderr
+    assert proxy.events_of("command_drop") == [("AUTHENTICATE", 1)]
+    assert_target_matches(o365, messages)
+
+
+def test_a_literal_cut_before_its_end_is_sent_again_without_waiting(
+        o365, oauth_service, certs, tmp_path, fault_proxy):
+    """A message whose literal never reached the server whole cannot have been stored: it is
+    sent again at once, with no wait for the target and nothing left to look for."""
+    messages = [message(0), message(1, size=27_600_000), message(2)]
+    fill_archive(tmp_path / "archive", messages)
+    proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
+    proxy.drop_in_literal("APPEND", nth=(2,), fraction=0.3)  # the big one, 8 MB in
+    config = config_via(proxy, tmp_path, oauth_service, certs, extra="connections = 1")
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert proxy.events_of("literal_drop") == [("APPEND", 2)]
+    assert "for the target to store" not in result.stderr, result.stderr  # no settling wait
+    assert "unknown outcome" not in result.stderr, result.stderr
+    assert '"unknown_outcome"' not in run_rows(tmp_path / "archive", "push")[-1][1]
     assert_target_matches(o365, messages)
     assert push_states(tmp_path / "archive") == {"done": len(messages)}
 
@@ -130,3 +170,33 @@ def test_authenticated_but_not_connected_means_fewer_connections(
     assert result.status == ExitStatus.OK, result.stderr
     assert "target refused a connection" in result.stderr and "down to" in result.stderr
     assert_target_matches(o365, messages)
+
+
+def test_a_target_that_keeps_dropping_fails_its_account_and_the_others_go_on(
+        o365, oauth_service, certs, tmp_path, fault_proxy):
+    """`push --all`: the first account's control connection is cut at every LIST until the
+    retries are spent; that account fails with one line (exit 6), the next one is pushed."""
+    grant_mailbox(oauth_service, o365, "carol@contoso.test")
+    bobs, carols = [message(n) for n in range(5)], [message(n) for n in range(100, 108)]
+    fill_archive(tmp_path / "archive", bobs)
+    fill_archive(tmp_path / "archive", carols, account="carol")
+    proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
+    proxy.drop_at("LIST", rate=1.0)
+    config = write_world_config(
+        tmp_path, placeholder_source() + placeholder_source("carol"),
+        target_block(proxy.port, certs.ca_cert, oauth_service)
+        + target_block(o365.imaps_port, certs.ca_cert, oauth_service,
+                       mailbox="carol@contoso.test", account="carol"))
+
+    result = run_cli("-c", config, "push", "--all")
+
+    assert result.status == ExitStatus.CONNECTION, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("migrator: error")]
+    assert len(errors) == 1 and errors[0].startswith("migrator: error: bob: connection lost for "
+                                                     "good: "), result.stderr
+    assert "LIST" in errors[0]
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert len(proxy.events_of("command_drop")) > 1  # retried before giving up
+    assert "push carol: ok: pushed 8" in result.stdout, result.stdout
+    assert_target_matches(o365, carols, user="carol@contoso.test")
+    assert target_count(o365) == 0  # nothing of bob's was pushed

@@ -91,3 +91,23 @@ def test_reports_hold_counts_and_reasons_but_no_secrets(tmp_path: Path) -> None:
     assert len(report["mailboxes"]) == 3
     for text in (csv_path.read_text(), json_path.read_text()):
         assert "SECRET_" not in text
+
+
+def test_a_full_disk_in_one_mailbox_is_a_storage_failure_of_the_batch() -> None:
+    import errno
+    import sqlite3
+
+    def full(account: Account) -> list[JobResult]:
+        if account.name == "full":  # what SQLite says when the disk is full, not yet mapped
+            raise sqlite3.OperationalError("database or disk is full")
+        if account.name == "nospace":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return job(account)
+
+    outcomes = run_batch(rows("ok1", "full", "nospace"), full, parallel=1, emit=discard)
+
+    failed = [o for o in outcomes if o.state == "failed"]
+    assert [o.exit_status for o in failed] == [ExitStatus.STORAGE, ExitStatus.STORAGE]
+    assert all("no space left" in (o.error or "") and "internal error" not in (o.error or "")
+               for o in failed)
+    assert batch_status(outcomes) == ExitStatus.STORAGE

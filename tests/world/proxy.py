@@ -21,6 +21,9 @@ successful STARTTLS the proxy stops parsing and only passes bytes.
   drop_in_literal(command, ...) cut the connection part-way through the k-th
                                 literal: APPEND literals (client to server) or
                                 literals inside "* n FETCH" responses.
+  drop_at(command, ...)         cut the connection when the client sends the
+                                command (it is never forwarded): a link that
+                                keeps failing at the same step.
   bye(after_seconds, at_command) Exchange's token-expiry goodbye, "* BYE Session
                                 invalidated - AccessTokenExpired", then close:
                                 sent unprompted once a connection is
@@ -102,6 +105,7 @@ class FaultProxy:
         self.stats = collections.Counter()
         self._throttles = []
         self._literal_drops = []
+        self._command_drops = []
         self._byte_drops = []
         self._bye_after = self._bye_at = None
         self._connections = 0
@@ -117,6 +121,9 @@ class FaultProxy:
 
     def drop_in_literal(self, command, nth=(), rate=0.0, seed=0, fraction=0.5):
         self._literal_drops.append(_Rule(command, Schedule(nth, rate, seed), fraction=fraction))
+
+    def drop_at(self, command, nth=(), rate=0.0, seed=0):
+        self._command_drops.append(_Rule(command, Schedule(nth, rate, seed)))
 
     def drop_after_bytes(self, nbytes, direction="s2c", connections=(1,)):
         if direction not in ("c2s", "s2c"):
@@ -143,6 +150,15 @@ class FaultProxy:
                     return b"%s %s %s\r\n" % (tag, rule.status.encode(),
                                                   THROTTLED % rule.backoff_ms)
         return None
+
+    def _drop_command(self, name):
+        for rule in self._command_drops:
+            if rule.matches(name):
+                ordinal, fire = rule.schedule.next()
+                if fire:
+                    self._event("command_drop", name, ordinal)
+                    return True
+        return False
 
     def _literal_cut(self, name, size, direction):
         for rule in self._literal_drops:

@@ -143,6 +143,8 @@ class Connection:
             self.proxy.stats["command " + name] += 1
             if self.commands == self.proxy._bye_at:
                 await self._say_bye()
+            if self.proxy._drop_command(name):
+                raise Drop("command drop")
             reply = self.proxy._throttle_reply(tag, name)
         while True:
             if reply is None:

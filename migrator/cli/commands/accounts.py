@@ -10,7 +10,7 @@ from migrator.cli.context import Context
 from migrator.cli.progress import end_progress
 from migrator.config import Account
 from migrator.engine.results import JobResult
-from migrator.errors import ExitStatus, MigratorError, Scope
+from migrator.errors import ConnectionLost, ExitStatus, MigratorError, Scope
 
 Job = Callable[[Context, Account], JobResult]
 
@@ -45,10 +45,20 @@ def run_each(ctx: Context, command: str, job: Job) -> list[JobResult]:
         except MigratorError as exc:
             if exc.scope is not Scope.ACCOUNT:
                 raise
-            results.append(JobResult(account.name, command, error=str(exc),
+            results.append(JobResult(account.name, command, error=error_line(account, exc),
                                      exit_status=exc.exit_status))
     end_progress(ctx.emit)
     return results
+
+
+def error_line(account: Account, exc: MigratorError) -> str:
+    """The one line an account's failure gets: it names the account (a lost connection's
+    own words, `command: LIST => socket error: EOF`, name neither account nor failure)."""
+    prefix = f"{account.name}: "
+    text = (str(exc) or exc.__class__.__name__).removeprefix(prefix)
+    if isinstance(exc, ConnectionLost) and "connection lost" not in text:
+        text = f"connection lost for good: {text}"
+    return prefix + text
 
 
 def counts_line(result: JobResult) -> str:

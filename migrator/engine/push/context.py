@@ -90,7 +90,7 @@ class PushContext:
     parallelism: Parallelism | None = None
     losses: list[tuple[float, int]] = field(default_factory=list)  # (time, unanswered bytes)
     sent_bytes: int = 0
-    first_send: float = 0.0
+    send_seconds: float = 0.0  # time connections spent sending (and waiting for room)
     fatal: BaseException | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -111,12 +111,11 @@ class PushContext:
         with self.lock:
             self.result.fail(line)
 
-    def sent(self, nbytes: int) -> None:
-        """Count bytes written to the target, for the link's rate."""
+    def sent(self, nbytes: int, seconds: float) -> None:
+        """Count bytes written to the target and the time it took, for the link's rate."""
         with self.lock:
-            if not self.first_send:
-                self.first_send = time.monotonic()
             self.sent_bytes += nbytes
+            self.send_seconds += seconds
 
     def lost_connection(self, unanswered: int) -> None:
         """A connection died with `unanswered` bytes sent: remember when and how much."""
@@ -125,13 +124,16 @@ class PushContext:
 
     def settled_after(self) -> float:
         """When what lost connections had sent should have reached the server: twice the
-        time it takes at the rate this push has written (at least MIN_RATE), and never
-        less than SERVER_GRACE after the loss (a proxy on the way may still be sending)."""
+        time it takes at the rate a connection of this push sends (at least MIN_RATE), and
+        never less than SERVER_GRACE after the loss (a proxy on the way may still be
+        sending). The rate counts only time spent sending, never time spent waiting (for
+        this very settling, a backoff, the next chunk), or every wait would lengthen the
+        next. A loss with nothing sent whole and unanswered needs no wait at all."""
         with self.lock:
-            elapsed = time.monotonic() - self.first_send if self.first_send else 0.0
-            rate = max(self.sent_bytes / elapsed if elapsed > 0 else 0.0, MIN_RATE)
+            busy = self.send_seconds
+            rate = max(self.sent_bytes / busy if busy > 0 else 0.0, MIN_RATE)
             return max((when + min(max(SERVER_GRACE, 2 * unanswered / rate), MAX_GRACE)
-                        for when, unanswered in self.losses), default=0.0)
+                        for when, unanswered in self.losses if unanswered > 0), default=0.0)
 
     def give_up(self, exc: BaseException) -> None:
         """A worker hit an error that ends the whole push; the others stop too."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -219,8 +220,9 @@ class PushWorker:
             body = partial(blob_pieces, self.ctx.store, sha)
         if item.internaldate is None:  # POP3 knows no INTERNALDATE: the delivery date
             item = replace(item, internaldate=delivery_date(head))
+        started = time.monotonic()
         writer.submit(item, body, flags)
-        self.ctx.sent(item.size)
+        self.ctx.sent(item.size, time.monotonic() - started)
         kill_point("push-sent")
 
     def _with_connection(self, step: Callable[[AppendWriter], None],

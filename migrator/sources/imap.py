@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from imapclient import IMAPClient, imap_utf7
 
+from migrator.namespace import Namespace, parse_personal
 from migrator.sources.imap_wire import (
     CommandFailed,
     ConnectionClosed,
@@ -115,6 +116,15 @@ class ImapSource:
             log.debug("socket already closed")
 
     # -- folders ---------------------------------------------------------------------------
+    def namespace(self) -> Namespace | None:
+        """The personal namespace (RFC 2342) where the server has NAMESPACE, else None."""
+        if "NAMESPACE" not in self.capabilities:
+            return None
+        for response in self.wire.command(b"NAMESPACE"):
+            if response.kind == "NAMESPACE":
+                return parse_personal(response.data)
+        return None
+
     def folders(self) -> list[Folder]:
         """Every folder LIST shows, in server order."""
         return self.folders_with_status()[0]

@@ -96,6 +96,7 @@ class CyrusServer:
         self.dir = None
         self.proc = None
         self.as_root = os.geteuid() == 0
+        self.passwords = {}
         self.env = {**os.environ,
                     "LD_LIBRARY_PATH": os.path.join(self.root, "usr/lib/x86_64-linux-gnu")}
 
@@ -229,8 +230,9 @@ class CyrusServer:
             capture_output=True, env=self.env, timeout=30)
         if done.returncode != 0:
             raise RuntimeError(f"saslpasswd2 {name}: {done.stderr.decode(errors='replace')}")
-        self._own()
-        self.passwords = {**getattr(self, "passwords", {}), name: password}
+        if self.as_root:  # the services run as nobody and read it
+            shutil.chown(self._path("sasldb2"), "nobody", "nogroup")
+        self.passwords[name] = password
         return MailUser(name, password, None)
 
     def folder_name(self, name):

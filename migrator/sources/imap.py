@@ -117,12 +117,16 @@ class ImapSource:
 
     # -- folders ---------------------------------------------------------------------------
     def namespace(self) -> Namespace | None:
-        """The personal namespace (RFC 2342) where the server has NAMESPACE, else None."""
+        """The personal namespace (RFC 2342) where the server has NAMESPACE, else None (also
+        when it answers NO/BAD: the folders can still be pulled, only their mapping guesses)."""
         if "NAMESPACE" not in self.capabilities:
             return None
-        for response in self.wire.command(b"NAMESPACE"):
-            if response.kind == "NAMESPACE":
-                return parse_personal(response.data)
+        try:
+            for response in self.wire.command(b"NAMESPACE"):
+                if response.kind == "NAMESPACE":
+                    return parse_personal(response.data)
+        except CommandFailed as exc:
+            log.info("NAMESPACE refused (%s); the push will guess the folder prefix", exc)
         return None
 
     def folders(self) -> list[Folder]:

@@ -9,6 +9,7 @@ import pytest
 from migrator.archive import namespaces
 from migrator.namespace import Namespace, guess_prefix, parse_personal
 from migrator.sources.imap_wire import parse
+from tests.unit.test_imap_wire import source
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -42,3 +43,14 @@ def test_record_round_trip_per_account(tmp_path: Path) -> None:
     assert {p.parent for p in tmp_path.rglob("*.json")} == {tmp_path / "namespaces"}
     namespaces.save(tmp_path, "alice", Namespace("", "."))
     assert namespaces.load(tmp_path, "alice") == Namespace("", ".")
+
+
+@pytest.mark.parametrize("server, capabilities, expected", [
+    (b'* NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))\r\nM1 OK\r\n',
+     ("IMAP4REV1", "NAMESPACE"), Namespace("INBOX.", ".")),
+    (b"", ("IMAP4REV1",), None),  # not asked: the server has no NAMESPACE
+    (b"M1 BAD unknown command\r\n", ("IMAP4REV1", "NAMESPACE"), None),  # the pull goes on
+])
+def test_source_asks_namespace(server: bytes, capabilities: tuple[str, ...],
+                               expected: Namespace | None) -> None:
+    assert source(server, capabilities).namespace() == expected

@@ -14,6 +14,7 @@ import pytest
 
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
+from tests.integration.profiles import on_each_server
 from tests.integration.push_world import (
     MAILBOX,
     SOURCE_PASSWORD,
@@ -73,6 +74,24 @@ def test_cyrus_inbox_prefix_is_not_a_folder_level(cyrus_server, o365, oauth_serv
     assert not [folder for folder in at_target if folder.startswith("INBOX/")]
     recorded = tmp_path / "archive" / "namespaces" / "account-bob.json"
     assert json.loads(recorded.read_text()) == {"prefix": "INBOX.", "delimiter": "."}
+
+
+@on_each_server
+def test_migrate_to_cyrus_puts_work_at_inbox_work(source_server, cyrus_server, tmp_path):
+    """From Dovecot (empty prefix) and from Cyrus itself (another user on the same server):
+    `Work` lands at `INBOX.Work`, never at `INBOX.INBOX.Work`."""
+    seed(source_server, {"INBOX": 1, source_server.folder_name("Work"): 2, "INBOX.Sub": 3})
+    cyrus_server.add_user("carol", SOURCE_PASSWORD)
+    target = Endpoint("imap", port=cyrus_server.imap_port, security="plain", username="carol",
+                      password=f"env:{SOURCE_PASSWORD_ENV}", timeout=20)
+    config = write_world_config(tmp_path, source_block(source_server), target)
+
+    result = run_cli("-c", config, "migrate", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    at_target = {folder: len(cyrus_server.list_messages("carol", folder))
+                 for folder in cyrus_server.folders("carol")}
+    assert at_target == {"INBOX": 1, "INBOX.Work": 2, "INBOX.Sub": 3}
 
 
 # where the corpus folders land on Cyrus: under its personal prefix INBOX.

@@ -204,6 +204,7 @@ def test_include_exclude_and_vanished_folders(source_server, tmp_path):
     assert gone == {"Lists.python"} and kept == 2  # its message stays in the archive
 
 
+@on_each_server
 @pytest.mark.parametrize("security", ["tls", "starttls"])
 def test_tls_sources_are_verified_and_pulled(source_server, tmp_path, security):
     source_server.add_user("alice")

@@ -46,7 +46,7 @@ def pull(config, *args):
 
 
 @pytest.mark.parametrize("source_server, security", [
-    ("dovecot", "plain"), ("dovecot", "starttls"), ("dovecot", "tls"), ("cyrus", "plain")],
+    ("dovecot", "plain"), ("dovecot", "starttls"), ("dovecot", "tls"), ("cyrus", "tls")],
     indirect=["source_server"])
 def test_inbox_archived_byte_exact_and_the_server_left_as_it_was(source_server, corpus,
                                                                  tmp_path, security):

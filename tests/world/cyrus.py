@@ -1,4 +1,4 @@
-"""A private Cyrus IMAP 3.6 server (IMAP + POP3): the second server profile of the test world.
+"""A private Cyrus IMAP 3.6 server (IMAP, POP3, both with TLS): a second test-world server profile.
 
 Debian's cyrus-imapd cannot be installed beside dovecot-imapd (both provide imap-server), so
 tests/world/install_cyrus.sh unpacks the packages into a private root ($MIGRATOR_TEST_CYRUS_ROOT,
@@ -80,7 +80,8 @@ def served(raw):
 
 
 class CyrusServer:
-    """A started Cyrus (IMAP + POP3, plain text on loopback) with sasldb users."""
+    """A started Cyrus (IMAP/IMAPS/POP3/POP3S, STARTTLS/STLS, the test CA's certificate) with
+    sasldb users."""
 
     profile = "cyrus"
     prefix = "INBOX."
@@ -88,9 +89,10 @@ class CyrusServer:
     accepts = staticmethod(accepts)
     served = staticmethod(served)
 
-    def __init__(self, certs=None, *, keep_dir=False):
+    def __init__(self, certs, *, keep_dir=False):
         self.root = cyrus_root()
-        self.ca_cert = certs.ca_cert if certs is not None else None
+        self.certs = certs
+        self.ca_cert = certs.ca_cert
         self.host = HOST
         self.keep_dir = keep_dir
         self.dir = None
@@ -122,6 +124,7 @@ class CyrusServer:
             "lmtpsocket": self._path("run/socket/lmtp"),
             "idlesocket": self._path("run/socket/idle"),
             "notifysocket": self._path("run/socket/notify"), "popminpoll": "0",
+            "tls_server_cert": self._path("tls.crt"), "tls_server_key": self._path("tls.key"),
         }
         if group:
             lines["cyrus_group"] = group
@@ -135,6 +138,10 @@ class CyrusServer:
                 f'listen="{HOST}:{self.imap_port}" prefork=0\n'
                 f'  pop3 cmd="{self._bin("pop3d")} -C {conf}" '
                 f'listen="{HOST}:{self.pop3_port}" prefork=0\n'
+                f'  imaps cmd="{self._bin("imapd")} -s -C {conf}" '
+                f'listen="{HOST}:{self.imaps_port}" prefork=0\n'
+                f'  pop3s cmd="{self._bin("pop3d")} -s -C {conf}" '
+                f'listen="{HOST}:{self.pop3s_port}" prefork=0\n'
                 "}\n")
 
     # -- lifecycle -------------------------------------------------------------------
@@ -146,6 +153,9 @@ class CyrusServer:
         os.chmod(self.dir, 0o755)
         for sub in ("conf", "spool", "sieve", "run/proc", "run/lock", "run/socket"):
             os.makedirs(self._path(sub))
+        shutil.copyfile(self.certs.cert, self._path("tls.crt"))
+        shutil.copyfile(self.certs.key, self._path("tls.key"))
+        os.chmod(self._path("tls.key"), 0o600)
         try:
             self._start_with_retries()
         except BaseException:
@@ -156,6 +166,7 @@ class CyrusServer:
     def _start_with_retries(self, attempts=3):
         for attempt in range(attempts):
             self.imap_port, self.pop3_port = free_port(), free_port()
+            self.imaps_port, self.pop3s_port = free_port(), free_port()
             with open(self._path("imapd.conf"), "w") as f:
                 f.write(self._imapd_conf())
             with open(self._path("cyrus.conf"), "w") as f:
@@ -173,7 +184,7 @@ class CyrusServer:
                     shutil.chown(name, "nobody", "nogroup")
 
     def _spawn(self):
-        """Start `master`; True once both ports accept, False if it exited (port taken)."""
+        """Start `master`; True once all ports accept, False if it exited (port taken)."""
         with open(self._path("master.log"), "ab") as log:
             self.proc = subprocess.Popen(
                 [self._bin("master"), "-C", self._path("imapd.conf"), "-M",
@@ -182,14 +193,16 @@ class CyrusServer:
                 env=self.env, start_new_session=True)
 
         def ready():
-            return self.proc.poll() is not None or (port_open(self.imap_port)
-                                                    and port_open(self.pop3_port))
+            return self.proc.poll() is not None or all(map(port_open, self._ports()))
 
         wait_until(ready, START_TIMEOUT, what="cyrus ports")
         if self.proc.poll() is None:
             return True
         self.proc = None
         return False
+
+    def _ports(self):
+        return [self.imap_port, self.pop3_port, self.imaps_port, self.pop3s_port]
 
     def stop(self):
         """SIGTERM the master's process group (it stops its children), SIGKILL on a hang."""

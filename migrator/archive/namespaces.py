@@ -13,6 +13,7 @@ import urllib.parse
 from pathlib import Path
 
 from migrator.durable import atomic_write
+from migrator.errors import StorageError
 from migrator.namespace import Namespace
 
 DIRECTORY = "namespaces"
@@ -28,9 +29,12 @@ def save(root: Path, account: str, namespace: Namespace) -> None:
     if load(root, account) == namespace:
         return
     path = _path(root, account)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"prefix": namespace.prefix, "delimiter": namespace.delimiter}
-    atomic_write(path, json.dumps(payload).encode())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(payload).encode())
+    except OSError as exc:
+        raise StorageError(f"{account}: cannot write {path}: {exc.strerror}") from None
 
 
 def load(root: Path, account: str) -> Namespace | None:

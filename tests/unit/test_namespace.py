@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from migrator.archive import namespaces
+from migrator.errors import StorageError
 from migrator.namespace import Namespace, guess_prefix, parse_personal
 from migrator.sources.imap_wire import parse
 from tests.unit.test_imap_wire import source
@@ -54,3 +55,9 @@ def test_record_round_trip_per_account(tmp_path: Path) -> None:
 def test_source_asks_namespace(server: bytes, capabilities: tuple[str, ...],
                                expected: Namespace | None) -> None:
     assert source(server, capabilities).namespace() == expected
+
+
+def test_an_unwritable_archive_is_a_storage_error_line(tmp_path: Path) -> None:
+    (tmp_path / "namespaces").write_text("a file where the directory belongs")
+    with pytest.raises(StorageError, match=r"alice: cannot write .*account-alice\.json"):
+        namespaces.save(tmp_path, "alice", Namespace("INBOX.", "."))

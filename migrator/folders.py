@@ -52,11 +52,16 @@ EXCHANGE_NON_MAIL = frozenset({
 
 @dataclass(frozen=True)
 class SourceFolder:
-    """A folder as the archive knows it: Unicode name, hierarchy delimiter, special use."""
+    """A folder as the archive knows it: Unicode name, hierarchy delimiter, special use, and
+    the source's personal namespace prefix (RFC 2342), e.g. `INBOX.` on Cyrus and Courier.
+
+    The prefix is not part of the folder's path: `INBOX.Work` under prefix `INBOX.` is `Work`.
+    Under an empty prefix (Dovecot's default) `INBOX.Sub` is a real child of the Inbox."""
 
     name: str
     delimiter: str | None = None
     special_use: str | None = None
+    prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,15 +141,13 @@ def decode_name(raw: str | bytes) -> str:
     return imap_utf7.decode(raw.encode("ascii", "replace") if isinstance(raw, str) else raw)
 
 
-def source_prefix(folder: SourceFolder) -> str:
-    """Courier/Cyrus-style servers with '.' keep folders under `INBOX.`: drop that level."""
-    return "INBOX." if folder.delimiter == "." else ""
-
-
 def split_source(folder: SourceFolder) -> list[str]:
-    """The source folder's path as components, with the `INBOX.` prefix stripped."""
+    """The source folder's path as components, without its personal namespace prefix.
+
+    The prefix is compared case-insensitively: `INBOX` is case-insensitive (RFC 3501), so
+    `inbox.a` under prefix `INBOX.` is `a`."""
     name = folder.name
-    prefix = source_prefix(folder)
+    prefix = folder.prefix
     if prefix and name[: len(prefix)].upper() == prefix.upper() and len(name) > len(prefix):
         name = name[len(prefix):]
     parts = name.split(folder.delimiter) if folder.delimiter else [name]

@@ -5,11 +5,13 @@ fresh one per test keeps tests independent. On failure pytest shows the tail
 of the Dovecot log printed at teardown.
 """
 import contextlib
+import os
 
 import pytest
 
 from tests.world.certs import make_certs
 from tests.world.corpus import generate
+from tests.world.cyrus import CyrusServer, missing_reason
 from tests.world.dovecot import Office365Server, SourceServer
 from tests.world.oauth import OAuthService
 from tests.world.proxy import FaultProxy
@@ -20,7 +22,7 @@ def pytest_configure(config):
 
 
 def _print_log_tail(server, lines=60):
-    print(f"--- {server.profile} dovecot log (last {lines} lines) ---")
+    print(f"--- {server.profile} server log (last {lines} lines) ---")
     print("\n".join(server.log_text().splitlines()[-lines:]))
 
 
@@ -31,9 +33,27 @@ def certs(tmp_path_factory):
 
 
 @pytest.fixture
-def source_server(certs):
-    """A started SourceServer (IMAP/IMAPS/POP3/POP3S, passwords)."""
+def source_server(request, certs):
+    """A started SourceServer (IMAP/IMAPS/POP3/POP3S, passwords); under `on_each_server`
+    also a CyrusServer (plain IMAP/POP3 only)."""
+    if getattr(request, "param", "dovecot") == "cyrus":
+        yield request.getfixturevalue("cyrus_server")
+        return
     with SourceServer(certs) as server:
+        yield server
+        _print_log_tail(server)
+
+
+@pytest.fixture
+def cyrus_server(certs):
+    """A started CyrusServer. Skipped where Cyrus is not unpacked (a developer machine that
+    never ran tests/world/install_cyrus.sh); in CI (CI=true) that is a failure instead."""
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the Cyrus profile: {reason}")
+        pytest.skip(reason)
+    with CyrusServer(certs) as server:
         yield server
         _print_log_tail(server)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from imapclient import IMAPClient, imap_utf7
 
 from migrator.errors import MigratorError
+from migrator.namespace import Namespace, parse_personal
 from migrator.sources.imap_wire import (
     CommandFailed,
     ConnectionClosed,
@@ -126,6 +127,19 @@ class ImapSource:
             log.debug("socket already closed")
 
     # -- folders ---------------------------------------------------------------------------
+    def namespace(self) -> Namespace | None:
+        """The personal namespace (RFC 2342) where the server has NAMESPACE, else None (also
+        when it answers NO/BAD: the folders can still be pulled, only their mapping guesses)."""
+        if "NAMESPACE" not in self.capabilities:
+            return None
+        try:
+            for response in self.wire.command(b"NAMESPACE"):
+                if response.kind == "NAMESPACE":
+                    return parse_personal(response.data)
+        except CommandFailed as exc:
+            log.info("NAMESPACE refused (%s); the push will guess the folder prefix", exc)
+        return None
+
     def folders(self) -> list[Folder]:
         """Every folder LIST shows, in server order."""
         return self.folders_with_status()[0]

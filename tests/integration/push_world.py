@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,14 +98,16 @@ def fill_archive(archive: Path, messages, account: str = "bob") -> None:
         manifest.close()
 
 
-def expected_at_target(messages, folders: dict[str, str] = O365_FOLDERS
+def expected_at_target(messages, folders: dict[str, str] = O365_FOLDERS,
+                       served: Callable[[bytes], bytes] = as_imap_bytes
                        ) -> dict[str, Counter[Expected]]:
-    """{target folder: multiset of Expected} for corpus-like messages."""
+    """{target folder: multiset of Expected} for corpus-like messages; `served`: the bytes
+    the target serves for an APPENDed message (the target server's profile says)."""
     wanted: dict[str, Counter[Expected]] = {}
     for item in messages:
         flags = frozenset(f for f in item.flags if f in SYSTEM_FLAGS or not f.startswith("\\"))
         when = item.internaldate.astimezone(datetime.UTC).replace(microsecond=0)
-        key = Expected(hashlib.sha256(as_imap_bytes(item.raw)).hexdigest(), flags, when)
+        key = Expected(hashlib.sha256(served(item.raw)).hexdigest(), flags, when)
         wanted.setdefault(folders[item.folder], Counter())[key] += 1
     return wanted
 
@@ -124,8 +126,9 @@ def target_view(server, user: str = MAILBOX) -> dict[str, Counter[Expected]]:
 
 def assert_target_matches(server, messages, user: str = MAILBOX,
                           folders: dict[str, str] = O365_FOLDERS) -> None:
-    """Every message in the right folder, once, with its bytes, flags and INTERNALDATE."""
-    expected = expected_at_target(messages, folders)
+    """Every message in the right folder, once, with its bytes (as `server` serves them),
+    flags and INTERNALDATE."""
+    expected = expected_at_target(messages, folders, server.served)
     actual = target_view(server, user)
     assert set(actual) == set(expected), (sorted(actual), sorted(expected))
     for folder, wanted in expected.items():

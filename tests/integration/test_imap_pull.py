@@ -20,6 +20,7 @@ from tests.integration.imap_pull_world import (
     server_flags,
     source_config,
 )
+from tests.integration.profiles import on_each_server
 from tests.world.mailstore import SeedMessage
 
 pytestmark = pytest.mark.world
@@ -48,14 +49,17 @@ def pull(config, *args):
     return run_cli("-c", config, "pull", "alice", *args)
 
 
+@on_each_server
 def test_every_folder_archived_byte_exact_with_flags_dates_and_the_corpus_oddities(
         source_server, corpus, tmp_path):
     source_server.add_user("alice")
     by_folder: dict[str, list] = {}
     for item in corpus:
-        by_folder.setdefault(item.folder, []).append(item)
+        by_folder.setdefault(source_server.folder_name(item.folder), []).append(item)
+    seeded = 0  # Cyrus refuses some of CPython's test messages (its profile says which)
     for folder, items in by_folder.items():
-        source_server.seed("alice", folder, items)
+        uids = source_server.seed("alice", folder, items)
+        seeded += sum(uid is not None for uid in uids)
     client = imap_client(source_server, "alice")
     flags_before = {f: server_flags(client, f) for f in by_folder}
 
@@ -63,11 +67,12 @@ def test_every_folder_archived_byte_exact_with_flags_dates_and_the_corpus_odditi
 
     assert result.status == ExitStatus.OK, result.stderr
     expected = assert_archive_matches(client, tmp_path / "archive")
-    assert sum(len(v) for v in expected.values()) == len(corpus)
+    assert sum(len(v) for v in expected.values()) == seeded
     assert {f: server_flags(client, f) for f in by_folder} == flags_before  # nothing \Seen
     with manifest(tmp_path / "archive") as db:
         names = {row["name"]: row["raw_name"] for row in db.execute("SELECT * FROM folders")}
-        assert names["Reisen.Überblick"] == "Reisen.&ANw-berblick"  # modified UTF-7 kept
+        assert names[source_server.folder_name("Reisen.Überblick")] == \
+            source_server.folder_name("Reisen.&ANw-berblick")  # modified UTF-7 kept
         ids = {row[0] for row in db.execute("SELECT message_id FROM messages")}
     stdlib = [item for item in corpus if "stdlib" in item.traits]
     assert stdlib, "Python's email test messages belong in the corpus"
@@ -75,6 +80,7 @@ def test_every_folder_archived_byte_exact_with_flags_dates_and_the_corpus_odditi
     assert "pull alice: ok" in result.stdout
 
 
+@on_each_server
 def test_keywords_and_internaldate_offsets_are_recorded_exactly(source_server, tmp_path):
     source_server.add_user("alice")
     client = imap_client(source_server, "alice")
@@ -107,11 +113,12 @@ def test_identical_content_in_several_folders_is_stored_once_and_listed_in_each(
     assert len(list((tmp_path / "archive" / "objects").rglob("*.eml"))) == 1
 
 
+@on_each_server
 def test_incremental_run_fetches_only_new_messages_and_records_flags_and_gone(
         source_server, tmp_path):
     source_server.add_user("alice")
     seed(source_server, "INBOX", 20)
-    seed(source_server, "Archive", 5, start=100)
+    seed(source_server, source_server.folder_name("Archive"), 5, start=100)
     config = source_config(tmp_path, source_server)
     assert pull(config).status == ExitStatus.OK
     client = imap_client(source_server, "alice")
@@ -197,6 +204,7 @@ def test_include_exclude_and_vanished_folders(source_server, tmp_path):
     assert gone == {"Lists.python"} and kept == 2  # its message stays in the archive
 
 
+@on_each_server
 @pytest.mark.parametrize("security", ["tls", "starttls"])
 def test_tls_sources_are_verified_and_pulled(source_server, tmp_path, security):
     source_server.add_user("alice")

@@ -55,8 +55,6 @@ def test_roles_onto_exchange_names(source: str, special: str | None, expected: s
 
 
 @pytest.mark.parametrize("source, delimiter, layout, expected", [
-    ("INBOX.Foo", ".", O365, "Foo"),
-    ("INBOX.Foo.Bar", ".", O365, "Foo/Bar"),
     ("Archive.2019", ".", O365, "Archive/2019"),
     ("INBOX/Foo", "/", O365, "Inbox/Foo"),
     ("INBOX/Foo", "/", IMAP, "INBOX/Foo"),
@@ -73,14 +71,34 @@ def test_delimiter_and_prefix_translation(source: str, delimiter: str | None,
     assert mapped(folders, layout)[source] == expected
 
 
+@pytest.mark.parametrize("source, prefix, layout, expected", [
+    # Cyrus/Courier: INBOX. is the personal namespace prefix, not a folder level
+    ("INBOX.Work", "INBOX.", O365, "Work"),
+    ("INBOX.Foo.Bar", "INBOX.", O365, "Foo/Bar"),
+    ("INBOX.Work", "INBOX.", TargetLayout("imap", ".", "INBOX."), "INBOX.Work"),
+    ("INBOX.Work", "INBOX.", IMAP, "Work"),
+    # Dovecot's default empty prefix: INBOX.Sub is a real subfolder of the Inbox
+    ("INBOX.Sub", "", O365, "Inbox/Sub"),
+    ("INBOX.Sub.Deep", "", O365, "Inbox/Sub/Deep"),
+    ("INBOX.Sub", "", IMAP, "INBOX/Sub"),
+    ("INBOX.Sub", "", TargetLayout("imap", ".", "INBOX."), "INBOX.Sub"),
+    ("Work", "", TargetLayout("imap", ".", "INBOX."), "INBOX.Work"),
+])
+def test_source_namespace_prefix(source: str, prefix: str, layout: TargetLayout,
+                                 expected: str) -> None:
+    folders = [SourceFolder("INBOX", ".", prefix=prefix), SourceFolder(source, ".",
+                                                                       prefix=prefix)]
+    assert mapped(folders, layout)[source] == expected
+
+
 @pytest.mark.parametrize("names, layout, expected", [
     # Exchange ignores case: the second (in name order) is moved aside
     (["Work", "work"], O365, {"Work": "Work", "work": "work (2)"}),
     (["Work", "work", "WORK"], O365, {"WORK": "WORK", "Work": "Work (2)", "work": "work (3)"}),
     # a generic IMAP server keeps case
     (["Work", "work"], IMAP, {"Work": "Work", "work": "work"}),
-    # two sources that become the same path
-    (["INBOX.Foo", "Foo"], O365, {"Foo": "Foo", "INBOX.Foo": "Foo (2)"}),
+    # under an empty namespace prefix INBOX.Foo is a child of the Inbox, not Foo
+    (["INBOX.Foo", "Foo"], O365, {"Foo": "Foo", "INBOX.Foo": "Inbox/Foo"}),
     # children follow their renamed parent
     (["Work", "work", "work.Sub"], O365, {"work": "work (2)", "work.Sub": "work (2)/Sub"}),
     # a plain folder never takes a role folder's place
@@ -208,8 +226,10 @@ def test_modified_utf7(unicode: str, wire: str) -> None:
 
 @pytest.mark.parametrize("folder, parts", [
     (SourceFolder("INBOX", "."), ["INBOX"]),
-    (SourceFolder("INBOX.a.b", "."), ["a", "b"]),
-    (SourceFolder("inbox.a", "."), ["a"]),
+    (SourceFolder("INBOX", ".", prefix="INBOX."), ["INBOX"]),
+    (SourceFolder("INBOX.a.b", ".", prefix="INBOX."), ["a", "b"]),
+    (SourceFolder("inbox.a", ".", prefix="INBOX."), ["a"]),
+    (SourceFolder("INBOX.a.b", "."), ["INBOX", "a", "b"]),  # empty prefix: Inbox's child
     (SourceFolder("INBOX/a", "/"), ["INBOX", "a"]),
     (SourceFolder("a", None), ["a"]),
 ])

@@ -116,6 +116,15 @@ class DovecotServer:
 
     profile = None
     protocols = "imap"
+    # What the tests expect of this server (tests/world/cyrus.py has Cyrus's values):
+    prefix = ""  # personal namespace prefix: folders sit beside INBOX, INBOX.Sub is its child
+    accepts = staticmethod(lambda raw: True)  # APPEND and seeding store every message
+    served = staticmethod(mailstore.as_imap_bytes)  # bare LF served as CRLF, rest unchanged
+
+    @staticmethod
+    def folder_name(name):
+        """The server name of a corpus folder name: the same, with the empty prefix."""
+        return name
 
     def __init__(self, certs, *, debug=False, keep_dir=False):
         self.dovecot, self.doveadm_bin = _binary("dovecot"), _binary("doveadm")

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from sqlalchemy import select
 
+from migrator.archive import namespaces
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
 from migrator.archive.ingest import ensure_account
@@ -84,6 +85,14 @@ def pull_imap(account: Account, manifest: Manifest, store: BlobStore, emit: Emit
                 run.outcome, run.error = "failed", result.error
             emit(TaskFinished("pull", account.name, summary))
     return result
+
+
+def record_namespace(ctx: PullContext, planner: PlanningConnection) -> None:
+    """Keep the source's personal namespace for the push's folder mapping (where the server
+    has NAMESPACE; the push guesses for one that has not)."""
+    found = planner.retrying(planner.source_call(lambda s: s.namespace()))
+    if found is not None:
+        namespaces.save(ctx.store.root, ctx.name, found)
 
 
 class PlanningConnection:
@@ -160,6 +169,7 @@ def _pull(ctx: PullContext, source: ImapSource) -> None:
     interrupted = False
     try:
         present, chosen, statuses = planner.folders()
+        record_namespace(ctx, planner)
         with ctx.db_lock, ctx.manifest.session() as session:
             ids = sync_folders(session, ctx.account_id, present, chosen)
             states = {name: folder_state(session, ctx.account_id, row)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
 
+from migrator.archive import namespaces
 from migrator.archive.manifest import AccountRow, FolderRow
 from migrator.engine.push.context import PushContext
 from migrator.engine.push.rows import pending_totals, pins, target_counts
@@ -22,6 +23,7 @@ from migrator.folders import (
     TargetFolder,
     plan_folders,
 )
+from migrator.namespace import guess_prefix
 from migrator.targets.control import TargetControl
 
 
@@ -34,7 +36,18 @@ def load_folders(ctx: PushContext) -> list[SourceFolder]:
                                .order_by(FolderRow.name)).all()
         ctx.pins = pins(session, ctx.target, ctx.account_id)
     ctx.folder_names = {row.id: row.name for row in rows}
-    return [SourceFolder(row.name, row.delimiter, row.special_use) for row in rows]
+    prefix = source_prefix(ctx, [(row.name, row.delimiter) for row in rows])
+    return [SourceFolder(row.name, row.delimiter, row.special_use, prefix) for row in rows]
+
+
+def source_prefix(ctx: PushContext, folders: list[tuple[str, str | None]]) -> str:
+    """The source's personal namespace prefix as the pull recorded it from NAMESPACE; for an
+    archive pulled before that was recorded, or a source without NAMESPACE, a guess."""
+    recorded = namespaces.load(ctx.store.root, ctx.name)
+    if recorded is not None:
+        return recorded.prefix
+    delimiter = next((delim for _, delim in folders if delim), None)
+    return guess_prefix([name for name, _ in folders], delimiter)
 
 
 def make_plan(ctx: PushContext) -> FolderPlan:

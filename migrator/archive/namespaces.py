@@ -1,0 +1,49 @@
+"""The source's personal namespace, kept next to the archive for the push.
+
+The push maps archived folder names onto the target long after the pull talked to the source,
+so the pull records what NAMESPACE said (see migrator/namespace.py) in a small JSON file per
+account under `<archive>/namespaces/`, written atomically, so the manifest's schema stays as
+it is.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+
+from migrator.durable import atomic_write
+from migrator.errors import StorageError
+from migrator.namespace import Namespace
+
+DIRECTORY = "namespaces"
+
+
+def _path(root: Path, account: str) -> Path:
+    # account names are non-empty and have no '/'; quoting keeps '.' and '..' harmless too
+    return Path(root) / DIRECTORY / f"account-{urllib.parse.quote(account, safe='')}.json"
+
+
+def save(root: Path, account: str, namespace: Namespace) -> None:
+    """Remember the source namespace of `account` (rewritten only when it changed)."""
+    if load(root, account) == namespace:
+        return
+    path = _path(root, account)
+    payload = {"prefix": namespace.prefix, "delimiter": namespace.delimiter}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(payload).encode())
+    except OSError as exc:
+        raise StorageError(f"{account}: cannot write {path}: {exc.strerror}") from None
+
+
+def load(root: Path, account: str) -> Namespace | None:
+    """The recorded namespace, or None when no pull recorded one (POP3, older archives)."""
+    try:
+        data = json.loads(_path(root, account).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("prefix"), str):
+        return None
+    delimiter = data.get("delimiter")
+    return Namespace(data["prefix"], delimiter if isinstance(delimiter, str) else None)

@@ -19,6 +19,7 @@ from tests.integration.push_world import (
     target_count,
     write_world_config,
 )
+from tests.world.configs import Account, Config
 from tests.world.proxy import FaultProxy
 
 pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
@@ -75,7 +76,7 @@ def test_a_literal_cut_before_its_end_is_sent_again_without_waiting(
     fill_archive(tmp_path / "archive", messages)
     proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
     proxy.drop_in_literal("APPEND", nth=(2,), fraction=0.3)  # the big one, 8 MB in
-    config = config_via(proxy, tmp_path, oauth_service, certs, extra="connections = 1")
+    config = config_via(proxy, tmp_path, oauth_service, certs, extra={"connections": 1})
 
     result = run_cli("-c", config, "push", "bob")
 
@@ -182,11 +183,13 @@ def test_a_target_that_keeps_dropping_fails_its_account_and_the_others_go_on(
     fill_archive(tmp_path / "archive", carols, account="carol")
     proxy = fault_proxy(o365.imaps_port, tls_terminate=True, certs=certs)
     proxy.drop_at("LIST", rate=1.0)
-    config = write_world_config(
-        tmp_path, placeholder_source() + placeholder_source("carol"),
-        target_block(proxy.port, certs.ca_cert, oauth_service)
-        + target_block(o365.imaps_port, certs.ca_cert, oauth_service,
-                       mailbox="carol@contoso.test", account="carol"))
+    accounts = {
+        "bob": Account(placeholder_source(),
+                       target_block(proxy.port, certs.ca_cert, oauth_service)),
+        "carol": Account(placeholder_source(),
+                         target_block(o365.imaps_port, certs.ca_cert, oauth_service,
+                                      mailbox="carol@contoso.test"))}
+    config = Config(tmp_path / "archive", accounts).write(tmp_path / "migrator.toml")
 
     result = run_cli("-c", config, "push", "--all")
 

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
 from migrator.auth import TokenProvider
 from migrator.config import Endpoint
@@ -174,8 +175,10 @@ class TargetControl:
     def _create_special(client: IMAPClient, path: str, role: str) -> None:
         """CREATE with USE; a server that will not take the role gets a plain CREATE."""
         try:
-            client._command_and_check("create", client._normalise_folder(path),
-                                      f"(USE ({role}))", unpack=True)
+            typ, data = client._imap._simple_command(  # imapclient's CREATE takes no USE
+                "CREATE", client._normalise_folder(path), f"(USE ({role}))")
+            if typ != "OK":
+                raise IMAPClientError(b" ".join(d for d in data if isinstance(d, bytes)))
         except Exception as exc:
             if isinstance(imapconn.classify(exc), RetryableError) or client.folder_exists(path):
                 raise

@@ -239,3 +239,45 @@ def test_empty_folders_and_their_parents_reach_the_target(source_server, o365, o
     assert "1 folder(s) created" in healed.stdout
     assert "Clients/Acme/Old" in o365.folders(MAILBOX)
     assert run_cli("-c", config, "verify", "bob").status == ExitStatus.OK
+
+
+class OfferSpecialUse:
+    """Makes the target announce CREATE-SPECIAL-USE (RFC 6154), records each CREATE and
+    hands the server (Dovecot here, which lacks it) the CREATE without its USE list."""
+
+    def __init__(self) -> None:
+        self.creates: list[bytes] = []
+
+    def __call__(self) -> Rewrite:
+        outer = self
+
+        class Offer(Rewrite):
+            def server(self, unit: bytes) -> bytes:
+                return unit.replace(b"CAPABILITY IMAP4rev1", b"CAPABILITY IMAP4rev1 "
+                                    b"CREATE-SPECIAL-USE")
+
+            def client(self, unit: bytes) -> bytes:
+                parts = unit.split(b" ", 2)
+                if len(parts) == 3 and parts[1].upper() == b"CREATE":
+                    outer.creates.append(parts[2].strip())
+                    return re.sub(rb" \(USE \([^)]*\)\)", b"", unit)
+                return unit
+
+        return Offer()
+
+
+def test_created_folders_get_their_special_use_where_the_target_offers_it(
+        source_server, fault_proxy, tmp_path):
+    source_server.add_user("carol", SOURCE_PASSWORD)
+    fill_archive(tmp_path / "archive", [message(1), message(2, folder="Sent"),
+                                        message(3, folder="Lists.python")])
+    offer = OfferSpecialUse()
+    proxy = fault_proxy(source_server.imap_port, rewrite=offer)
+    config = write_world_config(tmp_path, placeholder_source(), imap_target(proxy.port))
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert sorted(offer.creates) == [b'"Lists"', b'"Lists.python"',
+                                   b'"Sent" (USE (\\Sent))']
+    assert {"Sent", "Lists", "Lists.python"} <= set(source_server.folders("carol"))

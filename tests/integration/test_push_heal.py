@@ -27,6 +27,7 @@ from tests.integration.push_world import (
     write_world_config,
 )
 from tests.world.configs import Endpoint
+from tests.world.mailstore import SeedMessage
 from tests.world.proxy import Rewrite
 
 pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
@@ -281,3 +282,30 @@ def test_created_folders_get_their_special_use_where_the_target_offers_it(
     assert sorted(offer.creates) == [b'"Lists"', b'"Lists.python"',
                                    b'"Sent" (USE (\\Sent))']
     assert {"Sent", "Lists", "Lists.python"} <= set(source_server.folders("carol"))
+
+
+def test_a_lost_append_the_target_stored_resized_is_not_sent_twice(source_server, tmp_path):
+    source_server.add_user("carol", SOURCE_PASSWORD)
+    messages = [message(n) for n in range(6)]
+    fill_archive(tmp_path / "archive", messages)
+    config = write_world_config(tmp_path, placeholder_source(),
+                                imap_target(source_server.imap_port))
+    assert run_cli("-c", config, "push", "bob").status == ExitStatus.OK
+    # as if the reply to the APPEND of message 2 was lost, and the server stored it with a
+    # header of its own (another size), under the INTERNALDATE it was appended with
+    with sqlite3.connect(tmp_path / "archive" / "manifest.sqlite") as db:
+        db.execute("UPDATE pushes SET state = 'intent', target_uid = NULL, "
+                   "target_uidvalidity = NULL WHERE message_id = 3")
+    stored = source_server.list_messages("carol", "INBOX")
+    source_server.doveadm("expunge", "-u", "carol", "mailbox", "INBOX", "uid",
+                          str(stored[2].uid))
+    source_server.seed("carol", "INBOX", [SeedMessage(b"X-Scanned: clean\r\n" + messages[2].raw,
+                                                      messages[2].flags,
+                                                      messages[2].internaldate)])
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert "pushed 0, already there 1" in result.stdout
+    assert len(source_server.list_messages("carol", "INBOX")) == 6
+    assert push_states(tmp_path / "archive") == {"done": 6}

@@ -61,7 +61,11 @@ def recheck(ctx: PushContext, control: TargetControl,
 
 def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, folder: str,
                   messages: Sequence[Candidate]) -> list[Outcome]:
-    selected, uids = _listing(ctx, control, folder)
+    try:
+        selected, uids = _listing(ctx, control, folder)
+    except FolderError as exc:  # listed but not selectable now: nothing can be concluded
+        log.info("%s: cannot check %s: %s", ctx.name, folder, exc)
+        return []
     if selected is None:
         return [Outcome(m.id, FAILED, folder, note=f"target folder {folder} is gone: sent "
                         "again") for m in messages]
@@ -87,7 +91,7 @@ def _listing(ctx: PushContext, control: TargetControl,
         selected, uids = control.uids(folder)
     except FolderError as exc:
         if folder in {f.name for f in ctx.layout.existing}:
-            raise  # listed but not selectable now: nothing can be concluded
+            raise
         log.info("%s: %s", ctx.name, exc)
         return None, set()
     ctx.selected[folder] = selected

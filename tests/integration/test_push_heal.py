@@ -20,6 +20,7 @@ from tests.integration.push_world import (
     SOURCE_PASSWORD_ENV,
     assert_target_matches,
     fill_archive,
+    grant_mailbox,
     message,
     placeholder_source,
     push_states,
@@ -309,3 +310,24 @@ def test_a_lost_append_the_target_stored_resized_is_not_sent_twice(source_server
     assert "pushed 0, already there 1" in result.stdout
     assert len(source_server.list_messages("carol", "INBOX")) == 6
     assert push_states(tmp_path / "archive") == {"done": 6}
+
+
+def test_migrate_with_an_oversize_message_is_partial_and_says_so(
+        source_server, office365_factory, oauth_service, certs, tmp_path):
+    server = office365_factory(max_mail_size="1M")
+    grant_mailbox(oauth_service, server)
+    source_server.add_user("alice", SOURCE_PASSWORD)
+    big = message(99, size=1_500_000, mid="big")
+    source_server.seed("alice", "INBOX", [SeedMessage(m.raw, m.flags, m.internaldate)
+                                          for m in [message(1), message(2), big]])
+    source = Endpoint("imap", port=source_server.imap_port, security="plain",
+                      username="alice", password=f"env:{SOURCE_PASSWORD_ENV}", timeout=20)
+    config = write_world_config(tmp_path, source,
+                                target_block(server.imaps_port, certs.ca_cert, oauth_service))
+
+    result = run_cli("-c", config, "migrate", "bob")
+
+    assert result.status == ExitStatus.PARTIAL, result.stdout + result.stderr
+    assert "migrate bob: partial: pulled 3, pushed 2" in result.stdout
+    assert "verified: 2 present, 0 missing, 1 refused" in result.stdout
+    assert "<big@push.example>" in result.stderr

@@ -116,3 +116,26 @@ def test_pop3_blobs_are_fetched_again_by_uidl(source_server, tmp_path):
     assert run_cli("-c", config, "verify", "--archive").status == ExitStatus.OK
     assert rows(archive) == before
     assert len(source_server.list_messages(pop3_world.USER, "INBOX")) == 8  # nothing deleted
+
+
+def test_a_lost_source_connection_is_one_line_and_a_rerun_completes(source_server, tmp_path,
+                                                                    fault_proxy):
+    source_server.add_user("alice")
+    source_server.seed("alice", "INBOX", [SeedMessage(raw(n), (), WHEN) for n in range(6)])
+    config = source_config(tmp_path, source_server)
+    archive = tmp_path / "archive"
+    assert run_cli("-c", config, "pull", "alice").status == ExitStatus.OK
+    damage(archive, raw(2), raw(4))
+    proxy = fault_proxy(source_server.imap_port)
+    proxy.drop_after_bytes(3000, "s2c", connections=(1,))  # in the middle of the FETCH
+    cut = source_config(tmp_path, source_server, port=proxy.port)
+
+    result = run_cli("-c", cut, "repair", "alice")
+
+    assert result.status == ExitStatus.CONNECTION, result.stdout + result.stderr
+    assert "source connection lost during repair" in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("migrator: error") == 1
+    direct = source_config(tmp_path, source_server)
+    again = run_cli("-c", direct, "repair", "alice")
+    assert again.status == ExitStatus.OK, again.stderr
+    assert run_cli("-c", direct, "verify", "--archive").status == ExitStatus.OK

@@ -8,16 +8,19 @@ archived content with something else.
 
 from __future__ import annotations
 
+import imaplib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
 
 from migrator.config import Account
 from migrator.engine.repair.damage import Copy, Damaged, Restorer
+from migrator.errors import ConnectionLost
 from migrator.sources import pop3
 from migrator.sources.imap import Folder, ImapSource
 from migrator.sources.imap_wire import CommandFailed, quote
 from migrator.wire import imapconn
+from migrator.wire.tls import describe_os_error
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,10 @@ def from_imap(account: Account, damaged: list[Damaged], restorer: Restorer) -> d
                 _folder(source, key, copies, restorer)
             except CommandFailed as exc:
                 problems[key.folder] = f"the source refused folder {key.folder}: {exc.text}"
+    except (imaplib.IMAP4.abort, OSError) as exc:  # what was repaired so far is durable
+        raise ConnectionLost(f"{account.name}: source connection lost during repair "
+                             f"({describe_os_error(exc)}); {len(restorer.restored)} blob(s) "
+                             "repaired so far are kept: run repair again") from None
     finally:
         source.close()
     return problems

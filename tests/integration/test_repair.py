@@ -54,7 +54,8 @@ def test_deleted_and_corrupted_blobs_are_fetched_again_by_uid(source_server, tmp
     assert run_cli("-c", config, "pull", "alice").status == ExitStatus.OK
     before = rows(archive)
     damage(archive, raw(2), raw(12))
-    assert run_cli("-c", config, "verify", "--archive").status == ExitStatus.VERIFY
+    damaged = run_cli("-c", config, "verify", "--archive")
+    assert damaged.status == ExitStatus.VERIFY and "migrator repair ACCOUNT" in damaged.stdout
 
     result = run_cli("-c", config, "repair", "alice")
 

@@ -56,6 +56,9 @@ def verify_archive(ctx: Context) -> ExitStatus:
                 f"{counts['corrupted']} corrupted, {counts['orphan_rows']} orphan rows"
                 + (f", {counts['unreferenced_files']} unreferenced files (harmless)"
                    if counts["unreferenced_files"] else ""))
+        if counts["missing"] or counts["corrupted"]:
+            ctx.out("archive: `migrator repair ACCOUNT` fetches missing and corrupted "
+                    "messages again from the source")
     return ExitStatus.OK if report.ok else ExitStatus.VERIFY
 
 

@@ -35,9 +35,11 @@ def recheck(ctx: PushContext, control: TargetControl,
             folders: Iterable[str] | None = None) -> list[Candidate]:
     """Compare done rows (of `folders`, default all) with the target; return those gone,
     which are now `failed` and so pushed again."""
+    wanted = set(folders) if folders is not None else None
+    if wanted is not None and not wanted:
+        return []
     with ctx.manifest.session() as session:
         done = in_state(session, ctx.target, ctx.targets, [DONE])
-    wanted = set(folders) if folders is not None else None
     by_folder: dict[str, list[Candidate]] = defaultdict(list)
     for message in done:
         folder = message.target_folder or ""

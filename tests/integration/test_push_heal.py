@@ -294,12 +294,14 @@ def test_a_lost_append_the_target_stored_resized_is_not_sent_twice(source_server
     assert run_cli("-c", config, "push", "bob").status == ExitStatus.OK
     # as if the reply to the APPEND of message 2 was lost, and the server stored it with a
     # header of its own (another size), under the INTERNALDATE it was appended with
+    lost = next(m for m in source_server.list_messages("carol", "INBOX")
+                if m.raw == messages[2].raw)
     with sqlite3.connect(tmp_path / "archive" / "manifest.sqlite") as db:
-        db.execute("UPDATE pushes SET state = 'intent', target_uid = NULL, "
-                   "target_uidvalidity = NULL WHERE message_id = 3")
-    stored = source_server.list_messages("carol", "INBOX")
-    source_server.doveadm("expunge", "-u", "carol", "mailbox", "INBOX", "uid",
-                          str(stored[2].uid))
+        changed = db.execute("UPDATE pushes SET state = 'intent', target_uid = NULL, "
+                             "target_uidvalidity = NULL WHERE target_uid = ?",
+                             (lost.uid,)).rowcount
+    assert changed == 1
+    source_server.doveadm("expunge", "-u", "carol", "mailbox", "INBOX", "uid", str(lost.uid))
     source_server.seed("carol", "INBOX", [SeedMessage(b"X-Scanned: clean\r\n" + messages[2].raw,
                                                       messages[2].flags,
                                                       messages[2].internaldate)])

@@ -56,7 +56,8 @@ def outcome_of(row: BatchRow, results: Sequence[JobResult], seconds: float) -> M
         outcome.exit_status = max(outcome.exit_status, result.exit_status)
         if "verify_missing" in result.counts:  # the job compared archive and target
             outcome.verified = not (result.counts["verify_missing"]
-                                    or result.counts.get("verify_duplicates", 0))
+                                    or result.counts.get("verify_duplicates", 0)
+                                    or result.counts.get("verify_missing_folders", 0))
     if outcome.error:
         outcome.state = "failed"
     elif outcome.failures or outcome.verified is False:

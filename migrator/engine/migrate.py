@@ -93,14 +93,16 @@ def merge(result: JobResult, stage: str, part: JobResult) -> None:
 
 def merge_report(result: JobResult, report: TargetReport) -> None:
     totals = report.totals()
-    for key in ("present", "missing", "refused", "duplicates", "extras"):
+    for key in ("present", "missing", "refused", "duplicates", "extras", "missing_folders"):
         result.counts[f"verify_{key}"] = totals[key]
     for folder in report.folders:
+        if folder.folder_missing:
+            result.fail(f"verify: folder missing at the target: {folder.target}")
         for ref in folder.missing:
             result.fail(f"verify: missing in {folder.target}: {ref}")
         if folder.duplicates:
             result.fail(f"verify: {folder.duplicates} duplicate(s) in {folder.target}")
-    if not report.ok:
+    if not report.ok:  # refused messages alone leave it PARTIAL (the push said so)
         result.exit_status = max(result.exit_status, ExitStatus.VERIFY)
 
 

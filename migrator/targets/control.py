@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
 from migrator.auth import TokenProvider
 from migrator.config import Endpoint
@@ -145,8 +146,12 @@ class TargetControl:
 
         return self.run("LIST", read)
 
-    def ensure(self, name: str, layout: TargetLayout) -> int:
-        """Create `name` and any missing parent; how many folders were created."""
+    def ensure(self, name: str, layout: TargetLayout, role: str | None = None) -> int:
+        """Create `name` and any missing parent; how many folders were created.
+
+        `role` (a special-use attribute) is given to `name` itself where the target offers
+        CREATE-SPECIAL-USE (RFC 6154), so mail clients find the folder by its role.
+        """
         existing = {self._key(f.name, layout) for f in layout.existing}
         parts = name.split(layout.delimiter)
         created = 0
@@ -156,7 +161,8 @@ class TargetControl:
                 continue
             if path + layout.delimiter == layout.prefix:
                 continue
-            self.run(f"CREATE {path}", partial(self._create, path=path))
+            use = role if path == name and role else None
+            self.run(f"CREATE {path}", partial(self._create, path=path, role=use))
             existing.add(self._key(path, layout))
             created += 1
         return created
@@ -165,9 +171,12 @@ class TargetControl:
     def _key(name: str, layout: TargetLayout) -> str:
         return name.casefold() if layout.case_insensitive else name
 
-    def _create(self, client: IMAPClient, path: str) -> None:
+    def _create(self, client: IMAPClient, path: str, role: str | None = None) -> None:
         try:
-            client.create_folder(path)
+            if role and client.has_capability("CREATE-SPECIAL-USE"):
+                self._create_special(client, path, role)
+            else:
+                client.create_folder(path)
         except Exception as exc:
             if isinstance(imapconn.classify(exc), RetryableError) or not client.folder_exists(path):
                 raise
@@ -176,6 +185,21 @@ class TargetControl:
         except Exception:  # subscriptions are a courtesy to mail clients
             log.debug("could not subscribe %s", path)
         log.info("%s: created target folder %s", self.account, path)
+
+    @staticmethod
+    def _create_special(client: IMAPClient, path: str, role: str) -> None:
+        """CREATE with USE; a server that will not take the role gets a plain CREATE."""
+        try:
+            typ, data = client._imap._simple_command(  # imapclient's CREATE takes no USE
+                "CREATE", client._normalise_folder(path), f"(USE ({role}))")
+            if typ != "OK":
+                raise IMAPClientError(b" ".join(d for d in data if isinstance(d, bytes)))
+        except Exception as exc:
+            if isinstance(imapconn.classify(exc), RetryableError) or client.folder_exists(path):
+                raise
+            log.info("target refused special use %s for %s (%s); creating it plainly",
+                     role, path, _reason(exc))
+            client.create_folder(path)
 
     def select(self, name: str) -> Selected:
         return self.run(f"SELECT {name}", lambda c: self._select(c, name))
@@ -188,6 +212,14 @@ class TargetControl:
                         tuple(_text(f) for f in flags) if flags is not None else None)
 
     # -- messages -----------------------------------------------------------------------
+    def uids(self, name: str) -> tuple[Selected, set[int]]:
+        """SELECT a folder and list its UIDs: the cheap check that recorded pushes are there."""
+        def read(client: IMAPClient) -> tuple[Selected, set[int]]:
+            selected = self._select(client, name)
+            return selected, (set(client.search("ALL")) if selected.exists else set())
+
+        return self.run(f"UID SEARCH in {name}", read)
+
     def index(self, name: str) -> tuple[Selected, list[TargetEntry]]:
         """Every message of a folder: UID, size and identity (header fields only)."""
         def read(client: IMAPClient) -> tuple[Selected, list[TargetEntry]]:

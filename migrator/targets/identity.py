@@ -3,8 +3,10 @@
 Exchange re-renders what it stores, so a pushed message is found again by its Message-ID, or,
 where it has none, by a fingerprint of Date, From and Subject (decoded and whitespace-folded,
 so a re-encoded header still matches). On other servers the size is checked as well; Dovecot
-and most servers store a bare LF as CRLF, so both sizes count. Matching is by multiset: two
-identical messages in a folder need two messages at the target.
+and most servers store a bare LF as CRLF, so both sizes count. A server that changed the size
+(a header added, say) still matches when the INTERNALDATE the message was appended with and
+the fingerprint agree; never by size alone. Matching is by multiset: two identical messages in
+a folder need two messages at the target.
 """
 
 from __future__ import annotations
@@ -97,6 +99,24 @@ def _fits(wanted: Wanted, entry: TargetEntry) -> bool:
             or wanted.internaldate == entry.internaldate)
 
 
+def _fits_resized(wanted: Wanted, entry: TargetEntry) -> bool:
+    """A target that changed the size (added a header, re-encoded): the same message only
+    if it has the INTERNALDATE it was appended with and the same Date/From/Subject, on
+    top of the identity the pool was chosen by. Never by size alone."""
+    if not wanted.sizes or entry.size in wanted.sizes:
+        return False
+    if wanted.internaldate is None or entry.internaldate != wanted.internaldate:
+        return False
+    mine, theirs = wanted.identity.fingerprint, entry.identity.fingerprint
+    return not (mine and theirs and mine != theirs)
+
+
+def _undecidable(wanted: Wanted, entry: TargetEntry) -> bool:
+    """Same Message-ID, another size, and no INTERNALDATE to tell: it may be ours."""
+    return bool(wanted.sizes) and entry.size not in wanted.sizes and (
+        wanted.internaldate is None or entry.internaldate is None)
+
+
 class Matcher:
     """Hands out target messages to archived ones, each target message at most once.
 
@@ -124,22 +144,34 @@ class Matcher:
                 self.by_date[entry.internaldate].append(entry)
 
     def claim(self, wanted: Wanted) -> TargetEntry | None:
-        """The first unclaimed target message with the same identity (and size), if any."""
+        """The first unclaimed target message with the same identity (and size), if any;
+        failing that, one the target resized whose INTERNALDATE and fingerprint agree."""
+        pool = self._pool(wanted)
+        for fits in (_fits, _fits_resized):
+            for entry in pool:
+                if entry.uid in self.free and fits(wanted, entry):
+                    del self.free[entry.uid]
+                    return entry
+        return None
+
+    def undecided(self, wanted: Wanted) -> TargetEntry | None:
+        """After `claim` found nothing: an unclaimed message with the same Message-ID that
+        only its size sets apart and nothing else can tell (sending again may duplicate)."""
+        if not wanted.identity.message_id:
+            return None
+        return next((entry for entry in self._pool(wanted)
+                     if entry.uid in self.free and _undecidable(wanted, entry)), None)
+
+    def _pool(self, wanted: Wanted) -> list[TargetEntry]:
         identity = wanted.identity
         if identity.message_id:
-            pool = self.by_id.get(identity.message_id)
-        elif identity.fingerprint:
-            pool = self.by_fingerprint.get(identity.fingerprint)
-        elif wanted.internaldate is not None:
-            pool = [entry for entry in self.by_date.get(wanted.internaldate, ())
+            return self.by_id.get(identity.message_id, [])
+        if identity.fingerprint:
+            return self.by_fingerprint.get(identity.fingerprint, [])
+        if wanted.internaldate is not None:
+            return [entry for entry in self.by_date.get(wanted.internaldate, ())
                     if entry.identity.message_id not in self.known_ids]
-        else:
-            pool = None
-        for entry in pool or ():
-            if entry.uid in self.free and _fits(wanted, entry):
-                del self.free[entry.uid]
-                return entry
-        return None
+        return []
 
     def take(self, uid: int) -> TargetEntry | None:
         """Claim a target message by UID (content matched by the caller)."""

@@ -108,9 +108,10 @@ def test_oversize_message_is_refused_reported_and_the_rest_arrives(
     assert len(reasons) == 1 and "refused" in reasons[0]
     again = run_cli("-c", config, "push", "bob")  # a refusal is not retried every run
     assert "pushed 0" in again.stdout and target_count(server) == 20
-    verified = run_cli("-c", config, "verify", "bob")
-    assert verified.status == ExitStatus.VERIFY
+    verified = run_cli("-c", config, "verify", "bob")  # one rule: a refusal is PARTIAL
+    assert verified.status == ExitStatus.PARTIAL, verified.stdout
     assert "refused by the target in INBOX: <big@push.example>" in verified.stdout
+    assert "verify bob: partial (refused by the target): 20 of 21 present" in verified.stdout
 
 
 def test_messages_already_at_the_target_are_not_pushed_again(o365, oauth_service, certs,

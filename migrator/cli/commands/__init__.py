@@ -8,8 +8,9 @@ from migrator.cli.commands import (
     migrate,
     pull,
     push,
+    repair,
     status,
     verify,
 )
 
-COMMANDS = [config_check, status, verify, pull, backup, batch, push, migrate, auth]
+COMMANDS = [config_check, status, verify, pull, backup, batch, push, migrate, repair, auth]

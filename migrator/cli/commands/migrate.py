@@ -57,5 +57,7 @@ def summary_line(result: JobResult) -> str:
              f"{human_bytes(counts['push_bytes'])} pushed in {counts['push_seconds']}s"]
     if "verify_missing" in counts:
         parts.append(f"verified: {counts['verify_present']} present, "
-                     f"{counts['verify_missing']} missing")
+                     f"{counts['verify_missing']} missing, {counts['verify_refused']} refused"
+                     + (f", {counts['verify_missing_folders']} folder(s) missing"
+                        if counts["verify_missing_folders"] else ""))
     return f"migrate {result.account}: {result.outcome}: " + ", ".join(parts)

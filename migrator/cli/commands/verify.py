@@ -55,6 +55,9 @@ def verify_archive(ctx: Context) -> ExitStatus:
                 f"{counts['corrupted']} corrupted, {counts['orphan_rows']} orphan rows"
                 + (f", {counts['unreferenced_files']} unreferenced files (harmless)"
                    if counts["unreferenced_files"] else ""))
+        if counts["missing"] or counts["corrupted"]:
+            ctx.out("archive: `migrator repair ACCOUNT` fetches missing and corrupted "
+                    "messages again from the source")
     return ExitStatus.OK if report.ok else ExitStatus.VERIFY
 
 
@@ -88,6 +91,8 @@ def report_result(report: TargetReport) -> JobResult:
     result.counts.update(report.totals())
     if not report.ok:
         result.exit_status = ExitStatus.VERIFY
+    elif report.refused:  # everything the target would take is there: PARTIAL, not VERIFY
+        result.exit_status = ExitStatus.PARTIAL
     return result
 
 
@@ -107,6 +112,8 @@ def show_report(ctx: Context, report: TargetReport) -> None:
                 f"{len(f.missing):>7}  {len(f.refused):>7}  {f.duplicates:>5}  {f.extras:>5}"
                 + (f"  {len(f.changed):>7}" if report.byte_check else ""))
     for f in report.folders:
+        if f.folder_missing:
+            ctx.out(f"  missing folder: {f.target} (from {', '.join(f.sources)})")
         for what, refs in (("missing", f.missing), ("refused by the target", f.refused),
                            ("bytes differ", f.changed)):
             for ref in refs:
@@ -114,7 +121,16 @@ def show_report(ctx: Context, report: TargetReport) -> None:
     for mapping in report.skipped:
         ctx.out(f"  not compared: {mapping.describe()}")
     totals = report.totals()
-    ctx.out(f"verify {report.account}: {'ok' if report.ok else 'DIFFERENCES'}: "
+    ctx.out(f"verify {report.account}: {verdict(report)}: "
             f"{totals['present']} of {totals['expected']} present, {totals['missing']} missing, "
+            + (f"{totals['missing_folders']} missing folder(s), " if totals["missing_folders"]
+               else "") +
             f"{totals['refused']} refused, {totals['duplicates']} duplicates, "
             f"{totals['extras']} extra at the target")
+
+
+def verdict(report: TargetReport) -> str:
+    """ok, partial (only messages the target refused are absent) or DIFFERENCES."""
+    if not report.ok:
+        return "DIFFERENCES"
+    return "partial (refused by the target)" if report.refused else "ok"

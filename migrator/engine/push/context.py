@@ -85,6 +85,8 @@ class PushContext:
     selected: dict[str, Selected] = field(default_factory=dict)  # target folder -> SELECT
     matchers: dict[str, Matcher] = field(default_factory=dict)  # target folder -> index
     failed_now: set[int] = field(default_factory=set)  # message ids failed in this run
+    refused_folders: dict[str, str] = field(default_factory=dict)  # target folder -> why
+    roles: dict[str, str] = field(default_factory=dict)  # source folder -> special use
     sent_now: dict[int, int] = field(default_factory=dict)  # unknown outcome: id -> size
     dropped_keywords: Counter[str] = field(default_factory=Counter)
     parallelism: Parallelism | None = None

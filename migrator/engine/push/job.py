@@ -25,11 +25,13 @@ from migrator.engine.events import Emit, Notice, TaskFinished, TaskStarted, Task
 from migrator.engine.push.context import Parallelism, PushContext
 from migrator.engine.push.plan import (
     FolderPreview,
+    create_folder_tree,
     make_plan,
     preview,
-    ready_folder,
+    ready_or_refused,
     replan_if_new_folders,
 )
+from migrator.engine.push.recheck import not_kept, recheck
 from migrator.engine.push.reconcile import Finder, already_there, needs_index, reconcile
 from migrator.engine.push.rows import Candidate, in_state, pending, pending_totals
 from migrator.engine.push.worker import Chunk, PushWorker
@@ -45,6 +47,7 @@ CHUNK = 48  # messages per intent transaction (a pipeline window holds 64)
 PAGE = 2000  # candidates read from the manifest at once
 POLL = 0.3  # seconds between looks for new messages while a pull still runs
 MAX_ROUNDS = 8
+AFTER_CHECKS = 2  # checks after pushing: the second finding loss ends the run PARTIAL
 SUMMARY_KEYS = ("pushed", "already_there", "refused", "failed", "bytes")
 
 
@@ -77,6 +80,7 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
             make_plan(ctx)
             _start(ctx)
             _rounds(ctx, control, source_done)
+            create_folder_tree(ctx, control)
             outcome = ctx.result.outcome
         finally:
             control.close()
@@ -113,6 +117,23 @@ def _start(ctx: PushContext) -> None:
 
 def _rounds(ctx: PushContext, control: TargetControl,
             source_done: Callable[[], bool] | None) -> None:
+    """Re-check what earlier runs left at the target, push, then check what this run sent:
+    a message the target accepted but does not keep is sent again (once)."""
+    if recheck(ctx, control):
+        _totals(ctx)
+    _push_rounds(ctx, control, source_done)
+    for attempt in range(AFTER_CHECKS):
+        gone = recheck(ctx, control, set(ctx.fed.values()))
+        if not gone:
+            return
+        if attempt == AFTER_CHECKS - 1:
+            not_kept(ctx, gone)
+            return
+        _push_rounds(ctx, control, None)
+
+
+def _push_rounds(ctx: PushContext, control: TargetControl,
+                 source_done: Callable[[], bool] | None) -> None:
     finder = Finder(ctx, control)
     for _ in range(MAX_ROUNDS):
         reconcile(ctx, control)
@@ -216,7 +237,11 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
 def _feed_folder(ctx: PushContext, control: TargetControl, finder: Finder,
                  work: queue.Queue[Chunk | None], folder: str, messages: list[Candidate],
                  threads: list[threading.Thread]) -> bool:
-    ready_folder(ctx, control, folder)
+    if not ready_or_refused(ctx, control, folder):
+        fresh = [m for m in messages if m.id not in ctx.failed_now]
+        ctx.failed_now.update(m.id for m in fresh)  # they stay pending for the next run
+        ctx.count("failed", len(fresh))
+        return True
     if needs_index(ctx, folder):
         finder.refresh(folder)
     messages = already_there(ctx, finder, folder, messages)

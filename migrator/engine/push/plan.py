@@ -14,13 +14,15 @@ from sqlalchemy import func, select
 from migrator.archive import namespaces
 from migrator.archive.manifest import AccountRow, FolderRow
 from migrator.engine.push.context import PushContext
-from migrator.engine.push.rows import pending_totals, pins, target_counts
+from migrator.engine.push.rows import pending_totals, pins, record_failure, target_counts
+from migrator.errors import FolderError
 from migrator.folders import (
     FolderMapping,
     FolderPlan,
     FolderRules,
     SourceFolder,
     TargetFolder,
+    TargetLayout,
     plan_folders,
 )
 from migrator.namespace import guess_prefix
@@ -36,6 +38,7 @@ def load_folders(ctx: PushContext) -> list[SourceFolder]:
                                .order_by(FolderRow.name)).all()
         ctx.pins = pins(session, ctx.target, ctx.account_id)
     ctx.folder_names = {row.id: row.name for row in rows}
+    ctx.roles = {row.name: row.special_use for row in rows if row.special_use}
     prefix = source_prefix(ctx, [(row.name, row.delimiter) for row in rows])
     return [SourceFolder(row.name, row.delimiter, row.special_use, prefix) for row in rows]
 
@@ -78,17 +81,84 @@ def ready_folder(ctx: PushContext, control: TargetControl, folder: str) -> None:
     """Create the target folder (and parents) if missing, and learn its PERMANENTFLAGS."""
     if folder in ctx.selected:
         return
+    ensure_folder(ctx, control, folder)
+    ctx.selected[folder] = control.select(folder)
+
+
+def ensure_folder(ctx: PushContext, control: TargetControl, folder: str) -> None:
+    """Create the target folder and its missing parents (with its role where the target
+    can set one), and remember them in the layout."""
     assert ctx.layout is not None
-    created = control.ensure(folder, ctx.layout)
+    role = _role_to_create(ctx, folder)
+    created = control.ensure(folder, ctx.layout, role)
     if created:
         ctx.count("folders_created", created)
         known = {f.name for f in ctx.layout.existing}
         parts = folder.split(ctx.layout.delimiter)
-        added = tuple(TargetFolder(ctx.layout.delimiter.join(parts[:n]))
+        added = tuple(TargetFolder(path, role if path == folder else None)
                       for n in range(1, len(parts) + 1)
-                      if ctx.layout.delimiter.join(parts[:n]) not in known)
+                      if (path := ctx.layout.delimiter.join(parts[:n])) not in known)
         ctx.layout = replace(ctx.layout, existing=ctx.layout.existing + added)
-    ctx.selected[folder] = control.select(folder)
+
+
+def _role_to_create(ctx: PushContext, folder: str) -> str | None:
+    """The special use of the archived folder(s) going to `folder`, unless the target
+    already has a folder with that role."""
+    assert ctx.layout is not None and ctx.plan is not None
+    taken = {f.special_use for f in ctx.layout.existing if f.special_use}
+    roles = {ctx.roles[m.source] for m in ctx.plan.mappings
+             if m.target == folder and m.source in ctx.roles}
+    return next((role for role in sorted(roles) if role not in taken), None)
+
+
+def ready_or_refused(ctx: PushContext, control: TargetControl, folder: str) -> bool:
+    """`ready_folder`, isolated: a folder the target refuses is a failure of that folder
+    alone (recorded once per run); the caller leaves its messages pending."""
+    if folder in ctx.refused_folders:
+        return False
+    try:
+        ready_folder(ctx, control, folder)
+    except FolderError as exc:
+        refuse_folder(ctx, folder, str(exc))
+        return False
+    return True
+
+
+def refuse_folder(ctx: PushContext, folder: str, reason: str) -> None:
+    ctx.refused_folders[folder] = reason
+    ctx.count("folders_refused")
+    ctx.fail(f"folder {folder}: {reason}; its messages stay to push, the next run tries again")
+    with ctx.manifest.session() as session:
+        record_failure(session, ctx.run_id, ctx.account_id, folder, "folder", reason)
+
+
+def create_folder_tree(ctx: PushContext, control: TargetControl) -> None:
+    """Every planned target folder exists at the end of a push, empty ones included."""
+    make_plan(ctx)  # `migrate`: folders the pull found since the plan was made
+    assert ctx.plan is not None and ctx.layout is not None
+    layout = ctx.layout
+    existing = {_key(f.name, layout) for f in layout.existing}
+    wanted = sorted({m.target for m in ctx.plan.mappings if m.target is not None})
+    for folder in wanted:
+        if _key(folder, layout) in existing or folder.upper() == "INBOX" \
+                or folder in ctx.refused_folders:
+            continue
+        try:
+            ensure_folder(ctx, control, folder)
+        except FolderError as exc:
+            refuse_folder(ctx, folder, str(exc))
+
+
+def missing_folders(ctx: PushContext) -> set[str]:
+    """Planned target folders the target's layout does not list (INBOX always exists)."""
+    assert ctx.plan is not None and ctx.layout is not None
+    existing = {_key(f.name, ctx.layout) for f in ctx.layout.existing}
+    return {m.target for m in ctx.plan.mappings if m.target is not None
+            and m.target.upper() != "INBOX" and _key(m.target, ctx.layout) not in existing}
+
+
+def _key(name: str, layout: TargetLayout) -> str:
+    return name.casefold() if layout.case_insensitive else name
 
 
 @dataclass(frozen=True)

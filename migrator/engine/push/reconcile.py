@@ -54,6 +54,7 @@ QUIET_CHECKS = 10  # how often a folder's message count is re-read until it stop
 QUIET_WAIT = 0.5
 FOUND_NOTE = "found at the target after an APPEND with unknown outcome"
 RESEND_NOTE = "APPEND outcome unknown and not found at the target: sent again"
+UNDECIDED_NOTE = "APPEND outcome unknown; a target message differs only by size: not sent"
 
 
 class Finder:
@@ -108,8 +109,7 @@ class Finder:
             return Wanted(message.id, Identity(message.message_id, ""),
                           internaldate=int(date.timestamp()) if date is not None else None)
         data = data if data is not None else self.ctx.store.read(message.sha256)
-        identity = (Identity(message.message_id, "") if message.message_id
-                    else Identity("", identity_of(data).fingerprint))
+        identity = Identity(message.message_id or "", identity_of(data).fingerprint)
         sizes = frozenset({len(data), crlf_size(data)}) if self.check_sizes else frozenset()
         date = date or delivery_date(data)
         return Wanted(message.id, identity, sizes,
@@ -135,6 +135,10 @@ class Finder:
                 return matcher.take(uid)
         return None
 
+    def undecided(self, matcher: Matcher, message: Candidate) -> TargetEntry | None:
+        """A target message that may be this one but only differs by size (see Matcher)."""
+        return matcher.undecided(self.wanted(message)) if self.check_sizes else None
+
     def might_have(self, matcher: Matcher, message: Candidate) -> bool:
         """Cheap test before reading a blob: is anything at the target a candidate at all?"""
         if message.message_id:
@@ -149,6 +153,7 @@ def reconcile(ctx: PushContext, control: TargetControl) -> int:
     """
     with ctx.manifest.session() as session:
         intents = in_state(session, ctx.target, ctx.folder_names, [INTENT], live_only=False)
+    intents = [m for m in intents if m.id not in ctx.failed_now]  # reported undecided
     if not intents:
         return 0
     _grace(ctx)
@@ -201,6 +206,9 @@ def _settle_folder(ctx: PushContext, finder: Finder, control: TargetControl, fol
     outcomes, flagged = [], []
     for message in messages:
         entry = finder.find(folder, matcher, message) if folder else None
+        if entry is None and folder and (doubt := finder.undecided(matcher, message)):
+            outcomes.append(_undecided(ctx, folder, message, doubt))
+            continue
         if entry is None:
             outcomes.append(Outcome(message.id, FAILED, folder or None, note=RESEND_NOTE))
             continue
@@ -210,6 +218,18 @@ def _settle_folder(ctx: PushContext, finder: Finder, control: TargetControl, fol
     if flagged:  # the STORE after the APPEND may never have happened
         control.add_flags(folder, flagged, ["\\Flagged"])
     return outcomes
+
+
+def _undecided(ctx: PushContext, folder: str, message: Candidate,
+               doubt: TargetEntry) -> Outcome:
+    """Prefer a report to a possible duplicate: the intent stays, named on stderr."""
+    ctx.failed_now.add(message.id)
+    ctx.count("undecided")
+    ctx.fail(f"{folder}: {message.message_id}: APPEND outcome unknown; target UID {doubt.uid} "
+             "has this Message-ID but another size and no INTERNALDATE to tell: not sent "
+             "again, to avoid a duplicate (if that UID is another message, delete it there "
+             "and run push again)")
+    return Outcome(message.id, INTENT, folder, note=UNDECIDED_NOTE)
 
 
 def already_there(ctx: PushContext, finder: Finder, folder: str,

@@ -21,7 +21,7 @@ from migrator.config import Account
 from migrator.engine.events import Emit, TaskAdvanced, TaskFinished, TaskStarted
 from migrator.engine.push.context import PushContext
 from migrator.engine.push.job import new_context
-from migrator.engine.push.plan import make_plan
+from migrator.engine.push.plan import make_plan, missing_folders
 from migrator.engine.push.reconcile import Finder
 from migrator.engine.push.rows import DONE, REFUSED, Candidate, in_state
 from migrator.errors import MigratorError
@@ -45,16 +45,20 @@ class FolderCheck:
     duplicates: int = 0
     extras: int = 0
     changed: list[str] = field(default_factory=list)  # byte check only
+    folder_missing: bool = False  # the target has no such folder (an empty one counts too)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.refused or self.duplicates or self.changed)
+        """Refused messages do not spoil it: the target will never take them, the push
+        already reported them (PARTIAL), and no later run can change that."""
+        return not (self.missing or self.duplicates or self.changed or self.folder_missing)
 
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "sources": self.sources, "expected": self.expected,
                 "at_target": self.at_target, "present": self.present,
                 "missing": self.missing, "refused": self.refused,
-                "duplicates": self.duplicates, "extras": self.extras, "changed": self.changed}
+                "duplicates": self.duplicates, "extras": self.extras, "changed": self.changed,
+                "folder_missing": self.folder_missing}
 
 
 @dataclass
@@ -69,6 +73,10 @@ class TargetReport:
     def ok(self) -> bool:
         return all(folder.ok for folder in self.folders)
 
+    @property
+    def refused(self) -> int:
+        return sum(len(folder.refused) for folder in self.folders)
+
     def totals(self) -> dict[str, int]:
         return {"folders": len(self.folders),
                 "expected": sum(f.expected for f in self.folders),
@@ -78,7 +86,8 @@ class TargetReport:
                 "refused": sum(len(f.refused) for f in self.folders),
                 "duplicates": sum(f.duplicates for f in self.folders),
                 "extras": sum(f.extras for f in self.folders),
-                "changed": sum(len(f.changed) for f in self.folders)}
+                "changed": sum(len(f.changed) for f in self.folders),
+                "missing_folders": sum(f.folder_missing for f in self.folders)}
 
     def as_dict(self) -> dict[str, Any]:
         return {"account": self.account, "target": self.target, "ok": self.ok,
@@ -115,8 +124,15 @@ def _verify(ctx: PushContext, control: TargetControl, byte_check: bool) -> Targe
         by_folder[where or ctx.targets[message.folder_id]].append(message)
     ctx.emit(TaskStarted("verify", ctx.name, len(messages)))
     finder = Finder(ctx, control)
+    absent = missing_folders(ctx)
+    for mapping in plan.mappings:  # empty folders must exist at the target too
+        if mapping.target is not None:
+            by_folder.setdefault(mapping.target, [])
     for folder in sorted(by_folder):
         check = _check_folder(ctx, control, finder, folder, by_folder[folder], byte_check)
+        check.folder_missing = folder in absent
+        if not check.sources:
+            check.sources = sorted(m.source for m in plan.mappings if m.target == folder)
         report.folders.append(check)
         ctx.emit(TaskAdvanced("verify", ctx.name, check.expected))
     ctx.emit(TaskFinished("verify", ctx.name, {"outcome": "ok" if report.ok else "differences",

@@ -1,0 +1,130 @@
+"""Target state is re-checked, not assumed: a pushed message gone from the target is sent again.
+
+A `done` push row says "the target had this message once". Somebody may have deleted it since,
+or the server may have answered OK to the APPEND and never kept it. Before pushing (and again
+after, for the folders this run wrote to) each target folder holding done rows is compared
+with them, cheaply: one SELECT (UIDVALIDITY, EXISTS) and one UID SEARCH per folder. A done
+row whose UID is no longer listed goes back to `failed` with the reason in `last_error`, so
+the push sends it again. Rows whose UID cannot be checked (the folder's UIDVALIDITY changed,
+or the server gave no APPENDUID) are looked for by identity (Message-ID, fingerprint) in the
+folder's index: found, the row learns the new UID; not found, it is sent again. The index is
+read only when such rows exist and, for rows without a UID, only when the folder holds fewer
+messages than done rows, so an unchanged folder costs two commands.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from migrator.engine.events import Notice
+from migrator.engine.push.context import PushContext
+from migrator.engine.push.reconcile import Finder
+from migrator.engine.push.rows import DONE, FAILED, Candidate, Outcome, in_state, write_outcomes
+from migrator.errors import FolderError
+from migrator.targets.control import TargetControl
+from migrator.targets.imap import Selected
+
+log = logging.getLogger(__name__)
+
+REMAPPED_NOTE = "found again by identity after the target folder's UIDVALIDITY changed"
+
+
+def recheck(ctx: PushContext, control: TargetControl,
+            folders: Iterable[str] | None = None) -> list[Candidate]:
+    """Compare done rows (of `folders`, default all) with the target; return those gone,
+    which are now `failed` and so pushed again."""
+    wanted = set(folders) if folders is not None else None
+    if wanted is not None and not wanted:
+        return []
+    with ctx.manifest.session() as session:
+        done = in_state(session, ctx.target, ctx.targets, [DONE])
+    by_folder: dict[str, list[Candidate]] = defaultdict(list)
+    for message in done:
+        folder = message.target_folder or ""
+        if folder and (wanted is None or folder in wanted) \
+                and folder not in ctx.refused_folders:
+            by_folder[folder].append(message)
+    finder = Finder(ctx, control)
+    gone: list[Candidate] = []
+    for folder, messages in sorted(by_folder.items()):
+        outcomes = _check_folder(ctx, control, finder, folder, messages)
+        with ctx.manifest.session() as session:
+            write_outcomes(session, ctx.target, outcomes)
+        lost = {o.archive_message_id for o in outcomes if o.state == FAILED}
+        gone.extend(m for m in messages if m.id in lost)
+    if gone:
+        ctx.count("resent_gone", len(gone))
+        ctx.emit(Notice("warning", f"{len(gone)} message(s) recorded as pushed are not at the "
+                        "target (deleted there, or not kept): sending them again", ctx.name))
+    return gone
+
+
+def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, folder: str,
+                  messages: Sequence[Candidate]) -> list[Outcome]:
+    try:
+        selected, uids = _listing(ctx, control, folder)
+    except FolderError as exc:  # listed but not selectable now: nothing can be concluded
+        log.info("%s: cannot check %s: %s", ctx.name, folder, exc)
+        return []
+    if selected is None:
+        return [Outcome(m.id, FAILED, folder, note=f"target folder {folder} is gone: sent "
+                        "again") for m in messages]
+    outcomes, unsure = [], []
+    for message in messages:
+        if message.target_uid and message.target_uidvalidity == selected.uidvalidity:
+            if message.target_uid not in uids:
+                outcomes.append(Outcome(message.id, FAILED, folder, note=(
+                    f"UID {message.target_uid} gone from target folder {folder}: sent again")))
+        elif message.target_uid or len(uids) < len(messages):
+            unsure.append(message)  # UIDVALIDITY changed, or no UID and messages missing
+    if unsure:
+        outcomes.extend(_by_identity(finder, folder, selected, unsure))
+    return outcomes
+
+
+def _listing(ctx: PushContext, control: TargetControl,
+             folder: str) -> tuple[Selected | None, set[int]]:
+    """(SELECT state, UIDs) of a target folder; (None, empty) when the target has no such
+    folder (it will be created again)."""
+    assert ctx.layout is not None
+    try:
+        selected, uids = control.uids(folder)
+    except FolderError as exc:
+        if folder in {f.name for f in ctx.layout.existing}:
+            raise
+        log.info("%s: %s", ctx.name, exc)
+        return None, set()
+    ctx.selected[folder] = selected
+    return selected, uids
+
+
+def _by_identity(finder: Finder, folder: str, selected: Selected,
+                 messages: Sequence[Candidate]) -> list[Outcome]:
+    matcher = finder.refresh(folder)
+    outcomes = []
+    for message in messages:
+        entry = finder.find(folder, matcher, message)
+        if entry is not None:
+            if (entry.uid, selected.uidvalidity) != (message.target_uid,
+                                                     message.target_uidvalidity):
+                outcomes.append(Outcome(message.id, DONE, folder, selected.uidvalidity,
+                                        entry.uid, REMAPPED_NOTE))
+            continue
+        outcomes.append(Outcome(message.id, FAILED, folder, note=(
+            f"not found in target folder {folder} (UIDVALIDITY {selected.uidvalidity}): "
+            "sent again")))
+    finder.ctx.matchers.pop(folder, None)  # the push indexes afresh if it needs to
+    return outcomes
+
+
+def not_kept(ctx: PushContext, gone: Sequence[Candidate]) -> None:
+    """Messages the target accepted and lost again, twice in this run: reported, and left
+    `failed` so that the next run sends them again."""
+    for message in gone:
+        ctx.failed_now.add(message.id)
+        ctx.fail(f"{message.target_folder}: "
+                 f"{message.message_id or f'archive message {message.id}'}: the target "
+                 "answered OK to the APPEND but does not keep the message; run push again")
+    ctx.count("failed", len(gone))

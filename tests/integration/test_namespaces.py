@@ -61,7 +61,8 @@ def test_dovecot_inbox_dot_sub_stays_a_child_of_the_inbox(source_server, o365, o
     assert at_target["INBOX/Sub"] == 3 and at_target["Work"] == 1 and at_target["INBOX"] == 2
     assert "Sub" not in at_target  # not lifted to the top level
     recorded = tmp_path / "archive" / "namespaces" / "account-bob.json"
-    assert json.loads(recorded.read_text()) == {"prefix": "", "delimiter": "."}
+    assert json.loads(recorded.read_text()) == {"prefix": "", "delimiter": ".",
+                                                "server": f"127.0.0.1:{source_server.imap_port}"}
 
 
 def test_cyrus_inbox_prefix_is_not_a_folder_level(cyrus_server, o365, oauth_service, certs,
@@ -73,7 +74,8 @@ def test_cyrus_inbox_prefix_is_not_a_folder_level(cyrus_server, o365, oauth_serv
     assert at_target["Work"] == 3 and at_target["Work/Deep"] == 1 and at_target["INBOX"] == 2
     assert not [folder for folder in at_target if folder.startswith("INBOX/")]
     recorded = tmp_path / "archive" / "namespaces" / "account-bob.json"
-    assert json.loads(recorded.read_text()) == {"prefix": "INBOX.", "delimiter": "."}
+    assert json.loads(recorded.read_text()) == {"prefix": "INBOX.", "delimiter": ".",
+                                                "server": f"127.0.0.1:{cyrus_server.imap_port}"}
 
 
 @on_each_server

@@ -37,13 +37,16 @@ def test_guess_prefix(names: list[str], delimiter: str | None, expected: str) ->
 
 def test_record_round_trip_per_account(tmp_path: Path) -> None:
     assert namespaces.load(tmp_path, "alice") is None
-    namespaces.save(tmp_path, "alice", Namespace("INBOX.", "."))
-    namespaces.save(tmp_path, "..", Namespace("", "/"))  # odd names stay inside the archive
+    assert namespaces.told_by(tmp_path, "alice") is None
+    namespaces.save(tmp_path, "alice", Namespace("INBOX.", "."), "imap.example.org:993")
+    namespaces.save(tmp_path, "..", Namespace("", "/"), "h:1")  # odd names stay inside
     assert namespaces.load(tmp_path, "alice") == Namespace("INBOX.", ".")
+    assert namespaces.told_by(tmp_path, "alice") == "imap.example.org:993"
     assert namespaces.load(tmp_path, "..") == Namespace("", "/")
     assert {p.parent for p in tmp_path.rglob("*.json")} == {tmp_path / "namespaces"}
-    namespaces.save(tmp_path, "alice", Namespace("", "."))
+    namespaces.save(tmp_path, "alice", Namespace("", "."), "new.example.org:993")
     assert namespaces.load(tmp_path, "alice") == Namespace("", ".")
+    assert namespaces.told_by(tmp_path, "alice") == "new.example.org:993"
 
 
 @pytest.mark.parametrize("server, capabilities, expected", [
@@ -60,4 +63,4 @@ def test_source_asks_namespace(server: bytes, capabilities: tuple[str, ...],
 def test_an_unwritable_archive_is_a_storage_error_line(tmp_path: Path) -> None:
     (tmp_path / "namespaces").write_text("a file where the directory belongs")
     with pytest.raises(StorageError, match=r"alice: cannot write .*account-alice\.json"):
-        namespaces.save(tmp_path, "alice", Namespace("INBOX.", "."))
+        namespaces.save(tmp_path, "alice", Namespace("INBOX.", "."), "h:1")

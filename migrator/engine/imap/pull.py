@@ -89,10 +89,13 @@ def pull_imap(account: Account, manifest: Manifest, store: BlobStore, emit: Emit
 
 def record_namespace(ctx: PullContext, planner: PlanningConnection) -> None:
     """Keep the source's personal namespace for the push's folder mapping (where the server
-    has NAMESPACE; the push guesses for one that has not)."""
+    has NAMESPACE; the push guesses for one that has not). Asked once per source server."""
+    server = f"{ctx.account.source.host}:{ctx.account.source.port}"
+    if namespaces.told_by(ctx.store.root, ctx.name) == server:
+        return
     found = planner.retrying(planner.source_call(lambda s: s.namespace()))
     if found is not None:
-        namespaces.save(ctx.store.root, ctx.name, found)
+        namespaces.save(ctx.store.root, ctx.name, found, server)
 
 
 class PlanningConnection:

@@ -5,6 +5,7 @@ from migrator.cli.commands import (
     backup,
     batch,
     config_check,
+    export,
     migrate,
     pull,
     push,
@@ -12,4 +13,4 @@ from migrator.cli.commands import (
     verify,
 )
 
-COMMANDS = [config_check, status, verify, pull, backup, batch, push, migrate, auth]
+COMMANDS = [config_check, status, verify, pull, backup, batch, push, migrate, auth, export]

@@ -1,0 +1,42 @@
+"""eml: one `.eml` file per message, in one directory per folder, named to be read.
+
+The name (date, subject, SHA-256 prefix) is fixed by the message, so a resumed export finds
+what it wrote before its journal said so and never writes it again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+from migrator.engine.export.files import Settler, clear_temps, make_dirs, place
+from migrator.engine.export.names import eml_name
+from migrator.engine.export.plan import Item
+from migrator.headers import header_value
+
+
+class EmlFolder:
+    def __init__(self, dest: Path, path: str, settler: Settler, counts: Counter[str]) -> None:
+        self.root = dest / path
+        self.settler = settler
+
+    def open(self) -> None:
+        make_dirs(self.root, self.settler)
+        clear_temps(self.root)
+
+    def add(self, item: Item, data: bytes, when: datetime | None) -> bool:
+        """Write the message unless its file is already there; True if written."""
+        final = self.root / eml_name(when, header_value(data, "Subject"), item.key)
+        if final.exists():
+            return False
+        place(self.root, final, data, when)
+        self.settler.written(final)
+        return True
+
+    def flush(self) -> int | None:
+        self.settler.settle()
+        return None
+
+    def close(self) -> None:
+        """Nothing held open."""

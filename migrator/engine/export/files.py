@@ -1,0 +1,79 @@
+"""Writing one message file so that it appears whole or not at all, and batching durability.
+
+A message is written to a temporary name, given its date as mtime (Dovecot and others read
+a Maildir file's mtime as its INTERNALDATE), then renamed into place. A batch of such files
+is made durable at once (syncfs(2), else fsync per file and directory) before the journal
+records it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import datetime
+from pathlib import Path
+
+from migrator.durable import TEMP_PREFIX, fsync_dir, fsync_file, sync_filesystem, write_all
+
+FILE_MODE = 0o600  # mail is private, as in any Maildir
+
+
+def place(temp_dir: Path, final: Path, data: bytes, when: datetime | None) -> None:
+    """Write `data` at `final` via a temp file in `temp_dir` (same filesystem)."""
+    temp = temp_dir / f"{TEMP_PREFIX}{os.getpid()}-{final.name}"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+        if when is not None:
+            stamp = when.timestamp()
+            os.utime(temp, (stamp, stamp))
+        os.rename(temp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def clear_temps(directory: Path) -> None:
+    """Remove temp files a killed export left (only ours: the durable.py prefix)."""
+    for name in os.listdir(directory):
+        if name.startswith(TEMP_PREFIX):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(directory / name)
+
+
+def make_dirs(path: Path, settler: Settler) -> None:
+    """Create `path` and its missing parents; each new entry is settled with the batch."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        settler.dirs.add(directory.parent)
+
+
+class Settler:
+    """Files and directories written since the last batch, made durable together."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.files: list[Path] = []
+        self.dirs: set[Path] = set()
+
+    def written(self, path: Path) -> None:
+        self.files.append(path)
+        self.dirs.add(path.parent)
+
+    def settle(self) -> None:
+        if not (self.files or self.dirs):
+            return
+        if not sync_filesystem(self.dest):  # one syncfs covers the batch on Linux
+            for path in self.files:
+                fsync_file(path)
+            for directory in sorted(self.dirs):
+                fsync_dir(directory)
+        self.files, self.dirs = [], set()

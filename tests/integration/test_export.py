@@ -264,7 +264,7 @@ def test_what_cannot_be_exported_is_one_line_with_its_exit_code(config, tmp_path
     assert export(config, "eml", dest).status == ExitStatus.OK
     other = export(config, "mbox", dest)
     assert other.status == ExitStatus.USAGE
-    assert f"{dest} holds a eml export of account alice" in other.stderr
+    assert f"{dest} holds an eml export of account alice" in other.stderr
 
 
 def test_a_damaged_blob_is_named_and_the_rest_exported(config, tmp_path):

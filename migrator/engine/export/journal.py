@@ -143,4 +143,5 @@ def _refuse_unknown_files(dest: Path) -> None:
 def _describe(header: dict[str, Any]) -> str:
     if header.get("export") != VERSION:
         return "an export this migrator does not know"
-    return f"a {header.get('format')} export of account {header.get('account')}"
+    fmt = header.get("format")
+    return f"{'an' if fmt == 'eml' else 'a'} {fmt} export of account {header.get('account')}"

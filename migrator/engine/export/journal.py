@@ -127,7 +127,11 @@ def _read(fd: int) -> list[dict[str, Any]]:
     complete = data[: data.rfind(b"\n") + 1]
     if len(complete) != len(data):
         os.ftruncate(fd, len(complete))
-    return [json.loads(line) for line in complete.splitlines() if line]
+    try:
+        return [json.loads(line) for line in complete.splitlines() if line]
+    except ValueError:
+        raise ForeignDestination(f"the export journal {NAME} is damaged: export into "
+                                 "a new directory") from None
 
 
 def _refuse_unknown_files(dest: Path) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from migrator.engine.export.files import Settler
 from migrator.engine.export.job import place_folders
 from migrator.engine.export.journal import NAME, ForeignDestination, open_journal
-from migrator.engine.export.mbox import entry, from_line, quote
+from migrator.engine.export.mbox import MboxChanged, MboxFolder, entry, from_line, quote
 from migrator.engine.export.names import eml_name, folder_path, maildir_info, safe_level
 from migrator.engine.export.plan import FolderPlan, Window
 from migrator.errors import LockedError
@@ -109,3 +111,33 @@ def test_one_export_at_a_time_and_only_into_its_own_kind_of_dest(tmp_path: Path)
     journal.close()
     with pytest.raises(ForeignDestination, match="holds a mbox export of account alice"):
         open_journal(tmp_path, "mbox", "bob")
+
+
+def _mbox_with_tail(tmp_path: Path, *, intent: bool) -> MboxFolder:
+    journal = open_journal(tmp_path, "mbox", "alice")
+    journal.assign({"INBOX": "INBOX"})
+    (tmp_path / "INBOX").write_bytes(b"x" * 100)
+    journal.commit("INBOX", [KEY], end=100)
+    if intent:
+        journal.intend("INBOX", 100)
+    with open(tmp_path / "INBOX", "ab") as handle:
+        handle.write(b"From MAILER-DAEMON Thu Jan  1 00:00:00 1970\nhalf a mess")
+    return MboxFolder(tmp_path, "INBOX", Settler(tmp_path), Counter(), journal)
+
+
+def test_a_resumed_mbox_loses_the_tail_its_unfinished_batch_left(tmp_path: Path):
+    folder = _mbox_with_tail(tmp_path, intent=True)
+    folder.open()
+    folder.close()
+    folder.journal.close()
+    assert (tmp_path / "INBOX").read_bytes() == b"x" * 100
+
+
+def test_an_mbox_grown_by_someone_else_is_not_touched(tmp_path: Path):
+    folder = _mbox_with_tail(tmp_path, intent=False)
+    before = (tmp_path / "INBOX").read_bytes()
+    with pytest.raises(MboxChanged, match="was changed since the last export"):
+        folder.open()
+    folder.close()
+    folder.journal.close()
+    assert (tmp_path / "INBOX").read_bytes() == before

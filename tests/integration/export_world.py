@@ -73,7 +73,7 @@ def maildir_messages(root: Path) -> dict[str, tuple[bytes, str, float]]:
     """{file name: (bytes, info letters, mtime)} of a Maildir folder, via `mailbox`."""
     box = mailbox_maildir(root)
     result = {}
-    for key in box:
+    for key in box.keys():  # noqa: SIM118 - iterating a mailbox yields messages, not keys
         name = os.path.basename(box._lookup(key))  # the file's own name, flags and all
         path = root / "cur" / name
         result[name] = (box.get_bytes(key), box.get_message(key).get_flags(),
@@ -93,7 +93,7 @@ def mbox_messages(path: Path) -> list[bytes]:
 
     box = mailbox.mbox(path, create=False)
     try:
-        return [unquote(box.get_bytes(key)) for key in box]
+        return [unquote(box.get_bytes(key)) for key in box.keys()]  # noqa: SIM118 - (messages otherwise)
     finally:
         box.close()
 

@@ -6,6 +6,7 @@ what it wrote before its journal said so and never writes it again.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from migrator.headers import header_value
 class EmlFolder:
     def __init__(self, dest: Path, path: str, settler: Settler, counts: Counter[str]) -> None:
         self.root = dest / path
+        self.directory = str(self.root)
         self.settler = settler
 
     def open(self) -> None:
@@ -27,11 +29,12 @@ class EmlFolder:
 
     def add(self, item: Item, data: bytes, when: datetime | None) -> bool:
         """Write the message unless its file is already there; True if written."""
-        final = self.root / eml_name(when, header_value(data, "Subject"), item.key)
-        if final.exists():
+        final = os.path.join(self.directory,
+                             eml_name(when, header_value(data, "Subject"), item.key))
+        if os.path.lexists(final):
             return False
-        place(self.root, final, data, when)
-        self.settler.written(final)
+        place(self.directory, final, data, when)
+        self.settler.written(final, self.directory)
         return True
 
     def flush(self) -> int | None:

@@ -20,6 +20,7 @@ from migrator.engine.export.plan import Item
 class MaildirFolder:
     def __init__(self, dest: Path, path: str, settler: Settler, counts: Counter[str]) -> None:
         self.root = dest / path if path else dest
+        self.cur, self.tmp = str(self.root / "cur"), str(self.root / "tmp")
         self.settler = settler
         self.present: set[str] = set()
 
@@ -29,7 +30,7 @@ class MaildirFolder:
         if self.root != self.settler.dest and not (self.root / "maildirfolder").exists():
             # Maildir++ marks a subfolder so deliveries know its quota root (Courier, Dovecot)
             (self.root / "maildirfolder").touch()
-            self.settler.written(self.root / "maildirfolder")
+            self.settler.written(str(self.root / "maildirfolder"), str(self.root))
         clear_temps(self.root / "tmp")
         self.present = {name.partition(":")[0] for sub in ("cur", "new")
                         for name in os.listdir(self.root / sub)}
@@ -39,9 +40,9 @@ class MaildirFolder:
         unique = maildir_unique(when, item.key)
         if unique in self.present:
             return False
-        final = self.root / "cur" / (unique + maildir_info(item.flags))
-        place(self.root / "tmp", final, data, when)
-        self.settler.written(final)
+        final = os.path.join(self.cur, unique + maildir_info(item.flags))
+        place(self.tmp, final, data, when)
+        self.settler.written(final, self.cur)
         self.present.add(unique)
         return True
 

@@ -12,7 +12,7 @@ import pytest
 
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
-from migrator.archive.ingest import FetchedMessage, add_messages
+from migrator.archive.ingest import FetchedMessage, add_messages, ensure_account, ensure_folder
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
 from tests.integration.export_world import (
@@ -280,3 +280,27 @@ def test_a_damaged_blob_is_named_and_the_rest_exported(config, tmp_path):
     total = sum(len(rows) for rows in archived(archive).values())
     assert summary(result)["exported"] == total - 1
     assert tree(dest)  # everything else is there
+
+
+def test_pop3_mail_without_internaldate_is_dated_by_its_headers(config, tmp_path):
+    archive = config.parent / "archive"
+    db = open_manifest(f"sqlite:///{archive / 'manifest.sqlite'}")
+    dated = [b"Received: from a by b; Mon, 04 Mar 2024 10:00:00 +0000\r\nSubject: in\r\n\r\n1\r\n",
+             b"Date: Sun, 03 Mar 2024 23:59:59 +0000\r\nSubject: before\r\n\r\n2\r\n",
+             b"Subject: no date at all\r\n\r\n3\r\n"]
+    try:
+        with db.session() as session:
+            inbox = ensure_folder(session, ensure_account(session, "bob", "pop3"), "INBOX").id
+        add_messages(db, BlobStore(archive), inbox,
+                     [FetchedMessage(data, uidl=f"u{i}") for i, data in enumerate(dated)])
+    finally:
+        db.close()
+
+    some = run_cli("-c", config, "export", "bob", "--format", "eml", str(tmp_path / "some"),
+                   "--since", "2024-03-04")
+    every = run_cli("-c", config, "export", "bob", "--format", "maildir", str(tmp_path / "all"))
+
+    assert some.status == every.status == ExitStatus.OK, some.stderr + every.stderr
+    assert [p.name for p in (tmp_path / "some" / "INBOX").iterdir()] == [
+        f"2024-03-04 100000 in {hashlib.sha256(dated[0]).hexdigest()[:12]}.eml"]
+    assert counter(exported_bytes(tmp_path / "all", "maildir", "")) == counter(dated)

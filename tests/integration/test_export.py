@@ -256,6 +256,11 @@ def test_what_cannot_be_exported_is_one_line_with_its_exit_code(config, tmp_path
     unknown = export(config, "eml", dest, "--folder", "Nope")
     assert unknown.status == ExitStatus.USAGE
     assert unknown.stderr == "migrator: error: no archived folder of alice matches --folder Nope\n"
+    assert export(config, "eml", dest, "--since", "yesterday").status == ExitStatus.USAGE
+    stranger = run_cli("-c", config, "export", "carol", "--format", "eml", str(dest))
+    assert stranger.status == ExitStatus.USAGE and "carol has nothing in the archive" in (
+        stranger.stderr)
+    assert not dest.exists()  # nothing was created for a command that could not run
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
     foreign = export(config, "eml", tmp_path / "full")

@@ -15,7 +15,8 @@ from migrator.engine.export.journal import NAME, ForeignDestination, open_journa
 from migrator.engine.export.mbox import MboxChanged, MboxFolder, entry, from_line, quote
 from migrator.engine.export.names import eml_name, folder_path, maildir_info, safe_level
 from migrator.engine.export.plan import FolderPlan, Window
-from migrator.errors import LockedError
+from migrator.errors import ExitStatus, LockedError
+from tests.cli_runner import run_cli, write_config
 
 _QUOTED = re.compile(rb"^>(>*From )", re.MULTILINE)
 KEY = "ab" * 32
@@ -141,3 +142,11 @@ def test_an_mbox_grown_by_someone_else_is_not_touched(tmp_path: Path):
     folder.close()
     folder.journal.close()
     assert (tmp_path / "INBOX").read_bytes() == before
+
+
+def test_export_without_an_archive_says_so_and_creates_nothing(tmp_path: Path):
+    config = write_config(tmp_path, f'[archive]\npath = "{tmp_path / "archive"}"\n')
+    result = run_cli("-c", config, "export", "alice", "--format", "mbox", tmp_path / "out")
+    assert result.status == ExitStatus.MANIFEST
+    assert result.stderr == f"migrator: error: no archive at {tmp_path / 'archive'}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["migrator.toml"]

@@ -37,6 +37,10 @@ BATCH_BYTES = 32 << 20
 
 
 class FolderWriter(Protocol):
+    """One folder of one format: `open` creates it (and recovers what a kill left), `add`
+    writes a message (False: it was already there), `flush` makes the batch durable (an
+    mbox returns its length for the journal), `close` lets go of any open file."""
+
     def open(self) -> None: ...
     def add(self, item: Item, data: bytes, when: datetime | None) -> bool: ...
     def flush(self) -> int | None: ...

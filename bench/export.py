@@ -13,7 +13,8 @@ pull uses, then, alternating, for each format:
   start, imports and opening the manifest);
 - no-op: the same export again (everything is already there).
 
-Ratios are export msgs/s (run) over raw-copy msgs/s of the same round. Nothing is deleted
+A round's ratio is its export's msgs/s (run) over its raw copy's; the table shows the median
+of the rounds' ratios and their range. Nothing is deleted
 until the end, and each round (the three formats back to back) starts once file creation
 runs at its usual pace and the disk is quiet (bench.common.settle; README "Measuring on this
 machine").
@@ -43,6 +44,7 @@ SYNC_EVERY = 500
 @dataclass
 class Result:
     fmt: str
+    round_: int
     run: str
     messages: int
     megabytes: float
@@ -124,7 +126,8 @@ def write_config(work: Path) -> Path:
 
 def measure(work: Path, rows: list[tuple[str, Path]], fmt: str, round_: int) -> list[Result]:
     size = sum(blob.stat().st_size for _, blob in rows) / 1e6
-    copy = Result(fmt, "raw copy", len(rows), size, raw_copy(rows, work / f"raw-{fmt}-{round_}"))
+    copy = Result(fmt, round_, "raw copy", len(rows), size,
+                  raw_copy(rows, work / f"raw-{fmt}-{round_}"))
     dest = work / f"export-{fmt}-{round_}"
     results = [copy]
     for run in ("export", "no-op"):
@@ -132,32 +135,41 @@ def measure(work: Path, rows: list[tuple[str, Path]], fmt: str, round_: int) -> 
                         dest, env=migrator_env())
         if done.status != 0:
             raise SystemExit(f"export failed ({done.status}): {done.stderr}")
-        results.append(Result(fmt, run, len(rows) if run == "export" else 0,
+        results.append(Result(fmt, round_, run, len(rows) if run == "export" else 0,
                               size if run == "export" else 0.0, run_seconds(work / "archive"),
                               done.seconds, done.peak_rss_mb))
     return results
 
 
 def report(results: list[Result]) -> str:
+    """Medians per format and run; the ratio is the median of each round's own ratio (the
+    raw copy and the export of a round ran back to back), with its range."""
     table = Table(["format", "run", "msgs", "MB", "s (run)", "s range", "s (wall)", "msgs/s",
-                   "peak RSS MB", "vs raw copy"])
+                   "peak RSS MB", "vs raw copy", "ratio range"])
     for fmt in FORMATS:
-        copies = [r for r in results if r.fmt == fmt and r.run == "raw copy"]
-        if not copies:
+        mine = [r for r in results if r.fmt == fmt]
+        if not mine:
             continue
-        copy_rate = copies[0].messages / statistics.median(r.seconds for r in copies)
+        ratios = [_seconds(mine, "raw copy", n) / _seconds(mine, "export", n)
+                  for n in sorted({r.round_ for r in mine})]
         for run in ("raw copy", "export", "no-op"):
-            rows = [r for r in results if r.fmt == fmt and r.run == run]
+            rows = [r for r in mine if r.run == run]
             seconds = statistics.median(r.seconds for r in rows)
-            rate = rows[0].messages / seconds if rows[0].messages else None
             wall = [r.wall for r in rows if r.wall is not None]
             rss = [r.peak_rss_mb for r in rows if r.peak_rss_mb is not None]
+            exported = run == "export"
             table.add(fmt, run, rows[0].messages, rows[0].megabytes, seconds,
                       f"{min(r.seconds for r in rows):.2f}-{max(r.seconds for r in rows):.2f}",
-                      statistics.median(wall) if wall else "", rate or "",
+                      statistics.median(wall) if wall else "",
+                      rows[0].messages / seconds if rows[0].messages else "",
                       max(rss) if rss else "",
-                      f"{rate / copy_rate:.2f}x" if rate and run == "export" else "")
+                      f"{statistics.median(ratios):.2f}x" if exported else "",
+                      f"{min(ratios):.2f}-{max(ratios):.2f}" if exported else "")
     return table.render()
+
+
+def _seconds(results: list[Result], run: str, round_: int) -> float:
+    return next(r.seconds for r in results if r.run == run and r.round_ == round_)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

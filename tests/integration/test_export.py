@@ -45,7 +45,8 @@ DELETED = b"Subject: flagged deleted\r\n\r\nFrom the start of a line\r\n>From qu
 @pytest.fixture(scope="module")
 def pulled(tmp_path_factory, certs, corpus):
     """The corpus pulled from Dovecot, with one message gone from the source since, one
-    message stored twice in INBOX and one flagged \\Deleted; the server is stopped after."""
+    message stored twice in INBOX (and once in Drafts) and one flagged \\Deleted; the server
+    is stopped after."""
     work = tmp_path_factory.mktemp("export-archive")
     with pytest.MonkeyPatch.context() as patch, SourceServer(certs) as server:
         patch.setenv(PASSWORD_ENV, "secret")
@@ -54,6 +55,7 @@ def pulled(tmp_path_factory, certs, corpus):
             server.seed("alice", folder, [i for i in corpus if i.folder == folder])
         server.seed("alice", "INBOX", [SeedMessage(TWICE, ("\\Seen",), WHEN)] * 2
                     + [SeedMessage(DELETED, ("\\Deleted", "\\Seen"), WHEN)])
+        server.seed("alice", "Drafts", [SeedMessage(TWICE, ("\\Draft",), WHEN)])
         config = source_config(work, server)
         assert run_cli("-c", config, "pull", "alice").status == ExitStatus.OK
         client = imap_client(server, "alice")
@@ -104,6 +106,7 @@ def test_every_message_of_the_corpus_is_exported_byte_exact_in_its_folder(config
     assert summary(result)["exported"] == total
     twice = [r for r in view["INBOX"] if r.data == TWICE]
     assert len(twice) == 2  # the same mail twice in a folder is exported twice
+    assert any(r.data == TWICE for r in view["Drafts"])  # and in each folder it is in
     assert any(r.gone for r in view["Sent"])  # gone from the source, exported all the same
 
 

@@ -3,6 +3,8 @@
 Order of durability per batch: the batch's files (or mbox bytes) are made durable, then the
 journal records their keys. A kill before that record leaves files the next run recognises
 (Maildir, eml) or an mbox tail it cuts off (mbox), never half a message and never one twice.
+Kill points for the tests (migrator/testhook.py): `export-message` (a message written, its
+batch not durable), `export-durable` (a batch durable, not journaled), `export-committed`.
 """
 
 from __future__ import annotations

@@ -112,3 +112,19 @@ def _append_half_a_message(dest: Path) -> None:
     pending = [r["intent"] for r in records if "intent" in r][-1]
     with open(dest / pending, "ab") as handle:
         handle.write(b"From MAILER-DAEMON Thu Jan  1 00:00:00 2015\nSubject: cut off\r\nhal")
+
+
+def test_a_maildir_file_written_before_the_kill_is_not_written_again_after_a_flag_change(
+        config, reference, tmp_path):
+    dest = tmp_path / "dest"
+    status, _, _ = export(config, "maildir", dest, "export-durable:2")
+    assert status == -signal.SIGKILL
+    journal = (dest / ".migrator-export").read_text()
+    unrecorded = [p for p in dest.rglob("cur/*") if p.name.split(".")[1] not in journal]
+    assert unrecorded  # durable files the journal does not know yet
+    unrecorded[0].rename(unrecorded[0].with_name(unrecorded[0].name + "F"))  # a mail client
+
+    status, _, err = export(config, "maildir", dest)
+
+    assert status == 0, err
+    assert len(tree(dest)) == len(reference["maildir"])  # the renamed file was not doubled

@@ -40,6 +40,8 @@ JSON_RUNS: list[tuple[tuple[str, ...], ExitStatus]] = [
     (("migrate", "bob"), ExitStatus.OK),
     (("verify", "bob"), ExitStatus.OK),
     (("verify", "--archive"), ExitStatus.OK),
+    (("repair", "bob"), ExitStatus.OK),
+    (("export", "bob", "--format", "mbox", "{dest}"), ExitStatus.OK),
     (("backup", "--all"), ExitStatus.OK),
     (("batch", "run", "{csv}"), ExitStatus.OK),
     (("batch", "status", "{csv}"), ExitStatus.OK),
@@ -86,7 +88,8 @@ def test_json_runs_cover_every_command() -> None:
 def test_json_is_all_stdout_holds_and_stderr_only_errors(source_server, tmp_path) -> None:
     config, csv_path = world(source_server, tmp_path)
     for args, expected in JSON_RUNS:
-        filled = [arg.format(config=config, csv=csv_path) for arg in args]
+        filled = [arg.format(config=config, csv=csv_path, dest=tmp_path / "export")
+                  for arg in args]
         base = tmp_path / "base.toml" if args[0] == "batch" else config
         result = run_cli("--json", "-c", base, *filled)
         assert result.status == expected, (args, result.stdout, result.stderr)

@@ -5,6 +5,7 @@ from migrator.cli.commands import (
     backup,
     batch,
     config_check,
+    export,
     migrate,
     pull,
     push,
@@ -13,4 +14,5 @@ from migrator.cli.commands import (
     verify,
 )
 
-COMMANDS = [config_check, status, verify, pull, backup, batch, push, migrate, repair, auth]
+COMMANDS = [config_check, status, verify, repair, pull, backup, batch, push, migrate, export,
+            auth]

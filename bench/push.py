@@ -230,7 +230,7 @@ def append_all(port: int, context: ssl.SSLContext, mailbox: str, token: str,
     """Pipelined APPENDs: a sliding window of 64, replies read when the window is full."""
     from imapclient import imap_utf7
 
-    from migrator.targets.imap import imap_date
+    from migrator.targets.append_items import imap_date
 
     sock, stream = _login(port, context, mailbox, token)
     in_flight = 0

@@ -29,8 +29,8 @@ from migrator.errors import (
 )
 from migrator.folders import ROLES, TargetFolder, TargetLayout
 from migrator.retry import RetryPolicy, Stop, retry
+from migrator.targets.append_items import Selected
 from migrator.targets.identity import INDEX_FIELDS, TargetEntry, identity_of
-from migrator.targets.imap import Selected
 from migrator.wire import imapconn
 
 log = logging.getLogger(__name__)

@@ -18,17 +18,24 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import BinaryIO
 
 from imapclient import IMAPClient
 
 from migrator.errors import ConnectionLost, FolderError, Throttled, TokenExpired
-from migrator.folders import imap_name
 from migrator.retry import throttle_backoff
-from migrator.targets.office365 import NOT_CONNECTED, TOKEN_EXPIRED, is_throttled, refusal
+from migrator.targets.append_items import (
+    AppendItem,
+    AppendOutcome,
+    Body,
+    Selected,
+    append_command,
+    quoted,
+    refused_or_failed,
+)
+from migrator.targets.office365 import TOKEN_EXPIRED, is_throttled
 from migrator.wire.sequence_set import uid_set
 
 log = logging.getLogger(__name__)
@@ -38,60 +45,12 @@ DEFAULT_WINDOW_BYTES = 8 << 20  # unanswered bytes: more than a long fat link ne
 SYNC_LITERAL_ABOVE = 8 << 20  # bigger ones wait for "+" (a refusal costs no upload), which
 # drains the pipeline: a server reads commands in order, so "+" comes after every earlier reply
 SEND_COPY_BELOW = 256 << 10  # small messages go out in one write with their command
-SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Draft")
 MAX_LINE = 1 << 20
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _LITERAL_AT_END = re.compile(rb"~?\{(\d+)\+?\}\r?\n\Z")
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 _PERMANENTFLAGS = re.compile(rb"\[PERMANENTFLAGS \(([^)]*)\)\]", re.IGNORECASE)
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]", re.IGNORECASE)
 _EXISTS = re.compile(rb"^\* (\d+) EXISTS", re.IGNORECASE)
-_ATOM = re.compile(r'[^(){ %*"\\\]\x00-\x1f\x7f-\U0010ffff]+\Z')  # RFC 3501 ATOM-CHAR
-
-
-Body = bytes | Callable[[], Iterable[bytes]]
-
-
-@dataclass(frozen=True)
-class AppendItem:
-    """One message to append; `ref` is the caller's handle (e.g. its push row)."""
-
-    ref: int
-    folder: str  # Unicode target folder name
-    flags: tuple[str, ...]
-    internaldate: datetime | None
-    size: int
-    store_flagged: bool = False  # the caller sets \Flagged again with STORE (Exchange)
-
-
-@dataclass(frozen=True)
-class AppendOutcome:
-    """How one APPEND ended. status: done | throttled | refused | failed | unknown."""
-
-    item: AppendItem
-    status: str
-    text: str = ""
-    uidvalidity: int | None = None
-    uid: int | None = None
-    retry_after: float | None = None
-    reason: str = ""  # for refused: too-big | refused
-
-
-@dataclass(frozen=True)
-class Selected:
-    """What SELECT told about a folder."""
-
-    name: str
-    uidvalidity: int | None
-    exists: int
-    permanent_flags: tuple[str, ...] | None  # None: the server did not say (all allowed)
-
-    def keeps(self, flag: str) -> bool:
-        """Does the folder store this flag permanently (RFC 3501 section 7.1, PERMANENTFLAGS)?"""
-        if self.permanent_flags is None or flag in SYSTEM_FLAGS:
-            return True
-        lowered = {f.lower() for f in self.permanent_flags}
-        return "\\*" in lowered or flag.lower() in lowered
 
 
 @dataclass
@@ -104,34 +63,6 @@ class _Pending:
     lines: list[bytes] = field(default_factory=list)  # untagged responses while it ran
     status: bytes = b""
     text: str = ""
-
-
-def imap_date(value: datetime) -> str:
-    """INTERNALDATE as APPEND wants it (RFC 3501 date-time), in the value's own offset."""
-    offset = value.utcoffset()
-    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
-    sign = "-" if minutes < 0 else "+"
-    minutes = abs(minutes)
-    return (f"{value.day:02d}-{_MONTHS[value.month - 1]}-{value.year:04d} "
-            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d} "
-            f"{sign}{minutes // 60:02d}{minutes % 60:02d}")
-
-
-def quoted(text: str) -> bytes:
-    """A mailbox name as an IMAP quoted string (after modified UTF-7, it is 7-bit)."""
-    raw = imap_name(text).encode("ascii")
-    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-
-
-def append_command(tag: bytes, item: AppendItem, flags: tuple[str, ...], nonsync: bool) -> bytes:
-    """`TAG APPEND "folder" (flags) "date" {n+}` plus CRLF; the literal follows."""
-    parts = [tag, b"APPEND", quoted(item.folder)]
-    if flags:
-        parts.append(b"(" + " ".join(flags).encode("ascii") + b")")
-    if item.internaldate is not None:
-        parts.append(b'"' + imap_date(item.internaldate).encode("ascii") + b'"')
-    parts.append(b"{%d%s}" % (item.size, b"+" if nonsync else b""))
-    return b" ".join(parts) + b"\r\n"
 
 
 def lost(text: str) -> ConnectionLost:
@@ -393,7 +324,7 @@ class AppendWriter:
         self._appends -= 1
         self._bytes -= item.size
         if not ok:
-            self.outcomes.append(_refused_or_failed(item, text))
+            self.outcomes.append(refused_or_failed(item, text))
             return
         match = _APPENDUID.search(text_bytes)
         uidvalidity, uid = (int(match.group(1)), int(match.group(2))) if match else (None, None)
@@ -414,29 +345,3 @@ class AppendWriter:
             folder, int(validity.group(1)) if validity else None, exists[-1] if exists else 0,
             tuple(flags.group(1).decode("ascii", "replace").split()) if flags else None)
         return self.selected
-
-
-def _refused_or_failed(item: AppendItem, text: str) -> AppendOutcome:
-    backoff = throttle_backoff(text)
-    if backoff is not None or NOT_CONNECTED in text:
-        return AppendOutcome(item, "throttled", text, retry_after=backoff)
-    why = refusal(text)
-    if why is not None:
-        return AppendOutcome(item, "refused", text, reason=why)
-    return AppendOutcome(item, "failed", text)
-
-
-def keep_flags(flags: tuple[str, ...], selected: Selected | None) -> tuple[tuple[str, ...],
-                                                                           tuple[str, ...]]:
-    """(flags to send, keywords the target cannot keep): \\Deleted and \\Recent never go."""
-    send, dropped = [], []
-    for flag in sorted(set(flags)):
-        if flag.startswith("\\"):
-            canonical = next((f for f in SYSTEM_FLAGS if f.lower() == flag.lower()), None)
-            if canonical:
-                send.append(canonical)
-        elif _ATOM.match(flag) and (selected is None or selected.keeps(flag)):
-            send.append(flag)
-        else:
-            dropped.append(flag)
-    return tuple(send), tuple(dropped)

@@ -24,7 +24,7 @@ from migrator.engine.push.worker import (
 )
 from migrator.engine.results import JobResult
 from migrator.errors import ConnectError, ConnectionLost, Throttled, TokenExpired
-from migrator.targets.imap import AppendItem, AppendOutcome
+from migrator.targets.append_items import AppendItem, AppendOutcome
 
 ENDPOINT = Endpoint(kind="office365", host="127.0.0.1", port=1, connections=4)
 

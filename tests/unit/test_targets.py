@@ -13,15 +13,15 @@ import pytest
 from migrator.engine.push.context import Parallelism
 from migrator.engine.push.message import delivery_date
 from migrator.errors import ConnectionLost, TokenExpired
-from migrator.targets.identity import Identity, Matcher, TargetEntry, Wanted, identity_of
-from migrator.targets.imap import (
+from migrator.targets.append_items import (
     AppendItem,
-    AppendWriter,
     Selected,
     append_command,
     imap_date,
     keep_flags,
 )
+from migrator.targets.identity import Identity, Matcher, TargetEntry, Wanted, identity_of
+from migrator.targets.imap import AppendWriter
 from migrator.targets.office365 import refusal
 
 UTC = datetime.UTC

@@ -19,8 +19,8 @@ from migrator.config import Account, Endpoint
 from migrator.engine.events import Emit, Notice, TaskAdvanced
 from migrator.engine.results import JobResult
 from migrator.folders import FolderPlan, TargetLayout
+from migrator.targets.append_items import Selected
 from migrator.targets.identity import Matcher
-from migrator.targets.imap import Selected
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from migrator.engine.push.context import PushContext
 from migrator.engine.push.reconcile import Finder
 from migrator.engine.push.rows import DONE, FAILED, Candidate, Outcome, in_state, write_outcomes
 from migrator.errors import FolderError
+from migrator.targets.append_items import Selected
 from migrator.targets.control import TargetControl
-from migrator.targets.imap import Selected
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,7 @@ from migrator.engine.push.rows import (
     write_outcomes,
 )
 from migrator.errors import FolderError
+from migrator.targets.append_items import Selected
 from migrator.targets.control import TargetControl
 from migrator.targets.identity import (
     Identity,
@@ -45,7 +46,6 @@ from migrator.targets.identity import (
     crlf_size,
     identity_of,
 )
-from migrator.targets.imap import Selected
 from migrator.targets.office365 import byte_comparable, store_flagged_after_append
 
 log = logging.getLogger(__name__)

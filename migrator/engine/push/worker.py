@@ -54,7 +54,8 @@ from migrator.errors import (
     TokenExpired,
 )
 from migrator.retry import Backoff, RetryPolicy, retry
-from migrator.targets.imap import AppendItem, AppendOutcome, AppendWriter, Body, keep_flags
+from migrator.targets.append_items import AppendItem, AppendOutcome, Body, keep_flags
+from migrator.targets.imap import AppendWriter
 from migrator.targets.office365 import NOT_CONNECTED, store_flagged_after_append
 from migrator.testhook import kill_point
 from migrator.wire import imapconn

@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from migrator.archive.manifest import BlobRow, utcnow
 
@@ -29,13 +30,21 @@ def insert_blobs(session: Session, sizes: Mapping[str, int]) -> int:
         return 0
     now = utcnow()
     rows = [{"sha256": sha, "size": size, "stored_at": now} for sha, size in sizes.items()]
-    dialect = session.get_bind().dialect.name
-    if dialect not in ("sqlite", "postgresql"):
+    statement = insert_ignoring_duplicates(session.get_bind().dialect.name)
+    if statement is None:
         return _insert_missing(session, rows)
-    module: Any = sqlite if dialect == "sqlite" else postgresql
-    statement = (module.insert(BLOBS).on_conflict_do_nothing(index_elements=["sha256"])
-                 .returning(BLOBS.c.sha256))
     return len(session.execute(statement, rows).all())  # RETURNING: only the rows inserted
+
+
+def insert_ignoring_duplicates(dialect: str) -> ReturningInsert[tuple[str]] | None:
+    """INSERT INTO blobs ... ON CONFLICT (sha256) DO NOTHING RETURNING sha256, where the
+    database has it (SQLite, PostgreSQL); None elsewhere."""
+    if dialect not in ("sqlite", "postgresql"):
+        return None
+    module: Any = sqlite if dialect == "sqlite" else postgresql
+    return cast(ReturningInsert[tuple[str]],
+                module.insert(BLOBS).on_conflict_do_nothing(index_elements=["sha256"])
+                .returning(BLOBS.c.sha256))
 
 
 def _insert_missing(session: Session, rows: list[dict[str, Any]]) -> int:

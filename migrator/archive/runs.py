@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from migrator.archive.db import Manifest
 from migrator.archive.ingest import ensure_account
 from migrator.archive.manifest import RunRow, utcnow
-from migrator.errors import MigratorError
+from migrator.errors import MigratorError, unexpected_error_text
 
 
 @dataclass
@@ -45,7 +45,7 @@ def record_run(manifest: Manifest, command: str, account: str | None = None,
         record.outcome, record.error = "failed", str(exc)
         raise
     except Exception as exc:
-        record.outcome, record.error = "failed", f"{exc.__class__.__name__}: {exc}"
+        record.outcome, record.error = "failed", unexpected_error_text(exc)
         raise
     finally:
         with manifest.session() as session:

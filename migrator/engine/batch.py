@@ -18,7 +18,7 @@ from migrator.batchfile import BatchRow
 from migrator.config import Account
 from migrator.engine.events import Emit, Notice
 from migrator.engine.results import JobResult
-from migrator.errors import ExitStatus, LockedError, MigratorError
+from migrator.errors import ExitStatus, LockedError, MigratorError, unexpected_error_text
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,11 @@ def run_mailbox(row: BatchRow, job: MailboxJob, emit: Emit) -> MailboxOutcome:
         outcome = MailboxOutcome(row.line, row.name, "failed", error=str(exc),
                                  exit_status=exc.exit_status)
     except Exception as exc:  # isolation: a crash in one mailbox must not stop the batch
-        log.exception("%s: unexpected error", row.name)
+        # the traceback (and a database error's SQL and parameters) only with -vv: the
+        # report, `batch status` and the terminal get one line
+        log.debug("%s: unexpected error", row.name, exc_info=True)
         outcome = MailboxOutcome(row.line, row.name, "failed",
-                                 error=f"internal error: {exc.__class__.__name__}: {exc}",
+                                 error=f"internal error: {unexpected_error_text(exc)}",
                                  exit_status=ExitStatus.ERROR)
     else:
         return outcome_of(row, results, time.monotonic() - started)

@@ -48,6 +48,26 @@ class UsageError(MigratorError):
     exit_status = ExitStatus.USAGE
 
 
+UNEXPECTED_TEXT_LIMIT = 300  # characters of an unexpected error's message kept for reports
+
+
+def unexpected_error_text(exc: BaseException) -> str:
+    """One line for an error that is not a MigratorError (a bug), fit for reports and logs.
+
+    The class and the first line of the message only: SQLAlchemy puts the statement and every
+    bound parameter (kilobytes of message data) on the lines after the driver's own first
+    line, and PostgreSQL's DETAIL line quotes the row's values.
+    """
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    for marker in ("[SQL:", "[parameters:"):
+        text = text.split(marker, 1)[0].rstrip()
+    if len(text) > UNEXPECTED_TEXT_LIMIT:
+        text = text[:UNEXPECTED_TEXT_LIMIT - 3] + "..."
+    name = exc.__class__.__name__
+    return f"{name}: {text}" if text else name
+
+
 class ConfigError(MigratorError):
     """The configuration is invalid; the message names file and key."""
 

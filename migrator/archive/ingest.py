@@ -1,8 +1,8 @@
-"""Put fetched messages into the archive: blobs made durable first, then their rows.
+"""Accounts and folders in the manifest, and messages put into the archive in one call.
 
-Shared by every source (IMAP, POP3): sources hand over bytes and metadata, this module keeps
-the durability order. A crash between the two steps leaves only an unreferenced blob, which
-the next run reuses.
+`add_messages` is for imports, tests and benchmarks: it goes through the archive writer like
+the pulls do (blobs made durable first, then their rows), so a crash between the two steps
+leaves only an unreferenced blob, which the next run reuses.
 """
 
 from __future__ import annotations
@@ -13,10 +13,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from migrator.archive.blob_rows import insert_blobs
 from migrator.archive.blobs import BlobRef, BlobStore
 from migrator.archive.db import Manifest
-from migrator.archive.manifest import AccountRow, BlobRow, FolderRow, MessageRow
-from migrator.headers import message_id
+from migrator.archive.manifest import AccountRow, FolderRow, MessageRow, flags_text
+from migrator.archive.writer import ArchiveWriter, WriteBatch, Written
+from migrator.budget import ByteBudget
+
+BUDGET_BYTES = 64 * 1024 * 1024  # handed over but not yet written
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,6 @@ class FetchedMessage:
     uidl: str | None = None
     internaldate: str | None = None  # ISO 8601 with offset
     flags: tuple[str, ...] = ()
-
-
-def flags_text(flags: Sequence[str]) -> str:
-    return " ".join(sorted(set(flags)))
 
 
 def ensure_account(session: Session, name: str, source_kind: str) -> AccountRow:
@@ -61,33 +61,24 @@ def ensure_folder(session: Session, account: AccountRow, name: str, raw_name: st
     return row
 
 
-def store_blobs(store: BlobStore, messages: Sequence[FetchedMessage]) -> list[BlobRef]:
-    """Write every blob durably (one directory fsync per directory for the batch)."""
-    refs = [store.put(message.data, defer_dir_sync=True) for message in messages]
-    store.sync()
-    return refs
-
-
-def record_messages(session: Session, folder_id: int, messages: Sequence[FetchedMessage],
-                    refs: Sequence[BlobRef]) -> list[MessageRow]:
-    """Insert rows for blobs already durable; a message already recorded is skipped."""
-    shas = {ref.sha256 for ref in refs}
-    known_blobs = set(session.scalars(select(BlobRow.sha256).where(BlobRow.sha256.in_(shas))))
-    rows = []
-    for message, ref in zip(messages, refs, strict=True):
-        if ref.sha256 not in known_blobs:
-            session.add(BlobRow(sha256=ref.sha256, size=ref.size))
-            known_blobs.add(ref.sha256)
+def record_messages(session: Session, folder_id: int,
+                    written: Sequence[Written[FetchedMessage]]) -> int:
+    """Insert rows for blobs already durable; a message already recorded is skipped.
+    Returns rows added."""
+    insert_blobs(session, {item.ref.sha256: item.ref.size for item in written})
+    added = 0
+    for item in written:
+        message, ref = item.key, item.ref
         if _already_recorded(session, folder_id, message, ref):
             continue
-        row = MessageRow(folder_id=folder_id, uid=message.uid, uidvalidity=message.uidvalidity,
-                         uidl=message.uidl, sha256=ref.sha256, size=ref.size,
-                         internaldate=message.internaldate, flags=flags_text(message.flags),
-                         message_id=message_id(message.data))
-        session.add(row)
-        rows.append(row)
+        session.add(MessageRow(folder_id=folder_id, uid=message.uid,
+                               uidvalidity=message.uidvalidity, uidl=message.uidl,
+                               sha256=ref.sha256, size=ref.size,
+                               internaldate=message.internaldate,
+                               flags=flags_text(message.flags), message_id=item.message_id))
+        added += 1
     session.flush()
-    return rows
+    return added
 
 
 def _already_recorded(session: Session, folder_id: int, message: FetchedMessage,
@@ -104,8 +95,23 @@ def _already_recorded(session: Session, folder_id: int, message: FetchedMessage,
 
 
 def add_messages(manifest: Manifest, store: BlobStore, folder_id: int,
-                 messages: Sequence[FetchedMessage]) -> list[MessageRow]:
-    """Durable blobs, then one transaction for the batch's rows."""
-    refs = store_blobs(store, messages)
-    with manifest.session() as session:
-        return record_messages(session, folder_id, messages, refs)
+                 messages: Sequence[FetchedMessage]) -> int:
+    """Durable blobs, then one transaction for the batch's rows; returns rows added."""
+    added = 0
+
+    def record(written: list[Written[FetchedMessage]]) -> None:
+        nonlocal added
+        with manifest.session() as session:
+            added = record_messages(session, folder_id, written)
+
+    writer: ArchiveWriter[FetchedMessage] = ArchiveWriter(store, ByteBudget(BUDGET_BYTES))
+    batch = WriteBatch(record)
+    try:
+        for message in messages:
+            writer.put(batch, message, message.data)
+        writer.seal(batch)
+    finally:
+        writer.close()
+    if writer.error is not None:
+        raise writer.error
+    return added

@@ -6,6 +6,7 @@ the newest revision (a test compares them).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -23,6 +24,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def flags_text(flags: Sequence[str]) -> str:
+    """Flags as `messages.flags` stores them: space-separated, sorted, each once (so that
+    comparing two texts compares the flag sets)."""
+    return " ".join(sorted(set(flags)))
 
 
 class Base(DeclarativeBase):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from migrator.archive.db import Manifest
 from migrator.archive.ingest import ensure_account
 from migrator.archive.manifest import RunRow, utcnow
-from migrator.errors import MigratorError
+from migrator.errors import MigratorError, unexpected_error_text
 
 RUNNING, DIED = "running", "died"
 DIED_ERROR = "the process ended without closing this run (killed, or the machine stopped)"
@@ -65,7 +65,7 @@ def record_run(manifest: Manifest, command: str, account: str | None = None,
         record.outcome, record.error = "failed", str(exc)
         raise
     except Exception as exc:
-        record.outcome, record.error = "failed", f"{exc.__class__.__name__}: {exc}"
+        record.outcome, record.error = "failed", unexpected_error_text(exc)
         raise
     finally:
         with _open_lock:

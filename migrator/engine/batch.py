@@ -19,7 +19,7 @@ from migrator.config import Account
 from migrator.diskfull import disk_full, is_disk_full
 from migrator.engine.events import Emit, Notice
 from migrator.engine.results import JobResult
-from migrator.errors import ExitStatus, LockedError, MigratorError
+from migrator.errors import ExitStatus, LockedError, MigratorError, unexpected_error_text
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,11 @@ def crashed(row: BatchRow, exc: Exception) -> MailboxOutcome:
         full = disk_full(f"{row.name}: cannot write to the archive", exc)
         return MailboxOutcome(row.line, row.name, "failed", error=str(full),
                               exit_status=full.exit_status)
-    log.exception("%s: unexpected error", row.name)
+    # the traceback (and a database error's SQL and parameters) only with -vv: the report,
+    # `batch status` and the terminal get one line
+    log.debug("%s: unexpected error", row.name, exc_info=True)
     return MailboxOutcome(row.line, row.name, "failed",
-                          error=f"internal error: {exc.__class__.__name__}: {exc}",
+                          error=f"internal error: {unexpected_error_text(exc)}",
                           exit_status=ExitStatus.ERROR)
 
 

@@ -220,3 +220,50 @@ def test_report_bytes_are_archived_and_pushed_whatever_the_protocol(world, tmp_p
     assert {name: row["pushed_bytes"] for name, row in rows.items()} == sizes
     assert {row["archived_bytes"] for row in rows.values()} == {0}
     assert f"0 B archived, {human_bytes(sum(sizes.values()))} pushed" in cut_over.stdout
+
+
+TWINS = {"twin1": "imap", "twin2": "imap", "twin3": "pop3"}
+ROUNDS = 5  # each round brings new identical messages: the blob rows are new each time
+PER_ROUND = 40
+
+
+def shared_mail(round_: int, n: int) -> SeedMessage:
+    """The same bytes in every twin mailbox."""
+    raw = (f"From: list@example.org\r\nTo: team@old.example\r\nSubject: round {round_} "
+           f"news {n}\r\nMessage-ID: <r{round_}.n{n}@list.example>\r\n\r\n"
+           f"{'shared body ' * 40}\r\n").encode()
+    return SeedMessage(raw, (), 1_700_000_000 + n * 60)
+
+
+@pytest.mark.slow
+def test_mailboxes_with_identical_messages_pulled_at_once_never_collide(
+        tmp_path, source_server, monkeypatch) -> None:
+    """Issue 11: two mailboxes holding byte-identical messages, pulled in parallel, both
+    insert the same blob rows: neither may fail (it was `UNIQUE constraint failed:
+    blobs.sha256`, with a traceback and the SQL parameters in the report)."""
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    batch = Batch(source_defaults(source_server), report_dir=tmp_path / "reports")
+    base = Config(tmp_path / "archive", batch=batch).write(tmp_path / "base.toml")
+    lines = []
+    for user, kind in TWINS.items():
+        source_server.add_user(user, PASSWORD)
+        port = source_server.pop3_port if kind == "pop3" else source_server.imap_port
+        lines.append(f"{user},{kind},{port},{user},env:{PASSWORD_ENV}\n")
+    users_csv = tmp_path / "twins.csv"
+    users_csv.write_text("account,source_kind,source_port,source_user,source_secret\n"
+                         + "".join(lines))
+    for round_ in range(ROUNDS):
+        messages = [shared_mail(round_, n) for n in range(PER_ROUND)]
+        for user in TWINS:
+            source_server.seed(user, "INBOX", messages)
+        result = run_cli("-c", base, "batch", "run", users_csv, "--parallel", str(len(TWINS)))
+        report = (tmp_path / "reports").glob("batch-*.csv")
+        texts = [result.stdout, result.stderr, *(path.read_text() for path in report)]
+        assert not any("IntegrityError" in text or "[parameters:" in text for text in texts)
+        assert result.status == 0, result.stdout + result.stderr
+        rows = {row["account"]: row for row in latest_report(tmp_path)["mailboxes"]}
+        assert all(rows[user]["archived"] == PER_ROUND for user in TWINS), rows
+    with sqlite3.connect(tmp_path / "archive" / "manifest.sqlite") as db:
+        blobs = db.execute("select count(*) from blobs").fetchone()[0]
+        messages = db.execute("select count(*) from messages").fetchone()[0]
+    assert (blobs, messages) == (ROUNDS * PER_ROUND, len(TWINS) * ROUNDS * PER_ROUND)

@@ -9,7 +9,15 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy import text as sql
+from sqlalchemy.exc import IntegrityError
+
 from migrator import config
+from migrator.archive.db import open_manifest
+from migrator.archive.manifest import RunRow
+from migrator.archive.runs import record_run
 from migrator.batchfile import BatchRow
 from migrator.cli.batch_reports import write_reports
 from migrator.config import Account
@@ -111,3 +119,50 @@ def test_a_full_disk_in_one_mailbox_is_a_storage_failure_of_the_batch() -> None:
     assert all("no space left" in (o.error or "") and "internal error" not in (o.error or "")
                for o in failed)
     assert batch_status(outcomes) == ExitStatus.STORAGE
+
+
+PARAMETER = "a-message-id-that-must-stay-in-the-database"
+
+
+def database_error() -> IntegrityError:
+    """A real SQLAlchemy IntegrityError, whose text carries the statement and parameters."""
+    engine = create_engine("sqlite://")
+    try:
+        with engine.begin() as conn:
+            conn.execute(sql("create table blobs (sha256 text primary key, note text)"))
+            rows = [{"sha": "same", "note": PARAMETER}] * 2
+            conn.execute(sql("insert into blobs values (:sha, :note)"), rows)
+    except IntegrityError as exc:
+        assert "[parameters:" in str(exc)  # what must not reach a report
+        return exc
+    finally:
+        engine.dispose()
+    raise AssertionError("the duplicate insert did not fail")
+
+
+def test_an_internal_database_error_is_one_line_without_sql_parameters(tmp_path: Path) -> None:
+    error = database_error()
+
+    def fails(account: Account) -> list[JobResult]:
+        raise error
+
+    [outcome] = run_batch(rows("alice"), fails, parallel=1, emit=discard)
+    assert outcome.state == "failed" and outcome.exit_status == ExitStatus.ERROR
+    assert outcome.error == ("internal error: IntegrityError: (sqlite3.IntegrityError) "
+                             "UNIQUE constraint failed: blobs.sha256")
+    csv_path, json_path = write_reports(tmp_path, [outcome], datetime(2026, 12, 3, 7, 0))
+    for report in (csv_path.read_text(), json_path.read_text()):
+        assert "UNIQUE constraint failed" in report
+        assert PARAMETER not in report and "[SQL:" not in report
+
+
+def test_a_run_record_keeps_one_line_of_an_internal_database_error(tmp_path: Path) -> None:
+    """`batch status` shows the runs table's error: no SQL parameters there either."""
+    manifest = open_manifest(f"sqlite:///{tmp_path / 'manifest.sqlite'}")
+    with pytest.raises(IntegrityError), record_run(manifest, "pull", "alice", "imap"):
+        raise database_error()
+    with manifest.session() as session:
+        [error] = session.scalars(select(RunRow.error)).all()
+    manifest.close()
+    assert error == "IntegrityError: (sqlite3.IntegrityError) UNIQUE constraint failed: " \
+                    "blobs.sha256"

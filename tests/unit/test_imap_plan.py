@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from migrator.engine.budget import ByteBudget
+from migrator.budget import ByteBudget
 from migrator.engine.imap.plan import (
     FolderState,
     Known,

@@ -1,4 +1,4 @@
-"""The POP3 pull's batch writer: bounded memory without ever waiting on itself."""
+"""The POP3 pull's writer: bounded memory without ever waiting on itself."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.archive.ingest import ensure_account, ensure_folder
-from migrator.engine.pop3.writer import BatchWriter, Stored
+from migrator.engine.pop3.writer import Stored, open_writer
 
 
 def test_a_message_over_the_memory_budget_after_small_ones_is_written(tmp_path: Path) -> None:
@@ -24,7 +24,7 @@ def test_a_message_over_the_memory_budget_after_small_ones_is_written(tmp_path: 
     def on_committed(stored: Sequence[Stored], rows: int) -> None:
         committed.extend(stored)
 
-    writer = BatchWriter(manifest, store, folder_id, on_committed, unwritten_bytes=10_000)
+    writer = open_writer(manifest, store, folder_id, on_committed, unwritten_bytes=10_000)
     messages = {f"small-{n}": b"Subject: %d\r\n\r\nsmall\r\n" % n for n in range(3)}
     messages["big"] = b"Subject: big\r\n\r\n" + b"y" * 50_000 + b"\r\n"
 
@@ -37,5 +37,5 @@ def test_a_message_over_the_memory_budget_after_small_ones_is_written(tmp_path: 
     thread.start()
     thread.join(30)
     assert not thread.is_alive(), "the writer waited for room nothing could free"
-    assert {item.uidl for item in committed} == set(messages)
-    assert all(store.read(item.ref.sha256) == messages[item.uidl] for item in committed)
+    assert {item.key for item in committed} == set(messages)
+    assert all(store.read(item.ref.sha256) == messages[item.key] for item in committed)

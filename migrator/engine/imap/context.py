@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
 from migrator.auth import TokenProvider
+from migrator.budget import ByteBudget
 from migrator.config import Account
-from migrator.engine.budget import ByteBudget
 from migrator.engine.events import Emit, Notice
 from migrator.engine.imap.jobs import FolderJob, WorkQueue
 from migrator.engine.results import JobResult

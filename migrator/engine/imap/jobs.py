@@ -11,10 +11,9 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from migrator.engine.imap.records import StoredMessage
+from migrator.archive.writer import WriteBatch
 from migrator.sources.imap import Folder, FolderStatus, ListedMessage
 
 
@@ -44,13 +43,12 @@ class FolderJob:
 
 @dataclass(frozen=True)
 class Received:
-    """A message read from the network; `stored` resolves once its blob is durable."""
+    """A message read from the network: what its row records besides the blob."""
 
     uid: int
-    flags: str
+    flags: str  # as the manifest stores them (archive.manifest.flags_text)
     internaldate: str | None
     size: int
-    stored: Future[StoredMessage]
 
 
 class Batch:
@@ -64,6 +62,7 @@ class Batch:
         self.strikes: dict[int, int] = {}  # connections lost while reading this UID
         self.last_error: str | None = None
         self.listed = listed
+        self.blobs: WriteBatch[Received] | None = None  # the archive writer's side of it
 
     @property
     def listed(self) -> list[ListedMessage]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from migrator.archive.manifest import flags_text
 from migrator.sources.imap import FolderStatus, ListedMessage
 
 MAX_BATCH_MESSAGES = 500
@@ -43,10 +44,6 @@ class FolderDelta:
     new: list[ListedMessage] = field(default_factory=list)
     gone: list[int] = field(default_factory=list)
     flags: dict[int, str] = field(default_factory=dict)  # uid -> new flags text
-
-
-def flags_text(flags: Sequence[str]) -> str:
-    return " ".join(sorted(set(flags)))
 
 
 def unchanged(state: FolderState, status: FolderStatus, condstore: bool) -> bool:

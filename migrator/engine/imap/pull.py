@@ -24,8 +24,8 @@ from migrator.archive.db import Manifest
 from migrator.archive.ingest import ensure_account
 from migrator.archive.manifest import AccountRow
 from migrator.archive.runs import record_run
+from migrator.budget import release_large_buffers
 from migrator.config import Account, Endpoint
-from migrator.engine.budget import release_large_buffers
 from migrator.engine.events import Emit, TaskFinished, TaskStarted, TaskTotals
 from migrator.engine.imap.context import RECONNECTS, PullContext
 from migrator.engine.imap.fetcher import Fetcher

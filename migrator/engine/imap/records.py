@@ -14,25 +14,16 @@ from typing import cast
 from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from migrator.archive.blobs import BlobRef
-from migrator.archive.manifest import BlobRow, FailureRow, FolderRow, MessageRow, utcnow
+from migrator.archive.blob_rows import insert_blobs
+from migrator.archive.manifest import FailureRow, FolderRow, MessageRow, utcnow
+from migrator.archive.writer import Written
+from migrator.engine.imap.jobs import Received
 from migrator.engine.imap.plan import FolderState, Known
 from migrator.sources.imap import Folder, FolderStatus
 
 MESSAGES = cast(Table, MessageRow.__table__)
-BLOBS = cast(Table, BlobRow.__table__)
 STAGE = "pull"
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    """A fetched message whose blob is durable: what its row records."""
-
-    uid: int
-    flags: str
-    internaldate: str | None
-    ref: BlobRef
-    message_id: str | None
+StoredMessage = Written[Received]  # a fetched message whose blob is durable
 
 
 def failure_ref(uid: int) -> str:
@@ -149,36 +140,28 @@ def record_batch(session: Session, folder_id: int, uidvalidity: int | None,
     content under an old UIDVALIDITY is moved to the new UID instead of duplicated."""
     if not messages:
         return BatchCounts()
-    new_blobs = _insert_blobs(session, {m.ref.sha256: m.ref.size for m in messages})
-    uids = [m.uid for m in messages]
+    new_blobs = insert_blobs(session, {m.ref.sha256: m.ref.size for m in messages})
+    uids = [m.key.uid for m in messages]
     present = set(session.scalars(select(MESSAGES.c.uid).where(
         MESSAGES.c.folder_id == folder_id, MESSAGES.c.uidvalidity == uidvalidity,
         MESSAGES.c.uid.in_(uids))))
     rows = []
     moved = 0
     for message in messages:
-        if message.uid in present:
+        received = message.key
+        if received.uid in present:
             continue
-        present.add(message.uid)
+        present.add(received.uid)
         if remap and _move_stale_row(session, folder_id, uidvalidity, message):
             moved += 1
             continue
-        rows.append({"folder_id": folder_id, "uidvalidity": uidvalidity, "uid": message.uid,
+        rows.append({"folder_id": folder_id, "uidvalidity": uidvalidity, "uid": received.uid,
                      "sha256": message.ref.sha256, "size": message.ref.size,
-                     "internaldate": message.internaldate, "flags": message.flags,
+                     "internaldate": received.internaldate, "flags": received.flags,
                      "message_id": message.message_id, "first_seen": utcnow()})
     if rows:
         session.execute(insert(MESSAGES), rows)
     return BatchCounts(len(rows), moved, new_blobs)
-
-
-def _insert_blobs(session: Session, sizes: Mapping[str, int]) -> int:
-    existing = set(session.scalars(select(BLOBS.c.sha256).where(BLOBS.c.sha256.in_(sizes))))
-    missing = [{"sha256": sha, "size": size, "stored_at": utcnow()}
-               for sha, size in sizes.items() if sha not in existing]
-    if missing:
-        session.execute(insert(BLOBS), missing)
-    return len(missing)
 
 
 def _move_stale_row(session: Session, folder_id: int, uidvalidity: int | None,
@@ -189,9 +172,10 @@ def _move_stale_row(session: Session, folder_id: int, uidvalidity: int | None,
         MESSAGES.c.uidvalidity.is_distinct_from(uidvalidity)).limit(1)).first()
     if row_id is None:
         return False
+    received = message.key
     session.execute(update(MESSAGES).where(MESSAGES.c.id == row_id).values(
-        uidvalidity=uidvalidity, uid=message.uid, flags=message.flags,
-        internaldate=message.internaldate))
+        uidvalidity=uidvalidity, uid=received.uid, flags=received.flags,
+        internaldate=received.internaldate))
     return True
 
 

@@ -35,7 +35,7 @@ from migrator.archive.runs import record_run
 from migrator.config import Account
 from migrator.engine.events import Emit, Notice, TaskAdvanced, TaskFinished, TaskStarted, TaskTotals
 from migrator.engine.pop3 import delete as pop3_delete
-from migrator.engine.pop3.writer import BatchWriter, Stored
+from migrator.engine.pop3.writer import Stored, open_writer
 from migrator.engine.results import JobResult
 from migrator.errors import AccountError, ConnectError, ConnectionLost
 from migrator.retry import RetryPolicy, retry
@@ -237,11 +237,9 @@ class Pop3Pull:
                 self.result.counts["bytes"] += sum(item.ref.size for item in stored)
 
         by_number = {item.number: item for item in todo}
-        writer = BatchWriter(self.manifest, self.store, self.folder_id, committed,
+        writer = open_writer(self.manifest, self.store, self.folder_id, committed,
                              batch_messages=BATCH_MESSAGES, batch_bytes=BATCH_BYTES,
-                             unwritten_bytes=UNWRITTEN_BYTES,
-                             after_blobs=lambda: kill_point("blobs-durable"),
-                             after_rows=lambda: kill_point("batch-stored"))
+                             unwritten_bytes=UNWRITTEN_BYTES)
         progress = Progress(self.emit, self.name)
         try:
             for number, reply in session.retrieve(by_number):

@@ -19,8 +19,8 @@ from itertools import groupby
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
 from migrator.archive.runs import record_run
+from migrator.budget import release_large_buffers
 from migrator.config import Account
-from migrator.engine.budget import release_large_buffers
 from migrator.engine.events import Emit, Notice, TaskFinished, TaskStarted, TaskTotals
 from migrator.engine.push.context import Parallelism, PushContext
 from migrator.engine.push.plan import (

@@ -1,9 +1,10 @@
-"""A byte budget shared by readers and writers: memory stays bounded whatever the mailbox.
+"""The one memory budget: bytes read from a source but not yet written stay bounded.
 
-A reader reserves a message's size before reading its literal and the writer releases it once
-the blob is on disk, so fetched-but-unwritten data never exceeds the budget. A message larger
-than the whole budget is let through alone, when nothing else is held. Waiters are served in
-order, so a large message is not starved by a stream of small ones.
+A reader reserves a message's size (the IMAP fetcher before reading its literal, the archive
+writer for a POP3 reply already read) and the archive writer releases it once the blob is on
+disk, so read-but-unwritten data never exceeds the budget. A message larger than the whole
+budget is let through alone, when nothing else is held. Waiters are served in order, so a
+large message is not starved by a stream of small ones. Push uses `release_large_buffers`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ class ByteBudget:
             self.used += size
             self.peak = max(self.peak, self.used)
             self._changed.notify_all()
+
+    def try_reserve(self, size: int) -> bool:
+        """Reserve `size` bytes if that needs no waiting (nobody queued, and they fit)."""
+        with self._changed:
+            if self._queue or not (self.used == 0 or self.used + size <= self.limit):
+                return False
+            self.used += size
+            self.peak = max(self.peak, self.used)
+            return True
 
     def release(self, size: int) -> None:
         with self._changed:

@@ -1,0 +1,60 @@
+"""The `blobs` rows of the manifest, inserted idempotently by every writer.
+
+Two mailboxes pulled at once (`batch run --parallel`) may hold byte-identical messages: both
+writers then insert the same blob row, and whichever commits second used to fail on the
+primary key (`UNIQUE constraint failed: blobs.sha256`), after checking that the row was not
+there. The row is the same content whoever writes it, so a duplicate is simply skipped by the
+database itself (ON CONFLICT DO NOTHING on SQLite and PostgreSQL), which no check made before
+the insert can do: the other writer may commit in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
+
+from migrator.archive.manifest import BlobRow, utcnow
+
+BLOBS = cast(Table, BlobRow.__table__)
+CHUNK = 500  # parameters per IN (...) query, well under SQLite's limit
+
+
+def insert_blobs(session: Session, sizes: Mapping[str, int]) -> int:
+    """Rows for blobs (SHA-256 -> size) made durable; returns how many were new."""
+    if not sizes:
+        return 0
+    now = utcnow()
+    rows = [{"sha256": sha, "size": size, "stored_at": now} for sha, size in sizes.items()]
+    statement = insert_ignoring_duplicates(session.get_bind().dialect.name)
+    if statement is None:
+        return _insert_missing(session, rows)
+    return len(session.execute(statement, rows).all())  # RETURNING: only the rows inserted
+
+
+def insert_ignoring_duplicates(dialect: str) -> ReturningInsert[tuple[str]] | None:
+    """INSERT INTO blobs ... ON CONFLICT (sha256) DO NOTHING RETURNING sha256, where the
+    database has it (SQLite, PostgreSQL); None elsewhere."""
+    if dialect not in ("sqlite", "postgresql"):
+        return None
+    module: Any = sqlite if dialect == "sqlite" else postgresql
+    return cast(ReturningInsert[tuple[str]],
+                module.insert(BLOBS).on_conflict_do_nothing(index_elements=["sha256"])
+                .returning(BLOBS.c.sha256))
+
+
+def _insert_missing(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Another database: insert what is not there yet (a concurrent writer can still race)."""
+    shas = [row["sha256"] for row in rows]
+    existing: set[str] = set()
+    for start in range(0, len(shas), CHUNK):
+        existing.update(session.scalars(select(BLOBS.c.sha256).where(
+            BLOBS.c.sha256.in_(shas[start:start + CHUNK]))))
+    missing = [row for row in rows if row["sha256"] not in existing]
+    if missing:
+        session.execute(insert(BLOBS), missing)
+    return len(missing)

@@ -22,7 +22,13 @@ from migrator.cli.environment import Environment
 from migrator.cli.options import Parser, check, positive_seconds
 from migrator.cli.progress import JsonReporter, LineReporter, NullReporter, Reporter
 from migrator.diskfull import disk_full, is_disk_full
-from migrator.errors import ConfigError, ExitStatus, MigratorError, UsageError
+from migrator.errors import (
+    ConfigError,
+    ExitStatus,
+    MigratorError,
+    UsageError,
+    unexpected_error_text,
+)
 from migrator.redact import RedactingFilter, redact
 
 log = logging.getLogger("migrator")
@@ -214,8 +220,8 @@ def report_error(env: Environment, args: argparse.Namespace, exc: BaseException,
     text = redact(str(exc)) or exc.__class__.__name__
     if full:
         text = str(disk_full(f"cannot write {_written(exc)}", exc))
-    elif internal:
-        text = f"internal error: {exc.__class__.__name__}: {text} (run with --traceback)"
+    elif internal:  # one line: a database error's SQL and parameters only with --traceback
+        text = f"internal error: {redact(unexpected_error_text(exc))} (run with --traceback)"
     env.stderr.write(f"migrator: error: {text}\n")
     return status
 

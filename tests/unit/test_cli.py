@@ -156,3 +156,25 @@ def test_batch_status_times_carry_their_zone(tmp_path: Path, kolkata_time: ZoneI
     assert started.utcoffset() == timedelta(0)
     text = run_cli("-c", config, "batch", "status", users).stdout
     assert f"{started.astimezone(kolkata_time):%Y-%m-%d %H:%M:%S}+05:30" in text
+
+
+def test_an_internal_database_error_is_one_line_without_its_sql_parameters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLAlchemy puts the statement and every bound parameter in its message: a bug's one
+    line must not carry them (message data, addresses) to the terminal or a cron mail."""
+    from sqlalchemy.exc import IntegrityError
+
+    from migrator.cli.commands import status
+
+    def broken(ctx: object) -> int:
+        raise IntegrityError("INSERT INTO blobs (sha256) VALUES (?)", ("secret-parameter",),
+                             Exception("UNIQUE constraint failed: blobs.sha256"))
+
+    monkeypatch.setattr(status, "run", broken)
+    config = Config(tmp_path / "a").write(tmp_path / "migrator.toml")
+    result = run_cli("-c", config, "status")
+    assert result.status == ExitStatus.ERROR
+    assert result.stderr == ("migrator: error: internal error: IntegrityError: (builtins."
+                             "Exception) UNIQUE constraint failed: blobs.sha256 (run with "
+                             "--traceback)\n")
+    assert "secret-parameter" in run_cli("-c", config, "--traceback", "status").stderr

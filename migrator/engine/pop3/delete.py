@@ -1,4 +1,5 @@
-"""Which archived POP3 messages may leave the server, and why that is safe (DESIGN 4.3).
+"""Which archived POP3 messages may leave the server, and why that is safe (DESIGN 4.3);
+safe_delete.py carries the plan out.
 
 Nothing is deleted without an explicit policy. Under `after-archive` a message qualifies once
 every archived copy recorded under its UIDL re-hashes to its name and it has been in the

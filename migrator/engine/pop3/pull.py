@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,6 +35,7 @@ from migrator.archive.runs import record_run
 from migrator.config import Account
 from migrator.engine.events import Emit, Notice, TaskAdvanced, TaskFinished, TaskStarted, TaskTotals
 from migrator.engine.pop3 import delete as pop3_delete
+from migrator.engine.pop3 import safe_delete
 from migrator.engine.pop3.writer import Stored, open_writer
 from migrator.engine.results import JobResult
 from migrator.errors import AccountError, ConnectError, ConnectionLost
@@ -139,7 +140,7 @@ class Pop3Pull:
         session = self._open()
         try:
             maildrop = self._identify(session)
-            self._reconcile(maildrop)
+            safe_delete.reconcile(self, maildrop)
             known = self._known()
             new, suspects = select_fetches(maildrop.listing, known)
             self.result.counts["unchanged"] = len(maildrop.listing) - len(new) - len(suspects)
@@ -148,7 +149,7 @@ class Pop3Pull:
             self._recheck(session, suspects)
             self._fetch(session, new)
             self._record_presence(maildrop)
-            self._delete_safe(session, maildrop)
+            safe_delete.delete_safe(self, session, maildrop)
         finally:
             session.close()
 
@@ -291,82 +292,6 @@ class Pop3Pull:
                 if failure.ref in archived:
                     failure.resolved_at = now
 
-    # -- deleting ----------------------------------------------------------------------------
-
-    def _reconcile(self, maildrop: Maildrop) -> None:
-        """Settle deletions a session left unconfirmed (it died before QUIT's +OK)."""
-        now = utcnow()
-        settled: Counter[str] = Counter()
-        with self.manifest.session() as session:
-            for deletion, uidl in session.execute(
-                    select(SourceDeletionRow, MessageRow.uidl)
-                    .join(MessageRow, SourceDeletionRow.archive_message_id == MessageRow.id)
-                    .where(MessageRow.folder_id == self.folder_id,
-                           SourceDeletionRow.state == "pending")):
-                settle_pending(deletion, still_on_server=uidl in maildrop.by_uidl, now=now)
-                settled[deletion.state] += 1
-        for state, count in settled.items():
-            self.emit(Notice("warning", f"{count} deletion(s) left unconfirmed by an earlier "
-                                        f"session are now {state}", self.name))
-
-    def _delete_safe(self, session: Pop3Session, maildrop: Maildrop) -> None:
-        plan = self._plan(maildrop)
-        if not plan.deletions:
-            session.quit()
-            return
-        pending = self._record_pending(plan.deletions)
-        refused = {}
-        numbers = {number: deletion for deletion in plan.deletions
-                   for number in deletion.numbers}
-        for number, reply in session.delete(numbers):
-            if isinstance(reply, Pop3Error):
-                refused[numbers[number].uidl] = str(reply)
-        kill_point("before-quit")
-        try:
-            session.quit()
-        except ConnectionLost as exc:
-            self.result.fail(f"{INBOX}: {len(pending)} deletion(s) not confirmed ({exc}): the "
-                             "server deletes nothing without QUIT's +OK; the next run checks")
-            return
-        kill_point("after-quit")
-        self._record_committed(pending, refused)
-
-    def _plan(self, maildrop: Maildrop) -> pop3_delete.DeletionPlan:
-        assert self.folder_id is not None
-        with self.manifest.session() as session:
-            plan = pop3_delete.plan_deletions(
-                session, self.account, self.folder_id, self.store, maildrop.by_uidl, utcnow(),
-                check_sizes=self.sizes_exact)
-        for refusal in plan.refusals:
-            if refusal.problem:
-                where = f"{INBOX} UIDL {refusal.uidl}: " if refusal.uidl else ""
-                self.result.fail(f"{where}{refusal.reason}")
-            self.result.counts["kept"] += 1
-        return plan
-
-    def _record_pending(self, deletions: Iterable[pop3_delete.Deletion]) -> dict[str, int]:
-        """Write the intent (state pending) durably before any DELE is sent."""
-        with self.manifest.session() as session:
-            rows = {d.uidl: SourceDeletionRow(archive_message_id=d.archive_message_id,
-                                              state="pending", reason=d.reason) for d in deletions}
-            session.add_all(rows.values())
-            session.flush()
-            return {uidl: row.id for uidl, row in rows.items()}
-
-    def _record_committed(self, pending: dict[str, int], refused: dict[str, str]) -> None:
-        now = utcnow()
-        with self.manifest.session() as session:
-            for uidl, row_id in pending.items():
-                row = session.get_one(SourceDeletionRow, row_id)
-                if uidl in refused:
-                    row.state = "abandoned"
-                    row.reason += f"; DELE refused: {refused[uidl]}"
-                    self.result.fail(f"{INBOX} UIDL {uidl}: DELE refused: {refused[uidl]}")
-                    continue
-                row.state, row.committed_at = "committed", now
-                session.get_one(MessageRow, row.archive_message_id).gone_at = now
-                self.result.counts["deleted"] += 1
-
     # -- dry run -----------------------------------------------------------------------------
 
     def preview(self) -> None:
@@ -459,18 +384,6 @@ def select_fetches(listing: Sequence[MaildropEntry],
         elif not any(pop3_delete.size_matches(item.size, size) for size in sizes):
             suspects.append(item)
     return new, suspects
-
-
-def settle_pending(deletion: SourceDeletionRow, *, still_on_server: bool,
-                   now: datetime) -> None:
-    """A pending deletion is committed only if the server no longer has the message."""
-    if still_on_server:
-        deletion.state = "abandoned"
-        deletion.reason += ("; still on the server at the next session (that session ended "
-                            "before QUIT's +OK): not deleted")
-    else:
-        deletion.state, deletion.committed_at = "committed", now
-        deletion.reason += "; confirmed gone from the server at the next session"
 
 
 def _set_gone(session: Session, ids: list[int], value: datetime | None) -> None:

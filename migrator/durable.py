@@ -20,19 +20,25 @@ TEMP_PREFIX = ".tmp-"
 
 
 def atomic_write(final: str | Path, payload: bytes, *, mode: int = 0o644, fsync: bool = True,
-                 sync_dir: bool = True) -> None:
+                 sync_dir: bool = True, temp_dir: str | None = None,
+                 mtime: float | None = None) -> None:
     """Write `payload` to `final` so that readers see the old file or the whole new one.
 
     Plain os calls, as the archive's hot path makes a file per message and a buffered file
     object adds syscalls (fstat, ioctl) to each. `fsync=False` and `sync_dir=False` leave
-    durability to the caller (a batch syncs once for many files).
+    durability to the caller (a batch syncs once for many files). `temp_dir` (same
+    filesystem) holds the temporary file, e.g. a Maildir's tmp/; `mtime` dates the file
+    before it appears (a Maildir file's mtime is read as its INTERNALDATE).
     """
     head, name = os.path.split(os.fspath(final))
-    temp = os.path.join(head, f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{name}")
+    temp = os.path.join(temp_dir or head,
+                        f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{name}")
     try:
         fd = os.open(temp, _CREATE, mode)
         try:
             write_all(fd, payload)
+            if mtime is not None:
+                os.utime(fd, (mtime, mtime))
             if fsync:
                 os.fsync(fd)
         finally:

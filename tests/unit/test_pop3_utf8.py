@@ -71,18 +71,18 @@ ERR = b"-ERR not now\r\n"
 
 @pytest.mark.parametrize("canned, on, commands", [
     # offered before login (RFC 6856's AUTHORIZATION state): sent there, not again
-    ((BASE + [b"UTF8 USER"], BASE + [b"UTF8"], OK), True,
+    (([*BASE, b"UTF8 USER"], [*BASE, b"UTF8"], OK), True,
      [b"CAPA", b"UTF8", b"USER", b"PASS", b"CAPA", b"QUIT"]),
     # offered only after login (as Courier's transaction state does): sent after login
-    ((BASE, BASE + [b"UTF8"], OK), True,
+    ((BASE, [*BASE, b"UTF8"], OK), True,
      [b"CAPA", b"USER", b"PASS", b"CAPA", b"UTF8", b"QUIT"]),
     # not offered: never sent
     ((BASE, BASE, OK), False, [b"CAPA", b"USER", b"PASS", b"CAPA", b"QUIT"]),
     # refused before login: asked again after, refused again: the session goes on
-    ((BASE + [b"UTF8"], BASE + [b"UTF8"], ERR), False,
+    (([*BASE, b"UTF8"], [*BASE, b"UTF8"], ERR), False,
      [b"CAPA", b"UTF8", b"USER", b"PASS", b"CAPA", b"UTF8", b"QUIT"]),
     # a name like it is not it
-    ((BASE + [b"UTF8X"], BASE + [b"X-UTF8"], OK), False,
+    (([*BASE, b"UTF8X"], [*BASE, b"X-UTF8"], OK), False,
      [b"CAPA", b"USER", b"PASS", b"CAPA", b"QUIT"]),
 ], indirect=["canned"])
 def test_utf8_is_sent_when_offered(canned: tuple[int, list[bytes]], on: bool,

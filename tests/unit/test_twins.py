@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from migrator.engine.push.twins import Twin, copies_of
+from migrator.engine.push.rows import DONE, FAILED, Candidate, Outcome
+from migrator.engine.push.twins import Twin, copies_in_folder, copies_of, mirror
 
 T, U = "Sent Items", "Junk Email"
 SENT, SENT2, JUNK = 1, 2, 3
@@ -36,3 +37,16 @@ def rows(*spec: tuple[int, int, str, str]) -> list[Twin]:
 def test_copies_of(spec: list[tuple[int, int, str, str]], expected: dict[int, int]) -> None:
     assert copies_of(rows(*spec)) == expected
     assert copies_of(reversed(rows(*spec))) == expected  # order of rows does not matter
+
+
+def test_a_copy_fares_as_its_primary_in_a_recheck() -> None:
+    def candidate(mid: int, folder_id: int, sha: str) -> Candidate:
+        return Candidate(mid, folder_id, sha, 10, None, (), None, DONE, T, 7, None)
+
+    messages = [candidate(10, SENT, "a"), candidate(11, SENT, "b"),
+                candidate(20, SENT2, "a"), candidate(21, SENT2, "c")]
+    copies = copies_in_folder(messages, T)
+    assert copies == {20: 10}
+    outcomes = [Outcome(10, FAILED, T, note="gone"), Outcome(21, DONE, T, 8, 5, "found")]
+    assert mirror(copies, outcomes, messages) == [Outcome(20, FAILED, T, note="gone")]
+    assert mirror(copies, [Outcome(11, FAILED, T)], messages) == []

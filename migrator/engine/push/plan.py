@@ -14,7 +14,13 @@ from sqlalchemy import func, select
 from migrator.archive import namespaces
 from migrator.archive.manifest import AccountRow, FolderRow
 from migrator.engine.push.context import PushContext
-from migrator.engine.push.rows import pending_totals, pins, record_failure, target_counts
+from migrator.engine.push.rows import (
+    FAILED,
+    pending_totals,
+    pins,
+    record_failure,
+    target_counts,
+)
 from migrator.engine.push.twins import twins
 from migrator.errors import FolderError
 from migrator.folders import (
@@ -205,7 +211,7 @@ def _held_back(ctx: PushContext) -> dict[int, tuple[int, int]]:
     held: dict[int, tuple[int, int]] = {}
     for copy_id in copies:
         message = messages[copy_id]
-        if message.state in (None, "failed"):
+        if message.state in (None, FAILED):
             count, size = held.get(message.folder_id, (0, 0))
             held[message.folder_id] = (count + 1, size + message.size)
     return held

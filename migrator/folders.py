@@ -7,12 +7,16 @@ this order of precedence, so the same folders always give the same plan:
 2. names already used by earlier pushes (pins): a folder does not move once mail went there
    (when another folder appears later, or a collision would now be resolved differently);
 3. INBOX;
-4. special-use attributes (RFC 6154) -> the target's folder for that role;
-5. well-known names (`Sent`, `Trash`, `Spam`...) where no source folder carries that role;
-6. everything else: prefix and delimiter translated, names kept.
+4. a role -> the target's folder for that role. A folder's role is its special-use
+   attribute (RFC 6154) if it has one, else its well-known name (`Sent`, `Sent Messages`,
+   `Spam`...). Folders of the same role merge into the one target folder (a user wants all
+   sent mail in Sent Items, not some of it in `Sent Items (2)`); the push sends a message
+   found in several of them once (engine/push/twins.py);
+5. everything else: prefix and delimiter translated, names kept.
 
 A name already claimed (case-insensitively on Exchange), Exchange's reserved `Files`, and its
-non-mail folders (Calendar, Contacts, Tasks...) get a ` (2)` suffix; each rename is reported.
+non-mail folders (Calendar, Contacts, Tasks...) get a ` (2)` suffix; each rename and each
+merge is reported.
 Names are Unicode here; `imap_name` gives the modified UTF-7 (RFC 3501 5.1.3) wire form.
 """
 
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from imapclient import imap_utf7
 
@@ -31,7 +35,7 @@ EXCHANGE_NAMES = {
     "\\Sent": "Sent Items", "\\Drafts": "Drafts", "\\Trash": "Deleted Items",
     "\\Junk": "Junk Email", "\\Archive": "Archive",
 }
-# Where no folder carries an attribute: the first name in each list (that exists) gets the role.
+# A folder without a role attribute gets the role its (top-level) name says.
 WELL_KNOWN = {
     "\\Sent": ("sent", "sent items", "sent messages", "sent mail", "sent-mail",
                "gesendet", "gesendete objekte", "envoyés", "elementos enviados"),
@@ -101,11 +105,18 @@ class FolderMapping:
     target: str | None  # None: not pushed (see reason)
     reason: str
     renamed: bool = False  # the target name differs from what the rules asked for
+    merged_with: tuple[str, ...] = ()  # other source folders going to the same target
 
     def describe(self) -> str:
         if self.target is None:
             return f"{self.source} -> (skipped: {self.reason})"
-        return f"{self.source} -> {self.target} ({self.reason})"
+        return f"{self.source} -> {self.target} ({self.explain()})"
+
+    def explain(self) -> str:
+        """The reason, and the merge if there is one."""
+        if not self.merged_with:
+            return self.reason
+        return f"{self.reason}; merged with {', '.join(self.merged_with)}"
 
 
 @dataclass(frozen=True)
@@ -124,8 +135,9 @@ class FolderPlan:
         return {mapping.source: mapping.target for mapping in self.mappings}
 
     def notes(self) -> list[str]:
-        """What a user should be told: renames and skipped folders."""
-        return [m.describe() for m in self.mappings if m.renamed or m.target is None]
+        """What a user should be told: renames, merges and skipped folders."""
+        return [m.describe() for m in self.mappings
+                if m.renamed or m.merged_with or m.target is None]
 
     def targets(self) -> list[str]:
         return sorted({m.target for m in self.mappings if m.target is not None})
@@ -178,26 +190,21 @@ class _Planner:
         return (INBOX + sep + rest) if head.upper() == INBOX else target
 
     def _role_owners(self) -> dict[str, str]:
-        """Role -> source folder: attributes first; names only where no attribute says so."""
-        owners: dict[str, str] = {}
-        for folder in sorted(self.folders.values(), key=lambda f: f.name):
-            if folder.special_use in ROLES and folder.special_use not in owners:
-                owners[folder.special_use] = folder.name
-        top_level: dict[str, str] = {}
-        for path, name in sorted(self.by_path.items(), key=lambda item: item[1]):
-            if len(path) == 1 and not self.folders[name].special_use:
-                top_level.setdefault(path[0].casefold(), name)
-        for role, names in WELL_KNOWN.items():
-            if role in owners:
-                continue
-            for candidate in names:
-                if candidate in top_level and top_level[candidate] not in owners.values():
-                    owners[role] = top_level[candidate]
-                    break
-        return owners
+        """Source folder -> role: its special-use attribute, else what its name says (a
+        top-level folder only: `Lists.Sent` is not the Sent folder)."""
+        roles: dict[str, str] = {}
+        for folder in self.folders.values():
+            if folder.special_use in ROLES:
+                roles[folder.name] = folder.special_use
+            elif folder.special_use not in VIRTUAL:
+                path = split_source(folder)
+                role = _NAME_ROLES.get(path[0].casefold()) if len(path) == 1 else None
+                if role is not None:
+                    roles[folder.name] = role
+        return roles
 
     def role_of(self, source: str) -> str | None:
-        return next((role for role, owner in self.roles.items() if owner == source), None)
+        return self.roles.get(source)
 
     def role_target(self, role: str) -> str | None:
         """The target's folder for a role: its own attribute first, Exchange's name next."""
@@ -295,7 +302,7 @@ class _Planner:
         for_role = self.role_target(role) if role else None
         if role and for_role:
             how = "special-use" if folder.special_use == role else "well-known name"
-            return self.claim(name, for_role, f"{how} {role}", shareable=False)
+            return self.claim(name, for_role, f"{how} {role}", shareable=True)
         path = tuple(split_source(folder))
         wanted = self.child(path, own=True)
         naive = self.layout.prefix + self.layout.delimiter.join(self.leaf(p) for p in path)
@@ -309,7 +316,7 @@ class _Planner:
 
     def order(self) -> list[str]:
         """Precedence: overrides, pins, INBOX, roles, the rest; parents before children."""
-        role_owners = set(self.roles.values())
+        role_owners = set(self.roles)
 
         def rank(name: str) -> tuple[int, int, str]:
             if name in self.rules.overrides:
@@ -334,7 +341,22 @@ def _renamed(mapping: FolderMapping) -> FolderMapping:
 @dataclass(frozen=True)
 class _Claim:
     source: str
-    shareable: bool  # overrides and pins may share a target (an explicit merge)
+    shareable: bool  # overrides, pins and role folders may share a target (a merge)
+
+
+_NAME_ROLES = {name: role for role, names in WELL_KNOWN.items() for name in names}
+
+
+def _merges(planner: _Planner, mappings: list[FolderMapping]) -> list[FolderMapping]:
+    """Each mapping that shares its target with others names them (`merged_with`)."""
+    sharing: dict[str, list[str]] = {}
+    for mapping in mappings:
+        if mapping.target is not None:
+            sharing.setdefault(planner.key(mapping.target), []).append(mapping.source)
+    return [replace(m, merged_with=tuple(s for s in sharing[planner.key(m.target)]
+                                         if s != m.source))
+            if m.target is not None and len(sharing[planner.key(m.target)]) > 1 else m
+            for m in mappings]
 
 
 def plan_folders(folders: Sequence[SourceFolder], layout: TargetLayout,
@@ -343,5 +365,5 @@ def plan_folders(folders: Sequence[SourceFolder], layout: TargetLayout,
     planner = _Planner(folders, layout, rules or FolderRules())
     for name in planner.order():
         planner.resolve(name)
-    return FolderPlan(tuple(planner.done[folder.name] for folder in
-                            sorted(folders, key=lambda f: f.name)))
+    mappings = [planner.done[folder.name] for folder in sorted(folders, key=lambda f: f.name)]
+    return FolderPlan(tuple(_merges(planner, mappings)))

@@ -65,3 +65,24 @@ Emit = Callable[[Event], None]
 
 def discard(_event: Event) -> None:
     """The sink for callers that do not care about progress."""
+
+
+class BatchedProgress:
+    """TaskAdvanced as items arrive, a few at a time: a bar that moves, with few events."""
+
+    EVERY = 16
+
+    def __init__(self, emit: Emit, task: str, account: str) -> None:
+        self.emit, self.task, self.account = emit, task, account
+        self.count = self.nbytes = 0
+
+    def advance(self, nbytes: int) -> None:
+        self.count += 1
+        self.nbytes += nbytes
+        if self.count >= self.EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.count:
+            self.emit(TaskAdvanced(self.task, self.account, self.count, self.nbytes))
+            self.count = self.nbytes = 0

@@ -3,8 +3,10 @@
 poplib opens the connection, negotiates TLS and logs in; multi-line replies are read here
 instead, because poplib splits lines and drops their terminators, and we store a message
 exactly as the server sent it (dot-unstuffed, each line's own line ending kept; RFC 1939
-section 3). Commands are pipelined when the server offers PIPELINING (RFC 2449).
-Knows nothing of the manifest.
+section 3). Commands are pipelined when the server offers PIPELINING (RFC 2449). UTF-8 mode
+(RFC 6856) is asked for when offered: without it a server may serve a message with UTF-8
+headers as a generated wrapper that changes at every RETR (Courier). Knows nothing of the
+manifest.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class Pop3Session:
         self.pop = pop
         self.where = where
         self.pipelining = False
+        self.utf8 = False  # UTF-8 mode (RFC 6856) is on
         # from here on every reply is read here, starting with what poplib already buffered
         self.reader = ReplyReader(cast(io.BufferedReader, pop.file).readinto1)
 
@@ -91,6 +94,19 @@ class Pop3Session:
         caps = {words[0].upper(): words[1:] for words in _lines(body)}
         self.pipelining = "PIPELINING" in caps
         return caps
+
+    def enable_utf8(self) -> bool:
+        """UTF8 (RFC 6856) after login, for a server that offers it only there; a refusal
+        is logged and the session goes on as it was."""
+        self._send(b"UTF8")
+        with _network_errors():
+            try:
+                self.reader.status()
+            except Pop3Error as exc:
+                log.info("%s: UTF8 refused after login: %s", self.where, exc)
+                return False
+        self.utf8 = True
+        return True
 
     def uidls(self) -> dict[int, str] | None:
         """Message number -> UIDL, or None when the server has no UIDL command."""
@@ -195,13 +211,39 @@ def connect(endpoint: Endpoint, account: str, tokens: TokenProvider | None = Non
     where = f"{account}: {endpoint.host}:{endpoint.port}"
     pop = _open(endpoint, where)
     try:
+        utf8 = _utf8_before_login(pop, where)
         login(pop, endpoint, account, tokens, force_refresh, where)
         session = Pop3Session(pop, where)
-        session.capabilities()  # after login: servers may announce more (PIPELINING) there
+        session.utf8 = utf8
+        caps = session.capabilities()  # after login: servers may announce more there
+        if not utf8 and "UTF8" in caps:
+            session.enable_utf8()
     except BaseException:
         _close(pop, where)
         raise
     return session
+
+
+def _utf8_before_login(pop: poplib.POP3, where: str) -> bool:
+    """CAPA, and UTF8 if offered, in the AUTHORIZATION state, where RFC 6856 puts it.
+
+    A server without CAPA, or one refusing UTF8, is asked nothing more; the session goes on
+    (a server that offers UTF8 only after login is asked then)."""
+    try:
+        offered = "UTF8" in {name.upper() for name in pop.capa()}
+        if not offered:
+            return False
+        reply = _login_command(pop, b"UTF8", expect_continuation=False)
+    except (poplib.error_proto, UnicodeDecodeError):
+        return False
+    except (OSError, EOFError) as exc:
+        raise ConnectError(f"{where}: connection lost before login: "
+                           f"{describe_os_error(exc)}") from None
+    if not reply.startswith(b"+OK"):
+        log.info("%s: UTF8 refused: %s", where, reply.decode("utf-8", "replace").strip())
+        return False
+    log.debug("%s: UTF-8 mode on (RFC 6856)", where)
+    return True
 
 
 def _open(endpoint: Endpoint, where: str) -> poplib.POP3:

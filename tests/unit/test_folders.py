@@ -101,11 +101,12 @@ def test_source_namespace_prefix(source: str, prefix: str, layout: TargetLayout,
     (["INBOX.Foo", "Foo"], O365, {"Foo": "Foo", "INBOX.Foo": "Inbox/Foo"}),
     # children follow their renamed parent
     (["Work", "work", "work.Sub"], O365, {"work": "work (2)", "work.Sub": "work (2)/Sub"}),
-    # a plain folder never takes a role folder's place
-    (["Sent", "Sent Items"], O365, {"Sent": "Sent Items", "Sent Items": "Sent Items (2)"}),
-    # the first well-known name wins the role; the other keeps its name
-    (["Junk", "Spam"], O365, {"Junk": "Junk Email", "Spam": "Spam"}),
-    (["Trash", "trash"], O365, {"Trash": "Deleted Items", "trash": "trash"}),
+    # folders of one role merge into the target's role folder (see test_role_merges)
+    (["Sent", "Sent Items"], O365, {"Sent": "Sent Items", "Sent Items": "Sent Items"}),
+    (["Junk", "Spam"], O365, {"Junk": "Junk Email", "Spam": "Junk Email"}),
+    (["Trash", "trash"], O365, {"Trash": "Deleted Items", "trash": "Deleted Items"}),
+    # ordinary folders never merge: a case collision keeps the (2) rule
+    (["Notes2", "NOTES2", "Sent"], O365, {"NOTES2": "NOTES2", "Notes2": "Notes2 (2)"}),
 ])
 def test_collisions_are_predictable(names: list[str], layout: TargetLayout,
                                     expected: dict[str, str]) -> None:
@@ -156,7 +157,10 @@ def test_renames_are_reported() -> None:
     (FolderRules(overrides={"Junk": ""}), {"Junk": None}),
     (FolderRules(pins={"work": "work"}), {"work": "work", "Work": "Work (2)"}),
     (FolderRules(pins={"Sent Items": "Sent Items"}),
-     {"Sent Items": "Sent Items", "Sent": "Sent Items (2)"}),
+     {"Sent Items": "Sent Items", "Sent": "Sent Items"}),  # a role merges into a pin
+    # a folder never moves: one pushed to "Sent Items (2)" before merges stays there
+    (FolderRules(pins={"Sent Items": "Sent Items (2)"}),
+     {"Sent Items": "Sent Items (2)", "Sent": "Sent Items"}),
     (FolderRules(overrides={"Stuff": "Files"}), {"Stuff": "Files (2)"}),
     # an override in the config beats where earlier pushes went
     (FolderRules(overrides={"Work": "Projects"}, pins={"Work": "Work"}), {"Work": "Projects"}),
@@ -201,10 +205,81 @@ def test_existing_spelling_is_reused_on_exchange() -> None:
     assert mapped(dot("INBOX", "Projects"), layout)["Projects"] == "projects"
 
 
-def test_attribute_disables_name_guess_for_that_role_only() -> None:
-    folders = dot("INBOX", "Sent", "Sent Items", "Trash", special={"Sent Items": "\\Sent"})
-    assert mapped(folders) == {"INBOX": "Inbox", "Sent": "Sent", "Sent Items": "Sent Items",
-                               "Trash": "Deleted Items"}
+def test_attribute_beats_the_name() -> None:
+    folders = dot("INBOX", "Sent", "Sent Items", "Trash", "Junk",
+                  special={"Sent Items": "\\Sent", "Junk": "\\Archive"})
+    assert mapped(folders) == {"INBOX": "Inbox", "Sent": "Sent Items",
+                               "Sent Items": "Sent Items", "Trash": "Deleted Items",
+                               "Junk": "Archive"}
+
+
+SENT, JUNK, TRASH = "\\Sent", "\\Junk", "\\Trash"
+
+
+@pytest.mark.parametrize("names, special, layout, expected", [
+    # the issue: two sent folders, one with the attribute; Spam beside Junk
+    (["Sent", "Sent Messages", "Junk", "Spam"], {"Sent": SENT}, O365,
+     {"Sent": "Sent Items", "Sent Messages": "Sent Items", "Junk": "Junk Email",
+      "Spam": "Junk Email"}),
+    # two folders carrying the same attribute
+    (["Sent", "Gesendet"], {"Sent": SENT, "Gesendet": SENT}, O365,
+     {"Sent": "Sent Items", "Gesendet": "Sent Items"}),
+    # names alone, any case
+    (["sent", "SENT MESSAGES", "Sent Mail"], {}, O365,
+     {"sent": "Sent Items", "SENT MESSAGES": "Sent Items", "Sent Mail": "Sent Items"}),
+    (["Trash", "Deleted Messages", "Deleted Items"], {}, O365,
+     {"Trash": "Deleted Items", "Deleted Messages": "Deleted Items",
+      "Deleted Items": "Deleted Items"}),
+    (["Junk", "Junk E-mail", "Spam", "Bulk Mail"], {}, O365,
+     {"Junk": "Junk Email", "Junk E-mail": "Junk Email", "Spam": "Junk Email",
+      "Bulk Mail": "Junk Email"}),
+    (["Drafts", "Draft", "Archive", "Archives"], {}, O365,
+     {"Drafts": "Drafts", "Draft": "Drafts", "Archive": "Archive", "Archives": "Archive"}),
+    # a child named like a role is an ordinary folder
+    (["Sent", "Lists.Sent", "Lists.Spam"], {}, O365,
+     {"Sent": "Sent Items", "Lists.Sent": "Lists/Sent", "Lists.Spam": "Lists/Spam"}),
+    # children of merged folders keep their own parent's name
+    (["Sent", "Sent Messages", "Sent Messages.2019"], {"Sent": SENT}, O365,
+     {"Sent Messages": "Sent Items", "Sent Messages.2019": "Sent Items/2019"}),
+    # a target with role folders: the merge goes there
+    (["Sent", "Sent Messages", "Trash", "Bin"], {"Sent": SENT},
+     TargetLayout("imap", ".", "INBOX.", (TargetFolder("INBOX"),
+                                          TargetFolder("INBOX.Sent Mail", SENT),
+                                          TargetFolder("INBOX.Bin", TRASH))),
+     {"Sent": "INBOX.Sent Mail", "Sent Messages": "INBOX.Sent Mail", "Trash": "INBOX.Bin",
+      "Bin": "INBOX.Bin"}),
+    # a target without role folders: nothing merges, names are kept
+    (["Sent", "Sent Messages", "Junk", "Spam"], {"Sent": SENT}, IMAP,
+     {"Sent": "Sent", "Sent Messages": "Sent Messages", "Junk": "Junk", "Spam": "Spam"}),
+    # the attribute on one, the name on the other
+    (["Junk", "Spam", "Sent"], {"Spam": JUNK}, O365,
+     {"Junk": "Junk Email", "Spam": "Junk Email", "Sent": "Sent Items"}),
+])
+def test_role_merges(names: list[str], special: dict[str, str], layout: TargetLayout,
+                     expected: dict[str, str]) -> None:
+    folders = dot("INBOX", *names, special=special)
+    result = mapped(folders, layout)
+    assert {k: result[k] for k in expected} == expected
+    assert mapped(list(reversed(folders)), layout) == result
+
+
+def test_merges_are_reported() -> None:
+    plan = plan_folders(dot("INBOX", "Sent", "Sent Messages", "Junk", "Spam", "Work",
+                            special={"Sent": SENT}), O365)
+    notes = "\n".join(plan.notes())
+    assert "Sent -> Sent Items (special-use \\Sent; merged with Sent Messages)" in notes
+    assert ("Sent Messages -> Sent Items (well-known name \\Sent; merged with Sent)"
+            in notes)
+    assert "Spam -> Junk Email (well-known name \\Junk; merged with Junk)" in notes
+    assert "Work" not in notes and "INBOX" not in notes
+    merged = {m.source: m.merged_with for m in plan.mappings}
+    assert merged["Junk"] == ("Spam",) and merged["Work"] == ()
+
+
+def test_excluded_role_folder_is_not_merged() -> None:
+    plan = plan_folders(dot("INBOX", "Junk", "Spam"), O365, FolderRules(exclude=("Spam",)))
+    assert plan.as_dict() == {"INBOX": "Inbox", "Junk": "Junk Email", "Spam": None}
+    assert all(not m.merged_with for m in plan.mappings)
 
 
 def test_pop3_inbox_only() -> None:

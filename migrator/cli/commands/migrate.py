@@ -53,6 +53,7 @@ def summary_line(result: JobResult) -> str:
     counts = result.counts
     parts = [f"pulled {counts['pull_fetched']}", f"pushed {counts['push_pushed']}",
              f"already there {counts['push_already_there']}",
+             *([f"merged {counts['push_merged']}"] if counts.get("push_merged") else []),
              f"refused {counts['push_refused']}", f"failed {counts['push_failed']}",
              f"{human_bytes(counts['push_bytes'])} pushed in {counts['push_seconds']}s"]
     if "verify_missing" in counts:

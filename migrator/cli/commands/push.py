@@ -74,7 +74,9 @@ def describe_target(line: FolderPreview) -> str:
     mapping = line.mapping
     if mapping.target is None:
         return f"(skipped: {mapping.reason})"
-    extra = [mapping.reason]
+    extra = [mapping.explain()]
+    if line.merged:
+        extra.append(f"{line.merged} also in {', '.join(mapping.merged_with)}: sent once")
     if line.done:
         extra.append(f"{line.done} already pushed")
     if line.refused:
@@ -87,6 +89,7 @@ def describe_target(line: FolderPreview) -> str:
 def plan_dict(line: FolderPreview) -> dict[str, Any]:
     return {"source": line.mapping.source, "target": line.mapping.target,
             "reason": line.mapping.reason, "renamed": line.mapping.renamed,
+            "merged_with": list(line.mapping.merged_with), "merged": line.merged,
             "messages": line.messages, "to_push": line.to_push, "bytes": line.bytes_to_push,
             "done": line.done, "refused": line.refused, "unknown": line.unknown}
 
@@ -97,7 +100,9 @@ def summary_line(result: JobResult) -> str:
         return f"{result.command} {result.account}: failed"
     counts = result.counts
     text = (f"{result.command} {result.account}: {result.outcome}: pushed {counts['pushed']}, "
-            f"already there {counts['already_there']}, refused {counts['refused']}, "
+            f"already there {counts['already_there']}, "
+            + (f"merged {counts['merged']}, " if counts.get("merged") else "") +
+            f"refused {counts['refused']}, "
             f"failed {counts['failed']}, {human_bytes(counts['bytes'])} in "
             f"{counts['seconds']}s")
     if counts.get("folders_created"):

@@ -112,6 +112,9 @@ def show_report(ctx: Context, report: TargetReport) -> None:
                 f"{len(f.missing):>7}  {len(f.refused):>7}  {f.duplicates:>5}  {f.extras:>5}"
                 + (f"  {len(f.changed):>7}" if report.byte_check else ""))
     for f in report.folders:
+        if f.merged:
+            ctx.out(f"  merged in {f.target}: {f.merged} message(s) in more than one of "
+                    f"{', '.join(f.sources)}, expected once")
         if f.folder_missing:
             ctx.out(f"  missing folder: {f.target} (from {', '.join(f.sources)})")
         for what, refs in (("missing", f.missing), ("refused by the target", f.refused),

@@ -33,9 +33,16 @@ from migrator.archive.manifest import (
 )
 from migrator.archive.runs import record_run
 from migrator.config import Account
-from migrator.engine.events import Emit, Notice, TaskAdvanced, TaskFinished, TaskStarted, TaskTotals
+from migrator.engine.events import (
+    BatchedProgress,
+    Emit,
+    Notice,
+    TaskFinished,
+    TaskStarted,
+    TaskTotals,
+)
 from migrator.engine.pop3 import delete as pop3_delete
-from migrator.engine.pop3 import safe_delete
+from migrator.engine.pop3 import safe_delete, unstable
 from migrator.engine.pop3.writer import Stored, open_writer
 from migrator.engine.results import JobResult
 from migrator.errors import AccountError, ConnectError, ConnectionLost
@@ -198,7 +205,8 @@ class Pop3Pull:
 
     def _recheck(self, session: Pop3Session, suspects: list[MaildropEntry]) -> None:
         """Known UIDLs now listed with another size: fetched again, in case the server reused
-        a UIDL for different content (then both copies are kept).
+        a UIDL for different content (then both copies are kept). Content that changes at
+        every RETR is no reuse: nothing is added for it (see `unstable`).
 
         If the first few turn out identical, the server's LIST sizes are approximate (not the
         bytes it sends): the check is dropped for this run rather than re-fetching everything.
@@ -206,19 +214,34 @@ class Pop3Pull:
         if not suspects:
             return
         probes, rest = suspects[:SIZE_PROBES], suspects[SIZE_PROBES:]
-        reused = self._fetch(session, probes)
+        reused = self._fetch(session, self._reused(session, probes))
         if reused == 0 and rest:
             self.sizes_exact = False
             self.emit(Notice("info", f"{self._where} reports sizes in LIST that differ from "
                                      "the bytes it sends; UIDL reuse is not checked by size "
                                      "in this run", self.name))
         else:
-            reused += self._fetch(session, rest)
+            reused += self._fetch(session, self._reused(session, rest))
         if reused:
             self.result.counts["reused_uidl"] += reused
             self.emit(Notice("warning", f"{reused} UIDL(s) now name different content than "
                                         "archived before (the server reused them); both "
                                         "copies are kept", self.name))
+
+    def _reused(self, session: Pop3Session,
+                suspects: Sequence[MaildropEntry]) -> list[MaildropEntry]:
+        """The suspects whose UIDL now names other, stable content; unstable ones warned."""
+        assert self.folder_id is not None
+        archived = unstable.archived_hashes(self.manifest, self.folder_id,
+                                            [str(item.uidl) for item in suspects])
+        verdicts = unstable.sort_suspects(session, suspects, archived)
+        for item, name in verdicts.unstable:
+            self.result.counts["unstable"] += 1
+            self.emit(Notice("warning", f"{INBOX} UIDL {item.uidl} ({name}): the server sends "
+                                        "different content at every RETR (a generated "
+                                        "wrapper?); the copy archived before is kept, no new "
+                                        "one is stored", self.name))
+        return verdicts.fetch
 
     def _fetch(self, session: Pop3Session, todo: Sequence[MaildropEntry]) -> int:
         """RETR each message; the writer stores them in durable batches. Returns rows added.
@@ -241,7 +264,7 @@ class Pop3Pull:
         writer = open_writer(self.manifest, self.store, self.folder_id, committed,
                              batch_messages=BATCH_MESSAGES, batch_bytes=BATCH_BYTES,
                              unwritten_bytes=UNWRITTEN_BYTES)
-        progress = Progress(self.emit, self.name)
+        progress = BatchedProgress(self.emit, TASK, self.name)
         try:
             for number, reply in session.retrieve(by_number):
                 item = by_number[number]
@@ -350,27 +373,6 @@ class Pop3Pull:
         for refusal in plan.refusals:
             if refusal.problem:
                 self.result.fail(f"{INBOX} UIDL {refusal.uidl}: {refusal.reason}")
-
-
-class Progress:
-    """TaskAdvanced as messages arrive, a few at a time (a bar that moves, few events)."""
-
-    EVERY = 16
-
-    def __init__(self, emit: Emit, account: str) -> None:
-        self.emit, self.account = emit, account
-        self.count = self.nbytes = 0
-
-    def advance(self, nbytes: int) -> None:
-        self.count += 1
-        self.nbytes += nbytes
-        if self.count >= self.EVERY:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.count:
-            self.emit(TaskAdvanced(TASK, self.account, self.count, self.nbytes))
-            self.count = self.nbytes = 0
 
 
 def select_fetches(listing: Sequence[MaildropEntry],

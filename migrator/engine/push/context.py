@@ -88,6 +88,8 @@ class PushContext:
     refused_folders: dict[str, str] = field(default_factory=dict)  # target folder -> why
     roles: dict[str, str] = field(default_factory=dict)  # source folder -> special use
     sent_now: dict[int, int] = field(default_factory=dict)  # unknown outcome: id -> size
+    copies: dict[int, int] = field(default_factory=dict)  # merged folders: copy -> primary
+    copies_upto: int = 0  # the highest message id `copies` was computed with
     dropped_keywords: Counter[str] = field(default_factory=Counter)
     parallelism: Parallelism | None = None
     losses: list[tuple[float, int]] = field(default_factory=list)  # (time, unanswered bytes)

@@ -34,6 +34,7 @@ from migrator.engine.push.plan import (
 from migrator.engine.push.recheck import not_kept, recheck
 from migrator.engine.push.reconcile import Finder, already_there, needs_index, reconcile
 from migrator.engine.push.rows import Candidate, in_state, pending, pending_totals
+from migrator.engine.push.twins import held_back, settle_copies
 from migrator.engine.push.worker import Chunk, PushWorker
 from migrator.engine.results import JobResult
 from migrator.errors import ConfigError
@@ -48,7 +49,7 @@ PAGE = 2000  # candidates read from the manifest at once
 POLL = 0.3  # seconds between looks for new messages while a pull still runs
 MAX_ROUNDS = 8
 AFTER_CHECKS = 2  # checks after pushing: the second finding loss ends the run PARTIAL
-SUMMARY_KEYS = ("pushed", "already_there", "refused", "failed", "bytes")
+SUMMARY_KEYS = ("pushed", "already_there", "merged", "refused", "failed", "bytes")
 
 
 def new_context(account: Account, manifest: Manifest, store: BlobStore, emit: Emit,
@@ -137,12 +138,14 @@ def _push_rounds(ctx: PushContext, control: TargetControl,
     finder = Finder(ctx, control)
     for _ in range(MAX_ROUNDS):
         reconcile(ctx, control)
+        settle_copies(ctx)  # copies whose primary an earlier run or round pushed
         unknown = ctx.result.counts["unknown_outcome"]
         if source_done is None and not _anything_to_push(ctx):
             return
         _pipeline(ctx, control, finder, source_done)
         if ctx.fatal is not None:
             raise ctx.fatal
+        ctx.failed_now.update(settle_copies(ctx))  # a primary not there: next run
         if ctx.result.counts["unknown_outcome"] == unknown:
             return
         source_done = None  # the pull is over once a round has ended
@@ -221,7 +224,8 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
             ctx.stop.wait(POLL)
             continue
         cursor = page[-1].id
-        fresh = sorted((m for m in page if m.id not in ctx.failed_now),
+        copies = held_back(ctx, cursor)  # merged folders: sent once, settled after
+        fresh = sorted((m for m in page if m.id not in ctx.failed_now and m.id not in copies),
                        key=lambda m: (ctx.targets[m.folder_id], m.id))
         for message in fresh:  # a later re-plan (new folders) must not move these
             ctx.fed.setdefault(ctx.folder_names[message.folder_id], ctx.targets[message.folder_id])
@@ -255,7 +259,8 @@ def _feed_folder(ctx: PushContext, control: TargetControl, finder: Finder,
 def _totals(ctx: PushContext) -> None:
     with ctx.manifest.session() as session:
         count, size = pending_totals(session, ctx.target, ctx.targets)
-    done = sum(ctx.result.counts[k] for k in ("pushed", "already_there", "refused", "failed"))
+    done = sum(ctx.result.counts[k] for k in ("pushed", "already_there", "merged", "refused",
+                                              "failed"))
     ctx.emit(TaskTotals("push", ctx.name, count + done, size + ctx.result.counts["bytes"]))
 
 

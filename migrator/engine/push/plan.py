@@ -14,7 +14,14 @@ from sqlalchemy import func, select
 from migrator.archive import namespaces
 from migrator.archive.manifest import AccountRow, FolderRow
 from migrator.engine.push.context import PushContext
-from migrator.engine.push.rows import pending_totals, pins, record_failure, target_counts
+from migrator.engine.push.rows import (
+    FAILED,
+    pending_totals,
+    pins,
+    record_failure,
+    target_counts,
+)
+from migrator.engine.push.twins import twins
 from migrator.errors import FolderError
 from migrator.folders import (
     FolderMapping,
@@ -63,6 +70,7 @@ def make_plan(ctx: PushContext) -> FolderPlan:
     by_name = ctx.plan.as_dict()
     ctx.targets = {folder_id: target for folder_id, name in ctx.folder_names.items()
                    if (target := by_name.get(name)) is not None}
+    ctx.copies_upto = 0  # merged folders may have changed: held-back copies computed again
     return ctx.plan
 
 
@@ -172,6 +180,7 @@ class FolderPreview:
     done: int
     refused: int
     unknown: int
+    merged: int = 0  # also in another source folder of the same target: sent once
 
 
 def preview(ctx: PushContext) -> list[FolderPreview]:
@@ -179,14 +188,30 @@ def preview(ctx: PushContext) -> list[FolderPreview]:
     plan = make_plan(ctx)
     lines = []
     by_name = {name: folder_id for folder_id, name in ctx.folder_names.items()}
+    held = _held_back(ctx)
     with ctx.manifest.session() as session:
         for mapping in plan.mappings:
             folder_id = by_name[mapping.source]
             counts = target_counts(session, ctx.target, [folder_id])
             to_push, size = pending_totals(session, ctx.target, [folder_id])
+            merged, merged_size = held.get(folder_id, (0, 0))
+            to_push, size = to_push - merged, size - merged_size
             if mapping.target is None:
                 to_push, size = 0, 0
             lines.append(FolderPreview(mapping, sum(counts.values()), to_push, size,
                                        counts.get("done", 0), counts.get("refused", 0),
-                                       counts.get("intent", 0)))
+                                       counts.get("intent", 0), merged))
     return lines
+
+
+def _held_back(ctx: PushContext) -> dict[int, tuple[int, int]]:
+    """Folder id -> (messages, bytes) not to send because another merged folder's copy
+    of the same message is sent (see twins)."""
+    copies, messages = twins(ctx)
+    held: dict[int, tuple[int, int]] = {}
+    for copy_id in copies:
+        message = messages[copy_id]
+        if message.state in (None, FAILED):
+            count, size = held.get(message.folder_id, (0, 0))
+            held[message.folder_id] = (count + 1, size + message.size)
+    return held

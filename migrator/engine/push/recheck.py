@@ -22,6 +22,7 @@ from migrator.engine.events import Notice
 from migrator.engine.push.context import PushContext
 from migrator.engine.push.reconcile import Finder
 from migrator.engine.push.rows import DONE, FAILED, Candidate, Outcome, in_state, write_outcomes
+from migrator.engine.push.twins import copies_in_folder, mirror
 from migrator.errors import FolderError
 from migrator.targets.append_items import Selected
 from migrator.targets.control import TargetControl
@@ -63,6 +64,16 @@ def recheck(ctx: PushContext, control: TargetControl,
 
 def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, folder: str,
                   messages: Sequence[Candidate]) -> list[Outcome]:
+    """Primaries are checked; a copy (merged folders, see twins) fares as its primary, so
+    a folder holding fewer messages than done rows is not taken for one losing mail."""
+    copies = copies_in_folder(messages, folder)
+    primaries = [m for m in messages if m.id not in copies]
+    outcomes = _check_primaries(ctx, control, finder, folder, primaries)
+    return outcomes + mirror(copies, outcomes, messages)
+
+
+def _check_primaries(ctx: PushContext, control: TargetControl, finder: Finder, folder: str,
+                     messages: Sequence[Candidate]) -> list[Outcome]:
     try:
         selected, uids = _listing(ctx, control, folder)
     except FolderError as exc:  # listed but not selectable now: nothing can be concluded

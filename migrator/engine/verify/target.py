@@ -24,6 +24,7 @@ from migrator.engine.push.job import new_context
 from migrator.engine.push.plan import make_plan, missing_folders
 from migrator.engine.push.reconcile import Finder
 from migrator.engine.push.rows import DONE, REFUSED, Candidate, in_state
+from migrator.engine.push.twins import copies_in_folder
 from migrator.errors import MigratorError
 from migrator.folders import FolderMapping
 from migrator.targets.control import TargetControl
@@ -44,6 +45,7 @@ class FolderCheck:
     refused: list[str] = field(default_factory=list)
     duplicates: int = 0
     extras: int = 0
+    merged: int = 0  # copies of a message also in another merged source folder: one expected
     changed: list[str] = field(default_factory=list)  # byte check only
     folder_missing: bool = False  # the target has no such folder (an empty one counts too)
 
@@ -57,7 +59,8 @@ class FolderCheck:
         return {"target": self.target, "sources": self.sources, "expected": self.expected,
                 "at_target": self.at_target, "present": self.present,
                 "missing": self.missing, "refused": self.refused,
-                "duplicates": self.duplicates, "extras": self.extras, "changed": self.changed,
+                "duplicates": self.duplicates, "extras": self.extras, "merged": self.merged,
+                "changed": self.changed,
                 "folder_missing": self.folder_missing}
 
 
@@ -86,6 +89,7 @@ class TargetReport:
                 "refused": sum(len(f.refused) for f in self.folders),
                 "duplicates": sum(f.duplicates for f in self.folders),
                 "extras": sum(f.extras for f in self.folders),
+                "merged": sum(f.merged for f in self.folders),
                 "changed": sum(len(f.changed) for f in self.folders),
                 "missing_folders": sum(f.folder_missing for f in self.folders)}
 
@@ -159,8 +163,12 @@ def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, fold
             entry = matcher.free.get(message.target_uid)
             if entry is not None and _same(finder, message, entry):
                 found[message.id] = matcher.take(entry.uid) or entry
+    copies = copies_in_folder(messages, folder)  # merged folders: the same message once
     for message in messages:
         if message.id in found:
+            continue
+        if message.id in copies:  # present (or missing) as its primary is
+            check.merged += 1
             continue
         if message.state == REFUSED:
             check.refused.append(_describe(ctx, message))
@@ -171,6 +179,7 @@ def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, fold
         else:
             found[message.id] = entry
     check.present = len(found)
+    check.expected -= check.merged
     _leftovers(finder, check, matcher, messages)
     if byte_check:
         check.changed = _compare_bytes(ctx, control, folder, messages, found)

@@ -357,6 +357,7 @@ def test_a_refused_held_literal_swallows_the_rest_of_its_command(source_server, 
     sock.sendall(b"fine!\r\na4 NOOP\r\n")
     replies = _read_until(sock, b"a4 ")
     assert b"a3 OK" in replies and b"a4 OK" in replies and b"BAD" not in replies
+    assert b"\r\n+" not in b"\r\n" + replies  # the server's own "+" was not passed on
     assert [m.raw for m in source_server.list_messages(user, "INBOX")] == [HEADER + b"fine!"]
 
 

@@ -88,6 +88,7 @@ def corpus() -> list:
 
 
 def start(config: Path, kill_at: str) -> subprocess.Popen:
+    """A real `migrator push` that kills itself at `kill_at` (MIGRATOR_TEST_KILL_AT)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), KILL_AT: kill_at}
     return subprocess.Popen([sys.executable, "-m", "migrator", "-q", "-c", str(config),
                              "push", "bob"], env=env, cwd=ROOT,

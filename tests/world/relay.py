@@ -31,8 +31,9 @@ class Rewrite:
         """What to send the server instead of one whole literal the client sends within
         `command` ("APPEND", "UID FETCH"...); the proxy writes the new size into the command
         line, `{n}` and `{n+}` alike. Overriding it makes the proxy hold each client literal
-        until it is complete (a synchronizing one gets the proxy's own "+"), so a server
-        never sees a size that does not match what follows."""
+        until it is complete (a synchronizing one gets the proxy's own "+", which may come
+        before the replies to commands sent earlier), so a server never sees a size that
+        does not match what follows."""
         return data
 
 

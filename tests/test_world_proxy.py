@@ -12,6 +12,7 @@ import pytest
 
 from tests.world.mailstore import SeedMessage
 from tests.world.proxy import Cut, Rewrite, Schedule
+from tests.world.scanner import HEADER, AddHeader, unscanned
 
 pytestmark = pytest.mark.world
 THROTTLED = b"Request is throttled. Suggested Backoff Time: %d milliseconds"
@@ -315,6 +316,49 @@ def test_rewrite_whole_imap_responses_and_command_lines(source_server, fault_pro
         client.noop()
     assert client.select("INBOX")[0] == "OK"
     assert proxy.stats["command NOTHING"] == 1  # the proxy parses what it forwards
+
+
+def test_rewritten_append_literals_get_their_new_size(source_server, fault_proxy, closing):
+    """Synchronizing (imaplib) and LITERAL+ APPENDs alike: the server stores the header
+    plus the message, and its RFC822.SIZE counts both."""
+    user = _user(source_server)
+    scanner = AddHeader()
+    proxy = fault_proxy(source_server.imap_port, rewrite=scanner)
+    client = _imap(proxy, closing)
+    assert client.append("INBOX", None, None, b"Subject: sync\r\n\r\n" + b"s" * 70_000)[0] == "OK"
+    sock = _raw(proxy, closing)
+    plus = [b"Subject: plus %d\r\n\r\nbody\r\n" % i for i in range(2)]
+    sock.sendall(b"b1 LOGIN pat pw\r\n" + b"".join(
+        b"b%d APPEND INBOX {%d+}\r\n%s\r\n" % (i, len(m), m) for i, m in enumerate(plus, 2)))
+    assert b"b3 OK" in _read_until(sock, b"b3 ")
+    stored = source_server.list_messages(user, "INBOX")
+    assert [unscanned(m.raw) for m in stored] == [
+        b"Subject: sync\r\n\r\n" + b"s" * 70_000, *plus]
+    assert [m.size for m in stored] == [len(HEADER) + len(unscanned(m.raw)) for m in stored]
+    assert scanner.added == 3 and proxy.stats["rewrite"] == 3
+
+
+def test_a_refused_held_literal_swallows_the_rest_of_its_command(source_server, fault_proxy,
+                                                                  closing):
+    """The proxy said "+" for the server, which then refuses the APPEND: the client gets
+    the refusal, and what it sent after the literal never reaches the server."""
+    user = _user(source_server)
+    proxy = fault_proxy(source_server.imap_port, rewrite=AddHeader())
+    sock = _raw(proxy, closing)
+    sock.sendall(b"a1 LOGIN pat pw\r\n")
+    _read_until(sock, b"a1 OK")
+    sock.sendall(b"a2 APPEND Nowhere {5}\r\n")
+    assert _read_until(sock, b"\r\n") == b"+ held by the proxy\r\n"
+    sock.sendall(b"hello\r\n")
+    refused = _read_until(sock, b"a2 ")
+    assert b"a2 NO [TRYCREATE]" in refused and b"BAD" not in refused
+    sock.sendall(b"a3 APPEND INBOX {5}\r\n")
+    assert _read_until(sock, b"\r\n") == b"+ held by the proxy\r\n"
+    sock.sendall(b"fine!\r\na4 NOOP\r\n")
+    replies = _read_until(sock, b"a4 ")
+    assert b"a3 OK" in replies and b"a4 OK" in replies and b"BAD" not in replies
+    assert b"\r\n+" not in b"\r\n" + replies  # the server's own "+" was not passed on
+    assert [m.raw for m in source_server.list_messages(user, "INBOX")] == [HEADER + b"fine!"]
 
 
 def test_schedules_are_deterministic():

@@ -36,7 +36,11 @@ connection sees every protocol unit and returns what to forward instead (b""
 swallows it) or raises Cut to cut the connection there. Units: with
 `imap=False` (POP3, say) each line, both ways; with IMAP each line the client
 sends outside literals, and each whole server response, literals included
-(buffered, so `drop_in_literal("FETCH")` does not apply to them). Changes and
+(buffered, so `drop_in_literal("FETCH")` does not apply to them). A Rewrite
+that overrides `client_literal` also gets each literal the client sends, whole
+(a synchronizing `{n}` is answered by the proxy's own "+"), and the proxy writes
+the new size into the command line, `{n}` and `{n+}` alike: a target that adds
+a header to what is APPENDed (tests/world/scanner.py). Changes and
 cuts are events ("rewrite"/"cut", direction, connection). Only plaintext can be
 rewritten: IMAP stops rewriting at STARTTLS, POP3's STLS is not followed, and
 implicit TLS needs `tls_terminate`.

@@ -27,6 +27,20 @@ class Rewrite:
         """What to send the client instead of `unit` from the server."""
         return unit
 
+    def client_literal(self, command: str, data: bytes) -> bytes:
+        """What to send the server instead of one whole literal the client sends within
+        `command` ("APPEND", "UID FETCH"...); the proxy writes the new size into the command
+        line, `{n}` and `{n+}` alike. Overriding it makes the proxy hold each client literal
+        until it is complete (a synchronizing one gets the proxy's own "+", which may come
+        before the replies to commands sent earlier), so a server never sees a size that
+        does not match what follows."""
+        return data
+
+
+def _holds_literals(rewriter):
+    """Does this Rewrite change client literals (see Rewrite.client_literal)?"""
+    return rewriter is not None and type(rewriter).client_literal is not Rewrite.client_literal
+
 
 def _command_name(line):
     parts = line.rstrip(b"\r\n").split(b" ", 3)
@@ -136,6 +150,8 @@ class Connection:
         return self._rewritten("c2s", line) if line else line
 
     async def _command(self, line):
+        """Forward one command, its literals and continuation lines, applying the faults;
+        a command the server refuses part-way is swallowed to its end."""
         tag, name = _command_name(line)
         reply = None
         if name is not None:
@@ -146,16 +162,20 @@ class Connection:
             if self.proxy._drop_command(name):
                 raise Drop("command drop")
             reply = self.proxy._throttle_reply(tag, name)
+        forward = reply is None
         while True:
-            if reply is None:
-                await self.to_server.send(line)
             literal = _LITERAL.search(line)
-            if not literal:
-                break
-            size, nonsync = int(literal[1]), literal[2] == b"+"
-            if not nonsync and (reply is not None or not await self._wait("literal", tag)):
-                break  # the client will not send this literal
-            await self._client_literal(size, name, discard=reply is not None)
+            if forward and literal and _holds_literals(self.rewriter):
+                forward = await self._held_literal(line, literal, tag, name)
+            else:
+                if forward:
+                    await self.to_server.send(line)
+                if not literal:
+                    break
+                size, nonsync = int(literal[1]), literal[2] == b"+"
+                if not nonsync and (not forward or not await self._wait("literal", tag)):
+                    break  # the client will not send this literal
+                await self._client_literal(size, name, discard=not forward)
             line = await self._client_line()
             if not line:
                 raise Drop("client eof inside command")
@@ -176,8 +196,9 @@ class Connection:
         await self._say_bye()
 
     async def _wait(self, kind, tag):
-        """Wait for the server's answer to `tag`: a "+" (True) for a literal;
-        a tagged reply ends the command (True only for an OK to STARTTLS)."""
+        """Wait for the server's answer to `tag`: a "+" (True) for a literal ("literal", or
+        "held" when the client already had the proxy's "+"); a tagged reply ends the
+        command (True only for an OK to STARTTLS)."""
         future = asyncio.get_running_loop().create_future()
         self.pending = (tag, kind, future)
         return await future
@@ -193,6 +214,38 @@ class Connection:
             if not discard:
                 await self._forward_literal(self.to_server, data, sent, cut)
             sent += len(data)
+
+    async def _held_literal(self, line, literal, tag, name):
+        """Read a client literal whole, rewrite it, then send the server the command line
+        with the new size and the new literal. A synchronizing literal gets the proxy's "+"
+        (the server's own is swallowed). False when the server refuses the literal: its
+        tagged reply reaches the client, and the rest of the command is not forwarded."""
+        size, nonsync = int(literal[1]), literal[2] == b"+"
+        if not nonsync:
+            await self._inject(b"+ held by the proxy\r\n")
+        try:
+            data = await self.client_reader.readexactly(size)
+        except asyncio.IncompleteReadError as eof:
+            raise Drop("client eof inside literal") from eof
+        data = self._rewritten_literal(name, data)
+        await self.to_server.send(line[:literal.start(1)] + b"%d" % len(data)
+                                  + line[literal.end(1):])
+        if not nonsync and not await self._wait("held", tag):
+            return False
+        await self._forward_literal(self.to_server, data, 0,
+                                    self.proxy._literal_cut(name, len(data), "c2s"))
+        return True
+
+    def _rewritten_literal(self, name, data):
+        """`data` through Rewrite.client_literal; changes and cuts are events as for lines."""
+        try:
+            result = self.rewriter.client_literal(name, data)
+        except Cut:
+            self.proxy._event("cut", "c2s", self.number)
+            raise
+        if result != data:
+            self.proxy._event("rewrite", "c2s", self.number)
+        return result
 
     async def _forward_literal(self, pipe, data, sent, cut):
         if cut is not None and sent + len(data) >= cut:
@@ -234,8 +287,14 @@ class Connection:
             if not line:
                 raise Drop("server eof inside response")
             parts.append(line)
-        await self.to_client.send(self._rewritten("s2c", b"".join(parts)))
+        if not self._swallowed_continuation(first):
+            await self.to_client.send(self._rewritten("s2c", b"".join(parts)))
         self._resolve_pending(first)  # the proxy follows the server, not the rewrite
+
+    def _swallowed_continuation(self, first):
+        """The server's "+" for a literal the proxy already said "+" to (a held literal)."""
+        return (first.startswith(b"+") and self.pending is not None
+                and self.pending[1] == "held")
 
     async def _response(self, line):
         first = line
@@ -266,7 +325,7 @@ class Connection:
         if self.pending is None:
             return
         tag, kind, future = self.pending
-        if first.startswith(b"+") and kind == "literal":
+        if first.startswith(b"+") and kind in ("literal", "held"):
             result = True
         elif first.startswith(tag + b" "):
             ok = first[len(tag) + 1:].upper().startswith(b"OK")

@@ -18,7 +18,11 @@ TOKEN_EXPIRED = "AccessTokenExpired"
 # `NO Maximum size of appendable message has been exceeded`; `BAD Command Argument Error. 11`
 # also covers quota and over-long lines; RFC 5530 [LIMIT]/[OVERQUOTA] from other servers.
 _REFUSED = re.compile(r"Maximum size of appendable message|Command Argument Error\. ?11|"
-                      r"\[(?:LIMIT|OVERQUOTA|TOOBIG)\]", re.IGNORECASE)
+                      r"\[(?:LIMIT|OVERQUOTA|TOOBIG)\]|"
+                      # Cyrus refuses some content for good, with a plain NO and no code
+                      r"Message contains (?:bare newlines|NUL characters|invalid header|"
+                      r"non-ASCII characters)|Message has no header/body separator",
+                      re.IGNORECASE)
 _TOO_BIG = re.compile(r"Maximum size|too large|too big|\[TOOBIG\]|size", re.IGNORECASE)
 
 

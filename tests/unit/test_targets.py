@@ -84,6 +84,10 @@ def test_flags_kept_only_where_permanentflags_allow(flags, selected, sent, dropp
     ("Request is throttled. Suggested Backoff Time: 2000 milliseconds", None),
     ("[TRYCREATE] Mailbox doesn't exist", None),
     ("APPEND failed", None),
+    ("Message contains bare newlines", "refused"),  # Cyrus: plain NO, no response code
+    ("Message contains invalid header", "refused"),
+    ("Message contains NUL characters", "refused"),
+    ("Message has no header/body separator", "refused"),
 ])
 def test_refusals(text: str, verdict: str | None) -> None:
     assert refusal(text) == verdict

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-from migrator import retry as retry_module
 from migrator.config import Account, Endpoint
 from migrator.engine.imap.context import RECONNECTS, PullContext
 from migrator.engine.imap.pull import PlanningConnection
@@ -29,19 +28,6 @@ class Source:
 
     def close(self) -> None:
         self.closed = True
-
-
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    asked: list[float] = []
-
-    def record(seconds: float, stop=None, sleep=None) -> bool:
-        asked.append(seconds)
-        return True
-
-    monkeypatch.setattr(retry_module, "wait_unless_stopped", record)
-    monkeypatch.setattr(retry_module.random, "uniform", lambda low, high: low)
-    return asked
 
 
 def planner(monkeypatch, *connects: Exception | None) -> tuple[PlanningConnection, list[bool]]:

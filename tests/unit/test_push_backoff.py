@@ -34,19 +34,6 @@ def _no_jitter(monkeypatch):
     monkeypatch.setattr(retry_module.random, "uniform", lambda low, high: low)
 
 
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    """Every wait the helper is asked for, none waited."""
-    asked: list[float] = []
-
-    def record(seconds: float, stop=None, sleep=None) -> bool:
-        asked.append(seconds)
-        return True
-
-    monkeypatch.setattr(retry_module, "wait_unless_stopped", record)
-    return asked
-
-
 def worker() -> tuple[PushWorker, list[object]]:
     notices: list[object] = []
     ctx = PushContext(Account("bob", ENDPOINT, ENDPOINT), ENDPOINT,

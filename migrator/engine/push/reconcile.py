@@ -29,9 +29,9 @@ from migrator.engine.push.rows import (
     Outcome,
     done_uids,
     in_state,
-    insert_done,
     latest_intent,
     message_ids,
+    settle_without_append,
     write_outcomes,
 )
 from migrator.errors import FolderError
@@ -251,11 +251,7 @@ def already_there(ctx: PushContext, finder: Finder, folder: str,
         else:
             found.append(Outcome(message.id, DONE, folder, validity, entry.uid,
                                  "already at the target before this push"))
-    if found:
-        with ctx.manifest.session() as session:
-            insert_done(session, ctx.target, found)
-        ctx.count("already_there", len(found))
-        ctx.advanced(len(found), 0)
+    settle_without_append(ctx, found, "already_there")
     return rest
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Row, Select, Table, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from migrator.archive.manifest import FailureRow, FolderRow, MessageRow, PushRow, utcnow
+
+if TYPE_CHECKING:
+    from migrator.engine.push.context import PushContext
 
 INTENT, DONE, REFUSED, FAILED = "intent", "done", "refused", "failed"
 
@@ -163,6 +166,17 @@ def write_outcomes(session: Session, target: str, outcomes: Sequence[Outcome]) -
         [{"b_message": o.archive_message_id, "b_state": o.state, "b_note": o.note,
           "b_validity": o.uidvalidity, "b_uid": o.uid, "b_folder": o.target_folder}
          for o in outcomes])
+
+
+def settle_without_append(ctx: PushContext, outcomes: Sequence[Outcome], counter: str) -> None:
+    """Record messages settled with no APPEND (already at the target, or a merged copy of one
+    sent): their rows, the run's `counter`, and progress."""
+    if not outcomes:
+        return
+    with ctx.manifest.session() as session:
+        insert_done(session, ctx.target, outcomes)
+    ctx.count(counter, len(outcomes))
+    ctx.advanced(len(outcomes), 0)
 
 
 def insert_done(session: Session, target: str, outcomes: Sequence[Outcome]) -> None:

@@ -29,7 +29,7 @@ from migrator.engine.push.rows import (
     Candidate,
     Outcome,
     in_state,
-    insert_done,
+    settle_without_append,
 )
 
 ALL_STATES = [None, INTENT, DONE, REFUSED, FAILED]
@@ -121,11 +121,7 @@ def settle_copies(ctx: PushContext) -> list[int]:
             outcomes.append(Outcome(copy.id, REFUSED, primary.target_folder, note=note))
         else:
             waiting.append(copy.id)
-    if outcomes:
-        with ctx.manifest.session() as session:
-            insert_done(session, ctx.target, outcomes)
-        ctx.count("merged", len(outcomes))
-        ctx.advanced(len(outcomes), 0)
+    settle_without_append(ctx, outcomes, "merged")
     return waiting
 
 

@@ -1,21 +1,22 @@
 """mbox files read as mboxrd: the exact inverse of `migrator export --format mbox`.
 
-A message starts at a `From ` line that carries a date (as mutt decides; `From ` at the very
-start of the file always does). Its bytes are what follows that line up to the next one, less
-the one empty line that separates messages, with one `>` taken off every line matching
-`>+From ` (mboxrd quoting reversed). So an mbox migrator exported reads back byte for byte.
+A message starts at every line that starts with `From ` (as in Python's `mailbox`; Netscape
+wrote `From - ` lines with neither a date nor an empty line before them). Its bytes are what
+follows that line up to the next one, less the one empty line that separates messages, with
+one `>` taken off every line matching `>+From ` (mboxrd quoting reversed). So an mbox
+migrator exported reads back byte for byte.
 
 Files of other tools: mboxo quotes only `From ` and leaves `>From ` alone, so a body line that
 was `>From ` arrives as `From `; mboxcl/mboxcl2 (Content-Length) do not quote at all, and an
-unquoted body line `From x Mon Jan  1 00:00:00 2001` would start a new message (as it does in
-mutt and Python's `mailbox`). Content-Length is not used.
+unquoted body line starting `From ` starts a new message there (as it does in Python's
+`mailbox`). Content-Length is not used.
 
 Keys: the SHA-256 of the message's bytes as stored in the file, plus `.N` for its N-th
 identical twin in the folder, so appends, deletions and compaction elsewhere in the file never
 change a key. Flags come from `Status` (R: \\Seen; O only says "not new"), `X-Status` (A:
 \\Answered, F: \\Flagged, T: \\Draft, D: \\Deleted) and Thunderbird's `X-Mozilla-Status`; the
 headers stay in the message. INTERNALDATE: the `From ` line's date, read as UTC (what the
-export writes), else the file's mtime.
+export writes), else the newest Received or the Date header's, else the file's mtime.
 
 A folder tree is Thunderbird's (`Name` and its children in `Name.sbd/`, as the export writes
 it), any other mbox files in it (a `.mbox` suffix is dropped from the name), or one file,
@@ -32,8 +33,10 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from migrator.errors import SourcePathError
+from migrator.headers import header_block, header_value
 from migrator.sources.files import FileFolder, FileMessage
 
 INBOX = "INBOX"
@@ -78,7 +81,8 @@ class MboxSource:
             digest = hashlib.sha256(stored).hexdigest()
             twins[digest] += 1
             key = digest if twins[digest] == 1 else f"{digest}.{twins[digest]}"
-            yield FileMessage(key=key, internaldate=from_date(view[start:body]) or mtime,
+            when = from_date(view[start:body]) or header_date(stored) or mtime
+            yield FileMessage(key=key, internaldate=when,
                               flags=flags_of(stored), size=len(stored),
                               read=functools.partial(unquote, stored))
 
@@ -88,18 +92,12 @@ class MboxSource:
 
 def spans(view: mmap.mmap | bytes) -> Iterator[tuple[int, int, int]]:
     """(From line start, message start, message end) of each message in an mbox's bytes."""
-    starts = [match.start() for match in _SEPARATOR.finditer(view)
-              if match.start() == 0 or _DATE.search(_line(view, match.start()))]
+    starts = [match.start() for match in _SEPARATOR.finditer(view)]
     for number, start in enumerate(starts):
         line_end = view.find(b"\n", start)
         body = len(view) if line_end < 0 else line_end + 1
         end = starts[number + 1] if number + 1 < len(starts) else len(view)
         yield start, body, max(body, end - _separator_length(view, body, end))
-
-
-def _line(view: mmap.mmap | bytes, start: int) -> bytes:
-    end = view.find(b"\n", start)
-    return view[start:end if end >= 0 else len(view)]
 
 
 def _separator_length(view: mmap.mmap | bytes, body: int, end: int) -> int:
@@ -134,12 +132,18 @@ def from_date(line: bytes) -> datetime | None:
         return None
 
 
-def _headers(stored: bytes) -> bytes:
-    for blank in (b"\n\n", b"\r\n\r\n"):
-        at = stored.find(blank)
-        if at >= 0:
-            return stored[:at + 1]
-    return stored
+def header_date(stored: bytes) -> datetime | None:
+    """The newest Received header's date, else the Date header's (as the push reads them)."""
+    for name in ("Received", "Date"):
+        value = header_value(stored, name)
+        text = (value or "").rpartition(";")[2] if name == "Received" else value
+        try:
+            when = parsedate_to_datetime((text or "").strip())
+        except (TypeError, ValueError, IndexError):
+            continue
+        if when is not None and when.tzinfo is not None and 1970 <= when.year < 10000:
+            return when.astimezone(UTC)
+    return None
 
 
 _STATUS = re.compile(rb"^(X-Mozilla-Status|X-Status|Status):[ \t]*([^\r\n]*)",
@@ -153,7 +157,7 @@ def flags_of(stored: bytes) -> tuple[str, ...]:
     """IMAP flags the Status, X-Status and X-Mozilla-Status headers say (first of each)."""
     flags: set[str] = set()
     seen: set[str] = set()
-    for name, value in _STATUS.findall(_headers(stored)):
+    for name, value in _STATUS.findall(header_block(stored)):
         header = name.decode("ascii").lower()
         if header in seen:
             continue

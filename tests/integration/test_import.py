@@ -89,7 +89,7 @@ def _pull(config, account: str, *extra: str) -> dict:
 @pytest.fixture(scope="module")
 def exported(world, tmp_path_factory):
     """{format: export directory} of the pulled archive."""
-    work, config, _ = world
+    _work, config, _ = world
     dests = {}
     for fmt in FORMATS:
         dests[fmt] = tmp_path_factory.mktemp("exported") / fmt

@@ -42,7 +42,7 @@ def _read(kind: str, path: Path, folder: str = "INBOX") -> list:
         source.close()
 
 
-def test_every_config_kind_has_a_reader_and_back():
+def test_every_config_file_kind_has_a_reader():
     assert set(config.FILE_KINDS) <= set(READERS)
 
 
@@ -57,7 +57,7 @@ def test_an_exported_mbox_reads_back_byte_for_byte_but_a_missing_final_newline(t
 
 def test_mbox_keys_survive_an_append_and_a_removal_elsewhere(tmp_path):
     before = [m.key for m in _read("mbox", _mbox(tmp_path / "a", ODD[:4]))]
-    grown = [m.key for m in _read("mbox", _mbox(tmp_path / "b", ODD[:4] + [b"S: new\n\nn\n"]))]
+    grown = [m.key for m in _read("mbox", _mbox(tmp_path / "b", [*ODD[:4], b"S: new\n\nn\n"]))]
     shrunk = [m.key for m in _read("mbox", _mbox(tmp_path / "c", ODD[1:4]))]
 
     assert grown[:4] == before and grown[4] not in before

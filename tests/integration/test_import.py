@@ -240,3 +240,21 @@ def test_imported_mail_is_pushed_and_migrated_to_exchange(o365, oauth_service, c
     assert migrated.status == ExitStatus.OK, migrated.stderr
     assert "pulled 0, pushed 0" in migrated.stdout
     assert target_count(o365, MAILBOX) == 29
+
+
+def test_backup_and_repair_work_on_a_file_source(tmp_path):
+    config = import_config(tmp_path, {"jwz": file_source("mbox", SAMPLE)})
+    backup = run_cli("-c", config, "--json", "backup", "--all")
+    assert backup.status == ExitStatus.OK, backup.stderr
+    assert json.loads(backup.stdout)["accounts"][0]["fetched"] == 29
+    archive = tmp_path / "archive"
+    damaged = [rows(archive, "jwz")["INBOX"][n][0] for n in (0, 5)]
+    (archive / "objects" / damaged[0][:2] / f"{damaged[0][2:]}.eml").unlink()
+    (archive / "objects" / damaged[1][:2] / f"{damaged[1][2:]}.eml").write_bytes(b"rot")
+
+    repaired = run_cli("-c", config, "--json", "repair", "jwz")
+
+    assert repaired.status == ExitStatus.OK, repaired.stderr
+    assert json.loads(repaired.stdout.strip().splitlines()[-1])["repaired"] == 2
+    assert sha_of(blob_of(archive, damaged[0])) == damaged[0]
+    assert sha_of(blob_of(archive, damaged[1])) == damaged[1]

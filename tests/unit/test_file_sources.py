@@ -188,3 +188,12 @@ def test_config_without_a_path_or_with_a_host_says_so(tmp_path):
         _config(tmp_path, 'kind = "maildir"')
     with pytest.raises(ConfigError, match=r"accounts\.old\.source\.host: unknown key"):
         _config(tmp_path, 'kind = "eml"\npath = "x"\nhost = "imap.example.org"')
+
+
+def test_a_key_too_long_for_the_manifest_is_kept_as_its_hash():
+    from migrator.engine.files.records import KEY_LIMIT, stored_key
+
+    short, long = "1.a.host", "x" * (KEY_LIMIT + 1)
+    assert stored_key(short) == short
+    assert stored_key(long).startswith("sha256:") and len(stored_key(long)) <= KEY_LIMIT
+    assert stored_key(long) == stored_key("x" * (KEY_LIMIT + 1)) != stored_key(long + "y")

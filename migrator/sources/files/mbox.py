@@ -40,7 +40,6 @@ from migrator.headers import header_block, header_value
 from migrator.sources.files import FileFolder, FileMessage
 
 INBOX = "INBOX"
-_SEPARATOR = re.compile(rb"^From ", re.MULTILINE)
 _QUOTED = re.compile(rb"^>(>*From )", re.MULTILINE)
 _MONTHS = {name: number for number, name in enumerate(
     (b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
@@ -92,7 +91,11 @@ class MboxSource:
 
 def spans(view: mmap.mmap | bytes) -> Iterator[tuple[int, int, int]]:
     """(From line start, message start, message end) of each message in an mbox's bytes."""
-    starts = [match.start() for match in _SEPARATOR.finditer(view)]
+    starts = [0] if view[:5] == b"From " else []
+    at = view.find(b"\nFrom ")  # a C-level search: a regex took 17 times as long
+    while at >= 0:
+        starts.append(at + 1)
+        at = view.find(b"\nFrom ", at + 1)
     for number, start in enumerate(starts):
         line_end = view.find(b"\n", start)
         body = len(view) if line_end < 0 else line_end + 1

@@ -17,6 +17,7 @@ import pytest
 from migrator.engine.export.mbox import entry
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
+from tests.integration.export_world import mutt_binary, mutt_pipe_all
 from tests.integration.imap_pull_world import PASSWORD_ENV, imap_client, source_config
 from tests.integration.import_world import (
     blob_of,
@@ -262,3 +263,20 @@ def test_backup_and_repair_work_on_a_file_source(tmp_path):
     assert json.loads(repaired.stdout.strip().splitlines()[-1])["repaired"] == 2
     assert sha_of(blob_of(archive, damaged[0])) == damaged[0]
     assert sha_of(blob_of(archive, damaged[1])) == damaged[1]
+
+
+@pytest.mark.skipif(mutt_binary() is None, reason="mutt is not installed")
+def test_the_sample_mbox_counts_as_mailbox_and_grep_say_and_mutt_differs_as_documented(
+        tmp_path):
+    """Python's mailbox and `grep -c '^From '` split at every `From ` line (29), as the import
+    does; mutt only at one that carries a date, merging Netscape's 4 dateless `From - `."""
+    text = SAMPLE.read_bytes()
+    from_lines = [line for line in text.split(b"\n") if line.startswith(b"From ")]
+    dated = [line for line in from_lines if line.strip() != b"From -"]
+    config = import_config(tmp_path, {"jwz": file_source("mbox", SAMPLE)})
+
+    imported = _pull(config, "jwz")["fetched"]
+    piped = mutt_pipe_all(SAMPLE, tmp_path / "piped", tmp_path)
+
+    assert imported == len(mailbox.mbox(SAMPLE)) == len(from_lines) == 29
+    assert len(piped) == len(dated) == 25

@@ -27,7 +27,7 @@ from typing import Any
 from migrator.archive import verified as records
 from migrator.archive.verified import FolderState, Verified
 from migrator.engine.push.context import PushContext
-from migrator.engine.push.rows import DONE, Candidate
+from migrator.engine.push.rows import DONE, REFUSED, Candidate, in_state
 from migrator.errors import MigratorError
 from migrator.targets.control import TargetControl
 
@@ -120,3 +120,19 @@ class FolderGate:
             records.forget(session, self.ctx.target, drop)
             for folder, verified in keep:
                 records.save(session, self.ctx.target, folder, verified)
+
+
+def unchanged_since_verified(ctx: PushContext, control: TargetControl,
+                             folders: Iterable[str]) -> list[str]:
+    """Of `folders`, those push's re-check may pass over: unchanged on both sides since
+    verify last found them complete (every message expected there was there then, and the
+    folder holds the same messages now). STATUS is asked only of recorded folders."""
+    names = set(folders)
+    with ctx.manifest.session() as session:
+        if not names or not records.load(session, ctx.target):
+            return []
+        messages = in_state(session, ctx.target, ctx.targets,
+                            [None, "intent", DONE, REFUSED, "failed"])
+    expected = expected_by_folder(ctx, messages)
+    gate = FolderGate(ctx, control, {f: expected.get(f, []) for f in names}, status_all=False)
+    return [folder for folder in sorted(names) if gate.unchanged(folder) is not None]

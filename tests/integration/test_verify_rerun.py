@@ -232,7 +232,7 @@ def test_a_new_archived_message_is_compared(o365, oauth_service, certs, tmp_path
 
 
 def test_a_flag_change_is_seen_where_condstore_is_offered_only(imap_world, source_server):
-    config, commands = imap_world
+    config, _ = imap_world
     stored = source_server.list_messages("carol", "Work")
     source_server.doveadm("flags", "add", "-u", "carol", "\\Flagged", "mailbox", "Work", "uid",
                           str(stored[0].uid))

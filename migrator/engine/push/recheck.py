@@ -6,9 +6,10 @@ after, for the folders this run wrote to) each target folder holding done rows i
 with them, cheaply: one SELECT (UIDVALIDITY, EXISTS) and one UID SEARCH per folder. A done
 row whose UID is no longer listed goes back to `failed` with the reason in `last_error`, so
 the push sends it again. A folder unchanged on both sides since verify last found it
-complete (see verify/unchanged.py) is not checked at all. Rows whose UID cannot be checked (the folder's UIDVALIDITY changed,
-or the server gave no APPENDUID) are looked for by identity (Message-ID, fingerprint) in the
-folder's index: found, the row learns the new UID; not found, it is sent again. The index is
+complete (see verify/unchanged.py) is not checked at all. Rows whose UID cannot be checked
+(the folder's UIDVALIDITY changed, or the server gave no APPENDUID) are looked for by
+identity (Message-ID, fingerprint) in the folder's index: found, the row learns the new UID;
+not found, it is sent again. The index is
 read only when such rows exist and, for rows without a UID, only when the folder holds fewer
 messages than done rows, so an unchanged folder costs two commands.
 """

@@ -38,13 +38,17 @@ FOLDERS = ("INBOX", "Work")
 
 
 class Commands:
-    """Counts the commands a client sends through the proxy (UID FETCH as "UID FETCH")."""
+    """Counts the commands clients send through the proxy (UID FETCH as "UID FETCH"), and
+    which connection sent them."""
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.connections: list[list[str]] = []
 
     def __call__(self) -> Rewrite:
         outer = self
+        mine: list[str] = []
+        self.connections.append(mine)
 
         class Count(Rewrite):
             def client(self, unit: bytes) -> bytes:
@@ -53,13 +57,15 @@ class Commands:
                     name = words[1].upper()
                     if name == b"UID" and len(words) > 2:
                         name += b" " + words[2].upper()
-                    outer.seen.append(name.decode("ascii", "replace").strip())
+                    command = name.decode("ascii", "replace").strip()
+                    outer.seen.append(command)
+                    mine.append(command)
                 return unit
 
         return Count()
 
     def take(self) -> list[str]:
-        seen, self.seen = self.seen, []
+        seen, self.seen, self.connections = self.seen, [], []
         return seen
 
 
@@ -253,3 +259,32 @@ def test_a_flag_change_goes_unnoticed_without_condstore(o365, oauth_service, cer
 
     assert verify(config)[1]["folders_skipped"] == len(FOLDERS)
     assert verify(config, "--full")[1]["folders_skipped"] == 0
+
+
+def test_a_no_op_migrate_signs_in_once_and_compares_nothing(source_server, fault_proxy,
+                                                            tmp_path):
+    source_server.add_user("alice", SOURCE_PASSWORD)
+    source_server.add_user("carol", SOURCE_PASSWORD)
+    for name, items in (("INBOX", [message(1), message(2, mid="")]),
+                        ("Work", [message(3, folder="Work")])):
+        source_server.seed("alice", name, [SeedMessage(m.raw, m.flags, m.internaldate)
+                                           for m in items])
+    commands = Commands()
+    proxy = fault_proxy(source_server.imap_port, rewrite=commands)
+    source = Endpoint("imap", port=source_server.imap_port, security="plain", username="alice",
+                      password=f"env:{SOURCE_PASSWORD_ENV}", timeout=20)
+    target = Endpoint("imap", port=proxy.port, security="plain", username="carol",
+                      password=f"env:{SOURCE_PASSWORD_ENV}", timeout=20)
+    config = write_world_config(tmp_path, source, target)
+    first = run_cli("-c", config, "migrate", "bob")
+    assert first.status == ExitStatus.OK, first.stderr
+    commands.take()
+
+    again = run_cli("-c", config, "--json", "migrate", "bob")
+
+    assert again.status == ExitStatus.OK, again.stderr
+    listing = [c for c in commands.connections if "LIST" in c]
+    assert len(listing) == 1 and listing[0].count("LIST") == 2  # push, then verify, on one
+    seen = commands.take()
+    assert not {"SELECT", "EXAMINE", "FETCH", "UID FETCH", "UID SEARCH", "APPEND"} & set(seen)
+    assert len(source_server.list_messages("carol", "INBOX")) == 2

@@ -111,15 +111,20 @@ class TargetReport:
 
 
 def verify_target(account: Account, manifest: Manifest, store: BlobStore, emit: Emit, *,
-                  byte_check: bool = False, full: bool = False) -> TargetReport:
+                  byte_check: bool = False, full: bool = False,
+                  control: TargetControl | None = None) -> TargetReport:
     """Compare an account's archive with its target; the report says what differs.
 
     Folders unchanged on both sides since the last verify found them complete are not
-    compared again (see `unchanged`); `full` (and `byte_check`) compares every folder."""
+    compared again (see `unchanged`); `full` (and `byte_check`) compares every folder.
+    `control` (migrate's, after its push) is used and left open."""
     ctx = new_context(account, manifest, store, emit, command="verify")
     if byte_check and not byte_comparable(ctx.endpoint):
         raise MigratorError(f"{account.name}: --bytes is not possible against Office 365, "
                             "which re-renders every message it stores; verify without it")
+    if control is not None:
+        control.stop = None  # a push's stop event no longer applies
+        return _verify(ctx, control, byte_check, full or byte_check)
     control = TargetControl(ctx.endpoint, account.name, ctx.tokens)
     try:
         return _verify(ctx, control, byte_check, full or byte_check)

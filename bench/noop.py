@@ -11,15 +11,18 @@ proxy in front of both servers, each way; not timed), then times, as real subpro
 - migrate: `migrator migrate` again (pull, push, and the verify at its end);
 - verify: `migrator verify`, and `verify --full` (the deep compare of every folder).
 
-Beside them, in the same run and through the same proxy, the baseline a no-op could hope
-for: mbsync's no-op (Debian package `isync`; the same source mailbox synced once into a
-Maildir, then again) where mbsync is installed, and always a raw STATUS round trip (connect,
-LOGIN, one pipelined STATUS per folder, LOGOUT) from a minimal socket client.
+Wall seconds are medians over the repeats; CPU seconds (user + system of the process) are
+given too, being steadier than wall time on a loaded machine. Beside them, in the same run
+and through the same proxy, the baseline a no-op could hope for: mbsync's no-op (Debian
+package `isync`; the same source mailbox synced once into a Maildir, then again) where
+mbsync is installed, and always a raw STATUS round trip (connect, LOGIN, one pipelined
+STATUS per folder, LOGOUT) from a minimal socket client.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import socket
 import statistics
@@ -44,6 +47,13 @@ class Result:
     what: str
     seconds: float
     rss: float | None = None
+    cpu: float | None = None  # user + system seconds of the process (steadier under load)
+
+
+def child_cpu() -> float:
+    """CPU seconds of every child reaped so far (a subprocess's, taken as a difference)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def status_round_trip(port: int, folders: Sequence[str]) -> float:
@@ -124,19 +134,23 @@ def measure(bench: World, delay: float, work: Path, repeat: int) -> list[Result]
         folders = sorted(bench.box.folders)
         for _ in range(repeat):
             if mbsync_rc is not None:
-                results.append(Result(delay, "mbsync no-op", mbsync(mbsync_rc)))
+                cpu = child_cpu()
+                seconds = mbsync(mbsync_rc)
+                results.append(Result(delay, "mbsync no-op", seconds, cpu=child_cpu() - cpu))
             results.append(Result(delay, "raw STATUS round trip",
                                   status_round_trip(source.port, folders)))
             for what, command in RUNS.items():
+                cpu = child_cpu()
                 run = migrator("-c", config, "-q", command[0], USER, *command[1:], env=env)
                 if run.status != 0:
                     raise RuntimeError(f"{what} failed ({run.status}): {run.stderr}")
-                results.append(Result(delay, what, run.seconds, run.peak_rss_mb))
+                results.append(Result(delay, what, run.seconds, run.peak_rss_mb,
+                                      child_cpu() - cpu))
     return results
 
 
 def report(results: list[Result]) -> str:
-    table = Table(["delay", "run", "s (wall)", "s range", "peak RSS MB", "vs mbsync",
+    table = Table(["delay", "run", "s (wall)", "s range", "CPU s", "peak RSS MB", "vs mbsync",
                    "vs STATUS"])
     groups: dict[tuple[float, str], list[Result]] = {}
     for result in results:
@@ -151,12 +165,14 @@ def report(results: list[Result]) -> str:
         spread = (f"{min(r.seconds for r in runs):.2f}-{max(r.seconds for r in runs):.2f}"
                   if len(runs) > 1 else "")
         rss = max((r.rss for r in runs if r.rss is not None), default=None)
+        cpus = [r.cpu for r in runs if r.cpu is not None]
         ratios = []
         for base in ("mbsync no-op", "raw STATUS round trip"):
             reference = median(delay, base)
             ratios.append(f"{seconds / reference:.1f}x" if reference and what != base
                           and not what.startswith("first") else "")
-        table.add(f"{delay:g} ms", what, seconds, spread, "" if rss is None else rss, *ratios)
+        table.add(f"{delay:g} ms", what, seconds, spread,
+                  statistics.median(cpus) if cpus else "", "" if rss is None else rss, *ratios)
     return table.render()
 
 

@@ -148,8 +148,9 @@ class _Walker:
             self.add(" ".join(filter(None, (_field(inner, "From"), _field(inner, "Subject")))))
             self.walk(inner, inner_body, depth + 1)
         elif maintype == "text" and subtype in ("plain", "html", "enriched", ""):
+            charset = headers.get_param("charset")
             text = _decode(_transfer_decoded(headers, part.body(MAX_PART_BYTES)),
-                           headers.get_param("charset") or "utf-8")
+                           charset if isinstance(charset, str) else "utf-8")
             self.add(html_text(text) if subtype == "html" else text)
 
     def add(self, text: str) -> None:
@@ -188,7 +189,7 @@ def _children(headers: Message, body: bytes) -> list[_Part]:
     if not isinstance(boundary, str) or not boundary:
         return [_Part(_parse_headers(b"Content-Type: text/plain\n"), body, 0, len(body))]
     delimiter = b"--" + _unescape(boundary).encode("utf-8", "replace")
-    starts = []
+    starts: list[int] = []
     position = 0
     while len(starts) <= MAX_PARTS:
         found = body.find(delimiter, position)

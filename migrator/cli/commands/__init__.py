@@ -6,13 +6,16 @@ from migrator.cli.commands import (
     batch,
     config_check,
     export,
+    index,
     migrate,
     pull,
     push,
     repair,
+    search,
+    show,
     status,
     verify,
 )
 
 COMMANDS = [config_check, status, verify, repair, pull, backup, batch, push, migrate, export,
-            auth]
+            auth, search, show, index]

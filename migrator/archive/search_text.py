@@ -100,7 +100,9 @@ def _parse_headers(block: bytes) -> Message:
 
 
 def _field(headers: Message, name: str) -> str:
-    values = headers.get_all(name) or []
+    """A header as sent (`get` would hide raw 8-bit bytes behind a Header object)."""
+    wanted = name.lower()
+    values = [value for key, value in headers.raw_items() if key.lower() == wanted]
     return " ".join(decode_header_value(v) for v in values)[:MAX_HEADER_TEXT]
 
 
@@ -274,6 +276,8 @@ class _HtmlText(html.parser.HTMLParser):
     """The text of an HTML document: no tags, no attributes, no script or style."""
 
     SKIP = frozenset({"script", "style", "head", "title", "template"})
+    INLINE = frozenset({"a", "abbr", "b", "big", "code", "em", "font", "i", "mark", "s",
+                        "small", "span", "strike", "strong", "sub", "sup", "u"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -283,12 +287,14 @@ class _HtmlText(html.parser.HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self.SKIP:
             self.skipping += 1
-        self.pieces.append(" ")  # <p>a</p><p>b</p> is two words
+        if tag not in self.INLINE:
+            self.pieces.append(" ")  # <p>a</p><p>b</p> is two words, <b>a</b>b one
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self.SKIP and self.skipping:
             self.skipping -= 1
-        self.pieces.append(" ")
+        if tag not in self.INLINE:
+            self.pieces.append(" ")
 
     def handle_data(self, data: str) -> None:
         if not self.skipping:

@@ -34,7 +34,8 @@ def _password(monkeypatch):
 def raw(sender: str, subject: str, date: str, body: bytes, kind: str = "text/plain",
         encoding: str = "7bit") -> bytes:
     return (f"From: {sender}\r\nTo: alice@example.org\r\nSubject: {subject}\r\nDate: {date}\r\n"
-            f"Message-ID: <{date.split()[1]}.{len(subject)}@search.example>\r\nMIME-Version: 1.0\r\n"
+            f"Message-ID: <{date.split()[1]}.{len(subject)}@search.example>\r\n"
+            "MIME-Version: 1.0\r\n"
             f"Content-Type: {kind}; charset=utf-8\r\nContent-Transfer-Encoding: {encoding}\r\n"
             "\r\n").encode() + body
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import batch, migrate, pop3, pull, push
+from bench import batch, migrate, pop3, pull, push, search
 
 pytestmark = pytest.mark.world
 
@@ -25,6 +25,8 @@ RUNS = {
              ["baseline", "push", "naive append"]),
     "migrate": (migrate.main, ["--messages", "5", "--delays", "0", "--smoke"],
                 ["pull, then push", "migrate --no-verify", "migrate"]),
+    "search": (search.main, ["--messages", "5", "--repeat", "1", "--smoke"],
+               ["pull, no index", "pull + index", "index --rebuild"]),
     "batch": (batch.main, ["--mailboxes", "2", "--messages", "3", "--parallel", "2"],
               ["migrate 1 mailbox", "batch --parallel 2"]),
 }

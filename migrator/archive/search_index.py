@@ -13,7 +13,6 @@ and `migrator index` run first.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -35,7 +34,9 @@ log = logging.getLogger(__name__)
 DOCS = cast(Table, SearchDocRow.__table__)
 BATCH = 200  # messages indexed per transaction
 CHUNK = 500  # parameters per IN (...) query
-QUEUED_BATCHES = 64  # committed batches waiting for the indexer before it drops (catch-up)
+# Blobs waiting for the indexer: beyond this it drops further batches (left to the next
+# catch-up) rather than hold a fast pull's backlog in memory (a few MB of names at most)
+MAX_WAITING = 50_000
 
 def index_blobs(manifest: Manifest, store: BlobStore, shas: Iterable[str]) -> int:
     """Index the blobs not indexed yet (missing files are skipped: `repair` brings them
@@ -109,6 +110,9 @@ def catch_up(manifest: Manifest, store: BlobStore, account: str | None) -> int:
                      if sha not in skipped]
         if not found:
             return done
+        if not done and not skipped:
+            log.info("Indexing %s messages not indexed yet (for search)",
+                     account or "all accounts'")
         added = index_blobs(manifest, store, found)
         done += added
         if added < len(found):
@@ -130,15 +134,17 @@ class SearchIndexer:
     """Indexes blobs as their rows commit, on its own thread; `close()` finishes the queue.
 
     A failure (a locked or full manifest) stops it with one warning: the pull goes on, and
-    the next catch-up indexes what it left. When it falls far behind, further batches are
-    left to that catch-up rather than held in memory."""
+    the next catch-up indexes what it left. When it falls `MAX_WAITING` blobs behind,
+    further batches are left to that catch-up rather than held in memory."""
 
     def __init__(self, manifest: Manifest, store: BlobStore) -> None:
         self.manifest, self.store = manifest, store
-        self.queue: queue.Queue[list[str] | None] = queue.Queue(QUEUED_BATCHES)
+        self.queue: queue.Queue[list[str] | None] = queue.Queue()
+        self.waiting = 0  # blobs queued, not yet indexed
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.failed = False
+        self.dropped = False
         self.indexed = 0
 
     def submit(self, shas: Iterable[str]) -> None:
@@ -149,8 +155,13 @@ class SearchIndexer:
                 self.thread = threading.Thread(target=self._run, name="search-indexer",
                                                daemon=True)
                 self.thread.start()
-        with contextlib.suppress(queue.Full):  # left for the next catch-up
-            self.queue.put_nowait(list(shas))
+        shas = list(shas)
+        with self.lock:
+            if self.waiting + len(shas) > MAX_WAITING:
+                self.dropped = True
+                return  # left for the next catch-up
+            self.waiting += len(shas)
+        self.queue.put(shas)
 
     def close(self) -> None:
         with self.lock:
@@ -161,14 +172,16 @@ class SearchIndexer:
 
     def _run(self) -> None:
         while (shas := self.queue.get()) is not None:
-            if self.failed:
-                continue
             try:
-                self.indexed += index_blobs(self.manifest, self.store, shas)
+                if not self.failed:
+                    self.indexed += index_blobs(self.manifest, self.store, shas)
             except Exception as exc:  # the index is a convenience: never stop the pull
                 self.failed = True
                 log.warning("search index not updated (%s); `migrator index` catches up",
                             exc.__class__.__name__)
+            finally:
+                with self.lock:
+                    self.waiting -= len(shas)
 
 
 def supported(manifest: Manifest) -> bool:

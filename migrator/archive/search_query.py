@@ -121,6 +121,11 @@ def run(session: Session, account: str, query: Query, limit: int) -> list[Hit]:
     return [Hit(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
 
+def account_exists(session: Session, account: str) -> bool:
+    return session.execute(text("SELECT 1 FROM accounts WHERE name = :name"),
+                           {"name": account}).first() is not None
+
+
 def _check(session: Session, match: str) -> None:
     """FTS5 reads the expression on its own first: what it refuses is the user's query."""
     try:

@@ -162,3 +162,10 @@ def test_an_archive_from_before_the_index_is_upgraded_and_indexed(tmp_path: Path
     assert subjects(config, "zaunkönig") == ["Reisekosten München"]
     again = run_cli("-c", config, "index", "alice")
     assert "alice: indexed 0 stored message(s)" in again.stdout
+
+
+def test_an_account_with_nothing_archived_is_one_usage_line(tmp_path: Path) -> None:
+    config = archive(tmp_path, indexer=False)
+    result = run_cli("-c", config, "search", "nobody", "budget")
+    assert result.status == ExitStatus.USAGE
+    assert "account nobody has nothing in the archive" in result.stderr

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from migrator.cli.context import Context
@@ -39,12 +38,17 @@ def run(ctx: Context) -> int:
     manifest = ctx.manifest()
     if not search_index.supported(manifest):
         raise UsageError("search needs the SQLite manifest (the default `database`)")
+    with manifest.session() as session:
+        if not search_query.account_exists(session, args.account):
+            raise UsageError(f"account {args.account} has nothing in the archive "
+                             f"(run `migrator pull {args.account}` first)")
     search_index.catch_up(manifest, ctx.store(), args.account)
     with manifest.session() as session:
         hits = search_query.run(session, args.account, query, args.limit)
     if args.json:
         ctx.out_json({"account": args.account, "query": " ".join(args.query),
-                      "messages": [asdict(hit) for hit in hits]})
+                      "messages": [{"id": h.id, "date": h.date, "folder": h.folder,
+                                    "from": h.sender, "subject": h.subject} for h in hits]})
         return ExitStatus.OK
     if not hits:
         ctx.out("no messages found")

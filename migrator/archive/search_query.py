@@ -91,12 +91,11 @@ class Hit:
 
 
 def run(session: Session, account: str, query: Query, limit: int) -> list[Hit]:
-    """The account's messages matching `query`, newest first."""
+    """The account's messages matching `query` (`validate`d), newest first."""
     where = ["a.name = :account"]
     params: dict[str, object] = {"account": account, "limit": limit}
     match = query.match()
     if match:
-        _check(session, match)
         where.append("d.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH :match)")
         params["match"] = match
     if query.folders:
@@ -126,13 +125,16 @@ def account_exists(session: Session, account: str) -> bool:
                            {"name": account}).first() is not None
 
 
-def _check(session: Session, match: str) -> None:
-    """FTS5 reads the expression on its own first: what it refuses is the user's query."""
+def validate(session: Session, query: Query) -> None:
+    """FTS5 reads the expression on its own, before anything is indexed or searched: what
+    it refuses is the user's query (SearchQueryError)."""
+    match = query.match()
+    if not match:
+        return
     try:
         session.execute(text("SELECT rowid FROM search_fts WHERE search_fts MATCH :match "
                              "LIMIT 1"), {"match": match}).all()
     except OperationalError as exc:
-        session.rollback()
         raise SearchQueryError(f"cannot read the query: {exc.orig} ({USAGE})") from None
 
 

@@ -42,6 +42,7 @@ def run(ctx: Context) -> int:
         if not search_query.account_exists(session, args.account):
             raise UsageError(f"account {args.account} has nothing in the archive "
                              f"(run `migrator pull {args.account}` first)")
+        search_query.validate(session, query)
     search_index.catch_up(manifest, ctx.store(), args.account)
     with manifest.session() as session:
         hits = search_query.run(session, args.account, query, args.limit)

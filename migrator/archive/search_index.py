@@ -20,7 +20,6 @@ from collections.abc import Iterable, Sequence
 from typing import cast
 
 from sqlalchemy import Table, exists, select, text
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from migrator.archive.blobs import BlobStore
@@ -43,7 +42,8 @@ def index_blobs(manifest: Manifest, store: BlobStore, shas: Iterable[str]) -> in
     back, the next catch-up indexes them); returns how many were indexed."""
     wanted = sorted(set(shas))
     with manifest.session() as session:
-        todo = [sha for sha in wanted if sha not in _indexed(session, wanted)]
+        known = _indexed(session, wanted)
+    todo = [sha for sha in wanted if sha not in known]
     done = 0
     for start in range(0, len(todo), BATCH):
         texts = []
@@ -69,23 +69,24 @@ def _indexed(session: Session, shas: Sequence[str]) -> set[str]:
 
 def write_docs(session: Session, texts: Sequence[tuple[str, SearchText]]) -> int:
     """Rows for extracted texts (SQLite); a blob another process indexed meanwhile is
-    skipped."""
-    added = 0
-    for sha, found in texts:
-        doc_id = session.execute(
-            sqlite.insert(DOCS).values(sha256=sha, date=found.date, sender=found.sender,
-                                       subject=found.subject)
-            .on_conflict_do_nothing(index_elements=["sha256"]).returning(DOCS.c.id)
-        ).scalar()
-        if doc_id is None:
-            continue
-        words = {"id": doc_id, "sender": found.sender, "recipients": found.recipients,
-                 "cc": found.cc, "subject": found.subject, "body": found.body}
-        session.execute(text("INSERT INTO search_fts (rowid, sender, recipients, cc, subject, "
-                             "body) VALUES (:id, :sender, :recipients, :cc, :subject, :body)"),
-                        words)
-        added += 1
-    return added
+    skipped. Straight through the driver: per message, SQLAlchemy's statement handling
+    cost ten times what SQLite does."""
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    words = []
+    try:
+        for sha, found in texts:
+            row = cursor.execute(
+                "INSERT INTO search_docs (sha256, date, sender, subject) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (sha256) DO NOTHING RETURNING id",
+                (sha, found.date, found.sender, found.subject)).fetchone()
+            if row is not None:
+                words.append((row[0], found.sender, found.recipients, found.cc, found.subject,
+                              found.body))
+        cursor.executemany("INSERT INTO search_fts (rowid, sender, recipients, cc, subject, "
+                           "body) VALUES (?, ?, ?, ?, ?, ?)", words)
+    finally:
+        cursor.close()
+    return len(words)
 
 
 def pending_blobs(session: Session, account: str | None, limit: int) -> list[str]:

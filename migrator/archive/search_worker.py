@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+from sqlalchemy import event
 
 
 def serve(stream: BinaryIO) -> int:
@@ -24,6 +26,10 @@ def serve(stream: BinaryIO) -> int:
 
     url, root, compression = (stream.readline().decode().strip() for _ in range(3))
     manifest = open_manifest(url, upgrade=False)
+    # The index is derived data (a catch-up rebuilds what a power cut loses): its commits
+    # need not wait for the disk, which the pull's own commits (and syncfs) keep busy.
+    event.listen(manifest.engine, "connect", _index_pragmas)
+    manifest.engine.dispose()  # connections made from here on get them
     try:
         store = BlobStore(Path(root), compression)
         batch: list[str] = []
@@ -39,6 +45,12 @@ def serve(stream: BinaryIO) -> int:
     finally:
         manifest.close()
     return 0
+
+
+def _index_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: consistent, the last commits may go
+    cursor.close()
 
 
 def main() -> int:

@@ -3,10 +3,9 @@
 Indexed per blob (content), so it is idempotent and one message archived in two folders is
 indexed once. Every writer records its blobs through `insert_blobs`, which notes them on the
 session; once that transaction commits, the manifest hands them to its `SearchIndexer`
-(attached by the CLI when `[archive] search_index` is on), which passes them to an indexer
-process (`search_worker.py`) that reads the just-written blobs back and indexes them in its
-own transactions: the pull never waits for it, nor shares its GIL (only `close()` at the
-end of the command lets it finish). Whatever a
+(attached by the CLI when `[archive] search_index` is on), a thread of its own that reads
+the just-written blobs back and indexes them in its own transactions: the pull never waits
+for it (only `close()` at the end of the command lets it finish its queue). Whatever a
 killed or switched-off indexer missed is found by `pending_blobs` (blobs of an account's
 messages without a `search_docs` row) and indexed by `catch_up`, which `migrator search`
 and `migrator index` run first.
@@ -14,11 +13,8 @@ and `migrator index` run first.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
-import subprocess
-import sys
 import threading
 from collections.abc import Iterable, Sequence
 from typing import cast
@@ -136,32 +132,32 @@ def clear_index(manifest: Manifest) -> None:
 
 
 class SearchIndexer:
-    """Hands blobs to the indexer process (`search_worker.py`) as their rows commit;
-    `close()` lets it finish and waits for it.
+    """Indexes blobs as their rows commit, on its own thread; `close()` finishes the queue.
 
-    A thread of this process feeds it, so a slow indexer never holds the pull back: when it
-    falls `MAX_WAITING` blobs behind, further batches are left to the next catch-up rather
-    than held in memory. A failure (a locked or full manifest) is one warning; the pull goes
-    on, and the next catch-up indexes what was left."""
+    A failure (a locked or full manifest) stops it with one warning: the pull goes on, and
+    the next catch-up indexes what it left. When it falls `MAX_WAITING` blobs behind,
+    further batches are left to that catch-up rather than held in memory."""
 
     def __init__(self, manifest: Manifest, store: BlobStore) -> None:
         self.manifest, self.store = manifest, store
         self.queue: queue.Queue[list[str] | None] = queue.Queue()
-        self.waiting = 0  # blobs queued, not yet handed to the process
+        self.waiting = 0  # blobs queued, not yet indexed
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.failed = False
         self.dropped = False
+        self.indexed = 0
 
     def submit(self, shas: Iterable[str]) -> None:
-        shas = list(shas)
+        if self.failed:
+            return
         with self.lock:
-            if self.failed:
-                return
             if self.thread is None:
                 self.thread = threading.Thread(target=self._run, name="search-indexer",
                                                daemon=True)
                 self.thread.start()
+        shas = list(shas)
+        with self.lock:
             if self.waiting + len(shas) > MAX_WAITING:
                 self.dropped = True
                 return  # left for the next catch-up
@@ -176,46 +172,17 @@ class SearchIndexer:
             thread.join()
 
     def _run(self) -> None:
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "migrator.archive.search_worker"],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except OSError as exc:
-            self._fail(exc.__class__.__name__)
-            process = None
-        try:
-            self._feed(process)
-        finally:
-            if process is not None:
-                with contextlib.suppress(OSError):
-                    assert process.stdin is not None
-                    process.stdin.close()
-                if process.wait() != 0:
-                    self._fail(f"indexer exit status {process.returncode}")
-
-    def _feed(self, process: subprocess.Popen[bytes] | None) -> None:
-        url = self.manifest.engine.url.render_as_string(hide_password=False)
-        head = f"{url}\n{self.store.root}\n{self.store.compression}\n".encode()
         while (shas := self.queue.get()) is not None:
-            with self.lock:
-                self.waiting -= len(shas)
-            if process is None or self.failed:
-                continue
             try:
-                assert process.stdin is not None
-                process.stdin.write(head + "".join(f"{sha}\n" for sha in shas).encode()
-                                    + b"\n")
-                process.stdin.flush()
-                head = b""
-            except OSError as exc:  # the indexer died (its exit status says why)
-                self._fail(exc.__class__.__name__)
-
-    def _fail(self, reason: str) -> None:
-        with self.lock:
-            if self.failed:
-                return
-            self.failed = True
-        log.warning("search index not updated (%s); `migrator index` catches up", reason)
+                if not self.failed:
+                    self.indexed += index_blobs(self.manifest, self.store, shas)
+            except Exception as exc:  # the index is a convenience: never stop the pull
+                self.failed = True
+                log.warning("search index not updated (%s); `migrator index` catches up",
+                            exc.__class__.__name__)
+            finally:
+                with self.lock:
+                    self.waiting -= len(shas)
 
 
 def supported(manifest: Manifest) -> bool:

@@ -104,6 +104,7 @@ class ArchiveSettings:
     path: Path
     database: str
     compression: str = "none"
+    search_index: bool = True  # index messages as they are archived (`migrator search`)
 
 
 @dataclass(frozen=True)
@@ -280,8 +281,10 @@ def parse_archive(table: Table) -> ArchiveSettings:
     assert path is not None
     database = table.text("database", "") or f"sqlite:///{path / 'manifest.sqlite'}"
     compression = table.choice("compression", COMPRESSIONS, "none")
+    search_index = table.flag("search_index", True)
     table.check_unknown()
-    return ArchiveSettings(path=path, database=database, compression=compression)
+    return ArchiveSettings(path=path, database=database, compression=compression,
+                           search_index=search_index)
 
 
 def parse_account(name: str, table: Table, archive: ArchiveSettings) -> Account:

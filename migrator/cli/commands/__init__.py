@@ -12,7 +12,8 @@ from migrator.cli.commands import (
     repair,
     status,
     verify,
+    worker,
 )
 
 COMMANDS = [config_check, status, verify, repair, pull, backup, batch, push, migrate, export,
-            auth]
+            auth, worker]

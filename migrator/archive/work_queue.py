@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, make_url, text
+from sqlalchemy import Connection, create_engine, make_url, text
 from sqlalchemy.exc import ArgumentError
 
 from migrator.archive.db import Manifest
@@ -86,7 +86,12 @@ class WorkQueue:
 
     def __init__(self, manifest: Manifest, what: str = "the batch queue") -> None:
         require_postgresql(manifest, what)
-        self.engine = manifest.engine
+        # a pool of its own: a heartbeat must never wait behind the mailbox jobs for one of
+        # the manifest's connections, or its leases expire while it waits
+        self.engine = create_engine(manifest.engine.url, pool_size=2, max_overflow=4)
+
+    def close(self) -> None:
+        self.engine.dispose()
 
     def submit(self, batch: str, source_file: str, items: Sequence[NewItem]) -> Submitted:
         """A new pass of `batch`: every row, except mailboxes still queued or running (in any

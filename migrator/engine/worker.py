@@ -152,6 +152,8 @@ class Worker:
         log.info("%s: claimed by %s (attempt %d)", lease.account, self.name, lease.attempts)
         outcome = run_mailbox(self.row(lease), self.job, self.emit)
         state = DONE if outcome.state == "complete" else FAILED
+        with self._lock:  # the work is over: no more renewals (one now would find it done)
+            self._held.pop(lease.item_id, None)
         try:
             recorded = self.queue.finish(lease, state, outcome_record(outcome, self.name),
                                          outcome.error)
@@ -160,7 +162,6 @@ class Worker:
                         unexpected_error_text(exc))
             recorded = False
         with self._lock:
-            self._held.pop(lease.item_id, None)
             self.outcomes.append(outcome)
         self.finished(lease, outcome, recorded)
 
@@ -188,6 +189,8 @@ class Worker:
             log.warning("worker %s: cannot renew its leases: %s", self.name,
                         unexpected_error_text(exc))
             return
+        with self._lock:  # a mailbox that finished meanwhile was not lost
+            lost = [lease for lease in lost if lease.item_id in self._held]
         if lost:
             self.abandon(f"worker {self.name}: lost the lease of "
                          f"{', '.join(sorted(lease.account for lease in lost))} to another "

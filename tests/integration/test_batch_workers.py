@@ -32,7 +32,8 @@ from tests.integration.test_batch import (
 from tests.world.proxy import FaultProxy
 
 ROOT = Path(__file__).parents[2]
-LEASE = "3"  # seconds: a killed worker's mailboxes are taken over quickly
+LEASE = "30"  # seconds: ample on a loaded machine
+SHORT_LEASE = "5"  # seconds: a killed worker's mailboxes are taken over quickly
 WAIT = 240  # seconds any worker process may take at most
 
 
@@ -43,10 +44,11 @@ class Workers:
         self.base = base
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, env: dict[str, str] | None = None,
+              lease: str = LEASE) -> subprocess.Popen[bytes]:
         environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         proc = subprocess.Popen([sys.executable, "-m", "migrator", "-c", str(self.base),
-                                 "worker", "--lease", LEASE, "--poll", "0.5", *args],
+                                 "worker", "--lease", lease, "--poll", "0.5", *args],
                                 env=environment, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         self.procs.append(proc)
@@ -181,7 +183,7 @@ def test_a_worker_killed_mid_push_leaves_its_mailboxes_to_the_others(
     on_postgres(base, postgres_url)
     assert run_cli("-c", base, "batch", "submit", users_csv).status == 0
     workers = workers_for(base)
-    doomed = workers.start("--parallel", "2", "--until-empty",
+    doomed = workers.start("--parallel", "2", "--until-empty", lease=SHORT_LEASE,
                            env={"MIGRATOR_TEST_KILL_AT": "push-sent:3"})
     name = f":{doomed.pid}"
     deadline = time.monotonic() + WAIT
@@ -193,7 +195,8 @@ def test_a_worker_killed_mid_push_leaves_its_mailboxes_to_the_others(
             assert mine[0]["heartbeat_age"] is not None  # status shows the lease live
             break
         time.sleep(0.2)
-    others = [workers.start("--parallel", "2", "--until-empty") for _ in range(2)]
+    others = [workers.start("--parallel", "2", "--until-empty", lease=SHORT_LEASE)
+              for _ in range(2)]
     status, output = workers.wait(doomed)
     assert status == -signal.SIGKILL, output
     ended = [workers.wait(proc) for proc in others]

@@ -25,8 +25,11 @@ RUNS = {
              ["baseline", "push", "naive append"]),
     "migrate": (migrate.main, ["--messages", "5", "--delays", "0", "--smoke"],
                 ["pull, then push", "migrate --no-verify", "migrate"]),
-    "batch": (batch.main, ["--mailboxes", "2", "--messages", "3", "--parallel", "2"],
-              ["migrate 1 mailbox", "batch --parallel 2"]),
+    "batch": (batch.main, ["--mailboxes", "3", "--messages", "2", "--workers", "1,2",
+                           "--parallel", "2", "--smoke"],
+              ["raw APPEND baseline (2 connections)", "sqlite: batch run --parallel 2",
+               "postgres: 1 worker x --parallel 2", "postgres: 2 workers x --parallel 2",
+               "sqlite: delta pass (1 new msg each)", "postgres: delta pass, 2 workers"]),
 }
 
 

@@ -19,7 +19,7 @@ from migrator.batchfile import load_batch
 from migrator.cli.batch_reports import report_row
 from migrator.cli.context import Context
 from migrator.engine.worker import outcome_from_record
-from migrator.errors import ConfigError, ExitStatus
+from migrator.errors import ExitStatus
 
 
 def register_submit(actions: Any, common: argparse.ArgumentParser) -> None:
@@ -61,7 +61,10 @@ def submit(ctx: Context) -> int:
     records = raw_records(ctx.args.csv)
     items = [NewItem(row.name, row.line, records[row.line] if row.account else None,
                      row.error) for row in rows]
-    done = queue.submit(batch_name(ctx), Path(ctx.args.csv).name, items)
+    try:
+        done = queue.submit(batch_name(ctx), Path(ctx.args.csv).name, items)
+    finally:
+        queue.close()
     status = ExitStatus.PARTIAL if done.refused else ExitStatus.OK
     if ctx.args.json:
         ctx.out_json({"command": "batch submit", "exit_status": int(status),
@@ -91,10 +94,11 @@ def queue_status(ctx: Context) -> int | None:
     manifest = ctx.manifest()
     if manifest.engine.dialect.name != "postgresql":
         return None
+    queue = WorkQueue(manifest)
     try:
-        items = WorkQueue(manifest).latest_pass(batch_name(ctx))
-    except ConfigError:
-        return None
+        items = queue.latest_pass(batch_name(ctx))
+    finally:
+        queue.close()
     if not items:
         return None
     with manifest.session() as session:

@@ -77,6 +77,7 @@ def run(ctx: Context) -> int:
     try:
         outcomes = worker.run()
     finally:
+        queue.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     status = batch_status(outcomes) if outcomes else ExitStatus.OK

@@ -87,7 +87,8 @@ class Worker:
         self.queue, self.name, self.options = queue, name, options
         self.job, self.row, self.emit = job, row, emit
         self.abandon, self.finished = abandon, finished
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # claim nothing more; finish within the grace period
+        self.hurry = threading.Event()  # hand the running mailboxes back now
         self.outcomes: list[MailboxOutcome] = []
         self._held: dict[int, tuple[Lease, float]] = {}  # item id -> (lease, give-up time)
         self._lock = threading.Lock()
@@ -119,7 +120,8 @@ class Worker:
                 return
             if self.stop.is_set():
                 stopping_since = stopping_since or time.monotonic()
-                if running and time.monotonic() - stopping_since >= self.options.grace_seconds:
+                over = time.monotonic() - stopping_since >= self.options.grace_seconds
+                if running and (over or self.hurry.is_set()):
                     self._hand_back()
             if running:
                 finished, _ = wait(running, timeout=self.options.poll_seconds,

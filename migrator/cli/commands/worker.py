@@ -2,7 +2,8 @@
 
 Start it on any number of hosts that share the manifest's PostgreSQL database and the
 archive directory. SIGTERM (or Ctrl-C) stops claiming; mailboxes still running after
-`--grace` seconds are handed back to the queue and the process ends at once.
+`--grace` seconds (or at a second signal) are handed back to the queue and the process ends
+at once.
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ def run(ctx: Context) -> int:
     worker = Worker(queue, name, options, mailbox_job(ctx), lambda lease: row_of(lease, settings),
                     ctx.emit, abandon, lambda lease, outcome, recorded:
                     say_finished(ctx, lease, outcome, recorded))
-    previous = {sig: signal.signal(sig, lambda *_: worker.stop.set())
-                for sig in (signal.SIGTERM, signal.SIGINT)}
+    def on_signal(*_: object) -> None:  # the first one stops claiming, a second hurries
+        (worker.hurry if worker.stop.is_set() else worker.stop).set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         outcomes = worker.run()
     finally:

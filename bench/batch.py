@@ -217,6 +217,7 @@ class Bench:
                        f"{seconds / full:.2f}x" if full else "")
         if not self.baseline_rate:
             self.baseline_rate = rate
+        print(f"  {name}: {seconds:.1f} s", flush=True)
 
     def measure(self, users: list[str], mail: dict[str, list[bytes]]) -> None:
         w, parallel = self.world, self.args.parallel

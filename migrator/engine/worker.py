@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -70,8 +71,6 @@ def outcome_record(outcome: MailboxOutcome, worker: str) -> dict[str, Any]:
 
 
 def outcome_from_record(line: int, account: str, record: dict[str, Any]) -> MailboxOutcome:
-    from collections import Counter
-
     return MailboxOutcome(line, account, record["state"], Counter(record.get("counts", {})),
                           list(record.get("failures", [])), record.get("error"),
                           float(record.get("seconds", 0.0)), record.get("verified"),

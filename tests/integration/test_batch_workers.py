@@ -235,6 +235,8 @@ def test_a_stopped_worker_hands_its_mailboxes_back(
             if sum(row["state"] == "running" for row in live) == 3:
                 break
             time.sleep(0.2)
+        shown = run_cli("-c", base, "batch", "status", users_csv).stdout
+        assert shown.count(f":{stopping.pid}") == 3 and "3 running" in shown, shown
         stopping.send_signal(signal.SIGTERM)
         status, output = workers.wait(stopping)
         assert status == 130 and "handed back user01, user02, user03" in output, output

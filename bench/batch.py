@@ -177,14 +177,19 @@ def run_workers(config: Path, count: int, parallel: int, env: dict[str, str]) ->
     """`count` worker processes started together; the wall time until the last one exits."""
     import sys
 
-    argv = [sys.executable, "-m", "migrator", "-q", "-c", str(config), "worker",
+    argv = [sys.executable, "-m", "migrator", "-c", str(config), "worker",
             "--parallel", str(parallel), "--until-empty", "--poll", "0.5"]
     started = time.monotonic()
     with ThreadPoolExecutor(count) as pool:
         runs = list(pool.map(lambda _: run_process(argv, env=env), range(count)))
-    failed = [run for run in runs if run.status != 0]
-    assert not failed, failed[0].stdout + failed[0].stderr
-    return Run(time.monotonic() - started, max(run.peak_rss_mb for run in runs), 0)
+    seconds = time.monotonic() - started
+    attention = [line for run in runs for line in run.stdout.splitlines()
+                 if line.split(": ")[1:2] and line.split(": ")[1].split(" ")[0]
+                 in ("partial", "failed", "locked", "invalid")]
+    for line in attention[:10]:  # said, not hidden: such a run's time is not comparable
+        print(f"    needs attention: {line}", flush=True)
+    assert all(run.status in (0, 4) for run in runs), [run.stderr for run in runs]
+    return Run(seconds, max(run.peak_rss_mb for run in runs), 4 if attention else 0)
 
 
 def submit(config: Path, csv_path: Path, env: dict[str, str]) -> None:
@@ -240,8 +245,9 @@ class Bench:
             submit(config, csv_path, self.env)
             result = run_workers(config, count, parallel, self.env)
             pg_full[count] = (config, csv_path, result.seconds)
-            self.add(f"postgres: {count} worker{'s' * (count > 1)} x --parallel {parallel}",
-                     mail, result.seconds, result.peak_rss_mb)
+            note = " (some need attention)" if result.status else ""
+            self.add(f"postgres: {count} worker{'s' * (count > 1)} x --parallel {parallel}"
+                     + note, mail, result.seconds, result.peak_rss_mb)
 
         add_one_message(w["source"], users, mail)
         delta_mail = {user: messages[-1:] for user, messages in mail.items()}

@@ -12,6 +12,7 @@ import json
 import pytest
 
 from migrator.errors import ExitStatus
+from migrator.targets import identity
 from tests.cli_runner import run_cli
 from tests.integration.push_world import (
     MAILBOX,
@@ -123,3 +124,30 @@ def test_message_dated_ahead_verifies_after_a_delta_batch_run(
     source_server.seed("u000", "INBOX", [news()])
     second = run_cli("-c", config, "batch", "run", users)
     assert second.status == ExitStatus.OK, second.stderr + second.stdout
+
+
+def test_message_dated_ahead_is_already_there_for_another_archive(
+        source_server, o365, oauth_service, certs, tmp_path):
+    """Push finds it by identity too (as after an APPEND whose reply was lost): a second
+    archive migrating into the same mailbox sends nothing again."""
+    delta_world(source_server, o365, oauth_service, certs, tmp_path, news())
+    other = tmp_path / "other"
+    other.mkdir()
+    config = write_world_config(other, source_block(source_server),
+                                target_block(o365.imaps_port, certs.ca_cert, oauth_service))
+    again = run_cli("-c", config, "migrate", "bob")
+    assert again.status == ExitStatus.OK, again.stderr
+    assert "pushed 0, already there 3" in again.stdout
+    assert len(inbox_news(o365)) == 1
+
+
+def test_message_dated_ahead_still_verifies_once_its_date_has_passed(
+        source_server, o365, oauth_service, certs, tmp_path, monkeypatch):
+    """Then only the UID its push recorded tells: the target's date is still the other one.
+    The clock (as the matching reads it) is moved past the message's date."""
+    config = delta_world(source_server, o365, oauth_service, certs, tmp_path, news())
+    later = AHEAD.timestamp() + 86400
+    monkeypatch.setattr(identity, "_now", lambda: later)
+    status, report = verify(config)
+    assert status == ExitStatus.OK, report
+    assert (report["present"], report["missing"], report["duplicates"]) == (3, 0, 0)

@@ -31,7 +31,7 @@ from tests.integration.pop3_world import (
 from tests.integration.push_world import MAILBOX, SECRET, SECRET_ENV, grant_mailbox, target_block
 from tests.world.proxy import FaultProxy
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.manifest_databases]
 
 
 def pull(config, *args):

@@ -131,7 +131,27 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"archive.database is not a database URL: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
     return engine
+
+
+def _without_nul(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                 _executemany: bool) -> tuple[str, Any]:
+    """NUL characters in text made U+FFFD for PostgreSQL, which refuses them in any text
+    column (SQLite stores them): a Message-ID header or a server's error text may hold one,
+    and one odd message must not fail the batch it came in. Bytes are left alone."""
+    return statement, _replace_nul(parameters)
+
+
+def _replace_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: _replace_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_replace_nul(item) for item in value)
+    return value
 
 
 def server_options(url: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from sqlalchemy import create_engine, make_url, select, text
 from sqlalchemy.exc import IntegrityError
 
 from migrator.archive.blob_rows import insert_blobs
+from migrator.archive.blobs import BlobStore
 from migrator.archive.db import (
     POOL_OVERFLOW,
     POOL_SIZE,
@@ -32,6 +33,7 @@ from migrator.archive.db import (
     current_revision,
     open_manifest,
 )
+from migrator.archive.ingest import FetchedMessage, add_messages, ensure_account, ensure_folder
 from migrator.archive.manifest import Base, PushRow
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
@@ -105,6 +107,26 @@ def test_a_manifest_at_0001_with_rows_is_upgraded_in_place(postgres_url, caplog)
                 "SELECT archive_message_id FROM pushes ORDER BY id")).scalars().all() == [7]
         with manifest.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    finally:
+        manifest.close()
+
+
+def test_a_nul_in_a_message_id_is_stored_not_a_failed_batch(postgres_url, tmp_path):
+    """SQLite stores U+0000 in text; PostgreSQL refuses it in any text column, which failed
+    the whole batch the message came in."""
+    manifest = open_manifest(postgres_url)
+    try:
+        with manifest.session() as session:
+            folder = ensure_folder(session, ensure_account(session, "alice", "imap"), "INBOX")
+        odd = b"From: a@example.org\r\nMessage-ID: <odd\x00id@example.org>\r\n\r\nbody\r\n"
+        plain = b"From: a@example.org\r\nMessage-ID: <plain@example.org>\r\n\r\nbody\r\n"
+        added = add_messages(manifest, BlobStore(tmp_path / "archive"), folder.id, [
+            FetchedMessage(odd, uid=1, uidvalidity=1), FetchedMessage(plain, uid=2, uidvalidity=1)])
+        assert added == 2
+        with manifest.engine.connect() as connection:
+            assert connection.execute(text("SELECT message_id FROM messages ORDER BY uid")
+                                      ).scalars().all() == ["<odd\ufffdid@example.org>",
+                                                            "<plain@example.org>"]
     finally:
         manifest.close()
 

@@ -7,6 +7,7 @@ run on PostgreSQL too: their modules are marked `manifest_databases` (tests/conf
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -37,7 +38,13 @@ from migrator.archive.ingest import FetchedMessage, add_messages, ensure_account
 from migrator.archive.manifest import Base, PushRow
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
-from tests.integration.imap_pull_world import PASSWORD_ENV, assert_archive_matches, imap_client
+from tests.integration.export_world import PATHS, archived, as_mbox_stores, counter, exported_bytes
+from tests.integration.imap_pull_world import (
+    PASSWORD_ENV,
+    assert_archive_matches,
+    imap_client,
+    source_config,
+)
 from tests.unit.test_manifest import ROWS_AT_0001
 from tests.world import manifests
 from tests.world.configs import Account, Batch, Config, Endpoint
@@ -278,3 +285,33 @@ def test_a_batch_of_many_mailboxes_holds_a_bounded_number_of_connections(
     assert 1 <= peak[0] <= POOL_SIZE + POOL_OVERFLOW
     assert scalar(postgres_url, "SELECT count(*) FROM pg_stat_activity WHERE "
                   f"datname = '{database}' AND application_name = 'migrator'") == 0
+
+
+@pytest.mark.world
+@ON_POSTGRESQL
+@pytest.mark.parametrize("fmt", ["maildir", "mbox"])
+def test_export_from_a_postgresql_manifest_is_complete_and_idempotent(
+        source_server, corpus, tmp_path, monkeypatch, fmt):
+    """Export reads the manifest (its plan, its journal of what was written) on PostgreSQL
+    as on SQLite: every archived message in its folder, and a second export adds nothing."""
+    monkeypatch.setenv(PASSWORD_ENV, "secret")
+    source_server.add_user("alice")
+    for folder in sorted({item.folder for item in corpus}):
+        source_server.seed("alice", folder, [i for i in corpus if i.folder == folder])
+    config = source_config(tmp_path, source_server)
+    assert run_cli("-c", config, "pull", "alice").status == ExitStatus.OK
+    dest = tmp_path / "export"
+
+    first = run_cli("-c", config, "--json", "export", "alice", "--format", fmt, str(dest))
+    again = run_cli("-c", config, "--json", "export", "alice", "--format", fmt, str(dest))
+
+    assert first.status == ExitStatus.OK, first.stderr
+    view = archived(tmp_path / "archive")
+    for folder, rows in view.items():
+        expected = [as_mbox_stores(r.data) if fmt == "mbox" else r.data for r in rows]
+        assert counter(exported_bytes(dest, fmt, PATHS[fmt][folder])) == counter(expected)
+    total = sum(len(rows) for rows in view.values())
+    assert total == len(corpus) and json.loads(first.stdout.splitlines()[-1])["exported"] == total
+    assert again.status == ExitStatus.OK, again.stderr
+    repeated = json.loads(again.stdout.splitlines()[-1])
+    assert "exported" not in repeated and repeated["already_exported"] == total

@@ -1,0 +1,54 @@
+"""Mail kept in files (mbox, Maildir, .eml trees, PST) read as a source like a server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class FileFolder:
+    """A folder of a file source: its name with "/" between levels, and its role if known."""
+
+    name: str
+    special_use: str | None = None  # "\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive"
+
+
+@dataclass(frozen=True)
+class FileMessage:
+    """One message: `key` names it for good within its folder (re-runs find it again)."""
+
+    key: str
+    internaldate: datetime
+    flags: tuple[str, ...]
+    size: int
+    read: Callable[[], bytes]  # the message bytes, loaded only when archived
+
+
+class FileSource(Protocol):
+    def folders(self) -> list[FileFolder]: ...
+    def messages(self, folder: FileFolder) -> Iterator[FileMessage]: ...
+    def close(self) -> None: ...
+
+
+# -- the readers ----------------------------------------------------------------------------
+# kind -> "module:class" under this package; the class is called with the configured path.
+# Loaded by name so that a reader's dependencies (PST) are needed only when it is used.
+READERS: dict[str, str] = {
+    "mbox": "mbox:MboxSource",
+    "maildir": "maildir:MaildirSource",
+    "eml": "eml:EmlSource",
+}
+
+
+def open_source(kind: str, path: str) -> FileSource:
+    """The reader for `kind` on `path`; raises what the reader raises for a bad path."""
+    import importlib
+
+    module, _, name = READERS[kind].partition(":")
+    reader: Callable[[str], FileSource] = getattr(
+        importlib.import_module(f"{__name__}.{module}"), name)
+    return reader(path)
+

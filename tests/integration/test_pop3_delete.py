@@ -30,6 +30,7 @@ from tests.integration.pop3_world import (
     server_uidls,
 )
 from tests.integration.push_world import MAILBOX, SECRET, SECRET_ENV, grant_mailbox, target_block
+from tests.world import manifests
 from tests.world.proxy import FaultProxy
 
 pytestmark = [pytest.mark.world, pytest.mark.manifest_databases]
@@ -179,7 +180,7 @@ def test_after_push_without_a_target_is_a_config_error_and_deletes_nothing(bob, 
     assert result.status == ExitStatus.CONFIG
     assert "source.delete" in result.stderr and "needs a [accounts." in result.stderr
     assert len(server_uidls(bob)) == 2
-    assert not (tmp_path / "archive" / "manifest.sqlite").exists()
+    assert manifests.contents(tmp_path / "archive") == b""  # no file, no table
 
 
 @pytest.mark.parametrize("damage", ["corrupted", "missing"])

@@ -71,12 +71,18 @@ def scalar(url: str, sql: str) -> object:
 
 
 # -- schema ------------------------------------------------------------------------------------
+def _not_fts(name: str | None, type_: str, _parent: object) -> bool:
+    """The search index's text table is the revision's alone (no model: raw SQL reads it)."""
+    return not (type_ == "table" and name is not None and name.startswith("search_fts"))
+
+
 def test_an_empty_database_gets_the_whole_schema_matching_the_models(postgres_url):
     manifest = open_manifest(postgres_url)
     try:
         with manifest.engine.connect() as connection:
             assert current_revision(connection) == SCHEMA_HEAD
-            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+            context = MigrationContext.configure(connection, opts={"include_name": _not_fts})
+            assert compare_metadata(context, Base.metadata) == []
     finally:
         manifest.close()
 
@@ -113,7 +119,8 @@ def test_a_manifest_at_0001_with_rows_is_upgraded_in_place(postgres_url, caplog)
             assert connection.execute(text(
                 "SELECT archive_message_id FROM pushes ORDER BY id")).scalars().all() == [7]
         with manifest.engine.connect() as connection:
-            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+            context = MigrationContext.configure(connection, opts={"include_name": _not_fts})
+            assert compare_metadata(context, Base.metadata) == []
     finally:
         manifest.close()
 

@@ -74,11 +74,12 @@ class Scale:
 
 @dataclass
 class Measured:
-    """One step of one scale: seconds (the run's own, else wall), wall, peak RSS."""
+    """One step of one scale: seconds (the run's own, else wall), wall, peak RSS, CPU."""
 
     seconds: float
     wall: float
     rss: float
+    cpu: float = 0.0
 
 
 @dataclass
@@ -153,7 +154,7 @@ def manifest_size(archive: Path) -> int:
 
 
 def measure(scale: Scale, world: tuple[Any, Any, Any, Any], work: Path, push: bool,
-            smoke: bool) -> Outcome:
+            wait: bool) -> Outcome:
     _, oauth, source, target = world
     outcome = Outcome(scale)
     started = time.monotonic()
@@ -164,7 +165,7 @@ def measure(scale: Scale, world: tuple[Any, Any, Any, Any], work: Path, push: bo
     login = (scale.user, PASSWORD)
     baseline(source.imap_port, plan, _Discard(work / "discard"), login)  # warm Dovecot up
     sink = DurableSink(Path(tempfile.mkdtemp(prefix="baseline-", dir=work)))
-    if not smoke:
+    if wait:
         settle(work)
     seconds = baseline(source.imap_port, plan, sink, login)
     if sink.messages != scale.messages:
@@ -178,7 +179,7 @@ def measure(scale: Scale, world: tuple[Any, Any, Any, Any], work: Path, push: bo
     config = write_config(run_dir, scale, world, mailbox)
     archive = run_dir / "archive"
     env = migrator_env(BENCH_IMAP_PASSWORD=PASSWORD, BENCH_APP_SECRET=SECRET)
-    if not smoke:
+    if wait:
         settle(work)
     steps = [("pull", "pull", ("pull",)), ("no-op pull", "pull", ("pull",)),
              ("no-op backup", "", ("backup",))]
@@ -190,8 +191,8 @@ def measure(scale: Scale, world: tuple[Any, Any, Any, Any], work: Path, push: bo
         if run.status != 0:
             raise RuntimeError(f"{scale.user}: {what} failed ({run.status}): {run.stderr}")
         own = run_seconds_of(archive, command) if command else run.seconds
-        outcome.steps[what] = Measured(own, run.seconds, run.peak_rss_mb)
-        print(f"  {what}: {own:.2f} s (wall {run.seconds:.2f} s), "
+        outcome.steps[what] = Measured(own, run.seconds, run.peak_rss_mb, run.cpu)
+        print(f"  {what}: {own:.2f} s (wall {run.seconds:.2f} s, CPU {run.cpu:.2f} s), "
               f"peak RSS {run.peak_rss_mb:.0f} MB", flush=True)
         if what == "pull":
             outcome.manifest_bytes = manifest_size(archive)
@@ -209,10 +210,11 @@ def run_seconds_of(archive: Path, command: str) -> float:
 
 def report(outcomes: list[Outcome]) -> str:
     pull = Table(["msgs", "folders", "MB", "baseline s", "pull s", "pull msgs/s",
-                  "vs baseline", "pull RSS MB", "no-op s (run/wall)", "backup no-op s (wall)",
-                  "no-op RSS MB", "manifest B/msg"])
+                  "vs baseline", "pull RSS MB", "no-op s (run/wall/CPU)",
+                  "backup no-op s (wall/CPU)", "no-op RSS MB", "manifest B/msg"])
     push = Table(["msgs", "folders", "push s", "push msgs/s", "push RSS MB",
-                  "no-op push s (run/wall)", "no-op push RSS MB", "verify s", "verify RSS MB"])
+                  "no-op push s (run/wall/CPU)", "no-op push RSS MB", "verify s (wall/CPU)",
+                  "verify RSS MB"])
     for outcome in outcomes:
         scale, steps = outcome.scale, outcome.steps
         base, pulled = steps["baseline"], steps["pull"]
@@ -220,14 +222,15 @@ def report(outcomes: list[Outcome]) -> str:
         pull.add(scale.messages, scale.folders, outcome.megabytes, base.seconds,
                  pulled.seconds, scale.messages / pulled.seconds,
                  f"{base.seconds / pulled.seconds:.2f}x", pulled.rss,
-                 f"{noop.seconds:.2f} / {noop.wall:.2f}", f"{backup.wall:.2f}",
+                 f"{noop.seconds:.2f} / {noop.wall:.2f} / {noop.cpu:.2f}",
+                 f"{backup.wall:.2f} / {backup.cpu:.2f}",
                  max(noop.rss, backup.rss), round(outcome.manifest_bytes / scale.messages))
         if "push" in steps:
             pushed, again, verify = steps["push"], steps["no-op push"], steps["verify"]
             push.add(scale.messages, scale.folders, pushed.seconds,
                      scale.messages / pushed.seconds, pushed.rss,
-                     f"{again.seconds:.2f} / {again.wall:.2f}", again.rss, verify.wall,
-                     verify.rss)
+                     f"{again.seconds:.2f} / {again.wall:.2f} / {again.cpu:.2f}", again.rss,
+                     f"{verify.wall:.2f} / {verify.cpu:.2f}", verify.rss)
     return pull.render() + ("\n\n" + push.render() if push.rows else "")
 
 
@@ -250,6 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folders", type=int, default=50, help="folders for --messages")
     parser.add_argument("--push-max", type=int, default=10**9,
                         help="push and verify only runs of at most this many messages")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="no waiting for a quiet disk (bench.common.settle): on a shared "
+                             "machine where others keep deleting files it may wait minutes "
+                             "per step; the figures then include their disk traffic")
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args(argv)
     scales = ([Scale(args.messages, args.folders)] if args.messages
@@ -259,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with world(work) as servers:
             outcomes = [measure(scale, servers, work, scale.messages <= args.push_max,
-                                args.smoke) for scale in scales]
+                                not (args.smoke or args.no_wait)) for scale in scales]
         print(report(outcomes))
     finally:
         shutil.rmtree(work, ignore_errors=True)

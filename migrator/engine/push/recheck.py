@@ -15,13 +15,20 @@ messages than done rows, so an unchanged folder costs two commands.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from migrator.engine.events import Notice
 from migrator.engine.push.context import PushContext
 from migrator.engine.push.reconcile import Finder
-from migrator.engine.push.rows import DONE, FAILED, Candidate, Outcome, in_state, write_outcomes
+from migrator.engine.push.rows import (
+    DONE,
+    FAILED,
+    Candidate,
+    Outcome,
+    done_sources,
+    in_state,
+    write_outcomes,
+)
 from migrator.engine.push.twins import copies_in_folder, mirror
 from migrator.errors import FolderError
 from migrator.targets.append_items import Selected
@@ -40,16 +47,15 @@ def recheck(ctx: PushContext, control: TargetControl,
     if wanted is not None and not wanted:
         return []
     with ctx.manifest.session() as session:
-        done = in_state(session, ctx.target, ctx.targets, [DONE])
-    by_folder: dict[str, list[Candidate]] = defaultdict(list)
-    for message in done:
-        folder = message.target_folder or ""
-        if folder and (wanted is None or folder in wanted) \
-                and folder not in ctx.refused_folders:
-            by_folder[folder].append(message)
+        sources = done_sources(session, ctx.target, ctx.targets)
     finder = Finder(ctx, control)
     gone: list[Candidate] = []
-    for folder, messages in sorted(by_folder.items()):
+    for folder, folder_ids in sorted(sources.items()):  # one folder's rows in memory at once
+        if not folder or (wanted is not None and folder not in wanted) \
+                or folder in ctx.refused_folders:
+            continue
+        with ctx.manifest.session() as session:
+            messages = in_state(session, ctx.target, folder_ids, [DONE], target_folder=folder)
         outcomes = _check_folder(ctx, control, finder, folder, messages)
         with ctx.manifest.session() as session:
             write_outcomes(session, ctx.target, outcomes)

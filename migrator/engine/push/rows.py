@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Row, Select, Table, and_, bindparam, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from migrator.archive.manifest import FailureRow, FolderRow, MessageRow, PushRow, utcnow
 
@@ -73,14 +73,19 @@ def in_state(session: Session, target: str, folder_ids: Iterable[int],
              target_folder: str | None = None) -> list[Candidate]:
     """Messages of these folders whose push row is in one of `states` (None: no row), and
     with `target_folder`, only those whose push row names that target folder."""
-    conditions = [PushRow.state.in_([s for s in states if s is not None])]
+    state: ColumnElement[str] | InstrumentedAttribute[str] = PushRow.state
+    if target_folder is not None:
+        # read by source folder: expressions (here and below) keep SQLite from walking every
+        # push row of the target (ix_pushes_target_state) once per target folder
+        state = func.coalesce(PushRow.state, "")
+    conditions = [state.in_([s for s in states if s is not None])]
     if None in states:
         conditions.append(PushRow.id.is_(None))
     query = _with_push(target).where(MessageRow.folder_id.in_(list(folder_ids)), or_(*conditions))
     if live_only:
         query = query.where(MessageRow.gone_at.is_(None))
     if target_folder is not None:
-        query = query.where(PushRow.target_folder == target_folder)
+        query = query.where(func.coalesce(PushRow.target_folder, "") == target_folder)
     return [_candidate(row) for row in session.execute(query.order_by(MessageRow.id))]
 
 

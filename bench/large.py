@@ -1,7 +1,8 @@
 """Benchmark one large mailbox: how pull, no-op runs, the manifest, push and verify grow with
 messages and folders.
 
-    python -m bench.large [--runs 10000x50,50000x50,100000x50,100000x5] [--push-max N] [--smoke]
+    python -m bench.large [--runs 10000x50,50000x50,100000x50,100000x5] [--push-max N]
+                          [--no-wait] [--smoke]
 
 For each run MESSAGESxFOLDERS a mailbox of the test-world source is seeded straight into its
 Maildir (tests/world/maildir_seed.py: fast, no APPEND) with the corpus (tests/world/corpus.py)
@@ -267,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with world(work) as servers:
             outcomes = [measure(scale, servers, work, scale.messages <= args.push_max,
                                 not (args.smoke or args.no_wait)) for scale in scales]
-        print(report(outcomes))
+        print(report(outcomes), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

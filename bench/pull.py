@@ -93,12 +93,13 @@ def spread(folders: dict[str, int], connections: int) -> list[list[str]]:
     return plan
 
 
-def baseline(port: int, plan: Sequence[Sequence[str]], sink: DurableSink) -> float:
+def baseline(port: int, plan: Sequence[Sequence[str]], sink: DurableSink,
+             login: tuple[str, str] = (USER, PASSWORD)) -> float:
     errors: list[BaseException] = []
 
     def connection(folders: Sequence[str]) -> None:
         try:
-            _fetch_all(port, folders, sink)
+            _fetch_all(port, folders, sink, login)
         except BaseException as exc:
             errors.append(exc)
 
@@ -113,7 +114,8 @@ def baseline(port: int, plan: Sequence[Sequence[str]], sink: DurableSink) -> flo
     return time.monotonic() - started
 
 
-def _fetch_all(port: int, folders: Sequence[str], sink: DurableSink) -> None:
+def _fetch_all(port: int, folders: Sequence[str], sink: DurableSink,
+               login: tuple[str, str]) -> None:
     from imapclient import imap_utf7
 
     with socket.create_connection(("127.0.0.1", port)) as sock:
@@ -134,7 +136,7 @@ def _fetch_all(port: int, folders: Sequence[str], sink: DurableSink) -> None:
                 if literal:
                     sink.write(stream.read(int(literal[1])))
 
-        command(b"a", b"LOGIN %s %s" % (USER.encode(), PASSWORD.encode()))
+        command(b"a", b"LOGIN %s %s" % (login[0].encode(), login[1].encode()))
         for folder in folders:
             command(b"b", b'EXAMINE "' + imap_utf7.encode(folder) + b'"')
             command(b"c", b"UID FETCH 1:* (BODY.PEEK[])")

@@ -23,9 +23,16 @@ from migrator.engine.push.context import PushContext
 from migrator.engine.push.job import new_context
 from migrator.engine.push.plan import make_plan, missing_folders
 from migrator.engine.push.reconcile import Finder
-from migrator.engine.push.rows import DONE, REFUSED, Candidate, in_state
+from migrator.engine.push.rows import (
+    DONE,
+    REFUSED,
+    Candidate,
+    done_sources,
+    expected_in,
+    live_count,
+)
 from migrator.engine.push.twins import copies_in_folder
-from migrator.engine.verify.unchanged import FolderGate, expected_by_folder
+from migrator.engine.verify.unchanged import FolderGate, planned_sources
 from migrator.errors import MigratorError
 from migrator.folders import FolderMapping
 from migrator.targets.control import TargetControl
@@ -138,23 +145,27 @@ def _verify(ctx: PushContext, control: TargetControl, byte_check: bool,
     plan = make_plan(ctx)
     report = TargetReport(ctx.name, ctx.target, byte_check,
                           skipped=[m for m in plan.mappings if m.target is None])
+    # A message is expected where its push went (done), else where the plan sends it. One
+    # target folder's messages are read at a time, so memory grows with the largest folder,
+    # not with the mailbox.
+    planned = planned_sources(ctx)
     with ctx.manifest.session() as session:
-        messages = in_state(session, ctx.target, ctx.targets,
-                            [None, "intent", DONE, REFUSED, "failed"])
-    by_folder = expected_by_folder(ctx, messages)
-    ctx.emit(TaskStarted("verify", ctx.name, len(messages)))
+        pushed_from = done_sources(session, ctx.target, ctx.targets)
+        ctx.emit(TaskStarted("verify", ctx.name, live_count(session, ctx.targets)))
     finder = Finder(ctx, control)
     absent = missing_folders(ctx)
-    for mapping in plan.mappings:  # empty folders must exist at the target too
-        if mapping.target is not None:
-            by_folder.setdefault(mapping.target, [])
-    gate = FolderGate(ctx, control, by_folder, full=full)
-    for folder in sorted(by_folder):
-        figures = gate.unchanged(folder)
+    folders = {folder for folder in pushed_from if folder} | set(planned) \
+        | {m.target for m in plan.mappings if m.target is not None}  # empty ones too
+    gate = FolderGate(ctx, control, folders, full=full)
+    for folder in sorted(folders):
+        with ctx.manifest.session() as session:
+            messages = expected_in(session, ctx.target, folder, planned.get(folder, []),
+                                   pushed_from.get(folder, set()))
+        figures = gate.unchanged(folder, messages)
         if figures is not None:
             check = FolderCheck.restored(figures)
         else:
-            check = _check_folder(ctx, control, finder, folder, by_folder[folder], byte_check)
+            check = _check_folder(ctx, control, finder, folder, messages, byte_check)
             check.folder_missing = folder in absent
         if not check.sources:
             check.sources = sorted(m.source for m in plan.mappings if m.target == folder)

@@ -15,9 +15,10 @@ empty mailbox:
 - migrate: the same, then the comparison of archive and target (what users run).
 
 Reported: seconds (`s (run)`: the runs' own durations from the manifest; `s (wall)`:
-interpreter start included), msgs/s and MB/s end to end, peak RSS (the larger of the two
-processes for pull-then-push), the speed-up over pull-then-push, and msgs/s (run) over the
-raw APPEND's, measured in the same round.
+interpreter start included), migrator's CPU seconds (steadier than time on a busy machine),
+msgs/s and MB/s end to end, peak RSS (the larger of the two processes for pull-then-push),
+the speed-up over pull-then-push, and msgs/s (run) over the raw APPEND's, measured in the
+same round.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class Result:
     seconds: float  # the runs' own durations (the manifest's runs table)
     wall: float | None = None
     rss: float | None = None
+    cpu: float | None = None  # CPU seconds of migrator's process(es)
 
 
 PLANS = {"pull, then push": [("pull",), ("push",)],
@@ -133,45 +135,55 @@ PLANS = {"pull, then push": [("pull",), ("push",)],
 
 
 def measure(bench: World, delay: float, work: Path, smoke: bool = False,
-            only: Sequence[str] = ()) -> list[Result]:
+            only: Sequence[str] = (), other: Path | None = None,
+            wait: bool = True) -> list[Result]:
+    """One round at `delay`: the raw APPEND, then each run (`other`: `migrate` from that
+    checkout of migrator too, for a before/after in the same round)."""
     env = migrator_env(BENCH_IMAP_PASSWORD=PASSWORD, BENCH_APP_SECRET=SECRET)
+    wait = wait and not smoke
+    plans: dict[str, tuple[list[tuple[str, ...]], Path | None]] = {
+        what: (commands, None) for what, commands in PLANS.items()
+        if not only or what in only}
+    if other is not None:
+        plans[f"migrate ({other.name})"] = ([("migrate",)], other)
     results = []
     with fault_proxy(bench.source.imap_port, delay) as source, \
             fault_proxy(bench.target.imaps_port, delay) as target:
-        if not smoke:
+        if wait:
             settle(work)
         raw = push_bench.World(bench.certs, bench.oauth, bench.target, work, bench.raw)
         seconds = push_bench.baseline(target.port, raw, CONNECTIONS, bench.mailbox())
         results.append(Result(delay, BASELINE, seconds))
-        for what, commands in PLANS.items():
-            if only and what not in only:
-                continue
+        for what, (commands, checkout) in plans.items():
             # a fresh directory each time, deleted only after the last round, and a disk at
             # its usual pace first: see bench.common.settle
             run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
-            if not smoke:
+            if wait:
                 settle(work)
             mailbox = bench.mailbox()
             config = write_config(run_dir, bench, source.port, target.port, mailbox)
-            seconds, wall, rss = 0.0, 0.0, 0.0
+            seconds, wall, rss, cpu = 0.0, 0.0, 0.0, 0.0
             for command in commands:
-                run = migrator("-c", config, "-q", command[0], USER, *command[1:], env=env)
+                run = migrator("-c", config, "-q", command[0], USER, *command[1:],
+                               env=env if checkout is None else {
+                                   **env, "PYTHONPATH": str(checkout)}, cwd=checkout)
                 if run.status != 0:
                     raise RuntimeError(f"{what}: {command} failed ({run.status}): {run.stderr}")
                 seconds += push_bench.run_seconds(run_dir / "archive", command[0])
                 wall += run.seconds
                 rss = max(rss, run.peak_rss_mb)
+                cpu += run.cpu_seconds
             arrived = sum(len(bench.target.list_messages(mailbox, folder))
                           for folder in bench.target.folders(mailbox))
             if arrived != bench.box.messages:
                 raise RuntimeError(f"{what}: {arrived} of {bench.box.messages} arrived")
-            results.append(Result(delay, what, seconds, wall, rss))
+            results.append(Result(delay, what, seconds, wall, rss, cpu))
     return results
 
 
 def report(results: list[Result], box: Mailbox) -> str:
-    table = Table(["delay", "run", "msgs", "MB", "s (run)", "s range", "s (wall)", "msgs/s",
-                   "MB/s", "peak RSS MB", "vs pull+push", "vs raw APPEND", "range"])
+    table = Table(["delay", "run", "msgs", "MB", "s (run)", "s range", "s (wall)", "CPU s",
+                   "msgs/s", "MB/s", "peak RSS MB", "vs pull+push", "vs raw APPEND", "range"])
     groups: dict[tuple[float, str], list[Result]] = {}
     for result in results:
         groups.setdefault((result.delay, result.what), []).append(result)
@@ -185,8 +197,10 @@ def report(results: list[Result], box: Mailbox) -> str:
                   if len(runs) > 1 else "")
         walls = [r.wall for r in runs if r.wall is not None]
         rss = [r.rss for r in runs if r.rss is not None]
+        cpu = [r.cpu for r in runs if r.cpu is not None]
         table.add(f"{delay:g} ms", what, box.messages, box.bytes / 1e6, seconds, spread,
-                  statistics.median(walls) if walls else "", box.messages / seconds,
+                  statistics.median(walls) if walls else "",
+                  statistics.median(cpu) if cpu else "", box.messages / seconds,
                   box.bytes / 1e6 / seconds, max(rss) if rss else "",
                   f"{statistics.median(r.seconds for r in serial) / seconds:.2f}x"
                   if serial and what not in ("pull, then push", BASELINE) else "",
@@ -205,6 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=list(PLANS), default=[],
                         help="a run to measure besides the raw APPEND (repeatable; default: "
                              "all)")
+    parser.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                        help="also measure `migrate` from another checkout of migrator (e.g. "
+                             "`git worktree add /tmp/before main`), in the same rounds")
+    parser.add_argument("--no-settle", action="store_true",
+                        help="do not wait for file creation and the disk to settle before "
+                             "each run (a shared machine that keeps deleting files)")
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args(argv)
     delays = [float(value) for value in args.delays.split(",")]
@@ -218,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = []
             for _ in range(args.repeat):
                 for delay in delays:
-                    results += measure(bench, delay, work, args.smoke, args.only)
+                    results += measure(bench, delay, work, args.smoke, args.only,
+                                       args.compare and args.compare.resolve(),
+                                       not args.no_settle)
                     print(f"  {delay:g} ms done", flush=True)
         print(report(results, bench.box))
     finally:

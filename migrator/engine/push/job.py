@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import groupby
 
 from migrator.archive.blobs import BlobStore
@@ -46,6 +46,8 @@ from migrator.wire import imapconn
 log = logging.getLogger(__name__)
 
 CHUNK = 48  # messages per intent transaction (a pipeline window holds 64)
+CHUNK_BYTES = 8 << 20  # and at most this many bytes (one bigger message alone), so that big
+# messages spread over the connections instead of keeping one busy while the others are done
 PAGE = 2000  # candidates read from the manifest at once
 POLL = 0.3  # at most this long between looks for new messages while a pull still runs
 MAX_ROUNDS = 8
@@ -278,11 +280,19 @@ def _feed_folder(ctx: PushContext, control: TargetControl, finder: Finder,
     if needs_index(ctx, folder):
         finder.refresh(folder)
     messages = already_there(ctx, finder, folder, messages)
-    for start in range(0, len(messages), CHUNK):
-        chunk = Chunk(folder, tuple(messages[start:start + CHUNK]))
-        if not _put(work, chunk, threads, ctx):
-            return False
-    return True
+    return all(_put(work, Chunk(folder, part), threads, ctx) for part in _chunks(messages))
+
+
+def _chunks(messages: list[Candidate]) -> Iterator[tuple[Candidate, ...]]:
+    """At most CHUNK messages and CHUNK_BYTES bytes each (a bigger message alone)."""
+    start, size = 0, 0
+    for end, message in enumerate(messages):
+        if end > start and (end - start == CHUNK or size + message.size > CHUNK_BYTES):
+            yield tuple(messages[start:end])
+            start, size = end, 0
+        size += message.size
+    if start < len(messages):
+        yield tuple(messages[start:])
 
 
 def _totals(ctx: PushContext) -> None:

@@ -46,7 +46,7 @@ from migrator.wire import imapconn
 log = logging.getLogger(__name__)
 
 CHUNK = 48  # messages per intent transaction (a pipeline window holds 64)
-CHUNK_BYTES = 8 << 20  # and at most this many bytes (one bigger message alone), so that big
+CHUNK_BYTES = 8 << 20  # and at most this many bytes (a bigger message alone), so that big
 # messages spread over the connections instead of keeping one busy while the others are done
 PAGE = 2000  # candidates read from the manifest at once
 POLL = 0.3  # at most this long between looks for new messages while a pull still runs

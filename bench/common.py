@@ -124,8 +124,11 @@ def migrator_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def migrator(*args: str | Path, env: dict[str, str] | None = None) -> Run:
-    return run_process([sys.executable, "-m", "migrator", *map(str, args)], env=env)
+def migrator(*args: str | Path, env: dict[str, str] | None = None,
+             cwd: Path | None = None) -> Run:
+    """`python -m migrator ARGS` from this checkout (or from `cwd`, another one)."""
+    return run_process([sys.executable, "-m", "migrator", *map(str, args)], env=env,
+                       cwd=cwd or ROOT)
 
 
 # -- the durable raw sink -------------------------------------------------------------------

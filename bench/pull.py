@@ -68,17 +68,21 @@ def seed(server, count: int, big: bool = True) -> Mailbox:
     by_folder: dict[str, list] = {}
     for item in corpus:
         by_folder.setdefault(item.folder, []).append(item)
-    attachment = b"A" * 76 + b"\r\n"
-    huge = (b"From: big@example.org\r\nSubject: the 30 MB one\r\nMessage-ID: <big@bench>\r\n"
-            b"Content-Type: application/octet-stream\r\n\r\n" + attachment * (BIG // 78))
     if big:
-        by_folder["INBOX"].append(SeedMessage(huge, ("\\Seen",),
+        by_folder["INBOX"].append(SeedMessage(huge_message(), ("\\Seen",),
                                               datetime.datetime.now(datetime.UTC)))
     sizes = {}
     for folder, items in by_folder.items():
         server.seed(USER, folder, items)
         sizes[folder] = sum(len(item.raw) for item in items)
     return Mailbox(sizes, count + (1 if big else 0), sum(sizes.values()))
+
+
+def huge_message() -> bytes:
+    """The one 30 MB message of the benchmark mailbox."""
+    attachment = b"A" * 76 + b"\r\n"
+    return (b"From: big@example.org\r\nSubject: the 30 MB one\r\nMessage-ID: <big@bench>\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" + attachment * (BIG // 78))
 
 
 # -- the raw baseline -------------------------------------------------------------------------

@@ -1,0 +1,33 @@
+"""Mail kept in files (mbox, Maildir, .eml trees, PST) read as a source like a server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class FileFolder:
+    """A folder of a file source: its name with "/" between levels, and its role if known."""
+
+    name: str
+    special_use: str | None = None  # "\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive"
+
+
+@dataclass(frozen=True)
+class FileMessage:
+    """One message: `key` names it for good within its folder (re-runs find it again)."""
+
+    key: str
+    internaldate: datetime
+    flags: tuple[str, ...]
+    size: int
+    read: Callable[[], bytes]  # the message bytes, loaded only when archived
+
+
+class FileSource(Protocol):
+    def folders(self) -> list[FileFolder]: ...
+    def messages(self, folder: FileFolder) -> Iterator[FileMessage]: ...
+    def close(self) -> None: ...

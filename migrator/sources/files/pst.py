@@ -1,0 +1,237 @@
+"""An Outlook data file (.pst) read as a source: its mail folders and e-mails, as MIME.
+
+Read through libyal's libpff (PyPI `libpff-python`, the `pst` extra). Folders are those under
+the PST's top folder ("Top of Personal Folders", which Outlook shows as the data file's name),
+"/" between levels; mail kept in the top folder itself goes to a folder named after the data
+file, as Outlook and readpst show it. Only e-mail is read (the message classes readpst treats
+as e-mail: IPM.Note*, IPM.Schedule.Meeting*, REPORT.IPM.Note*, and plain IPM); calendar
+items, contacts, tasks, notes and journal entries are skipped and counted in `skipped`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from migrator.errors import ConfigError, MigratorError
+from migrator.sources.files import FileFolder, FileMessage
+from migrator.sources.files import pst_props as props
+from migrator.sources.files.pst_message import message_parts
+from migrator.sources.files.pst_mime import build
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'migrator[pst]'"
+MAIL_CLASS_PREFIXES = ("ipm.note", "ipm.schedule.meeting", "report.ipm.note")
+MAIL_CONTAINER_PREFIXES = ("ipf.note", "ipf.imap")
+IPM_SUBTREE_NODE = 0x8022  # the top folder's usual node id ([MS-PST] 2.4.1), if no EntryID says
+# Outlook's English names, when the store's EntryIDs name no folder for a role
+ROLE_NAMES = {"sent items": "\\Sent", "deleted items": "\\Trash", "drafts": "\\Drafts",
+              "junk e-mail": "\\Junk", "junk email": "\\Junk"}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class PstError(MigratorError):
+    """A PST file that cannot be opened or read (exit 3: the file named is wrong)."""
+
+    exit_status = ConfigError.exit_status
+
+
+def load_pypff() -> ModuleType:
+    """libpff's Python module, or one line saying how to install it."""
+    try:
+        return importlib.import_module("pypff")
+    except ImportError as exc:
+        raise ConfigError(f"reading PST files needs libpff-python: {INSTALL_HINT}") from exc
+
+
+def open_pst(path: str | Path) -> PstSource:
+    """Open a PST file for reading; errors name the file."""
+    pypff = load_pypff()
+    path = Path(path)
+    if not path.is_file():
+        raise PstError(f"{path}: no such PST file")
+    handle = pypff.file()
+    try:
+        handle.open(str(path))
+    except OSError as exc:
+        raise PstError(f"{path}: not a PST file libpff can read ({_first_line(exc)})") from exc
+    return PstSource(path, handle)
+
+
+@dataclass
+class Skipped:
+    """What the source saw and did not read: non-mail items, by message class."""
+
+    by_class: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_class.values())
+
+
+class PstSource:
+    """A FileSource over one PST: folders(), messages(folder), close()."""
+
+    def __init__(self, path: Path, handle: Any) -> None:
+        self.path = path
+        self._handle = handle
+        self._folders: dict[str, Any] = {}
+        self.skipped = Skipped({})
+        self.store_name = props.text(handle.message_store, props.DISPLAY_NAME) or path.stem
+
+    def folders(self) -> list[FileFolder]:
+        """The mail folders, parents before children, in the PST's own order."""
+        top = self._top_folder()
+        roles = self._roles()
+        found: list[FileFolder] = []
+        self._folders = {}
+        self.skipped = Skipped({})
+        if self._count_mail(top):
+            self._add(found, FileFolder(_level_name(self.store_name)), top)
+        for name, folder in _walk(top, ""):
+            if self._count_mail(folder) or _is_mail_folder(folder):
+                role = roles.get(folder.identifier) or ROLE_NAMES.get(name.lower())
+                self._add(found, FileFolder(name, role), folder)
+        return found
+
+    def messages(self, folder: FileFolder) -> Iterator[FileMessage]:
+        """The folder's e-mails; their bytes are rebuilt again at every read()."""
+        if not self._folders:
+            self.folders()
+        pst_folder = self._folders[folder.name]
+        for index in range(pst_folder.number_of_sub_messages):
+            item = pst_folder.get_sub_message(index)
+            if is_mail_class(_message_class(item)):
+                yield self._file_message(pst_folder, index, item)
+
+    def _count_mail(self, folder: Any) -> int:
+        """The folder's e-mails; its other items are counted in `skipped`, by class."""
+        mail = 0
+        for index in range(folder.number_of_sub_messages):
+            message_class = _message_class(folder.get_sub_message(index))
+            if is_mail_class(message_class):
+                mail += 1
+            else:
+                by_class = self.skipped.by_class
+                by_class[message_class] = by_class.get(message_class, 0) + 1
+        return mail
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def _file_message(self, pst_folder: Any, index: int, item: Any) -> FileMessage:
+        key = str(item.identifier)
+
+        def read() -> bytes:
+            return build(message_parts(pst_folder.get_sub_message(index), key))
+
+        data = read()
+        return FileMessage(key=key, internaldate=internaldate(item), flags=flags(item),
+                           size=len(data), read=read)
+
+    def _add(self, found: list[FileFolder], folder: FileFolder, pst_folder: Any) -> None:
+        if folder.name in self._folders:
+            log.warning("%s: two folders named %r: the second is read as %r", self.path,
+                        folder.name, folder.name + " (2)")
+            folder = FileFolder(folder.name + " (2)", folder.special_use)
+        self._folders[folder.name] = pst_folder
+        found.append(folder)
+
+    def _top_folder(self) -> Any:
+        """The IPM subtree (what Outlook shows), named by the store's EntryID."""
+        root = self._handle.root_folder
+        node = props.entryid_node(props.binary(self._handle.message_store,
+                                               props.IPM_SUBTREE_ENTRYID)) or IPM_SUBTREE_NODE
+        for folder in _children(root):
+            if folder.identifier == node:
+                return folder
+        raise PstError(f"{self.path}: no top of personal folders found (node {node:#x})")
+
+    def _roles(self) -> dict[int, str]:
+        """Folder node -> special use, from the EntryIDs the store and the root folder keep
+        ([MS-OXOSFLD] 2.2), so "Éléments supprimés" is Deleted Items whatever the language."""
+        store = self._handle.message_store
+        roles: dict[int, str] = {}
+        for tag, role in ((props.IPM_WASTEBASKET_ENTRYID, "\\Trash"),
+                          (props.IPM_SENTMAIL_ENTRYID, "\\Sent")):
+            node = props.entryid_node(props.binary(store, tag))
+            if node is not None:
+                roles[node] = role
+        root = self._handle.root_folder
+        node = props.entryid_node(props.binary(root, props.IPM_DRAFTS_ENTRYID))
+        if node is not None:
+            roles[node] = "\\Drafts"
+        additional = props.multi_entryid_nodes(root, props.ADDITIONAL_REN_ENTRYIDS)
+        if len(additional) > 4 and additional[4] is not None:
+            roles[additional[4]] = "\\Junk"
+        return roles
+
+
+def is_mail_class(message_class: str) -> bool:
+    """E-mail as readpst counts it (libpst's PST_TYPE_NOTE, _SCHEDULE and _REPORT)."""
+    lowered = message_class.lower()
+    return lowered == "ipm" or lowered.startswith(MAIL_CLASS_PREFIXES)
+
+
+def flags(item: Any) -> tuple[str, ...]:
+    """IMAP flags from PR_MESSAGE_FLAGS, PR_FLAG_STATUS and the reply verb or icon."""
+    found: list[str] = []
+    message_flags = props.integer(item, props.MESSAGE_FLAGS) or 0
+    if props.integer(item, props.LAST_VERB_EXECUTED) in props.VERBS_REPLIED or \
+            props.integer(item, props.ICON_INDEX) == props.ICON_REPLIED[0]:
+        found.append("\\Answered")
+    if props.integer(item, props.FLAG_STATUS) == props.FOLLOWUP_FLAGGED:
+        found.append("\\Flagged")
+    if message_flags & props.MSGFLAG_READ:
+        found.append("\\Seen")
+    if message_flags & props.MSGFLAG_UNSENT:
+        found.append("\\Draft")
+    return tuple(found)
+
+
+def internaldate(item: Any) -> datetime:
+    """Delivery time, else client submit time, else creation time (else 1970, said once)."""
+    for tag in (props.DELIVERY_TIME, props.CLIENT_SUBMIT_TIME, props.CREATION_TIME):
+        value = props.time(item, tag)
+        if value is not None:
+            return value.replace(microsecond=0)
+    log.warning("PST item %s has no delivery, submit or creation time", item.identifier)
+    return EPOCH
+
+
+def _children(folder: Any) -> Iterator[Any]:
+    for index in range(folder.number_of_sub_folders):
+        yield folder.get_sub_folder(index)
+
+
+def _walk(folder: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    for child in _children(folder):
+        name = prefix + _level_name(child.name or str(child.identifier))
+        yield name, child
+        yield from _walk(child, name + "/")
+
+
+def _level_name(name: str) -> str:
+    """One level of a folder name: "/" separates levels, so a "/" inside a name becomes "_"."""
+    return name.replace("/", "_").strip() or "_"
+
+
+def _is_mail_folder(folder: Any) -> bool:
+    container = (props.text(folder, props.CONTAINER_CLASS) or "").lower()
+    return not container or container.startswith(MAIL_CONTAINER_PREFIXES)
+
+
+def _message_class(item: Any) -> str:
+    return props.text(item, props.MESSAGE_CLASS) or "IPM.Note"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1].strip() if lines else exc.__class__.__name__

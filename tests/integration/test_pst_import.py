@@ -201,3 +201,16 @@ def test_a_source_is_a_file_source():
     source: PstSource = open_pst(DATA / "testPST.pst")
     assert [f.name for f in source.folders()] == ["hong-thai.nguyen", "Éléments supprimés"]
     source.close()
+
+
+def test_html_kept_only_as_rtf_comes_back_as_html_with_its_inline_image():
+    (data,) = read_all(DATA / "attachAndInline.pst")["attachAndInline"].values()
+    message = BytesParser(policy=policy.default).parsebytes(data)
+    html = message.get_body(("html",)).get_content()
+    assert '<img width=256 height=32 id="&#22259;_x0020_1" src="cid:image001.png@01D78380.' \
+        'EF6DC500">' in html
+    related = message.get_body(("related",))
+    (image,) = [p for p in related.walk() if p["Content-ID"]]
+    assert image["Content-ID"] == "<image001.png@01D78380.EF6DC500>"
+    assert [p.get_filename() for p in message.iter_attachments()] == ["attach.png"]
+    assert "rtf-body.rtf" not in str(message)  # the HTML says what the RTF said

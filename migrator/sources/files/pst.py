@@ -61,7 +61,8 @@ def open_pst(path: str | Path) -> PstSource:
     try:
         handle.open(str(path))
     except OSError as exc:
-        raise PstError(f"{path}: not a PST file libpff can read ({_first_line(exc)})") from exc
+        log.debug("libpff cannot open %s: %s", path, exc)
+        raise PstError(f"{path}: not a PST or OST file libpff can read") from exc
     return PstSource(path, handle)
 
 
@@ -230,8 +231,3 @@ def _is_mail_folder(folder: Any) -> bool:
 
 def _message_class(item: Any) -> str:
     return props.text(item, props.MESSAGE_CLASS) or "IPM.Note"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[-1].strip() if lines else exc.__class__.__name__

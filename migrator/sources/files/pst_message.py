@@ -9,6 +9,7 @@ from typing import Any
 
 from migrator.sources.files import pst_props as props
 from migrator.sources.files.pst_mime import Attachment, MessageParts, Person
+from migrator.sources.files.pst_rtf import html_from_rtf
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ def message_parts(item: Any, key: str) -> MessageParts:
         html_charset=props.charset(props.integer(item, props.INTERNET_CPID)),
         rtf=_strip_nul(item.rtf_body),
     )
+    if parts.html is None and parts.rtf is not None:
+        encapsulated = html_from_rtf(parts.rtf)  # HTML kept only as RTF (\fromhtml1)
+        if encapsulated is not None:
+            parts.html, parts.html_charset = encapsulated
     for kind, person in _recipients(item):
         getattr(parts, kind).append(person)
     parts.attachments = list(_attachments(item, key))

@@ -214,3 +214,25 @@ def test_html_kept_only_as_rtf_comes_back_as_html_with_its_inline_image():
     assert image["Content-ID"] == "<image001.png@01D78380.EF6DC500>"
     assert [p.get_filename() for p in message.iter_attachments()] == ["attach.png"]
     assert "rtf-body.rtf" not in str(message)  # the HTML says what the RTF said
+
+
+@pytest.mark.parametrize("sample, folder, key, number", [
+    ("testPST.pst", "hong-thai.nguyen", "2097380", 7),
+    ("msgInMsg.pst", "msgInMsg", "2097188", 1),
+])
+def test_an_embedded_message_is_rebuilt_as_message_rfc822(sample, folder, key, number,
+                                                          tmp_path):
+    """Checked against libpff's own C exporter: the embedded message's subject, and the bytes
+    of the files attached to it."""
+    data = read_all(DATA / sample)[folder][key]
+    message = BytesParser(policy=policy.default).parsebytes(data)
+    (part,) = [p for p in message.walk() if p.get_content_type() == "message/rfc822"]
+    inner = part.get_content()
+    export = PffExport(DATA / sample, tmp_path / "pff", SAMPLES[sample])
+    exported = export.item_dir("", number) / "Attachments" / "Attachment00001" / "Message00001"
+    headers = (exported / "OutlookHeaders.txt").read_text("utf-8")
+    subject = re.search(r"^Subject:\t+(.*)$", headers, re.MULTILINE).group(1)
+    assert inner["Subject"] == subject
+    files = {p.name.split("_", 1)[1]: p.read_bytes()
+             for p in (exported / "Attachments").glob("*") if p.is_file()}
+    assert {p.get_filename(): p.get_content() for p in inner.iter_attachments()} == files

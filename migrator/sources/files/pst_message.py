@@ -3,16 +3,19 @@ attachments."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import mimetypes
 from typing import Any
 
 from migrator.sources.files import pst_props as props
-from migrator.sources.files.pst_mime import Attachment, MessageParts, Person
+from migrator.sources.files.pst_embedded import embedded_message
+from migrator.sources.files.pst_mime import Attachment, MessageParts, Person, build
 from migrator.sources.files.pst_rtf import html_from_rtf
 
 log = logging.getLogger(__name__)
 
+MAX_DEPTH = 8  # messages inside messages inside ... (a loop in a damaged file ends here)
 RECIPIENT_FIELDS = {1: "to", 2: "cc", 3: "bcc"}  # PidTagRecipientType
 REFERENCE_METHODS = (2, 3, 4, 7)  # by reference, by ref resolve, by ref only, by web reference
 # Python's built-in table only, never /etc/mime.types: the same file gives the same bytes on
@@ -20,7 +23,7 @@ REFERENCE_METHODS = (2, 3, 4, 7)  # by reference, by ref resolve, by ref only, b
 _TYPES = mimetypes.MimeTypes()
 
 
-def message_parts(item: Any, key: str) -> MessageParts:
+def message_parts(item: Any, key: str, depth: int = 0) -> MessageParts:
     """Everything of `item` (a pypff message) the rebuilt message carries."""
     parts = MessageParts(
         key=key,
@@ -43,7 +46,7 @@ def message_parts(item: Any, key: str) -> MessageParts:
             parts.html, parts.html_charset = encapsulated
     for kind, person in _recipients(item):
         getattr(parts, kind).append(person)
-    parts.attachments = list(_attachments(item, key))
+    parts.attachments = _attachments(item, key, depth)
     return parts
 
 
@@ -102,7 +105,15 @@ def _recipients(item: Any) -> list[tuple[str, Person]]:
     return found
 
 
-def _attachments(item: Any, key: str) -> list[Attachment]:
+def _embedded(attachment: Any, key: str, depth: int) -> bytes | None:
+    """An embedded message rebuilt like any other (its own attachments too, to a depth)."""
+    if depth >= MAX_DEPTH:
+        return None
+    item = embedded_message(importlib.import_module("pypff"), attachment)
+    return build(message_parts(item, key, depth + 1)) if item is not None else None
+
+
+def _attachments(item: Any, key: str, depth: int) -> list[Attachment]:
     found: list[Attachment] = []
     for index in range(item.number_of_attachments):
         attachment = item.get_attachment(index)
@@ -115,8 +126,12 @@ def _attachments(item: Any, key: str) -> list[Attachment]:
                         " not kept", key, filename)
             continue
         if method == props.ATTACH_EMBEDDED_MSG:
-            log.warning("PST message %s: embedded message %r not kept (libpff-python"
-                        " gives no access to it)", key, filename)
+            embedded = _embedded(attachment, f"{key}.{index}", depth)
+            if embedded is None:
+                log.warning("PST message %s: embedded message %r not kept (libpff gives no"
+                            " access to it here)", key, filename)
+            else:
+                found.append(Attachment(filename, None, None, b"", message=embedded))
             continue
         size = attachment.size or 0
         data = bytes(attachment.read_buffer(size)) if size else b""

@@ -175,7 +175,7 @@ def test_flags_and_internaldate_come_from_the_properties():
     for message in messages:
         delivered = items[message.key].delivery_time
         assert message.internaldate.replace(tzinfo=None) == delivered.replace(microsecond=0)
-        assert message.size == len(message.read())
+        assert 0 < len(message.read()) < 2 * message.size  # PR_MESSAGE_SIZE: an estimate
 
 
 def test_a_message_without_transport_headers_gets_its_fields_from_properties():

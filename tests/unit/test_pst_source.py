@@ -110,3 +110,16 @@ def test_a_file_that_is_no_pst_is_one_line_naming_it(tmp_path):
 ])
 def test_entryid_node(entryid, node):
     assert props.entryid_node(entryid) == node
+
+
+def test_a_message_that_cannot_be_rebuilt_fails_alone_as_an_oserror():
+    class DamagedFolder:
+        def get_sub_message(self, index: int) -> Item:
+            raise ValueError("bad heap")
+
+    source = pst.PstSource.__new__(pst.PstSource)
+    message = source._file_message(DamagedFolder(), 0, integers(flags=1))
+    assert message.key == "42" and message.flags == ("\\Seen",)
+    with pytest.raises(OSError) as raised:
+        message.read()
+    assert raised.value.strerror == "cannot rebuild PST message 42: ValueError: bad heap"

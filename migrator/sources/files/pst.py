@@ -10,6 +10,7 @@ items, contacts, tasks, notes and journal entries are skipped and counted in `sk
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 from collections.abc import Iterator
@@ -100,6 +101,10 @@ class PstSource:
             if self._count_mail(folder) or _is_mail_folder(folder):
                 role = roles.get(folder.identifier) or ROLE_NAMES.get(name.lower())
                 self._add(found, FileFolder(name, role), folder)
+        if self.skipped.total:
+            log.info("%s: %d items that are not e-mail are not imported (%s)", self.path,
+                     self.skipped.total, ", ".join(f"{name}: {count}" for name, count
+                                                   in sorted(self.skipped.by_class.items())))
         return found
 
     def messages(self, folder: FileFolder) -> Iterator[FileMessage]:
@@ -128,14 +133,24 @@ class PstSource:
         self._handle.close()
 
     def _file_message(self, pst_folder: Any, index: int, item: Any) -> FileMessage:
+        """A message whose bytes are rebuilt only when read: a re-run that finds the key
+        already archived builds nothing. `size` is the PST's own PR_MESSAGE_SIZE, an estimate
+        of the rebuilt size (which only building tells)."""
         key = str(item.identifier)
 
         def read() -> bytes:
-            return build(message_parts(pst_folder.get_sub_message(index), key))
+            try:
+                return build(message_parts(pst_folder.get_sub_message(index), key))
+            except OSError:
+                raise
+            except Exception as exc:  # a damaged item: that message fails, the rest goes on
+                log.debug("PST message %s cannot be rebuilt", key, exc_info=True)
+                raise OSError(errno.EIO, f"cannot rebuild PST message {key}: "
+                              f"{exc.__class__.__name__}: {exc}") from exc
 
-        data = read()
         return FileMessage(key=key, internaldate=internaldate(item), flags=flags(item),
-                           size=len(data), read=read)
+                           size=max(props.integer(item, props.MESSAGE_SIZE) or 0, 0),
+                           read=read)
 
     def _add(self, found: list[FileFolder], folder: FileFolder, pst_folder: Any) -> None:
         if folder.name in self._folders:

@@ -14,6 +14,8 @@ from tests.world.corpus import generate
 from tests.world.cyrus import CyrusServer, missing_reason
 from tests.world.dovecot import Office365Server, SourceServer
 from tests.world.oauth import OAuthService
+from tests.world.postgres import PostgresServer
+from tests.world.postgres import missing_reason as postgres_missing_reason
 from tests.world.proxy import FaultProxy
 
 
@@ -119,3 +121,22 @@ def _close_quietly(conn):
 def corpus():
     """A small deterministic corpus (messages capped at 200 KB) with every oddity."""
     return generate(seed=1234, count=60, max_size=200_000)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One private PostgreSQL cluster for the session (a cluster takes seconds to create; a
+    database, milliseconds). Skipped where PostgreSQL is absent; under CI=true, a failure."""
+    reason = postgres_missing_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The SQLAlchemy URL of a new, empty database of its own for this test."""
+    return postgres_server.create_database()

@@ -1,0 +1,133 @@
+"""A private PostgreSQL cluster for the tests: `initdb` into a temp dir, `pg_ctl` on a free
+loopback port, stopped and removed at the end; never the system's own cluster.
+
+PostgreSQL refuses to run as root, so under root (CI) the cluster belongs to the `postgres`
+account that Debian's package creates, and its directory lives outside pytest's temp tree
+(that tree is private to root). Durability settings are off: a test cluster that loses its
+data on a power cut loses nothing anyone needs, and fsync on every commit would dominate the
+tests' time.
+"""
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import uuid
+
+from tests.world.net import HOST, free_port
+
+BIN_ENV = "MIGRATOR_TEST_PG_BIN"
+USER = "migrator"
+START_TIMEOUT = 60
+RUN_AS = "postgres"  # the account PostgreSQL runs under when the tests run as root
+
+
+def bin_dir():
+    """Where initdb and pg_ctl are: $MIGRATOR_TEST_PG_BIN, else Debian's newest version."""
+    if os.environ.get(BIN_ENV):
+        return os.environ[BIN_ENV]
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda path: int(path.split("/")[4]) if path.split("/")[4].isdigit() else 0)
+    return os.path.dirname(found[-1]) if found else None
+
+
+def missing_reason():
+    """Why no private PostgreSQL can run here (None if it can)."""
+    directory = bin_dir()
+    if directory is None or not os.access(os.path.join(directory, "initdb"), os.X_OK):
+        return ("PostgreSQL server binaries not found "
+                f"(apt-get install postgresql, or set ${BIN_ENV})")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(RUN_AS)
+        except KeyError:
+            return f"running as root needs the {RUN_AS!r} account to run PostgreSQL"
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[test]')"
+    return None
+
+
+class PostgresServer:
+    """A started cluster: `url(name)` for SQLAlchemy, `create_database()` for a fresh one."""
+
+    def __init__(self, max_connections=200):
+        self.max_connections = max_connections
+        self.port = free_port()
+        self.bin = bin_dir()
+        self.dir = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def data(self):
+        return os.path.join(self.dir, "data")
+
+    @property
+    def log_path(self):
+        return os.path.join(self.dir, "postgres.log")
+
+    def start(self):
+        self.dir = tempfile.mkdtemp(prefix="migrator-pg-")
+        if os.geteuid() == 0:
+            account = pwd.getpwnam(RUN_AS)
+            os.chown(self.dir, account.pw_uid, account.pw_gid)
+        try:
+            self._run("initdb", "-D", self.data, "-U", USER, "-A", "trust", "-E", "UTF8",
+                      "--locale=C", "--no-sync")
+            with open(os.path.join(self.data, "postgresql.auto.conf"), "a") as conf:
+                conf.write(f"listen_addresses = '{HOST}'\nport = {self.port}\n"
+                           f"unix_socket_directories = '{self.dir}'\n"
+                           f"max_connections = {self.max_connections}\n"
+                           "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+            self._run("pg_ctl", "-D", self.data, "-l", self.log_path, "-w",
+                      "-t", str(START_TIMEOUT), "start")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        if self.dir is None:
+            return
+        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop", check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+    def url(self, database="postgres"):
+        return f"postgresql+psycopg://{USER}@{HOST}:{self.port}/{database}"
+
+    def create_database(self, name=None):
+        """A new empty database; returns its SQLAlchemy URL."""
+        name = name or f"m_{uuid.uuid4().hex[:12]}"
+        import psycopg
+
+        with psycopg.connect(host=HOST, port=self.port, user=USER, dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as log:
+                return log.read()
+        except OSError:
+            return ""
+
+    def _run(self, program, *args, check=True):
+        command = [os.path.join(self.bin, program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", RUN_AS, "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                                cwd=self.dir)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{program} failed ({result.returncode}): "
+                               f"{result.stderr.strip() or result.stdout.strip()}")
+        return result

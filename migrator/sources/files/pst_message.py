@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import mimetypes
 from typing import Any
 
 from migrator.sources.files import pst_props as props
@@ -18,9 +17,6 @@ log = logging.getLogger(__name__)
 MAX_DEPTH = 8  # messages inside messages inside ... (a loop in a damaged file ends here)
 RECIPIENT_FIELDS = {1: "to", 2: "cc", 3: "bcc"}  # PidTagRecipientType
 REFERENCE_METHODS = (2, 3, 4, 7)  # by reference, by ref resolve, by ref only, by web reference
-# Python's built-in table only, never /etc/mime.types: the same file gives the same bytes on
-# every machine
-_TYPES = mimetypes.MimeTypes()
 
 
 def message_parts(item: Any, key: str, depth: int = 0) -> MessageParts:
@@ -135,8 +131,6 @@ def _attachments(item: Any, key: str, depth: int) -> list[Attachment]:
             continue
         size = attachment.size or 0
         data = bytes(attachment.read_buffer(size)) if size else b""
-        content_type = (props.text(attachment, props.ATTACH_MIME_TAG)
-                        or (_TYPES.guess_type(filename, strict=False)[0] if filename else None))
-        found.append(Attachment(filename, content_type,
+        found.append(Attachment(filename, props.text(attachment, props.ATTACH_MIME_TAG),
                                 props.text(attachment, props.ATTACH_CONTENT_ID), data))
     return found

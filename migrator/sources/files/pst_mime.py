@@ -5,23 +5,22 @@ in PR_TRANSPORT_MESSAGE_HEADERS for received mail; the body is rebuilt here as a
 (text and HTML as multipart/alternative, inline images in multipart/related, attachments in
 multipart/mixed), so the MIME headers of the original no longer describe it and are dropped.
 The result is deterministic: boundaries come from the message's key, never from a random
-source, so the same PST gives the same bytes (and the same SHA-256) on every run.
+source, and the MIME is written by fixed rules (mime_write), so the same PST gives the same
+bytes (and the same SHA-256) on every run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mimetypes
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy as email_policy
-from email.headerregistry import Address
-from email.message import EmailMessage, MIMEPart
-from email.parser import BytesParser
 from email.utils import format_datetime
 
-POLICY = email_policy.SMTP.clone(cte_type="7bit", max_line_length=78)
+from migrator.sources.files import mime_write as mw
+
 # header fields of the original that describe the original body, not the rebuilt one
 STALE_FIELDS = frozenset({"content-type", "content-transfer-encoding", "mime-version",
                           "content-disposition", "content-id"})
@@ -99,41 +98,34 @@ def build(parts: MessageParts) -> bytes:
     kept = [f for f in header_fields(parts.transport_headers or "")
             if field_name(f) not in STALE_FIELDS]
     present = {field_name(f) for f in kept}
-    head = [*kept, *_property_fields(parts, present, full=not kept)]
-    head.append("MIME-Version: 1.0")
-    body = _flatten(_body_tree(parts))
-    return ("\r\n".join(head) + "\r\n").encode("utf-8") + body
+    built = [f for f in _property_fields(parts, full=not kept) if field_name(f) not in present]
+    head = [*kept, *built, "MIME-Version: 1.0"]
+    return ("\r\n".join(head) + "\r\n").encode("utf-8") + mw.render(_body_tree(parts))
 
 
-def _property_fields(parts: MessageParts, present: set[str], *, full: bool) -> Iterator[str]:
+def _property_fields(parts: MessageParts, *, full: bool) -> Iterator[str]:
     """Fields built from properties: all of them without transport headers (drafts, sent
-    mail), otherwise only those the transport headers lack."""
-    message = EmailMessage(policy=POLICY)
+    mail), otherwise only those the transport headers lack (the caller drops the others)."""
     if parts.sender is not None:
-        message["From"] = _address(parts.sender)
+        yield mw.address_list("From", [_mailbox(parts.sender)])
     if full:
         for name, people in (("To", parts.to), ("Cc", parts.cc), ("Bcc", parts.bcc)):
             if people:
-                message[name] = [_address(p) for p in people]
+                yield mw.address_list(name, [_mailbox(p) for p in people])
     if parts.subject is not None:
-        message["Subject"] = parts.subject
+        yield mw.unstructured("Subject", parts.subject)
     if parts.date is not None:
-        message["Date"] = format_datetime(parts.date)
+        yield "Date: " + format_datetime(parts.date)
     for name, value in (("Message-ID", parts.message_id), ("In-Reply-To", parts.in_reply_to),
                         ("References", parts.references)):
-        if value and (full or name == "Message-ID"):
-            message[name] = value
-    for name in message:
-        if name.lower() not in present:
-            yield POLICY.fold(name, message[name]).rstrip("\r\n")
+        if value and value.strip() and (full or name == "Message-ID"):
+            yield mw.identifiers(name, value)
 
 
-def _address(person: Person) -> Address:
-    address = person.address or UNKNOWN_ADDRESS
-    username, _, domain = address.rpartition("@")
-    if not username or not domain or not address.isascii():
-        username, domain = UNKNOWN_ADDRESS.split("@")
-    return Address(display_name=person.name or "", username=username, domain=domain)
+def _mailbox(person: Person) -> tuple[str | None, str]:
+    address = person.address if person.address and mw.is_address(person.address) \
+        else UNKNOWN_ADDRESS
+    return person.name, address
 
 
 class _Boundaries:
@@ -149,44 +141,40 @@ class _Boundaries:
         return f"=_pst_{self._seed}_{self._count}"
 
 
-def _body_tree(parts: MessageParts) -> MIMEPart:
+def _body_tree(parts: MessageParts) -> mw.Part | mw.Multipart:
     boundaries = _Boundaries(parts.key)
     texts = list(_text_parts(parts))
-    body = texts[0] if len(texts) == 1 else _multipart("alternative", texts, boundaries)
+    body = texts[0] if len(texts) == 1 else mw.Multipart("alternative", boundaries.next(), texts)
     inline = [a for a in parts.attachments if _is_inline(a, parts.html)]
     if inline:
-        body = _multipart("related", [body, *map(_attachment_part, inline)], boundaries)
+        body = mw.Multipart("related", boundaries.next(),
+                            [body, *map(_attachment_part, inline)])
     others = [a for a in parts.attachments if a not in inline]
     rtf = _rtf_attachment(parts)
     if rtf is not None:
         others.insert(0, rtf)
     if others:
-        body = _multipart("mixed", [body, *map(_attachment_part, others)], boundaries)
+        body = mw.Multipart("mixed", boundaries.next(), [body, *map(_attachment_part, others)])
     return body
 
 
-def _text_parts(parts: MessageParts) -> Iterator[MIMEPart]:
+def _text_parts(parts: MessageParts) -> Iterator[mw.Part | mw.Multipart]:
     if parts.plain is not None or parts.html is None:
-        part = MIMEPart(policy=POLICY)
-        part.set_content(parts.plain or "", subtype="plain", charset="utf-8")
-        yield part
+        yield mw.text_part("plain", parts.plain or "", "utf-8")
     if parts.html is not None:
         yield _html_part(parts.html, parts.html_charset)
 
 
-def _html_part(html: bytes, charset: str | None) -> MIMEPart:
+def _html_part(html: bytes, charset: str | None) -> mw.Part:
     """HTML as text in its own charset; bytes that charset cannot decode go as they are,
     base64, and the HTML's own <meta> names their charset."""
-    part = MIMEPart(policy=POLICY)
     try:
         text = html.decode(charset) if charset else None
     except (UnicodeDecodeError, LookupError):
         text = None
     if text is not None and charset is not None:
-        part.set_content(text, subtype="html", charset=charset)
-    else:
-        part.set_content(html, "text", "html", cte="base64")
-    return part
+        return mw.text_part("html", text, charset)
+    return mw.binary_part("text/html", html)
 
 
 def _rtf_attachment(parts: MessageParts) -> Attachment | None:
@@ -203,39 +191,34 @@ def _is_inline(attachment: Attachment, html: bytes | None) -> bool:
                 and ("cid:" + cid.strip("<>")).encode("utf-8", "replace") in html)
 
 
-def _attachment_part(attachment: Attachment) -> MIMEPart:
-    part = MIMEPart(policy=POLICY)
+def _attachment_part(attachment: Attachment) -> mw.Part:
+    name = attachment.filename
+    disposition = "inline" if attachment.content_id else "attachment"
+    disposition_field = mw.header_with_params("Content-Disposition", disposition,
+                                              [("filename", name)] if name else [])
     if attachment.message is not None:
-        embedded = BytesParser(policy=POLICY).parsebytes(attachment.message)
-        part.set_content(embedded)  # message/rfc822
-        if attachment.filename:
-            part.add_header("Content-Disposition", "attachment", filename=attachment.filename)
-        return part
-    maintype, subtype = _content_type(attachment.content_type)
+        # the embedded message as rebuilt: CRLF and 7-bit clean but for header text
+        fields = ["Content-Type: message/rfc822", disposition_field]
+        if not attachment.message.isascii():  # header text kept as received (RFC 6532)
+            fields.append("Content-Transfer-Encoding: 8bit")
+        return mw.Part(fields, attachment.message)
+    extra = [disposition_field]
     cid = attachment.content_id
-    part.set_content(attachment.data, maintype, subtype, cte="base64",
-                     disposition="inline" if cid else "attachment",
-                     filename=attachment.filename or None,
-                     cid=f"<{cid.strip('<>')}>" if cid else None)
-    return part
+    if cid:
+        extra.append(f"Content-ID: <{cid.strip('<> ')}>")
+    return mw.binary_part(content_type(attachment), attachment.data,
+                          [("name", name)] if name else [], extra)
 
 
-def _content_type(content_type: str | None) -> tuple[str, str]:
-    maintype, _, subtype = (content_type or "").strip().lower().partition("/")
-    subtype = subtype.split(";")[0].strip()
-    token = re.compile(r"^[a-z0-9!#$&^_.+-]+$")
-    if not token.match(maintype) or not token.match(subtype) or maintype == "multipart":
-        return "application", "octet-stream"
-    return maintype, subtype
+_TYPES = mimetypes.MimeTypes()  # Python's built-in table only, never the machine's own files
+_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
 
 
-def _multipart(subtype: str, children: Iterable[MIMEPart], boundaries: _Boundaries) -> MIMEPart:
-    part = MIMEPart(policy=POLICY)
-    part["Content-Type"] = f'multipart/{subtype}; boundary="{boundaries.next()}"'
-    for child in children:
-        part.attach(child)
-    return part
-
-
-def _flatten(part: MIMEPart) -> bytes:
-    return part.as_bytes(policy=POLICY)
+def content_type(attachment: Attachment) -> str:
+    """The MIME tag the PST keeps, else one guessed from the file name, else octet-stream."""
+    tag = (attachment.content_type or "").split(";")[0].strip().lower()
+    if not tag and attachment.filename:
+        tag = _TYPES.guess_type(attachment.filename, strict=False)[0] or ""
+    if not _TYPE.match(tag) or tag.startswith(("multipart/", "message/")):
+        return "application/octet-stream"
+    return tag

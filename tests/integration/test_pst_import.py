@@ -4,7 +4,11 @@ report of the same file, and every rebuilt message is valid, faithful and stable
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import subprocess
+import sys
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -165,6 +169,42 @@ def test_the_same_pst_gives_the_same_bytes_every_time(sample):
     assert first == second
     digests = {hashlib.sha256(b).hexdigest() for m in first.values() for b in m.values()}
     assert len(digests) == sum(len(m) for m in first.values())  # distinct messages stay apart
+
+
+DIGESTS = """
+import hashlib, json, sys
+from tests.integration.test_pst_import import read_all
+from tests.integration.pst_tools import DATA, SAMPLES
+print(json.dumps({sample: {folder: {key: hashlib.sha256(data).hexdigest()
+                                    for key, data in messages.items()}
+                           for folder, messages in read_all(DATA / sample).items()}
+                  for sample in SAMPLES}))
+"""
+
+
+def test_the_bytes_do_not_depend_on_the_process():
+    """Hash seeds change set and dict order between processes: the bytes must not follow."""
+    runs = []
+    for seed in ("1", "2"):
+        done = subprocess.run([sys.executable, "-c", DIGESTS], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}, timeout=300,
+                              cwd=Path(__file__).parents[2], check=True)
+        runs.append(json.loads(done.stdout))
+    assert runs[0] == runs[1]
+    here = {sample: {folder: {key: hashlib.sha256(data).hexdigest()
+                              for key, data in messages.items()}
+                     for folder, messages in read_all(DATA / sample).items()}
+            for sample in SAMPLES}
+    assert runs[0] == here
+
+
+def test_the_rebuild_of_a_message_has_not_changed():
+    """A tripwire: a change to these bytes makes every PST imported before it import again as
+    new messages (a new SHA-256), and push them again. Change the rebuild only on purpose, and
+    say so in the release notes."""
+    data = read_all(DATA / "testPST.pst")["hong-thai.nguyen"]["2097188"]
+    assert hashlib.sha256(data).hexdigest() == \
+        "c9b698b466129e11c6276c2581d0d44ff174cd3e50478b837c837d0ccd3d8c71"
 
 
 def test_flags_and_internaldate_come_from_the_properties():

@@ -201,7 +201,7 @@ def flags(item: Any) -> tuple[str, ...]:
     found: list[str] = []
     message_flags = props.integer(item, props.MESSAGE_FLAGS) or 0
     if props.integer(item, props.LAST_VERB_EXECUTED) in props.VERBS_REPLIED or \
-            props.integer(item, props.ICON_INDEX) == props.ICON_REPLIED[0]:
+            props.integer(item, props.ICON_INDEX) == props.ICON_REPLIED:
         found.append("\\Answered")
     if props.integer(item, props.FLAG_STATUS) == props.FOLLOWUP_FLAGGED:
         found.append("\\Flagged")

@@ -20,7 +20,6 @@ IN_REPLY_TO = 0x1042
 REFERENCES = 0x1039
 INTERNET_MESSAGE_ID = 0x1035
 SENDER_NAME = 0x0C1A
-SENDER_ADDRTYPE = 0x0C1E
 SENDER_EMAIL = 0x0C1F
 SENDER_SMTP = 0x5D01
 DISPLAY_NAME = 0x3001
@@ -40,7 +39,6 @@ IPM_DRAFTS_ENTRYID = 0x36D7
 ADDITIONAL_REN_ENTRYIDS = 0x36D8  # index 4: Junk E-mail ([MS-OXOSFLD] 2.2.4)
 # recipients
 RECIPIENT_TYPE = 0x0C15
-ADDRTYPE = 0x3002
 EMAIL_ADDRESS = 0x3003
 SMTP_ADDRESS = 0x39FE
 # attachments
@@ -49,24 +47,18 @@ ATTACH_FILENAME = 0x3704
 ATTACH_LONG_FILENAME = 0x3707
 ATTACH_MIME_TAG = 0x370E
 ATTACH_CONTENT_ID = 0x3712
-ATTACH_FLAGS = 0x3714
-ATTACHMENT_HIDDEN = 0x7FFE
 
 MSGFLAG_READ = 0x01
 MSGFLAG_UNSENT = 0x08
 FOLLOWUP_FLAGGED = 2  # PidTagFlagStatus: 1 complete, 2 flagged
-ICON_REPLIED = (0x105, 0x106)  # replied, forwarded ... only "replied" means \Answered
+ICON_REPLIED = 0x105  # PidTagIconIndex "replied" (0x106 is "forwarded": no IMAP flag)
 VERBS_REPLIED = (102, 103)  # NOTEIVERB_REPLYTOSENDER, NOTEIVERB_REPLYTOALL
 
-ATTACH_BY_VALUE = 1
 ATTACH_EMBEDDED_MSG = 5
-ATTACH_OLE = 6
-ATT_MHTML_REF = 0x4
 
 _STRING_TYPES = (0x001E, 0x001F)
 _INTEGER_TYPES = (0x0002, 0x0003, 0x0014)
 _TIME_TYPE = 0x0040
-_BOOLEAN_TYPE = 0x000B
 
 
 def _entry(item: Any, tag: int, record_set: int = 0) -> Any:
@@ -92,13 +84,6 @@ def integer(item: Any, tag: int, record_set: int = 0) -> int | None:
     if entry is None or entry.value_type not in _INTEGER_TYPES:
         return None
     return int(entry.data_as_integer)
-
-
-def boolean(item: Any, tag: int, record_set: int = 0) -> bool:
-    entry = _entry(item, tag, record_set)
-    if entry is None or entry.value_type != _BOOLEAN_TYPE or not entry.data:
-        return False
-    return entry.data[0] != 0
 
 
 def binary(item: Any, tag: int, record_set: int = 0) -> bytes | None:

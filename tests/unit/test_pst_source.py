@@ -123,3 +123,24 @@ def test_a_message_that_cannot_be_rebuilt_fails_alone_as_an_oserror():
     with pytest.raises(OSError) as raised:
         message.read()
     assert raised.value.strerror == "cannot rebuild PST message 42: ValueError: bad heap"
+
+
+def test_an_item_libpff_cannot_open_is_a_message_that_fails_when_read():
+    class Folder:
+        number_of_sub_messages = 2
+
+        def get_sub_message(self, index: int) -> Item:
+            if index == 0:
+                raise OSError("pypff_folder_get_sub_message: unable to retrieve sub message 0")
+            return integers(flags=1)
+
+    source = pst.PstSource.__new__(pst.PstSource)
+    source.path = pst.Path("x.pst")
+    source._folders = {"Inbox": Folder()}
+    first, second = source.messages(pst.FileFolder("Inbox"))
+    assert first.key == "unreadable-0" and second.key == "42"
+    with pytest.raises(OSError) as raised:
+        first.read()
+    assert raised.value.strerror == "PST item 1 of Inbox cannot be read (damaged?)"
+    with pytest.raises(OSError, match=r"no folder Gone in x\.pst"):
+        list(source.messages(pst.FileFolder("Gone")))

@@ -111,17 +111,22 @@ class PstSource:
         """The folder's e-mails; their bytes are rebuilt again at every read()."""
         if not self._folders:
             self.folders()
-        pst_folder = self._folders[folder.name]
+        pst_folder = self._folders.get(folder.name)
+        if pst_folder is None:
+            raise OSError(errno.ENOENT, f"no folder {folder.name} in {self.path}")
         for index in range(pst_folder.number_of_sub_messages):
-            item = pst_folder.get_sub_message(index)
-            if is_mail_class(_message_class(item)):
+            item = _item(pst_folder, index)
+            if item is None:
+                yield _unreadable(folder.name, index)
+            elif is_mail_class(_message_class(item)):
                 yield self._file_message(pst_folder, index, item)
 
     def _count_mail(self, folder: Any) -> int:
         """The folder's e-mails; its other items are counted in `skipped`, by class."""
         mail = 0
         for index in range(folder.number_of_sub_messages):
-            message_class = _message_class(folder.get_sub_message(index))
+            item = _item(folder, index)  # an unreadable item counts as mail: it is reported
+            message_class = _message_class(item) if item is not None else "IPM.Note"
             if is_mail_class(message_class):
                 mail += 1
             else:
@@ -242,6 +247,24 @@ def _level_name(name: str) -> str:
 def _is_mail_folder(folder: Any) -> bool:
     container = (props.text(folder, props.CONTAINER_CLASS) or "").lower()
     return not container or container.startswith(MAIL_CONTAINER_PREFIXES)
+
+
+def _item(folder: Any, index: int) -> Any | None:
+    try:
+        return folder.get_sub_message(index)
+    except OSError as exc:
+        log.debug("PST item %d of a folder cannot be read: %s", index, exc)
+        return None
+
+
+def _unreadable(folder: str, index: int) -> FileMessage:
+    """An item libpff cannot open: a message that fails when read, so the run reports it."""
+
+    def read() -> bytes:
+        raise OSError(errno.EIO, f"PST item {index + 1} of {folder} cannot be read (damaged?)")
+
+    return FileMessage(key=f"unreadable-{index}", internaldate=EPOCH, flags=(), size=0,
+                       read=read)
 
 
 def _message_class(item: Any) -> str:

@@ -144,3 +144,17 @@ def test_an_item_libpff_cannot_open_is_a_message_that_fails_when_read():
     assert raised.value.strerror == "PST item 1 of Inbox cannot be read (damaged?)"
     with pytest.raises(OSError, match=r"no folder Gone in x\.pst"):
         list(source.messages(pst.FileFolder("Gone")))
+
+
+@pytest.mark.parametrize("version, read", [("20260926", True), ("20211114", True),
+                                           ("20991231", False), ("20180714", False),
+                                           ("unknown", False)])
+def test_embedded_messages_are_read_only_with_a_checked_libpff_layout(version, read):
+    from migrator.sources.files import pst_embedded
+
+    class Pypff:
+        @staticmethod
+        def get_version() -> str:
+            return version
+
+    assert pst_embedded._layout_checked(Pypff) is read

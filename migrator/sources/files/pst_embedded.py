@@ -4,8 +4,9 @@ libpff reaches an embedded message with libpff_attachment_get_item, but libpff-p
 method for it. Its extension module exports that C function and pypff_item_create (which
 wraps a libpff item as a pypff.message that keeps its parent alive), so they are called here
 through ctypes with the libpff item of the attachment: the first field after PyObject_HEAD
-of pypff's item object (pypff_item.h). That layout is checked as far as it can be: CPython
-with the GIL, the two symbols present, and libpff itself must call the item an attachment.
+of pypff's item object (pypff_item.h). That layout is checked as far as it can be: a
+libpff-python release it was read in, CPython with the GIL, the symbols present, and libpff
+itself must call the item an attachment.
 Whatever fails returns None, and the caller reports the embedded message as not kept.
 """
 
@@ -21,6 +22,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 ITEM_TYPE_ATTACHMENT = 3  # LIBPFF_ITEM_TYPE_ATTACHMENT (libpff/definitions.h)
+# pypff_item_t has `item` right after PyObject_HEAD in the sources of 20211114 (the oldest
+# release the pst extra allows; it lacks pypff_item_create, so the symbol check says no) and
+# 20260926. A newer release is used only once checked again (the embedded-message tests fail
+# until then), never guessed at: a wrong pointer would crash the process.
+LAYOUT_CHECKED = (20211114, 20260926)
 
 
 class _Api:
@@ -54,6 +60,8 @@ def embedded_message(pypff: Any, attachment: Any) -> Any | None:
     if type(attachment) is not pypff.attachment or \
             type(attachment).__basicsize__ < object.__basicsize__ + ctypes.sizeof(ctypes.c_void_p):
         return None
+    if not _layout_checked(pypff):
+        return None
     api = _api(pypff.__file__)
     if api is None:
         return None
@@ -71,3 +79,15 @@ def embedded_message(pypff: Any, attachment: Any) -> Any | None:
         log.debug("libpff cannot wrap an embedded item: %s", exc)
         return None
     return message if isinstance(message, pypff.message) else None
+
+
+def _layout_checked(pypff: Any) -> bool:
+    try:
+        version = int(pypff.get_version())
+    except (AttributeError, TypeError, ValueError):
+        return False
+    if not LAYOUT_CHECKED[0] <= version <= LAYOUT_CHECKED[1]:
+        log.debug("libpff-python %s: embedded messages not read (layout checked for %s-%s)",
+                  version, *LAYOUT_CHECKED)
+        return False
+    return True

@@ -158,3 +158,24 @@ def test_embedded_messages_are_read_only_with_a_checked_libpff_layout(version, r
             return version
 
     assert pst_embedded._layout_checked(Pypff) is read
+
+
+def test_a_body_libpff_cannot_convert_is_read_raw_and_html_it_cannot_read_is_left_out():
+    from migrator.sources.files import pst_message
+
+    class Broken(Item):
+        def __init__(self) -> None:
+            super().__init__({})
+            self._entries[props.BODY] = Entry(0x001F, 0)
+            self._entries[props.BODY].data = "Grüße\x00".encode("utf-16-le")
+
+        @property
+        def plain_text_body(self) -> bytes:
+            raise OSError("libpff_message_get_plain_text_body: unable to set message body.")
+
+        @property
+        def html_body(self) -> bytes:
+            raise OSError("libpff_message_get_html_body: unable to read")
+
+    assert pst_message._plain(Broken()) == "Grüße"
+    assert pst_message._body(Broken(), "html_body") is None

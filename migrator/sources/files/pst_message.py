@@ -32,9 +32,9 @@ def message_parts(item: Any, key: str, depth: int = 0) -> MessageParts:
         in_reply_to=props.text(item, props.IN_REPLY_TO),
         references=props.text(item, props.REFERENCES),
         plain=_plain(item),
-        html=_strip_nul(item.html_body),
+        html=_body(item, "html_body"),
         html_charset=props.charset(props.integer(item, props.INTERNET_CPID)),
-        rtf=_strip_nul(item.rtf_body),
+        rtf=_body(item, "rtf_body"),
     )
     if parts.html is None and parts.rtf is not None:
         encapsulated = html_from_rtf(parts.rtf)  # HTML kept only as RTF (\fromhtml1)
@@ -63,8 +63,33 @@ def _transport_headers(item: Any) -> str | None:
 
 
 def _plain(item: Any) -> str | None:
-    data = _strip_nul(item.plain_text_body)
+    """PR_BODY as libpff converts it to UTF-8; if its code page defeats libpff, the raw
+    property (UTF-16 for a Unicode PST, else Windows-1252 as the likeliest)."""
+    try:
+        data = _strip_nul(item.plain_text_body)
+    except OSError as exc:
+        log.warning("PST message %s: plain text body read raw (%s)", item.identifier,
+                    str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+        return _raw_text(item, props.BODY)
     return data.decode("utf-8", "replace") if data is not None else None
+
+
+def _raw_text(item: Any, tag: int) -> str | None:
+    entry = item.get_record_set(0).get_entry_by_type(tag) if item.number_of_record_sets else None
+    if entry is None or not entry.data:
+        return None
+    codec = "utf-16-le" if entry.value_type == 0x001F else "windows-1252"
+    return bytes(entry.data).decode(codec, "replace").rstrip("\x00") or None
+
+
+def _body(item: Any, name: str) -> bytes | None:
+    """The HTML or RTF body, None (said once) if libpff cannot read it: the text remains."""
+    try:
+        return _strip_nul(getattr(item, name))
+    except OSError:
+        log.warning("PST message %s: its %s cannot be read, not kept", item.identifier,
+                    name.replace("_", " "))
+        return None
 
 
 def _strip_nul(data: bytes | None) -> bytes | None:

@@ -36,6 +36,7 @@ IPM_SUBTREE_NODE = 0x8022  # the top folder's usual node id ([MS-PST] 2.4.1), if
 ROLE_NAMES = {"sent items": "\\Sent", "deleted items": "\\Trash", "drafts": "\\Drafts",
               "junk e-mail": "\\Junk", "junk email": "\\Junk"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_FOLDER_DEPTH = 64
 
 
 class PstError(MigratorError):
@@ -232,11 +233,16 @@ def _children(folder: Any) -> Iterator[Any]:
         yield folder.get_sub_folder(index)
 
 
-def _walk(folder: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+def _walk(folder: Any, prefix: str, depth: int = 0) -> Iterator[tuple[str, Any]]:
+    """Sub-folders, parents first; a damaged file's endless tree stops at MAX_FOLDER_DEPTH."""
+    if depth >= MAX_FOLDER_DEPTH:
+        log.warning("PST folders below %r not read: more than %d levels", prefix,
+                    MAX_FOLDER_DEPTH)
+        return
     for child in _children(folder):
         name = prefix + _level_name(child.name or str(child.identifier))
         yield name, child
-        yield from _walk(child, name + "/")
+        yield from _walk(child, name + "/", depth + 1)
 
 
 def _level_name(name: str) -> str:

@@ -19,6 +19,7 @@ class Entry:
         self.value_type = value_type
         self.data_as_integer = value
         self.data_as_datetime = value
+        self.data_as_string = value
         self.data = b"\x01" if value else b"\x00"
 
 
@@ -36,6 +37,11 @@ class Item:
 
     def get_entry_by_type(self, tag: int) -> Entry | None:
         return self._entries.get(tag)
+
+
+def bare_source() -> pst.PstSource:
+    """A PstSource over no file: for the seams that need none."""
+    return pst.PstSource(pst.Path("x.pst"), type("Handle", (), {"message_store": Item({})})())
 
 
 def integers(**values: int) -> Item:
@@ -117,7 +123,7 @@ def test_a_message_that_cannot_be_rebuilt_fails_alone_as_an_oserror():
         def get_sub_message(self, index: int) -> Item:
             raise ValueError("bad heap")
 
-    source = pst.PstSource.__new__(pst.PstSource)
+    source = bare_source()
     message = source._file_message(DamagedFolder(), 0, integers(flags=1))
     assert message.key == "42" and message.flags == ("\\Seen",)
     with pytest.raises(OSError) as raised:
@@ -128,14 +134,14 @@ def test_a_message_that_cannot_be_rebuilt_fails_alone_as_an_oserror():
 def test_an_item_libpff_cannot_open_is_a_message_that_fails_when_read():
     class Folder:
         number_of_sub_messages = 2
+        identifier = 8
 
         def get_sub_message(self, index: int) -> Item:
             if index == 0:
                 raise OSError("pypff_folder_get_sub_message: unable to retrieve sub message 0")
             return integers(flags=1)
 
-    source = pst.PstSource.__new__(pst.PstSource)
-    source.path = pst.Path("x.pst")
+    source = bare_source()
     source._folders = {"Inbox": Folder()}
     first, second = source.messages(pst.FileFolder("Inbox"))
     assert first.key == "unreadable-0" and second.key == "42"
@@ -179,3 +185,21 @@ def test_a_body_libpff_cannot_convert_is_read_raw_and_html_it_cannot_read_is_lef
 
     assert pst_message._plain(Broken()) == "Grüße"
     assert pst_message._body(Broken(), "html_body") is None
+
+
+def test_items_that_are_not_mail_are_left_out_and_counted_once_by_class():
+    appointment = Item({props.MESSAGE_CLASS: (0x001F, "IPM.Appointment")})
+    mail = Item({props.MESSAGE_CLASS: (0x001F, "IPM.Note"), props.MESSAGE_FLAGS: (0x0003, 1)})
+
+    class Folder:
+        number_of_sub_messages = 3
+        identifier = 9
+
+        def get_sub_message(self, index: int) -> Item:
+            return [appointment, mail, appointment][index]
+
+    source = bare_source()
+    source._folders = {"Inbox": Folder()}
+    for _ in range(2):  # listed twice (a repair lists again): still counted once
+        assert [m.flags for m in source.messages(pst.FileFolder("Inbox"))] == [("\\Seen",)]
+    assert source.skipped.by_class == {"IPM.Appointment": 2}

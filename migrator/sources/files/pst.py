@@ -86,26 +86,24 @@ class PstSource:
         self.path = path
         self._handle = handle
         self._folders: dict[str, Any] = {}
+        self._passed: set[tuple[int, int]] = set()  # (folder, index) of items counted skipped
         self.skipped = Skipped({})
         self.store_name = props.text(handle.message_store, props.DISPLAY_NAME) or path.stem
 
     def folders(self) -> list[FileFolder]:
-        """The mail folders, parents before children, in the PST's own order."""
+        """The mail folders, parents before children, in the PST's own order. A folder made
+        for mail is listed without opening its items; another (Calendar, Contacts) only if
+        it holds e-mail after all."""
         top = self._top_folder()
         roles = self._roles()
         found: list[FileFolder] = []
         self._folders = {}
-        self.skipped = Skipped({})
         if self._count_mail(top):
             self._add(found, FileFolder(_level_name(self.store_name)), top)
         for name, folder in _walk(top, ""):
-            if self._count_mail(folder) or _is_mail_folder(folder):
+            if _is_mail_folder(folder) or self._count_mail(folder):
                 role = roles.get(folder.identifier) or ROLE_NAMES.get(name.lower())
                 self._add(found, FileFolder(name, role), folder)
-        if self.skipped.total:
-            log.info("%s: %d items that are not e-mail are not imported (%s)", self.path,
-                     self.skipped.total, ", ".join(f"{name}: {count}" for name, count
-                                                   in sorted(self.skipped.by_class.items())))
         return found
 
     def messages(self, folder: FileFolder) -> Iterator[FileMessage]:
@@ -119,23 +117,32 @@ class PstSource:
             item = _item(pst_folder, index)
             if item is None:
                 yield _unreadable(folder.name, index)
-            elif is_mail_class(_message_class(item)):
+            elif self._is_mail(pst_folder, index, item):
                 yield self._file_message(pst_folder, index, item)
 
     def _count_mail(self, folder: Any) -> int:
-        """The folder's e-mails; its other items are counted in `skipped`, by class."""
-        mail = 0
-        for index in range(folder.number_of_sub_messages):
-            item = _item(folder, index)  # an unreadable item counts as mail: it is reported
-            message_class = _message_class(item) if item is not None else "IPM.Note"
-            if is_mail_class(message_class):
-                mail += 1
-            else:
-                by_class = self.skipped.by_class
-                by_class[message_class] = by_class.get(message_class, 0) + 1
-        return mail
+        """How many of the folder's items are e-mail (an unreadable one counts: it is
+        reported when read)."""
+        return sum(1 for index in range(folder.number_of_sub_messages)
+                   if self._is_mail(folder, index, _item(folder, index)))
+
+    def _is_mail(self, folder: Any, index: int, item: Any | None) -> bool:
+        """Whether the item is e-mail; another is counted in `skipped` (once), by class."""
+        message_class = _message_class(item) if item is not None else "IPM.Note"
+        if is_mail_class(message_class):
+            return True
+        if (folder.identifier, index) not in self._passed:
+            self._passed.add((folder.identifier, index))
+            by_class = self.skipped.by_class
+            by_class[message_class] = by_class.get(message_class, 0) + 1
+        return False
 
     def close(self) -> None:
+        """Closes the file; says once what was not imported because it is not e-mail."""
+        if self.skipped.total:
+            log.info("%s: %d items that are not e-mail were not imported (%s)", self.path,
+                     self.skipped.total, ", ".join(f"{name}: {count}" for name, count
+                                                   in sorted(self.skipped.by_class.items())))
         self._handle.close()
 
     def _file_message(self, pst_folder: Any, index: int, item: Any) -> FileMessage:

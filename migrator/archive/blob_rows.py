@@ -11,10 +11,10 @@ the insert can do: the other writer may commit in between.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import import_module
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -41,7 +41,7 @@ def insert_ignoring_duplicates(dialect: str) -> ReturningInsert[tuple[str]] | No
     database has it (SQLite, PostgreSQL); None elsewhere."""
     if dialect not in ("sqlite", "postgresql"):
         return None
-    module: Any = sqlite if dialect == "sqlite" else postgresql
+    module: Any = import_module(f"sqlalchemy.dialects.{dialect}")  # loaded when used
     return cast(ReturningInsert[tuple[str]],
                 module.insert(BLOBS).on_conflict_do_nothing(index_elements=["sha256"])
                 .returning(BLOBS.c.sha256))

@@ -164,3 +164,21 @@ class RunRow(Base):
     outcome: Mapped[str] = mapped_column(String(20), default="running")
     counts: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class VerifiedFolderRow(Base):
+    """A target folder as verify last found it complete: its state at the target and a digest
+    of what the archive expected there. A re-run compares again only when either changed."""
+
+    __tablename__ = "verified_folders"
+    __table_args__ = (UniqueConstraint("target", "folder"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target: Mapped[str] = mapped_column(String(300))  # target identity, as in pushes
+    folder: Mapped[str] = mapped_column(Text)  # target folder name
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uidnext: Mapped[int | None] = mapped_column(BigInteger)
+    messages: Mapped[int | None] = mapped_column(Integer)
+    highestmodseq: Mapped[int | None] = mapped_column(BigInteger)  # where CONDSTORE is offered
+    archive_digest: Mapped[str] = mapped_column(String(64))
+    report: Mapped[str] = mapped_column(Text)  # JSON: the folder's figures at that verify
+    verified_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

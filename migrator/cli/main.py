@@ -12,11 +12,10 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from migrator import __version__
-from migrator.cli.bars import BarSafeHandler, TqdmReporter
-from migrator.cli.commands import COMMANDS
+from migrator.cli.commands import COMMANDS, modules
 from migrator.cli.context import Context
 from migrator.cli.environment import Environment
 from migrator.cli.options import Parser, check, positive_seconds
@@ -64,14 +63,31 @@ def common_options(top_level: bool) -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+# options before the command that take a value (which could look like a command name)
+VALUED_OPTIONS = ("-c", "--config", "--log-file", "--progress-interval")
+
+
+def command_named(argv: Sequence[str]) -> str | None:
+    """The command an argument list names, if it names a known one (else None)."""
+    args = iter(argv)
+    for arg in args:
+        if arg in VALUED_OPTIONS:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with `argv` naming a command, only that command's module is loaded."""
     common = common_options(top_level=False)
     parser = Parser(
         prog="migrator", parents=[common_options(top_level=True)],
         description="Move or back up mailboxes without losing, duplicating or altering mail.")
     parser.add_argument("--version", action="version", version=f"migrator {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMANDS:
+    named = command_named(argv) if argv is not None else None
+    for module in modules([named] if named else None):
         module.register(subparsers, common)
     return parser
 
@@ -82,6 +98,8 @@ def choose_reporter(env: Environment, args: argparse.Namespace) -> Reporter:
     if args.json:  # stdout carries only JSON lines; stderr only errors
         return JsonReporter(env.stdout)
     if env.stderr_isatty:
+        from migrator.cli.bars import TqdmReporter  # tqdm only for a terminal
+
         return TqdmReporter(env.stderr, env.clock)
     return LineReporter(env.clock, args.progress_interval)
 
@@ -129,7 +147,9 @@ def configure_logging(env: Environment, args: argparse.Namespace,
         level = logging.ERROR
     elif args.verbose >= 2:
         level = logging.DEBUG
-    console = BarSafeHandler if isinstance(reporter, TqdmReporter) else logging.StreamHandler
+    bars: Any = sys.modules.get("migrator.cli.bars")  # loaded only for a terminal's bars
+    console = (bars.BarSafeHandler if bars is not None and isinstance(reporter, bars.TqdmReporter)
+               else logging.StreamHandler)
     handlers: list[logging.Handler] = [console(env.stderr)]
     handlers[0].setFormatter(logging.Formatter("%(message)s"))
     if args.log_file:
@@ -184,7 +204,7 @@ def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> in
     """Run one command; return its exit status. Never raises."""
     env = env or Environment()
     try:
-        args = parse(build_parser(), argv, env)
+        args = parse(build_parser(argv), argv, env)
     except UsageError as exc:  # before the options are known: no --traceback to honour
         env.stderr.write(f"migrator: error: {exc}\n")
         return ExitStatus.USAGE

@@ -22,6 +22,8 @@ from migrator.engine.push.job import push_account
 from migrator.engine.results import JobResult
 from migrator.engine.verify.target import TargetReport, verify_target
 from migrator.errors import ConfigError, ExitStatus, MigratorError
+from migrator.targets.control import TargetControl
+from migrator.wire import imapconn
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +63,24 @@ def migrate_account(account: Account, manifest: Manifest, store: BlobStore, emit
     with record_run(manifest, "migrate", account.name, account.source.kind) as run:
         pull = PullThread(account, manifest, store, emit)
         pull.start()
+        # one control connection for the push and the verify after it: a no-op re-run
+        # pays one sign-in at the target, not two
+        control = TargetControl(account.target, account.name,
+                                imapconn.tokens_for(account.target, account.name))
         try:
-            pushed = push_account(account, manifest, store, emit,
-                                  source_done=lambda: not pull.is_alive())
+            try:
+                pushed = push_account(account, manifest, store, emit,
+                                      source_done=lambda: not pull.is_alive(), control=control)
+            finally:
+                pull.join()
+            pulled = pull.outcome()
+            merge(result, "pull", pulled)
+            merge(result, "push", pushed)
+            if verify and pulled.error is None:
+                report = verify_target(account, manifest, store, emit, control=control)
+                merge_report(result, report)
         finally:
-            pull.join()
-        pulled = pull.outcome()
-        merge(result, "pull", pulled)
-        merge(result, "push", pushed)
-        if verify and pulled.error is None:
-            report = verify_target(account, manifest, store, emit)
-            merge_report(result, report)
+            control.close()
         run.counts.update(result.counts)
         if result.error:  # a stage stopped early: the mailbox is not migrated
             run.outcome, run.error = "failed", result.error

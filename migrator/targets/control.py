@@ -30,6 +30,7 @@ from migrator.errors import (
 from migrator.folders import ROLES, TargetFolder, TargetLayout
 from migrator.retry import RetryPolicy, Stop, retry
 from migrator.targets.append_items import Selected
+from migrator.targets.folder_status import TargetFolderStatus, folder_statuses
 from migrator.targets.identity import INDEX_FIELDS, TargetEntry, identity_of
 from migrator.wire import imapconn
 
@@ -200,6 +201,10 @@ class TargetControl:
             log.info("target refused special use %s for %s (%s); creating it plainly",
                      role, path, _reason(exc))
             client.create_folder(path)
+
+    def statuses(self, names: Sequence[str]) -> dict[str, TargetFolderStatus | None]:
+        """STATUS of every folder named, pipelined (None: the target refuses the folder)."""
+        return self.run("STATUS", lambda c: folder_statuses(c, names)) if names else {}
 
     def select(self, name: str) -> Selected:
         return self.run(f"SELECT {name}", lambda c: self._select(c, name))

@@ -21,7 +21,7 @@ from tests.cli_runner import run_cli
 from tests.world.configs import Config
 
 TABLES = {"accounts", "folders", "blobs", "messages", "pushes", "source_deletions",
-          "failures", "runs", "alembic_version"}
+          "failures", "runs", "verified_folders", "alembic_version"}
 
 
 def test_upgrade_from_empty_file_creates_schema(tmp_path: Path,

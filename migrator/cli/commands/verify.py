@@ -27,6 +27,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     add_account_options(parser, accounts_help="accounts to compare with their target")
     parser.add_argument("--archive", action="store_true",
                         help="re-hash every archived message and check the manifest")
+    parser.add_argument("--full", action="store_true",
+                        help="with ACCOUNT: compare every folder, also those unchanged since "
+                             "the last verify found them complete")
     parser.add_argument("--bytes", action="store_true",
                         help="with ACCOUNT: also compare message bytes (not for office365)")
     parser.set_defaults(func=run)
@@ -81,7 +84,7 @@ def verify_one(ctx: Context, account: Account) -> JobResult:
     if account.target is None:
         return without_target(ctx, account, "verify")
     report = verify_target(account, ctx.manifest(), ctx.store(), ctx.emit,
-                           byte_check=ctx.args.bytes)
+                           byte_check=ctx.args.bytes, full=ctx.args.full)
     show_report(ctx, report)
     return report_result(report)
 
@@ -123,6 +126,10 @@ def show_report(ctx: Context, report: TargetReport) -> None:
                 ctx.out(f"  {what} in {f.target}: {ref}")
     for mapping in report.skipped:
         ctx.out(f"  not compared: {mapping.describe()}")
+    unchanged = [f.target for f in report.folders if f.skipped]
+    if unchanged:
+        ctx.out(f"  unchanged since the last verify (not compared again; --full compares "
+                f"them): {', '.join(unchanged)}")
     totals = report.totals()
     ctx.out(f"verify {report.account}: {verdict(report)}: "
             f"{totals['present']} of {totals['expected']} present, {totals['missing']} missing, "

@@ -65,8 +65,12 @@ def new_context(account: Account, manifest: Manifest, store: BlobStore, emit: Em
 
 
 def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: Emit, *,
-                 source_done: Callable[[], bool] | None = None) -> JobResult:
-    """Push one account's archive to its target; the result says what happened."""
+                 source_done: Callable[[], bool] | None = None,
+                 control: TargetControl | None = None) -> JobResult:
+    """Push one account's archive to its target; the result says what happened.
+
+    `control` (migrate's, kept open for its verify) is used and left open; by default the
+    push opens its own control connection and closes it."""
     ctx = new_context(account, manifest, store, emit)
     release_large_buffers()  # message-sized buffers go back to the OS once sent
     started = time.monotonic()
@@ -74,7 +78,10 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
         ctx.result.counts[key] = 0
     with record_run(manifest, "push", account.name, account.source.kind) as run:
         ctx.run_id = run.id
-        control = TargetControl(ctx.endpoint, account.name, ctx.tokens, stop=ctx.stop)
+        own = control is None
+        if control is None:
+            control = TargetControl(ctx.endpoint, account.name, ctx.tokens)
+        control.stop = ctx.stop
         outcome = "failed"
         try:
             ctx.layout = control.layout()
@@ -84,7 +91,8 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
             create_folder_tree(ctx, control)
             outcome = ctx.result.outcome
         finally:
-            control.close()
+            if own:
+                control.close()
             ctx.result.counts["seconds"] = round(time.monotonic() - started)
             run.counts.update(ctx.result.counts)
             if ctx.result.failures:
@@ -140,8 +148,8 @@ def _push_rounds(ctx: PushContext, control: TargetControl,
         reconcile(ctx, control)
         settle_copies(ctx)  # copies whose primary an earlier run or round pushed
         unknown = ctx.result.counts["unknown_outcome"]
-        if source_done is None and not _anything_to_push(ctx):
-            return
+        if (source_done is None or source_done()) and not _anything_to_push(ctx):
+            return  # no workers, no sign-ins (the pull, if any, has ended)
         _pipeline(ctx, control, finder, source_done)
         if ctx.fatal is not None:
             raise ctx.fatal

@@ -5,9 +5,11 @@ or the server may have answered OK to the APPEND and never kept it. Before pushi
 after, for the folders this run wrote to) each target folder holding done rows is compared
 with them, cheaply: one SELECT (UIDVALIDITY, EXISTS) and one UID SEARCH per folder. A done
 row whose UID is no longer listed goes back to `failed` with the reason in `last_error`, so
-the push sends it again. Rows whose UID cannot be checked (the folder's UIDVALIDITY changed,
-or the server gave no APPENDUID) are looked for by identity (Message-ID, fingerprint) in the
-folder's index: found, the row learns the new UID; not found, it is sent again. The index is
+the push sends it again. A folder unchanged on both sides since verify last found it
+complete (see verify/unchanged.py) is not checked at all. Rows whose UID cannot be checked
+(the folder's UIDVALIDITY changed, or the server gave no APPENDUID) are looked for by
+identity (Message-ID, fingerprint) in the folder's index: found, the row learns the new UID;
+not found, it is sent again. The index is
 read only when such rows exist and, for rows without a UID, only when the folder holds fewer
 messages than done rows, so an unchanged folder costs two commands.
 """
@@ -23,6 +25,7 @@ from migrator.engine.push.context import PushContext
 from migrator.engine.push.reconcile import Finder
 from migrator.engine.push.rows import DONE, FAILED, Candidate, Outcome, in_state, write_outcomes
 from migrator.engine.push.twins import copies_in_folder, mirror
+from migrator.engine.verify.unchanged import unchanged_since_verified
 from migrator.errors import FolderError
 from migrator.targets.append_items import Selected
 from migrator.targets.control import TargetControl
@@ -47,6 +50,8 @@ def recheck(ctx: PushContext, control: TargetControl,
         if folder and (wanted is None or folder in wanted) \
                 and folder not in ctx.refused_folders:
             by_folder[folder].append(message)
+    for folder in unchanged_since_verified(ctx, control, by_folder):
+        del by_folder[folder]
     finder = Finder(ctx, control)
     gone: list[Candidate] = []
     for folder, messages in sorted(by_folder.items()):

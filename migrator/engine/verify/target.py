@@ -10,7 +10,7 @@ left at the target is a duplicate when it looks like an archived message, else a
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,7 @@ from migrator.engine.push.plan import make_plan, missing_folders
 from migrator.engine.push.reconcile import Finder
 from migrator.engine.push.rows import DONE, REFUSED, Candidate, in_state
 from migrator.engine.push.twins import copies_in_folder
+from migrator.engine.verify.unchanged import FolderGate, expected_by_folder
 from migrator.errors import MigratorError
 from migrator.folders import FolderMapping
 from migrator.targets.control import TargetControl
@@ -48,6 +49,7 @@ class FolderCheck:
     merged: int = 0  # copies of a message also in another merged source folder: one expected
     changed: list[str] = field(default_factory=list)  # byte check only
     folder_missing: bool = False  # the target has no such folder (an empty one counts too)
+    skipped: bool = False  # unchanged since the last verify found it complete: not compared
 
     @property
     def ok(self) -> bool:
@@ -61,7 +63,14 @@ class FolderCheck:
                 "missing": self.missing, "refused": self.refused,
                 "duplicates": self.duplicates, "extras": self.extras, "merged": self.merged,
                 "changed": self.changed,
-                "folder_missing": self.folder_missing}
+                "folder_missing": self.folder_missing, "skipped": self.skipped}
+
+    @classmethod
+    def restored(cls, figures: dict[str, Any]) -> FolderCheck:
+        """The check of a folder not compared again: the figures of the verify that last
+        found it complete."""
+        return cls(**{name: value for name, value in figures.items()
+                      if name in cls.__dataclass_fields__ and name != "skipped"}, skipped=True)
 
 
 @dataclass
@@ -91,7 +100,8 @@ class TargetReport:
                 "extras": sum(f.extras for f in self.folders),
                 "merged": sum(f.merged for f in self.folders),
                 "changed": sum(len(f.changed) for f in self.folders),
-                "missing_folders": sum(f.folder_missing for f in self.folders)}
+                "missing_folders": sum(f.folder_missing for f in self.folders),
+                "folders_skipped": sum(f.skipped for f in self.folders)}
 
     def as_dict(self) -> dict[str, Any]:
         return {"account": self.account, "target": self.target, "ok": self.ok,
@@ -101,20 +111,29 @@ class TargetReport:
 
 
 def verify_target(account: Account, manifest: Manifest, store: BlobStore, emit: Emit, *,
-                  byte_check: bool = False) -> TargetReport:
-    """Compare an account's archive with its target; the report says what differs."""
+                  byte_check: bool = False, full: bool = False,
+                  control: TargetControl | None = None) -> TargetReport:
+    """Compare an account's archive with its target; the report says what differs.
+
+    Folders unchanged on both sides since the last verify found them complete are not
+    compared again (see `unchanged`); `full` (and `byte_check`) compares every folder.
+    `control` (migrate's, after its push) is used and left open."""
     ctx = new_context(account, manifest, store, emit, command="verify")
     if byte_check and not byte_comparable(ctx.endpoint):
         raise MigratorError(f"{account.name}: --bytes is not possible against Office 365, "
                             "which re-renders every message it stores; verify without it")
+    if control is not None:
+        control.stop = None  # a push's stop event no longer applies
+        return _verify(ctx, control, byte_check, full or byte_check)
     control = TargetControl(ctx.endpoint, account.name, ctx.tokens)
     try:
-        return _verify(ctx, control, byte_check)
+        return _verify(ctx, control, byte_check, full or byte_check)
     finally:
         control.close()
 
 
-def _verify(ctx: PushContext, control: TargetControl, byte_check: bool) -> TargetReport:
+def _verify(ctx: PushContext, control: TargetControl, byte_check: bool,
+            full: bool) -> TargetReport:
     ctx.layout = control.layout()
     plan = make_plan(ctx)
     report = TargetReport(ctx.name, ctx.target, byte_check,
@@ -122,23 +141,27 @@ def _verify(ctx: PushContext, control: TargetControl, byte_check: bool) -> Targe
     with ctx.manifest.session() as session:
         messages = in_state(session, ctx.target, ctx.targets,
                             [None, "intent", DONE, REFUSED, "failed"])
-    by_folder: dict[str, list[Candidate]] = defaultdict(list)
-    for message in messages:
-        where = message.target_folder if message.state == DONE else None
-        by_folder[where or ctx.targets[message.folder_id]].append(message)
+    by_folder = expected_by_folder(ctx, messages)
     ctx.emit(TaskStarted("verify", ctx.name, len(messages)))
     finder = Finder(ctx, control)
     absent = missing_folders(ctx)
     for mapping in plan.mappings:  # empty folders must exist at the target too
         if mapping.target is not None:
             by_folder.setdefault(mapping.target, [])
+    gate = FolderGate(ctx, control, by_folder, full=full)
     for folder in sorted(by_folder):
-        check = _check_folder(ctx, control, finder, folder, by_folder[folder], byte_check)
-        check.folder_missing = folder in absent
+        figures = gate.unchanged(folder)
+        if figures is not None:
+            check = FolderCheck.restored(figures)
+        else:
+            check = _check_folder(ctx, control, finder, folder, by_folder[folder], byte_check)
+            check.folder_missing = folder in absent
         if not check.sources:
             check.sources = sorted(m.source for m in plan.mappings if m.target == folder)
         report.folders.append(check)
         ctx.emit(TaskAdvanced("verify", ctx.name, check.expected))
+    gate.record((check.target, check.ok, check.as_dict())
+                for check in report.folders if not check.skipped)
     ctx.emit(TaskFinished("verify", ctx.name, {"outcome": "ok" if report.ok else "differences",
                                                **report.totals()}))
     return report

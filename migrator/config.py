@@ -16,7 +16,8 @@ from typing import Any
 from migrator.errors import ConfigError
 from migrator.secrets import Secret
 
-SOURCE_KINDS = ("imap", "pop3", "office365")
+FILE_KINDS = ("mbox", "maildir", "eml", "pst")  # sources read from `path` (sources/files READERS)
+SOURCE_KINDS = ("imap", "pop3", "office365", *FILE_KINDS)
 TARGET_KINDS = ("imap", "office365")
 SECURITIES = ("tls", "starttls", "plain")
 DELETE_POLICIES = ("never", "after-archive", "after-push")
@@ -80,10 +81,15 @@ class Endpoint:
     exclude: tuple[str, ...] = ()
     folder_map: Mapping[str, str] = field(default_factory=dict)
     delete: DeletePolicy = field(default_factory=DeletePolicy)
+    path: Path | None = None  # file sources (FILE_KINDS): the file or directory read
 
     @property
     def protocol(self) -> str:
         return "pop3" if self.kind == "pop3" else "imap"
+
+    @property
+    def is_file(self) -> bool:
+        return self.kind in FILE_KINDS
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,7 @@ class ArchiveSettings:
     path: Path
     database: str
     compression: str = "none"
+    search_index: bool = True  # index messages as they are archived (`migrator search`)
 
 
 @dataclass(frozen=True)
@@ -274,8 +281,10 @@ def parse_archive(table: Table) -> ArchiveSettings:
     assert path is not None
     database = table.text("database", "") or f"sqlite:///{path / 'manifest.sqlite'}"
     compression = table.choice("compression", COMPRESSIONS, "none")
+    search_index = table.flag("search_index", True)
     table.check_unknown()
-    return ArchiveSettings(path=path, database=database, compression=compression)
+    return ArchiveSettings(path=path, database=database, compression=compression,
+                           search_index=search_index)
 
 
 def parse_account(name: str, table: Table, archive: ArchiveSettings) -> Account:
@@ -298,6 +307,8 @@ def parse_account(name: str, table: Table, archive: ArchiveSettings) -> Account:
 def parse_endpoint(table: Table, kinds: tuple[str, ...], account: str,
                    archive: ArchiveSettings) -> Endpoint:
     kind = table.choice("kind", kinds)
+    if kind in FILE_KINDS:
+        return parse_file_source(table, kind)
     office365 = kind == "office365"
     protocol = "pop3" if kind == "pop3" else "imap"
     security = table.choice("security", SECURITIES, "tls")
@@ -329,6 +340,21 @@ def parse_endpoint(table: Table, kinds: tuple[str, ...], account: str,
         include=table.strings("include", ("*",)), exclude=table.strings("exclude", ()),
         folder_map=table.mapping("folder_map"), delete=delete,
     )
+    table.check_unknown()
+    return endpoint
+
+
+def parse_file_source(table: Table, kind: str) -> Endpoint:
+    """A source read from files: a path instead of a host, no login."""
+    if "path" not in table.data:
+        raise table.error("path", f"is required for a {kind} source (the {kind} file or "
+                          "directory to import)" + table._typo_of("path"))
+    path = table.path("path")
+    assert path is not None
+    endpoint = Endpoint(kind=kind, host="", port=0, path=path,
+                        include=table.strings("include", ("*",)),
+                        exclude=table.strings("exclude", ()),
+                        folder_map=table.mapping("folder_map"))
     table.check_unknown()
     return endpoint
 

@@ -120,6 +120,12 @@ class ConnectError(AccountError):
     exit_status = ExitStatus.CONNECTION
 
 
+class SourcePathError(AccountError):
+    """A file source's `path` is missing or is not the kind of mail store the config says."""
+
+    exit_status = ExitStatus.CONFIG
+
+
 class FolderError(MigratorError):
     """One folder cannot be processed; other folders go on."""
 

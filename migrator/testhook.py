@@ -6,7 +6,8 @@ it reaches POINT, so a test can stop a real `migrator pull` at an exact instant:
 `fetched` (a message body read from the network, not yet written), `blobs-durable` (a batch's
 blobs synced, its rows not committed), `committed` (a batch's rows committed, and with the
 last batch of a folder its sync state). POP3 pull has `retrieved`, `blobs-durable`,
-`batch-stored`, `before-quit` and `after-quit`; push names its own (engine/push/worker.py).
+`batch-stored`, `before-quit` and `after-quit`; an import (file source) has `import-read`,
+`blobs-durable` and `import-committed`; push names its own (engine/push/worker.py).
 """
 
 from __future__ import annotations

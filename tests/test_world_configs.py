@@ -46,7 +46,7 @@ def test_every_field_is_a_key_migrator_loads(tmp_path):
                   Endpoint("office365", oauth=oauth), parallel=2, report_dir=tmp_path / "r")
     database = f"sqlite:///{tmp_path / 'elsewhere.sqlite'}"
     path = Config(tmp_path / "archive", {"bob": Account(source, target)}, batch,
-                  database).write(tmp_path / "migrator.toml")
+                  database, search_index=False).write(tmp_path / "migrator.toml")
 
     settings = migrator_config.load(path)
 
@@ -67,3 +67,4 @@ def test_every_field_is_a_key_migrator_loads(tmp_path):
                                      "host": "127.0.0.1"}
     assert (settings.archive.path, settings.archive.database) == (tmp_path / "archive",
                                                                   database)
+    assert settings.archive.search_index is False

@@ -5,7 +5,7 @@ MESSAGES, HIGHESTMODSEQ where offered) or whose archive side (a digest of the me
 expected there and of their push rows) changed since; see migrator/engine/verify/unchanged.py.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-03 10:50:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

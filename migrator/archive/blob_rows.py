@@ -18,6 +18,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
+from migrator.archive.db import RECORDED_BLOBS
 from migrator.archive.manifest import BlobRow, utcnow
 
 BLOBS = cast(Table, BlobRow.__table__)
@@ -28,6 +29,7 @@ def insert_blobs(session: Session, sizes: Mapping[str, int]) -> int:
     """Rows for blobs (SHA-256 -> size) made durable; returns how many were new."""
     if not sizes:
         return 0
+    session.info.setdefault(RECORDED_BLOBS, set()).update(sizes)  # for the search index
     now = utcnow()
     rows = [{"sha256": sha, "size": size, "stored_at": now} for sha, size in sizes.items()]
     statement = insert_ignoring_duplicates(session.get_bind().dialect.name)

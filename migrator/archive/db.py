@@ -8,7 +8,7 @@ never silently recreated: losing sync state without a word is how mail gets dupl
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -22,6 +22,8 @@ from migrator.diskfull import disk_full, is_disk_full
 from migrator.errors import ManifestError, ManifestTooNewError
 
 log = logging.getLogger(__name__)
+
+RECORDED_BLOBS = "recorded_blobs"  # session.info key: blobs whose rows this transaction wrote
 
 # The newest revision in migrations/versions; a test keeps the two equal. Knowing it here
 # lets an up-to-date manifest open without importing Alembic (most of a command's start-up).
@@ -64,6 +66,14 @@ class Manifest:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._recorded: Callable[[Iterable[str]], None] | None = None
+        self._on_close: Callable[[], None] | None = None
+
+    def on_blobs_recorded(self, callback: Callable[[Iterable[str]], None],
+                          on_close: Callable[[], None]) -> None:
+        """Call `callback` with the blobs each committed session recorded (the search
+        index: `archive/search_index.py`), and `on_close` before the manifest closes."""
+        self._recorded, self._on_close = callback, on_close
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -78,8 +88,14 @@ class Manifest:
                 raise
             raise disk_full(f"cannot write manifest {_safe(str(self.engine.url))}",
                             exc) from exc
+        recorded = session.info.get(RECORDED_BLOBS)
+        if recorded and self._recorded is not None:
+            self._recorded(recorded)
 
     def close(self) -> None:
+        if self._on_close is not None:
+            on_close, self._on_close, self._recorded = self._on_close, None, None
+            on_close()
         self.engine.dispose()
 
 

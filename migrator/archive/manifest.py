@@ -101,6 +101,18 @@ class MessageRow(Base):
     folder: Mapped[FolderRow] = relationship()
 
 
+class SearchDocRow(Base):
+    """A stored message content in the search index (the words are in `search_fts`, which
+    only the revision and `archive/search_index.py` know: FTS5 on SQLite, tsvector else)."""
+
+    __tablename__ = "search_docs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), unique=True)
+    date: Mapped[str | None] = mapped_column(String(40))  # the Date header, UTC ISO 8601
+    sender: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+
+
 class PushRow(Base):
     """A message's journey to a target: intent before APPEND, target UID after."""
 

@@ -44,8 +44,15 @@ class Context:
     def manifest(self) -> Manifest:
         """The manifest; for a dry run a read-only one that creates and upgrades nothing."""
         if self._manifest is None:
-            url = self.settings().archive.database
-            self._manifest = open_manifest_readonly(url) if self.dry_run else open_manifest(url)
+            archive = self.settings().archive
+            if self.dry_run:
+                self._manifest = open_manifest_readonly(archive.database)
+            else:
+                self._manifest = open_manifest(archive.database)
+                if archive.search_index:
+                    from migrator.archive.search_index import attach_indexer
+
+                    attach_indexer(self._manifest, self.store())
         return self._manifest
 
     def manifest_missing(self) -> bool:

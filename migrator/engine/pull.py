@@ -12,6 +12,10 @@ from migrator.engine.results import JobResult
 def pull_account(account: Account, manifest: Manifest, store: BlobStore, emit: Emit, *,
                  dry_run: bool = False) -> JobResult:
     """Pull one account into the archive; the result says what was done and what failed."""
+    if account.source.is_file:
+        from migrator.engine.files.pull import pull_files
+
+        return pull_files(account, manifest, store, emit, dry_run=dry_run)
     if account.source.kind == "pop3":
         from migrator.engine.pop3.pull import pull_pop3
 

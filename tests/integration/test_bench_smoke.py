@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import batch, migrate, noop, pop3, pull, push
+from bench import batch, imports, migrate, noop, pop3, pull, push, search
 
 pytestmark = pytest.mark.world
 
@@ -25,8 +25,12 @@ RUNS = {
              ["baseline", "push", "naive append"]),
     "migrate": (migrate.main, ["--messages", "5", "--delays", "0", "--smoke"],
                 ["pull, then push", "migrate --no-verify", "migrate"]),
+    "imports": (imports.main, ["--messages", "5", "--repeat", "1", "--max-size", "20000",
+                               "--smoke"], ["raw copy", "import", "no-op"]),
     "noop": (noop.main, ["--messages", "5", "--delays", "0", "--repeat", "1", "--smoke"],
              ["raw STATUS round trip", "backup", "migrate", "verify", "verify --full"]),
+    "search": (search.main, ["--messages", "5", "--repeat", "1", "--smoke"],
+               ["pull, no index", "pull + index", "index --rebuild"]),
     "batch": (batch.main, ["--mailboxes", "2", "--messages", "3", "--parallel", "2"],
               ["migrate 1 mailbox", "batch --parallel 2"]),
 }

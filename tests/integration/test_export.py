@@ -114,14 +114,22 @@ def test_maildir_carries_the_flags_in_the_info_suffix_and_the_date_as_mtime(conf
                                                                             tmp_path):
     dest = tmp_path / "export"
     assert export(config, "maildir", dest).status == ExitStatus.OK
+    keywords_seen = 0
     for folder, rows in archived(config.parent / "archive").items():
-        expected = counter((r.sha256, "".join(sorted(MAILDIR_LETTERS[f] for f in r.flags
-                                                     if f in MAILDIR_LETTERS)),
-                            r.internaldate.timestamp()) for r in rows)
         root = dest / PATHS["maildir"][folder] if PATHS["maildir"][folder] else dest
+        keywords_file = root / "dovecot-keywords"  # Dovecot's map: "0 $Forwarded" is letter a
+        letter = {name: chr(ord("a") + int(index)) for index, name in (
+            line.split(" ", 1) for line in (keywords_file.read_text().splitlines()
+                                            if keywords_file.exists() else []))}
+        keywords_seen += len(letter)
+        expected = counter((r.sha256, "".join(sorted(
+            [MAILDIR_LETTERS[f] for f in r.flags if f in MAILDIR_LETTERS]
+            + [letter[f] for f in r.flags if not f.startswith("\\")])),
+            r.internaldate.timestamp()) for r in rows)
         got = counter((hashlib.sha256(data).hexdigest(), letters, mtime)
                       for data, letters, mtime in maildir_messages(root).values())
         assert got == expected, folder
+    assert keywords_seen  # the corpus has $Forwarded and Work
     assert (dest / ".Sent" / "maildirfolder").exists() and (dest / "tmp").is_dir()
     assert not list(dest.rglob("new/*")) and not list(dest.rglob("tmp/*"))
 

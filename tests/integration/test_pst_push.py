@@ -13,12 +13,9 @@ import pytest
 from migrator.errors import ExitStatus
 from migrator.sources.files.pst import open_pst
 from tests.cli_runner import run_cli
+from tests.integration.import_world import file_source, import_config, rows
 from tests.integration.pst_tools import DATA
 from tests.integration.push_world import MAILBOX, target_block, target_view
-
-pytest.importorskip("tests.integration.import_world",
-                    reason="needs the file import engine (branch import), kind \"pst\" registered")
-from tests.integration.import_world import file_source, import_config, rows
 
 pytestmark = pytest.mark.world
 pytest.importorskip("pypff")

@@ -96,9 +96,11 @@ class Config:
     accounts: Mapping[str, Account] = field(default_factory=dict)
     batch: Batch | None = None
     database: str | None = None
+    search_index: bool | None = None
 
     def table(self) -> dict[str, Any]:
-        archive = {"path": self.archive, "database": self.database}
+        archive = {"path": self.archive, "database": self.database,
+                   "search_index": self.search_index}
         top: dict[str, Any] = {"archive": {k: v for k, v in archive.items() if v is not None}}
         if self.accounts:
             top["accounts"] = {

@@ -14,7 +14,8 @@ from types import ModuleType
 # command name -> its module here, in the order `migrator --help` lists them
 COMMANDS = {"config": "config_check", "status": "status", "verify": "verify",
             "repair": "repair", "pull": "pull", "backup": "backup", "batch": "batch",
-            "push": "push", "migrate": "migrate", "export": "export", "auth": "auth"}
+            "push": "push", "migrate": "migrate", "export": "export", "auth": "auth",
+            "search": "search", "show": "show", "index": "index"}
 
 
 def modules(names: Iterable[str] | None = None) -> list[ModuleType]:

@@ -27,6 +27,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def describe_endpoint(endpoint: config.Endpoint) -> dict[str, Any]:
     """What a config means, fit to print: secrets appear as their references only."""
+    if endpoint.is_file:
+        return {"kind": endpoint.kind, "path": str(endpoint.path)}
     described: dict[str, Any] = {
         "kind": endpoint.kind, "host": endpoint.host, "port": endpoint.port,
         "security": endpoint.security, "username": endpoint.username, "auth": endpoint.auth,
@@ -71,10 +73,20 @@ def check_secrets(settings: config.Settings) -> tuple[list[str], list[str]]:
     return errors, notes
 
 
+def check_paths(settings: config.Settings) -> list[str]:
+    """A file source whose path is not there (yet: a disk not mounted?) would fail a run:
+    a warning, as a server that cannot be reached now is none of config check's business."""
+    return [f"{settings.file}: accounts.{name}.source.path: {account.source.path} does not "
+            f"exist (the {account.source.kind} to import)"
+            for name, account in settings.accounts.items()
+            if account.source.path is not None and not account.source.path.exists()]
+
+
 def run_check(ctx: Context) -> int:
     settings = config.load(config_file(ctx))
     warnings = [f"{where}: literal secret in config; prefer env:, file: or keyring:"
                 for where in config.literal_secrets(settings)]
+    warnings += check_paths(settings)
     errors, notes = check_secrets(settings)
     warnings += notes
     if ctx.args.json:
@@ -100,5 +112,7 @@ def run_check(ctx: Context) -> int:
 
 
 def _line(endpoint: config.Endpoint) -> str:
+    if endpoint.is_file:
+        return f"{endpoint.kind} {endpoint.path}"
     return (f"{endpoint.kind} {endpoint.username}@{endpoint.host}:{endpoint.port} "
             f"({endpoint.security}, {endpoint.auth})")

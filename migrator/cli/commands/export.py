@@ -28,6 +28,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                         help="only messages received on or after DATE (YYYY-MM-DD or ISO time)")
     parser.add_argument("--before", type=_when, metavar="DATE",
                         help="only messages received before DATE")
+    parser.add_argument("--ids", type=_ids, metavar="ID,ID,...",
+                        help="only these messages (the IDs `migrator search` shows)")
     parser.set_defaults(func=run)
 
 
@@ -38,11 +40,21 @@ def _when(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
 
 
+def _ids(text: str) -> frozenset[int]:
+    try:
+        ids = frozenset(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of message IDs: {text!r}") from None
+    if not ids:
+        raise argparse.ArgumentTypeError("--ids needs at least one message ID")
+    return ids
+
+
 def run(ctx: Context) -> int:
     args = ctx.args
     if ctx.manifest_missing():  # looking must not create an archive
         raise ManifestError(f"no archive at {ctx.settings().archive.path}")
     request = ExportRequest(args.account, args.fmt, args.dest.expanduser().absolute(),
-                            args.folder, Window(args.since, args.before))
+                            args.folder, Window(args.since, args.before), args.ids)
     result = export_account(request, ctx.manifest(), ctx.store(), ctx.emit)
     return render(ctx, [result])

@@ -56,13 +56,15 @@ class ExportRequest:
     dest: Path
     folders: list[str]  # shell patterns on the archived folder name; [] is every folder
     window: Window
+    ids: frozenset[int] | None = None  # messages.id (`migrator search`); None: every message
 
 
 def export_account(request: ExportRequest, manifest: Manifest, store: BlobStore,
                    emit: Emit) -> JobResult:
     """Export what the archive has and DEST lacks; the result counts and names failures."""
     with manifest.session() as session:
-        plan = plan_export(session, request.account, request.folders, request.window)
+        plan = plan_export(session, request.account, request.folders, request.window,
+                           request.ids)
     result = JobResult(request.account, "export")
     journal = open_journal(request.dest, request.fmt, request.account)
     try:

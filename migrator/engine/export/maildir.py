@@ -3,6 +3,9 @@
 Files are written in `tmp/` and renamed into `cur/` as the Maildir spec asks. Their unique
 part is fixed by the message, so a resumed export finds what it wrote before its journal
 said so; a flag the user changed since (a rename of the info suffix) does not hide it.
+Keywords (`$Forwarded`, `Work`) become the letters a-z of the folder's `dovecot-keywords`
+map, as Dovecot keeps them (and an import reads them back); past 26 in a folder they are
+not written.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from migrator.engine.export.files import Settler, clear_temps, make_dirs, place
+from migrator.durable import atomic_write
+from migrator.engine.export.files import FILE_MODE, Settler, clear_temps, make_dirs, place
 from migrator.engine.export.names import maildir_info, maildir_unique
 from migrator.engine.export.plan import Item
+
+KEYWORD_LETTERS = 26  # a-z
 
 
 class MaildirFolder:
@@ -23,6 +29,7 @@ class MaildirFolder:
         self.cur, self.tmp = str(self.root / "cur"), str(self.root / "tmp")
         self.settler = settler
         self.present: set[str] = set()
+        self.keywords: dict[str, int] = {}  # keyword -> index in dovecot-keywords
 
     def open(self) -> None:
         for sub in ("cur", "new", "tmp"):
@@ -40,11 +47,30 @@ class MaildirFolder:
         unique = maildir_unique(when, item.key)
         if unique in self.present:
             return False
-        final = os.path.join(self.cur, unique + maildir_info(item.flags))
+        final = os.path.join(self.cur, unique + maildir_info(item.flags)
+                             + self._letters(item.flags))
         place(self.tmp, final, data, when)
         self.settler.written(final, self.cur)
         self.present.add(unique)
         return True
+
+    def _letters(self, flags: str) -> str:
+        """The keyword letters, in ASCII order; a new keyword is added to the map first."""
+        names = [f for f in flags.split() if not f.startswith("\\")]
+        new = [n for n in names if n not in self.keywords]
+        for name in new:
+            free = set(range(KEYWORD_LETTERS)) - set(self.keywords.values())
+            if free:
+                self.keywords[name] = min(free)
+        if new:
+            path = str(self.root / "dovecot-keywords")
+            text = "".join(f"{index} {name}\n" for name, index in sorted(
+                self.keywords.items(), key=lambda pair: pair[1]))
+            atomic_write(path, text.encode("utf-8"), mode=FILE_MODE, fsync=False,
+                         sync_dir=False)
+            self.settler.written(path, str(self.root))
+        return "".join(sorted(chr(ord("a") + self.keywords[n]) for n in names
+                              if n in self.keywords))
 
     def flush(self) -> int | None:
         self.settler.settle()
@@ -52,3 +78,14 @@ class MaildirFolder:
 
     def close(self) -> None:
         """Nothing held open."""
+
+
+def read_keywords(path: Path) -> dict[str, int]:
+    """Dovecot's `dovecot-keywords`: `0 $Forwarded` lines (index, space, keyword)."""
+    try:
+        lines = path.read_text("utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return {}
+    pairs = (line.partition(" ") for line in lines)
+    return {name: int(index) for index, _, name in pairs
+            if index.isdigit() and int(index) < KEYWORD_LETTERS and name}

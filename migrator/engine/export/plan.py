@@ -81,8 +81,9 @@ def parse_internaldate(text: str | None) -> datetime | None:
 
 
 def plan_export(session: Session, account: str, patterns: list[str],
-                window: Window) -> list[FolderPlan]:
-    """The folders (by name) and their messages (in archive order) the export covers.
+                window: Window, ids: frozenset[int] | None = None) -> list[FolderPlan]:
+    """The folders (by name) and their messages (in archive order) the export covers;
+    `ids` (messages.id, as `migrator search` shows them): only those messages.
 
     Messages without an INTERNALDATE (POP3) stay in the plan whatever the window: their date
     comes from their headers, which the job reads anyway.
@@ -99,17 +100,25 @@ def plan_export(session: Session, account: str, patterns: list[str],
                                + " ".join(patterns))
     copies: Counter[tuple[int, str]] = Counter()
     rows = session.execute(
-        select(MessageRow.folder_id, MessageRow.sha256, MessageRow.size,
+        select(MessageRow.id, MessageRow.folder_id, MessageRow.sha256, MessageRow.size,
                MessageRow.internaldate, MessageRow.flags)
         .where(MessageRow.folder_id.in_(list(folders))).order_by(MessageRow.id))
-    for folder_id, sha, size, internaldate, flags in rows:
+    missing = set(ids or ())
+    for row_id, folder_id, sha, size, internaldate, flags in rows:
         copy = copies[folder_id, sha]
         copies[folder_id, sha] += 1  # counted over all rows, so a window never shifts keys
         when = parse_internaldate(internaldate)
         if folder_id not in chosen or (when is not None and not window.admits(when)):
             continue
+        if ids is not None:
+            if row_id not in ids:
+                continue
+            missing.discard(row_id)
         key = sha if copy == 0 else f"{sha}.{copy}"
         chosen[folder_id].items.append(Item(key, sha, size, when, flags or ""))
+    if missing:
+        raise ExportUsageError(f"--ids: {', '.join(map(str, sorted(missing)))} not among "
+                               f"{account}'s archived messages (in the folders and dates asked)")
     return list(chosen.values())
 
 

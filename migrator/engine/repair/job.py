@@ -43,6 +43,10 @@ def _repair(account: Account, store: BlobStore, damaged: list[Damaged], result: 
             emit: Emit) -> None:
     restorer = Restorer(store, damaged)
     fetch = from_pop3 if account.source.kind == "pop3" else from_imap
+    if account.source.is_file:
+        from migrator.engine.files.repair import from_files
+
+        fetch = from_files
     problems = fetch(account, damaged, restorer)
     store.sync()
     for _folder, reason in sorted(problems.items()):

@@ -31,3 +31,25 @@ class FileSource(Protocol):
     def folders(self) -> list[FileFolder]: ...
     def messages(self, folder: FileFolder) -> Iterator[FileMessage]: ...
     def close(self) -> None: ...
+
+
+# -- the readers ----------------------------------------------------------------------------
+# kind -> "module:class" under this package; the class is called with the configured path.
+# Loaded by name so that a reader's dependencies (PST) are needed only when it is used.
+READERS: dict[str, str] = {
+    "mbox": "mbox:MboxSource",
+    "maildir": "maildir:MaildirSource",
+    "eml": "eml:EmlSource",
+    "pst": "pst:open_pst",
+}
+
+
+def open_source(kind: str, path: str) -> FileSource:
+    """The reader for `kind` on `path`; raises what the reader raises for a bad path."""
+    import importlib
+
+    module, _, name = READERS[kind].partition(":")
+    reader: Callable[[str], FileSource] = getattr(
+        importlib.import_module(f"{__name__}.{module}"), name)
+    return reader(path)
+

@@ -1,0 +1,199 @@
+"""The search index: stored messages' words written to the manifest, and kept up with.
+
+Indexed per blob (content), so it is idempotent and one message archived in two folders is
+indexed once. Every writer records its blobs through `insert_blobs`, which notes them on the
+session; once that transaction commits, the manifest hands them to its `SearchIndexer`
+(attached by the CLI when `[archive] search_index` is on), a thread of its own that reads
+the just-written blobs back and indexes them in its own transactions: the pull never waits
+for it (only `close()` at the end of the command lets it finish its queue). Whatever a
+killed or switched-off indexer missed is found by `pending_blobs` (blobs of an account's
+messages without a `search_docs` row) and indexed by `catch_up`, which `migrator search`
+and `migrator index` run first.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Sequence
+from typing import cast
+
+from sqlalchemy import Table, exists, select, text
+from sqlalchemy.orm import Session
+
+from migrator.archive.blobs import BlobStore
+from migrator.archive.db import Manifest
+from migrator.archive.manifest import AccountRow, FolderRow, MessageRow, SearchDocRow
+from migrator.archive.search_text import SearchText, extract
+from migrator.errors import MigratorError
+
+log = logging.getLogger(__name__)
+
+DOCS = cast(Table, SearchDocRow.__table__)
+BATCH = 200  # messages indexed per transaction
+CHUNK = 500  # parameters per IN (...) query
+# Blobs waiting for the indexer: beyond this it drops further batches (left to the next
+# catch-up) rather than hold a fast pull's backlog in memory (a few MB of names at most)
+MAX_WAITING = 50_000
+
+def index_blobs(manifest: Manifest, store: BlobStore, shas: Iterable[str]) -> int:
+    """Index the blobs not indexed yet (missing files are skipped: `repair` brings them
+    back, the next catch-up indexes them); returns how many were indexed."""
+    wanted = sorted(set(shas))
+    with manifest.session() as session:
+        known = _indexed(session, wanted)
+    todo = [sha for sha in wanted if sha not in known]
+    done = 0
+    for start in range(0, len(todo), BATCH):
+        texts = []
+        for sha in todo[start:start + BATCH]:
+            try:
+                data = store.read(sha)
+            except (MigratorError, OSError, EOFError) as exc:
+                log.debug("not indexed: blob %s: %s", sha, exc)
+                continue
+            texts.append((sha, extract(data)))
+        with manifest.session() as session:
+            done += write_docs(session, texts)
+    return done
+
+
+def _indexed(session: Session, shas: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(shas), CHUNK):
+        found.update(session.scalars(select(DOCS.c.sha256).where(
+            DOCS.c.sha256.in_(shas[start:start + CHUNK]))))
+    return found
+
+
+def write_docs(session: Session, texts: Sequence[tuple[str, SearchText]]) -> int:
+    """Rows for extracted texts (SQLite); a blob another process indexed meanwhile is
+    skipped. Straight through the driver: per message, SQLAlchemy's statement handling
+    cost ten times what SQLite does."""
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    words = []
+    try:
+        for sha, found in texts:
+            row = cursor.execute(
+                "INSERT INTO search_docs (sha256, date, sender, subject) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (sha256) DO NOTHING RETURNING id",
+                (sha, found.date, found.sender, found.subject)).fetchone()
+            if row is not None:
+                words.append((row[0], found.sender, found.recipients, found.cc, found.subject,
+                              found.body))
+        cursor.executemany("INSERT INTO search_fts (rowid, sender, recipients, cc, subject, "
+                           "body) VALUES (?, ?, ?, ?, ?, ?)", words)
+    finally:
+        cursor.close()
+    return len(words)
+
+
+def pending_blobs(session: Session, account: str | None, limit: int) -> list[str]:
+    """Blobs of the account's messages (all accounts: None) not in the index yet."""
+    query = (select(MessageRow.sha256).distinct()
+             .where(~exists().where(DOCS.c.sha256 == MessageRow.sha256)))
+    if account is not None:
+        query = (query.join(FolderRow, FolderRow.id == MessageRow.folder_id)
+                 .join(AccountRow, AccountRow.id == FolderRow.account_id)
+                 .where(AccountRow.name == account))
+    return list(session.scalars(query.limit(limit)))
+
+
+def catch_up(manifest: Manifest, store: BlobStore, account: str | None) -> int:
+    """Index every message of the account not indexed yet; returns how many blobs were.
+    Bounded: each round indexes what the last one found, and a blob it cannot read is not
+    looked for again in this call."""
+    done, skipped = 0, set[str]()
+    while True:
+        with manifest.session() as session:
+            found = [sha for sha in pending_blobs(session, account, BATCH + len(skipped))
+                     if sha not in skipped]
+        if not found:
+            return done
+        if not done and not skipped:
+            log.info("Indexing %s messages not indexed yet (for search)",
+                     account or "all accounts'")
+        added = index_blobs(manifest, store, found)
+        done += added
+        if added < len(found):
+            with manifest.session() as session:
+                skipped.update(set(found) - _indexed(session, found))
+
+
+def clear_index(manifest: Manifest) -> None:
+    """Forget the whole index (`migrator index --rebuild`); the next catch-up refills it."""
+    with manifest.session() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(text("INSERT INTO search_fts (search_fts) VALUES ('delete-all')"))
+        else:
+            session.execute(text("DELETE FROM search_fts"))
+        session.execute(DOCS.delete())
+
+
+class SearchIndexer:
+    """Indexes blobs as their rows commit, on its own thread; `close()` finishes the queue.
+
+    A failure (a locked or full manifest) stops it with one warning: the pull goes on, and
+    the next catch-up indexes what it left. When it falls `MAX_WAITING` blobs behind,
+    further batches are left to that catch-up rather than held in memory."""
+
+    def __init__(self, manifest: Manifest, store: BlobStore) -> None:
+        self.manifest, self.store = manifest, store
+        self.queue: queue.Queue[list[str] | None] = queue.Queue()
+        self.waiting = 0  # blobs queued, not yet indexed
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+        self.failed = False
+        self.dropped = False
+        self.indexed = 0
+
+    def submit(self, shas: Iterable[str]) -> None:
+        if self.failed:
+            return
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="search-indexer",
+                                               daemon=True)
+                self.thread.start()
+        shas = list(shas)
+        with self.lock:
+            if self.waiting + len(shas) > MAX_WAITING:
+                self.dropped = True
+                return  # left for the next catch-up
+            self.waiting += len(shas)
+        self.queue.put(shas)
+
+    def close(self) -> None:
+        with self.lock:
+            thread, self.thread = self.thread, None
+        if thread is not None:
+            self.queue.put(None)
+            thread.join()
+
+    def _run(self) -> None:
+        while (shas := self.queue.get()) is not None:
+            try:
+                if not self.failed:
+                    self.indexed += index_blobs(self.manifest, self.store, shas)
+            except Exception as exc:  # the index is a convenience: never stop the pull
+                self.failed = True
+                log.warning("search index not updated (%s); `migrator index` catches up",
+                            exc.__class__.__name__)
+            finally:
+                with self.lock:
+                    self.waiting -= len(shas)
+
+
+def supported(manifest: Manifest) -> bool:
+    """Search runs on SQLite's FTS5; on PostgreSQL the revision makes the tables (a tsvector
+    with a GIN index) but nothing fills or reads them yet."""
+    return manifest.engine.dialect.name == "sqlite"
+
+
+def attach_indexer(manifest: Manifest, store: BlobStore) -> None:
+    """Index every blob this manifest's writers record from now on (see module doc)."""
+    if not supported(manifest):
+        return
+    indexer = SearchIndexer(manifest, store)
+    manifest.on_blobs_recorded(indexer.submit, indexer.close)

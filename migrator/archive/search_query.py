@@ -1,0 +1,145 @@
+"""`migrator search` queries: field filters parsed off, the rest handed to FTS5 as written.
+
+    budget "quarterly report" from:anna subject:invoice folder:INBOX after:2019-01-01
+
+Words, "phrases", OR, NOT, prefix* and (groups) are FTS5's own syntax. `from:`, `to:`,
+`cc:` and `subject:` match words in that header (a quoted value is a phrase), `folder:` an
+archived folder by name (`*` and `?` as wildcards), `after:D` messages dated D or later,
+`before:D` earlier than D (D is YYYY-MM-DD, the Date header in UTC, else the INTERNALDATE).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from migrator.errors import UsageError
+
+COLUMNS = {"from": "sender", "to": "recipients", "cc": "cc", "subject": "subject"}
+FILTER = re.compile(r'(?<!\S)(from|to|cc|subject|folder|before|after):("[^"]*"|\S+)',
+                    re.IGNORECASE)
+USAGE = ('search: words, "phrases", OR, NOT, prefix*, from: to: cc: subject: folder: '
+         'before:YYYY-MM-DD after:YYYY-MM-DD')
+
+
+class SearchQueryError(UsageError):
+    """A query FTS5 or the filters cannot read (exit 2)."""
+
+
+@dataclass
+class Query:
+    words: str = ""  # FTS5 syntax
+    fields: list[tuple[str, str]] = field(default_factory=list)  # (column, value)
+    folders: list[str] = field(default_factory=list)
+    after: date | None = None
+    before: date | None = None
+
+    def match(self) -> str:
+        """The FTS5 MATCH expression, '' when only folder/date filters were given."""
+        parts = [f"({self.words})"] if self.words else []
+        parts += [f"{column} : {_phrase(value)}" for column, value in self.fields]
+        return " AND ".join(parts)
+
+
+def parse(query: str) -> Query:
+    parsed = Query()
+    for found in FILTER.finditer(query):
+        name, value = found.group(1).lower(), found.group(2)
+        if value.startswith('"'):
+            value = value[1:-1]
+        if not value.strip():
+            raise SearchQueryError(f"{name}: needs a value ({USAGE})")
+        if name in COLUMNS:
+            parsed.fields.append((COLUMNS[name], value))
+        elif name == "folder":
+            parsed.folders.append(value)
+        else:
+            setattr(parsed, name, _day(name, value))
+    parsed.words = " ".join(FILTER.sub(" ", query).split())
+    if not parsed.words and not parsed.fields and not parsed.folders \
+            and parsed.after is None and parsed.before is None:
+        raise SearchQueryError(f"empty query ({USAGE})")
+    return parsed
+
+
+def _day(name: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SearchQueryError(f"{name}:{value}: not a date, use YYYY-MM-DD") from None
+
+
+def _phrase(value: str) -> str:
+    """A filter's value as an FTS5 phrase (quotes doubled), `*` at its end kept as prefix."""
+    prefix = value.endswith("*")
+    core = value.rstrip("*").replace('"', '""')
+    return f'"{core}"' + (" *" if prefix else "")
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int  # messages.id: what `migrator show` and `export --ids` take
+    date: str | None
+    folder: str
+    sender: str
+    subject: str
+
+
+def run(session: Session, account: str, query: Query, limit: int) -> list[Hit]:
+    """The account's messages matching `query` (`validate`d), newest first."""
+    where = ["a.name = :account"]
+    params: dict[str, object] = {"account": account, "limit": limit}
+    match = query.match()
+    docs = "search_docs d"
+    if match:  # FTS5 drives (`d.id IN (...)` made SQLite re-read the hits for every row)
+        docs = ("(SELECT rowid AS doc_id FROM search_fts WHERE search_fts MATCH :match) hits "
+                "JOIN search_docs d ON d.id = hits.doc_id")
+        params["match"] = match
+    if query.folders:
+        alternatives = []
+        for index, pattern in enumerate(query.folders):
+            alternatives.append(f"f.name GLOB :folder{index}")
+            params[f"folder{index}"] = _glob(pattern)
+        where.append("(" + " OR ".join(alternatives) + ")")
+    when = "COALESCE(d.date, m.internaldate)"
+    if query.after is not None:
+        where.append(f"{when} >= :after")
+        params["after"] = query.after.isoformat()
+    if query.before is not None:
+        where.append(f"{when} < :before")
+        params["before"] = query.before.isoformat()
+    statement = text(
+        f"SELECT m.id, {when}, f.name, d.sender, d.subject FROM {docs} "
+        "JOIN messages m ON m.sha256 = d.sha256 JOIN folders f ON f.id = m.folder_id "
+        "JOIN accounts a ON a.id = f.account_id "
+        f"WHERE {' AND '.join(where)} ORDER BY {when} DESC, m.id DESC LIMIT :limit")
+    rows = session.execute(statement, params).all()
+    return [Hit(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def account_exists(session: Session, account: str) -> bool:
+    return session.execute(text("SELECT 1 FROM accounts WHERE name = :name"),
+                           {"name": account}).first() is not None
+
+
+def validate(session: Session, query: Query) -> None:
+    """FTS5 reads the expression on its own, before anything is indexed or searched: what
+    it refuses is the user's query (SearchQueryError)."""
+    match = query.match()
+    if not match:
+        return
+    try:
+        session.execute(text("SELECT rowid FROM search_fts WHERE search_fts MATCH :match "
+                             "LIMIT 1"), {"match": match}).all()
+    except OperationalError as exc:
+        raise SearchQueryError(f"cannot read the query: {exc.orig} ({USAGE})") from None
+
+
+def _glob(pattern: str) -> str:
+    """A folder pattern (`*`, `?` wildcards) as an SQLite GLOB with `[` taken literally."""
+    return pattern.replace("[", "[[]")

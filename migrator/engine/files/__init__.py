@@ -1,0 +1,1 @@
+"""Import: mail from files (mbox, Maildir, .eml) pulled into the archive like any source."""

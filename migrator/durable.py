@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -17,6 +18,9 @@ from typing import cast
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 TEMP_PREFIX = ".tmp-"
+# Part of every temp file's name: on an archive shared by workers on several hosts, the pid
+# and thread id alone may be the same on two hosts (containers start at pid 1).
+_HOST = socket.gethostname().replace("/", "_")[:40]
 
 
 def atomic_write(final: str | Path, payload: bytes, *, mode: int = 0o644, fsync: bool = True,
@@ -32,7 +36,7 @@ def atomic_write(final: str | Path, payload: bytes, *, mode: int = 0o644, fsync:
     """
     head, name = os.path.split(os.fspath(final))
     temp = os.path.join(temp_dir or head,
-                        f"{TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{name}")
+                        f"{TEMP_PREFIX}{_HOST}-{os.getpid()}-{threading.get_ident()}-{name}")
     try:
         fd = os.open(temp, _CREATE, mode)
         try:

@@ -194,3 +194,42 @@ class VerifiedFolderRow(Base):
     archive_digest: Mapped[str] = mapped_column(String(64))
     report: Mapped[str] = mapped_column(Text)  # JSON: the folder's figures at that verify
     verified_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WorkItemRow(Base):
+    """One mailbox of a batch pass, queued for the workers (migrator.archive.work_queue)."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (UniqueConstraint("batch", "pass_number", "account"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch: Mapped[str] = mapped_column(String(200))
+    pass_number: Mapped[int] = mapped_column(Integer)
+    account: Mapped[str] = mapped_column(String(200), index=True)
+    line: Mapped[int] = mapped_column(Integer)
+    source_file: Mapped[str] = mapped_column(Text)  # the CSV's name, for messages
+    record: Mapped[str | None] = mapped_column(Text)  # the CSV row (JSON): references only
+    state: Mapped[str] = mapped_column(String(20), index=True)  # queued|running|done|failed
+    worker: Mapped[str | None] = mapped_column(String(200))  # host:pid
+    lease_token: Mapped[int] = mapped_column(Integer, default=0)  # bumped at every claim
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    submitted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    outcome: Mapped[str | None] = mapped_column(Text)  # JSON: the mailbox's outcome
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkClaimRow(Base):
+    """A worker's claim on a work item, from its lease's start to how it ended."""
+
+    __tablename__ = "work_claims"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    work_item_id: Mapped[int] = mapped_column(
+        ForeignKey("work_items.id", ondelete="CASCADE"), index=True)
+    lease_token: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended: Mapped[str | None] = mapped_column(String(20))  # done|failed|expired|released

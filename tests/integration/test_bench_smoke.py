@@ -31,8 +31,11 @@ RUNS = {
              ["raw STATUS round trip", "backup", "migrate", "verify", "verify --full"]),
     "search": (search.main, ["--messages", "5", "--repeat", "1", "--smoke"],
                ["pull, no index", "pull + index", "index --rebuild"]),
-    "batch": (batch.main, ["--mailboxes", "2", "--messages", "3", "--parallel", "2"],
-              ["migrate 1 mailbox", "batch --parallel 2"]),
+    "batch": (batch.main, ["--mailboxes", "3", "--messages", "2", "--workers", "1,2",
+                           "--parallel", "2", "--smoke"],
+              ["raw APPEND baseline (2 connections)", "sqlite: batch run --parallel 2",
+               "postgres: 1 worker x --parallel 2", "postgres: 2 workers x --parallel 2",
+               "sqlite: delta pass (1 new msg each)", "postgres: delta pass, 2 workers"]),
 }
 
 

@@ -22,6 +22,7 @@ from tests.world.configs import Config
 
 TABLES = {"accounts", "folders", "blobs", "messages", "pushes", "source_deletions",
           "failures", "runs", "search_docs", "verified_folders",
+          "work_items", "work_claims",
           "alembic_version"}
 
 

@@ -111,7 +111,10 @@ class PostgresServer:
 
         with psycopg.connect(host=HOST, port=self.port, user=USER, dbname="postgres",
                              autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            # FILE_COPY (PostgreSQL 15+): copies the template's files instead of writing them
+            # all to the WAL, in half the time
+            strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+            conn.execute(f'CREATE DATABASE "{name}"{strategy}')
         return self.url(name)
 
     def log_text(self):

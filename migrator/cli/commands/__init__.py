@@ -15,7 +15,8 @@ from types import ModuleType
 COMMANDS = {"config": "config_check", "status": "status", "verify": "verify",
             "repair": "repair", "pull": "pull", "backup": "backup", "batch": "batch",
             "push": "push", "migrate": "migrate", "export": "export", "auth": "auth",
-            "search": "search", "show": "show", "index": "index"}
+            "search": "search", "show": "show", "index": "index",
+            "worker": "worker"}
 
 
 def modules(names: Iterable[str] | None = None) -> list[ModuleType]:

@@ -11,6 +11,7 @@ from migrator.archive.locks import account_lock
 from migrator.archive.mailbox_state import mailbox_state
 from migrator.batchfile import BatchRow, load_batch
 from migrator.cli.batch_reports import archived_bytes, pushed_bytes, report_row, write_reports
+from migrator.cli.commands import batch_queue
 from migrator.cli.context import Context
 from migrator.cli.options import positive_int
 from migrator.cli.progress import human_bytes
@@ -36,7 +37,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     status_parser = actions.add_parser("status", parents=[common],
                                        help="show each mailbox's progress")
     status_parser.add_argument("csv", metavar="USERS.csv", type=Path)
+    batch_queue.add_batch_name(status_parser)
     status_parser.set_defaults(func=status)
+    batch_queue.register_submit(actions, common)
 
 
 def mailbox_job(ctx: Context) -> MailboxJob:
@@ -99,6 +102,9 @@ def render_summary(ctx: Context, outcomes: list[MailboxOutcome], csv_path: Path,
 
 def status(ctx: Context) -> int:
     rows: list[BatchRow] = load_batch(ctx.args.csv, ctx.settings())
+    queued = batch_queue.queue_status(ctx)  # a batch submitted to the workers' queue
+    if queued is not None:
+        return queued
     with ctx.manifest().session() as session:
         states = [(row, mailbox_state(session, row.name, bool(row.account and
                                                               row.account.target)))

@@ -68,6 +68,7 @@ class Run:
     status: int
     stdout: str = ""
     stderr: str = ""
+    cpu: float = 0.0  # user + system seconds (a loaded machine stretches wall time, not this)
 
 
 def run_process(argv: Sequence[str], env: dict[str, str] | None = None,
@@ -100,7 +101,8 @@ def run_process(argv: Sequence[str], env: dict[str, str] | None = None,
         out.seek(0)
         err.seek(0)
         return Run(seconds, peak_kb / 1024.0, process.returncode,
-                   out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+                   out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                   usage.ru_utime + usage.ru_stime)
 
 
 def _high_water_kb(pid: int) -> float:
@@ -122,8 +124,11 @@ def migrator_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def migrator(*args: str | Path, env: dict[str, str] | None = None) -> Run:
-    return run_process([sys.executable, "-m", "migrator", *map(str, args)], env=env)
+def migrator(*args: str | Path, env: dict[str, str] | None = None,
+             cwd: Path | None = None) -> Run:
+    """`python -m migrator ARGS` from this checkout (or from `cwd`, another one)."""
+    return run_process([sys.executable, "-m", "migrator", *map(str, args)], env=env,
+                       cwd=cwd or ROOT)
 
 
 # -- the durable raw sink -------------------------------------------------------------------

@@ -68,17 +68,21 @@ def seed(server, count: int, big: bool = True) -> Mailbox:
     by_folder: dict[str, list] = {}
     for item in corpus:
         by_folder.setdefault(item.folder, []).append(item)
-    attachment = b"A" * 76 + b"\r\n"
-    huge = (b"From: big@example.org\r\nSubject: the 30 MB one\r\nMessage-ID: <big@bench>\r\n"
-            b"Content-Type: application/octet-stream\r\n\r\n" + attachment * (BIG // 78))
     if big:
-        by_folder["INBOX"].append(SeedMessage(huge, ("\\Seen",),
+        by_folder["INBOX"].append(SeedMessage(huge_message(), ("\\Seen",),
                                               datetime.datetime.now(datetime.UTC)))
     sizes = {}
     for folder, items in by_folder.items():
         server.seed(USER, folder, items)
         sizes[folder] = sum(len(item.raw) for item in items)
     return Mailbox(sizes, count + (1 if big else 0), sum(sizes.values()))
+
+
+def huge_message() -> bytes:
+    """The one 30 MB message of the benchmark mailbox."""
+    attachment = b"A" * 76 + b"\r\n"
+    return (b"From: big@example.org\r\nSubject: the 30 MB one\r\nMessage-ID: <big@bench>\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n" + attachment * (BIG // 78))
 
 
 # -- the raw baseline -------------------------------------------------------------------------
@@ -93,12 +97,13 @@ def spread(folders: dict[str, int], connections: int) -> list[list[str]]:
     return plan
 
 
-def baseline(port: int, plan: Sequence[Sequence[str]], sink: DurableSink) -> float:
+def baseline(port: int, plan: Sequence[Sequence[str]], sink: DurableSink,
+             login: tuple[str, str] = (USER, PASSWORD)) -> float:
     errors: list[BaseException] = []
 
     def connection(folders: Sequence[str]) -> None:
         try:
-            _fetch_all(port, folders, sink)
+            _fetch_all(port, folders, sink, login)
         except BaseException as exc:
             errors.append(exc)
 
@@ -113,7 +118,8 @@ def baseline(port: int, plan: Sequence[Sequence[str]], sink: DurableSink) -> flo
     return time.monotonic() - started
 
 
-def _fetch_all(port: int, folders: Sequence[str], sink: DurableSink) -> None:
+def _fetch_all(port: int, folders: Sequence[str], sink: DurableSink,
+               login: tuple[str, str]) -> None:
     from imapclient import imap_utf7
 
     with socket.create_connection(("127.0.0.1", port)) as sock:
@@ -134,7 +140,7 @@ def _fetch_all(port: int, folders: Sequence[str], sink: DurableSink) -> None:
                 if literal:
                     sink.write(stream.read(int(literal[1])))
 
-        command(b"a", b"LOGIN %s %s" % (USER.encode(), PASSWORD.encode()))
+        command(b"a", b"LOGIN %s %s" % (login[0].encode(), login[1].encode()))
         for folder in folders:
             command(b"b", b'EXAMINE "' + imap_utf7.encode(folder) + b'"')
             command(b"c", b"UID FETCH 1:* (BODY.PEEK[])")

@@ -16,7 +16,7 @@ from typing import Any
 from migrator.errors import ConfigError
 from migrator.secrets import Secret
 
-FILE_KINDS = ("mbox", "maildir", "eml")  # sources read from `path` (sources/files READERS)
+FILE_KINDS = ("mbox", "maildir", "eml", "pst")  # sources read from `path` (sources/files READERS)
 SOURCE_KINDS = ("imap", "pop3", "office365", *FILE_KINDS)
 TARGET_KINDS = ("imap", "office365")
 SECURITIES = ("tls", "starttls", "plain")

@@ -84,6 +84,13 @@ class ManifestError(MigratorError):
     exit_status = ExitStatus.MANIFEST
 
 
+class ManifestUnreachableError(ManifestError):
+    """The manifest's database server cannot be reached (exit 6, as any unreachable server:
+    a later run may work)."""
+
+    exit_status = ExitStatus.CONNECTION
+
+
 class ManifestTooNewError(ManifestError):
     """The manifest was written by a newer migrator; refusing to touch it."""
 

@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from tests.world import manifests
 from tests.world.certs import make_certs
 from tests.world.corpus import generate
 from tests.world.cyrus import CyrusServer, missing_reason
@@ -21,6 +22,31 @@ from tests.world.proxy import FaultProxy
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "world: uses the local Dovecot/OAuth test world")
+    config.addinivalue_line("markers", "manifest_databases: run each test on an SQLite and on a "
+                            "PostgreSQL manifest (tests.world.manifests)")
+    config.addinivalue_line("markers", "sqlite_manifest_only: in a module run on both, a test "
+                            "about the SQLite file itself")
+
+
+def pytest_generate_tests(metafunc):
+    """Tests marked `manifest_databases` run once per manifest kind."""
+    node = metafunc.definition
+    if (node.get_closest_marker("manifest_databases")
+            and not node.get_closest_marker("sqlite_manifest_only")):
+        metafunc.parametrize("manifest_database", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def manifest_database(request):
+    """Where this test's manifests live: "sqlite" (the default) or "postgresql" (one
+    database per archive on the session's private cluster)."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "postgresql":
+        manifests.use_postgresql(request.getfixturevalue("postgres_server"))
+    try:
+        yield kind
+    finally:
+        manifests.use_sqlite()
 
 
 def _print_log_tail(server, lines=60):

@@ -1,6 +1,11 @@
 """The private PostgreSQL cluster: reachable on loopback, one empty database per test."""
+import os
+
 import psycopg
+import pytest
 import sqlalchemy
+
+from tests.world.postgres import OWNER, PostgresServer, reap_orphans
 
 
 def test_each_test_gets_its_own_empty_database(postgres_server, postgres_url):
@@ -23,3 +28,20 @@ def test_each_test_gets_its_own_empty_database(postgres_server, postgres_url):
 
 def test_cluster_listens_on_loopback_only(postgres_server):
     assert 'listening on IPv4 address "127.0.0.1"' in postgres_server.log_text()
+
+
+
+def test_a_cluster_whose_test_process_died_is_stopped_and_removed(postgres_server):
+    orphan = PostgresServer(max_connections=10)
+    orphan.start()
+    try:
+        with open(os.path.join(orphan.dir, OWNER), "w") as owner:
+            owner.write("999999999")  # no such process: its test run was killed
+        reap_orphans(orphan.bin)
+        assert not os.path.exists(orphan.dir)
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(host="127.0.0.1", port=orphan.port, user="migrator",
+                            dbname="postgres", connect_timeout=5)
+        assert postgres_server.create_database()  # the living run's cluster is left alone
+    finally:
+        orphan.stop()

@@ -6,15 +6,23 @@ primary key (`UNIQUE constraint failed: blobs.sha256`), after checking that the 
 there. The row is the same content whoever writes it, so a duplicate is simply skipped by the
 database itself (ON CONFLICT DO NOTHING on SQLite and PostgreSQL), which no check made before
 the insert can do: the other writer may commit in between.
+
+On PostgreSQL a row another transaction has inserted but not yet committed makes the insert
+wait for it; two writers whose batches share blobs would deadlock if each inserted them in its
+own order. Rows are inserted sorted by SHA-256, one statement per transaction, so all writers
+take those locks in one order; should the server still report a deadlock (or a serialization
+failure), the insert alone is retried inside its savepoint, a few times.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from importlib import import_module
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -23,6 +31,8 @@ from migrator.archive.manifest import BlobRow, utcnow
 
 BLOBS = cast(Table, BlobRow.__table__)
 CHUNK = 500  # parameters per IN (...) query, well under SQLite's limit
+RETRIES = 5  # inserts of one batch's blob rows after a deadlock, before giving up
+log = logging.getLogger(__name__)
 
 
 def insert_blobs(session: Session, sizes: Mapping[str, int]) -> int:
@@ -31,11 +41,27 @@ def insert_blobs(session: Session, sizes: Mapping[str, int]) -> int:
         return 0
     session.info.setdefault(RECORDED_BLOBS, set()).update(sizes)  # for the search index
     now = utcnow()
-    rows = [{"sha256": sha, "size": size, "stored_at": now} for sha, size in sizes.items()]
-    statement = insert_ignoring_duplicates(session.get_bind().dialect.name)
+    rows = [{"sha256": sha, "size": sizes[sha], "stored_at": now} for sha in sorted(sizes)]
+    dialect = session.get_bind().dialect.name
+    statement = insert_ignoring_duplicates(dialect)
     if statement is None:
         return _insert_missing(session, rows)
-    return len(session.execute(statement, rows).all())  # RETURNING: only the rows inserted
+    if dialect != "postgresql":
+        return len(session.execute(statement, rows).all())  # RETURNING: only rows inserted
+    for attempt in range(1, RETRIES + 1):
+        try:
+            with session.begin_nested():
+                return len(session.execute(statement, rows).all())
+        except OperationalError as exc:
+            if attempt == RETRIES or not _lost_a_race(exc):
+                raise
+            log.info("blob rows: %s; inserting them again", type(exc.orig).__name__)
+    raise AssertionError("unreachable")
+
+
+def _lost_a_race(exc: OperationalError) -> bool:
+    """A deadlock or serialization failure: PostgreSQL undid the statement, try again."""
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
 
 
 def insert_ignoring_duplicates(dialect: str) -> ReturningInsert[tuple[str]] | None:

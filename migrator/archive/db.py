@@ -8,18 +8,24 @@ never silently recreated: losing sync state without a word is how mail gets dupl
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from migrator.diskfull import disk_full, is_disk_full
-from migrator.errors import ManifestError, ManifestTooNewError
+from migrator.errors import (
+    ConfigError,
+    ManifestError,
+    ManifestTooNewError,
+    ManifestUnreachableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,13 @@ RECORDED_BLOBS = "recorded_blobs"  # session.info key: blobs whose rows this tra
 # The newest revision in migrations/versions; a test keeps the two equal. Knowing it here
 # lets an up-to-date manifest open without importing Alembic (most of a command's start-up).
 SCHEMA_HEAD = "0005"
+
+# A database server's connections (see server_options): kept open, opened at busy moments,
+# seconds a thread waits for one, seconds to give up reaching the server.
+POOL_SIZE = 5
+POOL_OVERFLOW = 20
+POOL_WAIT = 300
+CONNECT_TIMEOUT = 10
 
 
 def migrations_dir() -> Path:
@@ -61,11 +74,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Manifest:
-    """A connected, up-to-date manifest: hands out sessions."""
+    """A connected, up-to-date manifest: hands out sessions.
 
-    def __init__(self, engine: Engine) -> None:
+    `connection`: every session on this one connection instead of the engine's pool, each
+    in a savepoint of the transaction the connection holds open, and one at a time (a dry
+    run's preview of a PostgreSQL manifest upgraded inside a transaction that is rolled
+    back at close; see readonly.py).
+    """
+
+    def __init__(self, engine: Engine, connection: Connection | None = None) -> None:
         self.engine = engine
-        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.connection = connection
+        self._one_at_a_time = threading.RLock() if connection is not None else None
+        if connection is None:
+            self.sessions = sessionmaker(engine, expire_on_commit=False)
+        else:
+            self.sessions = sessionmaker(bind=connection, expire_on_commit=False,
+                                         join_transaction_mode="create_savepoint")
         self._recorded: Callable[[Iterable[str]], None] | None = None
         self._on_close: Callable[[], None] | None = None
 
@@ -80,14 +105,15 @@ class Manifest:
         """A session committed on success and rolled back on any error; a full disk (SQLite
         says so at an insert or at the commit) is a StorageError, and the rollback leaves
         the manifest as the last commit left it."""
-        try:
-            with self.sessions() as session, session.begin():
-                yield session
-        except OperationalError as exc:
-            if not is_disk_full(exc):
-                raise
-            raise disk_full(f"cannot write manifest {_safe(str(self.engine.url))}",
-                            exc) from exc
+        with self._one_at_a_time or nullcontext():
+            try:
+                with self.sessions() as session, session.begin():
+                    yield session
+            except OperationalError as exc:
+                if not is_disk_full(exc):
+                    raise
+                raise disk_full(f"cannot write manifest {safe_url(str(self.engine.url))}",
+                                exc) from exc
         recorded = session.info.get(RECORDED_BLOBS)
         if recorded and self._recorded is not None:
             self._recorded(recorded)
@@ -96,6 +122,10 @@ class Manifest:
         if self._on_close is not None:
             on_close, self._on_close, self._recorded = self._on_close, None, None
             on_close()
+        if self.connection is not None:
+            self.connection.rollback()  # whatever the preview did is undone here
+            self.connection.close()
+            self.connection = None
         self.engine.dispose()
 
 
@@ -107,10 +137,57 @@ def make_engine(url: str) -> Engine:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ManifestError(f"cannot create {path.parent}: {exc.strerror}") from None
-    engine = create_engine(url, future=True)
+    try:
+        engine = create_engine(url, **server_options(url))
+    except ModuleNotFoundError as exc:  # the URL names a driver that is not installed
+        hint = " (pip install 'migrator[postgres]')" if url.startswith("postgresql") else ""
+        raise ConfigError(f"archive.database {safe_url(url)} needs the Python module "
+                          f"{exc.name}{hint}") from None
+    except ArgumentError as exc:
+        raise ConfigError(f"archive.database is not a database URL: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
     return engine
+
+
+def _without_nul(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                 _executemany: bool) -> tuple[str, Any]:
+    """NUL characters in text made U+FFFD for PostgreSQL, which refuses them in any text
+    column (SQLite stores them): a Message-ID header or a server's error text may hold one,
+    and one odd message must not fail the batch it came in. Bytes are left alone."""
+    return statement, _replace_nul(parameters)
+
+
+def _replace_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: _replace_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_replace_nul(item) for item in value)
+    return value
+
+
+def server_options(url: str) -> dict[str, Any]:
+    """Pool and connection settings for a database server (none for SQLite's file).
+
+    A process holds at most POOL_SIZE + POOL_OVERFLOW connections, whatever its threads
+    (a batch's mailboxes, a push's workers) ask for: a thread beyond that waits for one to
+    come back (every session is short) rather than open another, so a batch of any size
+    cannot exhaust the server's max_connections. A connection the server dropped while idle
+    is replaced before use (pre-ping), not found broken in the middle of a run.
+    """
+    if url.startswith("sqlite"):
+        return {}
+    options: dict[str, Any] = {
+        "pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, "pool_timeout": POOL_WAIT,
+        "pool_pre_ping": True, "pool_recycle": 1800}
+    if url.startswith("postgresql"):
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT,
+                                   "application_name": "migrator"}
+    return options
 
 
 def open_manifest(url: str, *, upgrade: bool = True) -> Manifest:
@@ -121,9 +198,8 @@ def open_manifest(url: str, *, upgrade: bool = True) -> Manifest:
     except SQLAlchemyError as exc:
         engine.dispose()
         if is_disk_full(exc):  # creating or upgrading the schema
-            raise disk_full(f"cannot write manifest {_safe(url)}", exc) from None
-        raise ManifestError(f"cannot open manifest {_safe(url)}: {exc.__class__.__name__}: "
-                            f"{exc.orig if hasattr(exc, 'orig') else exc}") from None
+            raise disk_full(f"cannot write manifest {safe_url(url)}", exc) from None
+        raise open_error(url, exc) from None
     except BaseException:
         engine.dispose()
         raise
@@ -152,16 +228,16 @@ def ensure_schema(engine: Engine, url: str, *, upgrade: bool) -> None:
         current = MigrationContext.configure(connection).get_current_revision()
         if current is not None and current not in known:
             raise ManifestTooNewError(
-                f"manifest {_safe(url)} has schema revision {current}, newer than this "
+                f"manifest {safe_url(url)} has schema revision {current}, newer than this "
                 f"migrator knows (latest {head}); upgrade migrator")
         if current == head:
             return
         if not upgrade:
-            raise ManifestError(f"manifest {_safe(url)} needs an upgrade to {head}")
+            raise ManifestError(f"manifest {safe_url(url)} needs an upgrade to {head}")
         if current is None:
-            log.info("Creating manifest %s (schema %s)", _safe(url), head)
+            log.info("Creating manifest %s (schema %s)", safe_url(url), head)
         else:
-            log.warning("Upgrading manifest %s schema %s -> %s", _safe(url), current, head)
+            log.warning("Upgrading manifest %s schema %s -> %s", safe_url(url), current, head)
         command.upgrade(alembic_config(connection), "head")
 
 
@@ -187,7 +263,32 @@ def _all_or_nothing(connection: Connection) -> Iterator[None]:
             driver.isolation_level = ""  # back to the default for the pool's next user
 
 
-def _safe(url: str) -> str:
+def open_error(url: str, exc: SQLAlchemyError) -> ManifestError:
+    """One line for a manifest that cannot be opened: a server that cannot be reached is
+    named by host and port (exit 6, as any unreachable server); anything else says what the
+    database answered, first line only (exit 9). The password is never shown."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = reason[0] if reason else exc.__class__.__name__
+    if not url.startswith("sqlite") and _unreachable(first):
+        from sqlalchemy.engine import make_url
+
+        where = make_url(url)
+        detail = first.rsplit(" failed: ", 1)[-1] if " failed: " in first else first
+        return ManifestUnreachableError(
+            f"cannot reach the manifest database at {where.host}:{where.port or 'default port'}"
+            f" (database {where.database}): {detail}")
+    return ManifestError(f"cannot open manifest {safe_url(url)}: {exc.__class__.__name__}: {first}")
+
+
+def _unreachable(text: str) -> bool:
+    lowered = text.lower()
+    return any(sign in lowered for sign in (
+        "connection refused", "timeout expired", "could not translate host name",
+        "no route to host", "network is unreachable", "name or service not known",
+        "connection timed out", "server closed the connection"))
+
+
+def safe_url(url: str) -> str:
     """A database URL fit for a message: the password (if any) masked."""
     from sqlalchemy.engine import make_url
 

@@ -26,9 +26,9 @@ from migrator.archive.db import (
     Manifest,
     alembic_config,
     current_revision,
-    open_manifest,
 )
-from migrator.errors import ManifestError, ManifestTooNewError
+from migrator.archive.server_readonly import open_server_readonly, refuse_unknown
+from migrator.errors import ManifestError
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,10 @@ log = logging.getLogger(__name__)
 def open_manifest_readonly(url: str) -> Manifest:
     """The manifest at `url` as it is now, for reading only; nothing on disk changes.
 
-    A database server (any URL but SQLite's) is connected to without upgrading: connecting
-    writes no file, and a schema that needs an upgrade is refused with a message.
+    A database server (any URL but SQLite's): see server_readonly.py.
     """
     if not url.startswith("sqlite:///"):
-        return open_manifest(url, upgrade=False)
+        return open_server_readonly(url)
     path = Path(url.removeprefix("sqlite:///"))
     if not path.exists():
         log.info("dry run: no manifest at %s yet; a real run would create it", path)
@@ -55,7 +54,7 @@ def open_manifest_readonly(url: str) -> Manifest:
     if revision == SCHEMA_HEAD:
         return Manifest(engine)
     engine.dispose()
-    _refuse_unknown(path, revision)
+    refuse_unknown(str(path), revision)
     log.warning("dry run: manifest %s has schema %s; a real run would upgrade it to %s first. "
                 "The preview uses an upgraded copy in memory; the file is not changed",
                 path, revision or "(none)", SCHEMA_HEAD)
@@ -87,16 +86,6 @@ def _pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     dbapi_connection.execute("PRAGMA foreign_keys=ON")
     dbapi_connection.execute("PRAGMA busy_timeout=30000")
 
-
-def _refuse_unknown(path: Path, revision: str | None) -> None:
-    """A manifest from a newer migrator is refused, as a real run would refuse it."""
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config())
-    if revision is not None and revision not in {r.revision for r in script.walk_revisions()}:
-        raise ManifestTooNewError(
-            f"manifest {path} has schema revision {revision}, newer than this migrator "
-            f"knows (latest {script.get_current_head()}); upgrade migrator")
 
 
 def _upgraded_in_memory(path: Path | None) -> Engine:

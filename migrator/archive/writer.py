@@ -154,6 +154,7 @@ class ArchiveWriter(Generic[K]):
         self.store.sync()  # only this thread syncs: no pending file is taken by another
         kill_point("blobs-durable")
         batch.record(written)
+        batch.futures = []  # committed: its results need not wait for the batch's last reference
 
 
 class BatchStream(Generic[K]):

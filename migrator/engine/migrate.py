@@ -1,9 +1,10 @@
 """`migrate`: pull and push pipelined, then verify.
 
-The pull runs in a thread and commits its batches as usual; the push polls the manifest for
-what the pull has committed and starts sending while the pull goes on, so the slower side
-sets the pace instead of the sum of both. When the pull has ended and the push has caught up,
-the archive is verified against the target.
+The pull runs in a thread and commits its batches as usual; the push reads the manifest for
+what the pull has committed (woken by each commit) and starts sending while the pull goes on,
+so the slower side sets the pace instead of the sum of both. When the pull has ended and the
+push has caught up, the archive is verified against the target; messages this push appended
+are recognised by the UIDs the target gave them (APPENDUID), without fetching them again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
 from migrator.archive.runs import record_run
 from migrator.config import Account
-from migrator.engine.events import Emit
+from migrator.engine.events import Emit, Event, TaskAdvanced
 from migrator.engine.pull import pull_account
 from migrator.engine.push.job import push_account
 from migrator.engine.results import JobResult
@@ -34,15 +35,25 @@ class PullThread(threading.Thread):
     def __init__(self, account: Account, manifest: Manifest, store: BlobStore,
                  emit: Emit) -> None:
         super().__init__(name=f"pull-{account.name}", daemon=True)
-        self.args_ = (account, manifest, store, emit)
+        self.committed = threading.Event()  # set by every commit, and at the end
+        self.args_ = (account, manifest, store, self._signalling(emit))
         self.result: JobResult | None = None
         self.error: BaseException | None = None
+
+    def _signalling(self, emit: Emit) -> Emit:
+        def relay(event: Event) -> None:
+            emit(event)
+            if isinstance(event, TaskAdvanced) and event.task == "pull":
+                self.committed.set()  # the push has new rows to read
+        return relay
 
     def run(self) -> None:
         try:
             self.result = pull_account(*self.args_)
         except BaseException as exc:  # handed to the main thread, which reports it
             self.error = exc
+        finally:
+            self.committed.set()
 
     def outcome(self) -> JobResult:
         account = self.args_[0]
@@ -67,17 +78,21 @@ def migrate_account(account: Account, manifest: Manifest, store: BlobStore, emit
         # pays one sign-in at the target, not two
         control = TargetControl(account.target, account.name,
                                 imapconn.tokens_for(account.target, account.name))
+        appended: dict[int, int] = {}  # what this push appended, for the verification
         try:
             try:
                 pushed = push_account(account, manifest, store, emit,
-                                      source_done=lambda: not pull.is_alive(), control=control)
+                                      source_done=lambda: not pull.is_alive(), control=control,
+                                      committed=pull.committed,
+                                      appended=appended if verify else None)
             finally:
                 pull.join()
             pulled = pull.outcome()
             merge(result, "pull", pulled)
             merge(result, "push", pushed)
             if verify and pulled.error is None:
-                report = verify_target(account, manifest, store, emit, control=control)
+                report = verify_target(account, manifest, store, emit, control=control,
+                                       appended=appended)
                 merge_report(result, report)
         finally:
             control.close()

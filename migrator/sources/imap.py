@@ -73,7 +73,7 @@ class FolderStatus:
     highestmodseq: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a first pull holds one per message until it is fetched
 class ListedMessage:
     """A message as a listing shows it: enough to plan batches and see flag changes."""
 

@@ -9,7 +9,7 @@ they enter; a reply that is not worth retrying becomes a FolderError naming the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -225,13 +225,15 @@ class TargetControl:
 
         return self.run(f"UID SEARCH in {name}", read)
 
-    def index(self, name: str) -> tuple[Selected, list[TargetEntry]]:
-        """Every message of a folder: UID, size and identity (header fields only)."""
+    def index(self, name: str, only: Collection[int] | None = None
+              ) -> tuple[Selected, list[TargetEntry]]:
+        """Every message of a folder (or those of its UIDs in `only`): UID, size and
+        identity (header fields only)."""
         def read(client: IMAPClient) -> tuple[Selected, list[TargetEntry]]:
             selected = self._select(client, name)
             if selected.exists == 0:
                 return selected, []
-            uids = sorted(client.search("ALL"))
+            uids = sorted(uid for uid in client.search("ALL") if only is None or uid in only)
             entries = []
             for start in range(0, len(uids), INDEX_BATCH):
                 chunk = uids[start:start + INDEX_BATCH]

@@ -1,21 +1,21 @@
 """Helpers for the IMAP pull tests: configs for the test world, and two independent views to
 compare: what the server serves (plain imapclient, not migrator's reader) and what the
-archive holds (plain sqlite3 and file reads, not migrator's models)."""
+archive holds (plain DB-API and file reads, not migrator's models)."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
 import hashlib
-import sqlite3
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import imapclient
 
+from tests.world import manifests
 from tests.world.configs import Account, Config, Endpoint, OAuth
 
 PASSWORD_ENV = "MIGRATOR_TEST_IMAP_PASSWORD"
@@ -88,15 +88,9 @@ def server_flags(client: imapclient.IMAPClient, folder: str) -> dict[int, frozen
             for uid, value in flags.items()}
 
 
-@contextlib.contextmanager
-def manifest(archive: Path) -> Iterator[sqlite3.Connection]:
-    """The manifest read with plain sqlite3 (closed afterwards)."""
-    connection = sqlite3.connect(archive / "manifest.sqlite")
-    connection.row_factory = sqlite3.Row
-    try:
-        yield connection
-    finally:
-        connection.close()
+def manifest(archive: Path) -> contextlib.AbstractContextManager[Any]:
+    """The manifest read with plain DB-API, SQLite or PostgreSQL (closed afterwards)."""
+    return manifests.connect(archive)
 
 
 def archive_view(archive: Path, account: str = "alice", *,

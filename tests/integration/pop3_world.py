@@ -2,16 +2,16 @@
 FaultProxy, and independent views.
 
 What the server holds is read with plain imapclient/poplib and doveadm, what the archive
-holds with sqlite3 and file reads, never through migrator's own reader or models.
+holds with plain DB-API and file reads, never through migrator's own reader or models.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import poplib
 import re
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -20,6 +20,7 @@ from typing import Any
 
 import imapclient
 
+from tests.world import manifests
 from tests.world.configs import Account, Config, Endpoint
 from tests.world.dovecot import Office365Server, SourceServer, _listener
 from tests.world.mailstore import SeedMessage
@@ -184,17 +185,16 @@ def message(n: int, size: int = 1500, extra: str = "") -> bytes:
 
 
 # -- what the archive holds --------------------------------------------------------------------
-def manifest(archive: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(archive / "manifest.sqlite")
-    connection.row_factory = sqlite3.Row
-    return connection
+def manifest(archive: Path) -> contextlib.AbstractContextManager[Any]:
+    """The manifest read with plain DB-API, SQLite or PostgreSQL (closed afterwards)."""
+    return manifests.connect(archive)
 
 
 def blob_path(archive: Path, sha256: str) -> Path:
     return archive / "objects" / sha256[:2] / f"{sha256[2:]}.eml"
 
 
-def archive_rows(archive: Path, account: str = USER) -> list[sqlite3.Row]:
+def archive_rows(archive: Path, account: str = USER) -> list[Any]:
     with manifest(archive) as db:
         return db.execute(
             "SELECT f.name AS folder, m.* FROM messages m JOIN folders f ON f.id = m.folder_id "
@@ -221,7 +221,7 @@ def blob_files(archive: Path) -> list[Path]:
     return sorted(path for path in objects.glob("*/*") if not path.name.startswith("."))
 
 
-def deletions(archive: Path) -> list[sqlite3.Row]:
+def deletions(archive: Path) -> list[Any]:
     with manifest(archive) as db:
         return db.execute(
             "SELECT d.*, m.uidl, m.sha256 FROM source_deletions d "

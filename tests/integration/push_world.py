@@ -15,6 +15,7 @@ from typing import Any
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.archive.ingest import FetchedMessage, add_messages, ensure_account, ensure_folder
+from tests.world import manifests
 from tests.world.configs import Account, Config, Endpoint, OAuth
 from tests.world.mailstore import as_imap_bytes
 
@@ -78,7 +79,7 @@ def placeholder_source() -> Endpoint:
 
 def fill_archive(archive: Path, messages, account: str = "bob") -> None:
     """Put corpus messages into the archive with migrator's own ingest (as a pull would)."""
-    manifest = open_manifest(f"sqlite:///{archive / 'manifest.sqlite'}")
+    manifest = open_manifest(manifests.url(archive))
     store = BlobStore(archive)
     try:
         by_folder: dict[str, list] = {}
@@ -142,16 +143,12 @@ def target_count(server, user: str = MAILBOX) -> int:
 
 
 def push_states(archive: Path) -> Counter[str]:
-    import sqlite3
-
-    with sqlite3.connect(archive / "manifest.sqlite") as db:
+    with manifests.connect(archive) as db:
         return Counter(dict(db.execute("SELECT state, COUNT(*) FROM pushes GROUP BY state")))
 
 
 def run_rows(archive: Path, command: str) -> list[tuple[str, str]]:
-    import sqlite3
-
-    with sqlite3.connect(archive / "manifest.sqlite") as db:
+    with manifests.connect(archive) as db:
         return list(db.execute("SELECT outcome, counts FROM runs WHERE command = ? ORDER BY id",
                                (command,)))
 

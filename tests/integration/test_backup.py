@@ -14,8 +14,11 @@ import pytest
 
 from migrator.archive.locks import lock_path
 from tests.cli_runner import run_cli
+from tests.world import manifests
 from tests.world.configs import Account, Config, Endpoint
 from tests.world.mailstore import SeedMessage
+
+pytestmark = pytest.mark.manifest_databases
 
 PASSWORD = "backup-Pw-88213"
 PASSWORD_ENV = "MIGRATOR_TEST_BACKUP_PW"
@@ -90,7 +93,7 @@ def test_locked_account_exits_at_once_without_touching_the_manifest(tmp_path, so
         result = run_cli("-c", config, "backup", "ann")
         assert result.status == 8
         assert f"pid {holder.pid}" in result.stderr and result.stderr.count("\n") == 1
-        assert not (tmp_path / "archive" / "manifest.sqlite").exists()
+        assert manifests.contents(tmp_path / "archive") == b""  # no file, no table
     finally:
         holder.communicate("", timeout=30)
 

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,12 +22,15 @@ import pytest
 from migrator.cli.progress import human_bytes
 from tests.cli_runner import run_cli
 from tests.integration.push_world import SECRET, SECRET_ENV, leaked
+from tests.world import manifests
 from tests.world.configs import Batch, Config, Endpoint, OAuth
 from tests.world.mailstore import SeedMessage
 
 PASSWORD = "batch-Src-Pw-5510"
 PASSWORD_ENV = "MIGRATOR_TEST_BATCH_PW"
 WRONG_ENV = "MIGRATOR_TEST_BATCH_WRONG"
+pytestmark = pytest.mark.manifest_databases
+
 HEADER = "account,source_kind,source_port,source_user,source_secret,target_user\n"
 
 
@@ -165,10 +167,10 @@ def test_batch_killed_mid_run_then_rerun_has_no_duplicates(world, tmp_path) -> N
     proc = subprocess.Popen([sys.executable, "-m", "migrator", "-q", "-c", str(base), "batch",
                              "run", str(users_csv), "--parallel", "2"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    manifest = tmp_path / "archive" / "manifest.sqlite"
+    archive = tmp_path / "archive"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        if manifest.exists() and _pushes_done(manifest) >= 3:
+        if manifests.exists(archive) and _pushes_done(archive) >= 3:
             break
         time.sleep(0.02)
     if proc.poll() is None:
@@ -181,23 +183,22 @@ def test_batch_killed_mid_run_then_rerun_has_no_duplicates(world, tmp_path) -> N
         assert sum(got.values()) == count and max(got.values()) == 1, user
 
 
-def _pushes_done(manifest: Path) -> int:
+def _pushes_done(archive: Path) -> int:
     try:
-        with sqlite3.connect(manifest, timeout=1) as db:
+        with manifests.connect(archive) as db:
             return int(db.execute("select count(*) from pushes where state = 'done'")
                        .fetchone()[0])
-    except sqlite3.OperationalError:
+    except manifests.errors():  # no table yet, or the database is busy
         return 0
 
 
 def archived_sizes(tmp_path: Path) -> dict[str, int]:
     """Bytes of each mailbox's messages, as the manifest records them (not the report)."""
-    with sqlite3.connect(tmp_path / "archive" / "manifest.sqlite") as db:
+    with manifests.connect(tmp_path / "archive") as db:
         sizes = dict(db.execute(
             "SELECT accounts.name, SUM(messages.size) FROM messages "
             "JOIN folders ON messages.folder_id = folders.id "
             "JOIN accounts ON folders.account_id = accounts.id GROUP BY accounts.name"))
-    db.close()
     return sizes
 
 
@@ -263,7 +264,7 @@ def test_mailboxes_with_identical_messages_pulled_at_once_never_collide(
         assert result.status == 0, result.stdout + result.stderr
         rows = {row["account"]: row for row in latest_report(tmp_path)["mailboxes"]}
         assert all(rows[user]["archived"] == PER_ROUND for user in TWINS), rows
-    with sqlite3.connect(tmp_path / "archive" / "manifest.sqlite") as db:
+    with manifests.connect(tmp_path / "archive") as db:
         blobs = db.execute("select count(*) from blobs").fetchone()[0]
         messages = db.execute("select count(*) from messages").fetchone()[0]
     assert (blobs, messages) == (ROUNDS * PER_ROUND, len(TWINS) * ROUNDS * PER_ROUND)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import batch, imports, migrate, noop, pop3, pull, push, search
+from bench import batch, imports, large, migrate, noop, pop3, pull, push, search
 
 pytestmark = pytest.mark.world
 
@@ -31,6 +31,7 @@ RUNS = {
              ["raw STATUS round trip", "backup", "migrate", "verify", "verify --full"]),
     "search": (search.main, ["--messages", "5", "--repeat", "1", "--smoke"],
                ["pull, no index", "pull + index", "index --rebuild"]),
+    "large": (large.main, ["--messages", "12", "--folders", "3", "--smoke"], ["12"]),
     "batch": (batch.main, ["--mailboxes", "3", "--messages", "2", "--workers", "1,2",
                            "--parallel", "2", "--smoke"],
               ["raw APPEND baseline (2 connections)", "sqlite: batch run --parallel 2",
@@ -41,7 +42,13 @@ RUNS = {
 
 def table(output: str) -> list[list[str]]:
     """The rows of the last Markdown table in `output` (header and rule left out)."""
-    lines = [line for line in output.splitlines() if line.startswith("|")]
+    tables: list[list[str]] = [[]]
+    for line in output.splitlines():
+        if line.startswith("|"):
+            tables[-1].append(line)
+        elif tables[-1]:
+            tables.append([])
+    lines = tables[-1] or tables[-2]
     assert len(lines) >= 3 and set(lines[1]) <= set("|-"), output
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 

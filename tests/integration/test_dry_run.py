@@ -23,9 +23,11 @@ from tests.integration.push_world import (
     write_world_config,
 )
 from tests.integration.test_auth import device_config, sign_in
+from tests.world import manifests
 from tests.world.mailstore import SeedMessage
 
-pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets"),
+              pytest.mark.manifest_databases]
 
 COMMANDS = (("pull",), ("push",), ("migrate",))
 
@@ -36,10 +38,15 @@ def mail(n: int) -> SeedMessage:
     return SeedMessage(raw, (), 1_700_000_000 + n)
 
 
-def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file and directory under `root`: (size, mtime in ns)."""
-    return {str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
-            for path in sorted(root.rglob("*"))}
+def snapshot(root: Path) -> dict[str, tuple[int, int] | bytes]:
+    """Every file and directory under the archive `root`: (size, mtime in ns), and on
+    PostgreSQL every row of the manifest's database."""
+    files: dict[str, tuple[int, int] | bytes] = {
+        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(root.rglob("*"))}
+    if manifests.on_postgresql():
+        files["(database)"] = manifests.contents(root)
+    return files
 
 
 @pytest.fixture(params=["imap", "pop3"])
@@ -56,13 +63,15 @@ def test_dry_run_on_a_fresh_archive_path_creates_nothing(world_config, tmp_path,
 
     assert result.status == ExitStatus.OK, result.stderr
     assert not (tmp_path / "archive").exists()
+    assert manifests.contents(tmp_path / "archive") == b""  # no table created either
 
 
 def test_dry_runs_on_an_existing_archive_change_no_file(world_config, source_server, tmp_path):
     assert run_cli("-c", world_config, "migrate", "bob").status == ExitStatus.OK
     source_server.seed("alice", "INBOX", [mail(10)])
     before = snapshot(tmp_path / "archive")
-    assert "manifest.sqlite" in before and "locks/bob.lock" in before
+    assert "locks/bob.lock" in before
+    assert "manifest.sqlite" in before or b"pushes: [(" in before["(database)"]
 
     for command in COMMANDS:
         result = run_cli("-c", world_config, "--json", *command, "bob", "--dry-run")
@@ -76,7 +85,8 @@ def test_dry_runs_on_an_existing_archive_change_no_file(world_config, source_ser
 def test_dry_run_does_not_upgrade_a_manifest_that_needs_it(world_config, tmp_path):
     archive = tmp_path / "archive"
     archive.mkdir()
-    (archive / "manifest.sqlite").touch()  # a manifest at no schema revision yet
+    if not manifests.on_postgresql():  # on PostgreSQL: its database, empty
+        (archive / "manifest.sqlite").touch()  # a manifest at no schema revision yet
     before = snapshot(archive)
 
     told = run_cli("-c", world_config, "pull", "bob", "--dry-run")

@@ -23,7 +23,7 @@ from tests.integration.imap_pull_world import (
 from tests.integration.profiles import on_each_server
 from tests.world.mailstore import SeedMessage
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.manifest_databases]
 UTC = datetime.UTC
 
 

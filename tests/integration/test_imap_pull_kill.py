@@ -32,7 +32,7 @@ from tests.integration.imap_pull_world import (
 from tests.integration.profiles import on_each_server
 from tests.world.mailstore import SeedMessage
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.manifest_databases]
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120
 

@@ -23,10 +23,12 @@ from tests.integration.push_world import (
     target_block,
     write_world_config,
 )
+from tests.world import manifests
 from tests.world.corpus import generate
 from tests.world.proxy import FaultProxy
 
-pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets"),
+              pytest.mark.manifest_databases]
 
 
 
@@ -64,9 +66,7 @@ def test_imap_source_to_office365_exactly_once_and_secrets_never_shown(
 
     secrets = [SECRET, SOURCE_PASSWORD, *issued_tokens(oauth_service)]
     assert len(secrets) > 2
-    manifest_bytes = (archive / "manifest.sqlite").read_bytes()
-    for wal in archive.glob("manifest.sqlite*"):
-        manifest_bytes += wal.read_bytes()
+    manifest_bytes = manifests.contents(archive)
     texts = [first.stdout, first.stderr, second.stdout, second.stderr, caplog.text,
              (tmp_path / "run.log").read_text(), manifest_bytes]
     assert "AUTHENTICATE" in first.stderr or "AUTHENTICATE" in caplog.text  # protocol shown

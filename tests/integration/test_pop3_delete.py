@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import pytest
@@ -29,9 +30,16 @@ from tests.integration.pop3_world import (
     server_uidls,
 )
 from tests.integration.push_world import MAILBOX, SECRET, SECRET_ENV, grant_mailbox, target_block
+from tests.world import manifests
 from tests.world.proxy import FaultProxy
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.manifest_databases]
+
+
+def utc_text(days: int = 0) -> str:
+    """A manifest time (naive UTC), `days` from now, as text both databases read."""
+    when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=days)
+    return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def pull(config, *args):
@@ -92,8 +100,8 @@ def test_only_messages_archived_long_enough_are_deleted(bob, tmp_path):
     archive = tmp_path / "archive"
     old = [row["uidl"] for row in archive_rows(archive)][:3]
     with manifest(archive) as db:
-        db.executemany("UPDATE messages SET first_seen = datetime('now', '-10 days') "
-                       "WHERE uidl = ?", [(uidl,) for uidl in old])
+        db.executemany("UPDATE messages SET first_seen = ? WHERE uidl = ?",
+                       [(utc_text(days=-10), uidl) for uidl in old])
     config = pop3_config(tmp_path, bob, delete="after-archive", days=5)
 
     preview = run_cli("-c", config, "--json", "pull", USER, "--dry-run")
@@ -124,10 +132,11 @@ def test_after_push_deletes_only_what_the_target_confirmed(bob, tmp_path):
     with manifest(tmp_path / "archive") as db:  # what the push engine records, simulated
         db.executemany(
             "INSERT INTO pushes (archive_message_id, target, target_folder, state, target_uid, "
-            "attempts, updated_at) VALUES (?, ?, 'INBOX', ?, ?, 1, datetime('now'))",
-            [(rows[0]["id"], target, "done", 41), (rows[1]["id"], target, "done", 42),
-             (rows[2]["id"], target, "intent", None),  # APPEND outcome unknown: not proof
-             (rows[3]["id"], "someone@else:993", "done", 7)])  # another target: not proof
+            "attempts, updated_at) VALUES (?, ?, 'INBOX', ?, ?, 1, ?)",
+            [(rows[0]["id"], target, "done", 41, utc_text()),
+             (rows[1]["id"], target, "done", 42, utc_text()),
+             (rows[2]["id"], target, "intent", None, utc_text()),  # outcome unknown: no proof
+             (rows[3]["id"], "someone@else:993", "done", 7, utc_text())])  # another target
 
     second = run_cli("-c", config, "--json", "pull", USER)
 
@@ -171,7 +180,7 @@ def test_after_push_without_a_target_is_a_config_error_and_deletes_nothing(bob, 
     assert result.status == ExitStatus.CONFIG
     assert "source.delete" in result.stderr and "needs a [accounts." in result.stderr
     assert len(server_uidls(bob)) == 2
-    assert not (tmp_path / "archive" / "manifest.sqlite").exists()
+    assert manifests.contents(tmp_path / "archive") == b""  # no file, no table
 
 
 @pytest.mark.parametrize("damage", ["corrupted", "missing"])

@@ -38,7 +38,7 @@ from tests.world.mailstore import SeedMessage
 from tests.world.net import HOST
 from tests.world.proxy import FaultProxy
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.manifest_databases]
 
 
 def pull(config, *args):

@@ -25,7 +25,7 @@ from tests.integration.pop3_world import (
 )
 from tests.world.mailstore import SeedMessage
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.manifest_databases]
 KILLED = -signal.SIGKILL
 
 

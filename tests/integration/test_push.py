@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 
 import pytest
 
@@ -25,10 +24,12 @@ from tests.integration.push_world import (
     target_count,
     write_world_config,
 )
+from tests.world import manifests
 from tests.world.configs import Endpoint
 from tests.world.mailstore import SeedMessage
 
-pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets"),
+              pytest.mark.manifest_databases]
 
 
 
@@ -103,7 +104,7 @@ def test_oversize_message_is_refused_reported_and_the_rest_arrives(
     assert "<big@push.example>" in result.stderr and "INBOX" in result.stderr
     assert_target_matches(server, messages[:20])
     assert push_states(tmp_path / "archive") == {"done": 20, "refused": 1}
-    with sqlite3.connect(tmp_path / "archive" / "manifest.sqlite") as db:
+    with manifests.connect(tmp_path / "archive") as db:
         reasons = [r for (r,) in db.execute("SELECT reason FROM failures WHERE stage='push'")]
     assert len(reasons) == 1 and "refused" in reasons[0]
     again = run_cli("-c", config, "push", "bob")  # a refusal is not retried every run

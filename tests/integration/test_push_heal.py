@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 
 import pytest
 
@@ -27,11 +26,13 @@ from tests.integration.push_world import (
     target_block,
     write_world_config,
 )
+from tests.world import manifests
 from tests.world.configs import Endpoint
 from tests.world.mailstore import SeedMessage
 from tests.world.proxy import Rewrite
 
-pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets"),
+              pytest.mark.manifest_databases]
 
 
 def o365_config(tmp_path, server, oauth, certs):
@@ -45,7 +46,7 @@ def imap_target(port: int) -> Endpoint:
 
 
 def push_notes(archive) -> list[str]:
-    with sqlite3.connect(archive / "manifest.sqlite") as db:
+    with manifests.connect(archive) as db:
         return [note for (note,) in db.execute("SELECT last_error FROM pushes WHERE "
                                                "last_error IS NOT NULL ORDER BY id")]
 
@@ -88,7 +89,7 @@ def test_a_changed_uidvalidity_is_matched_by_identity(o365, oauth_service, certs
     assert healed.status == ExitStatus.OK, healed.stderr
     assert "pushed 1, already there 0" in healed.stdout  # 7 found again, not re-sent
     assert_target_matches(o365, messages)
-    with sqlite3.connect(tmp_path / "archive" / "manifest.sqlite") as db:
+    with manifests.connect(tmp_path / "archive") as db:
         validities = {v for (v,) in db.execute("SELECT target_uidvalidity FROM pushes")}
     assert validities == {validity + 1000}
     assert run_cli("-c", config, "verify", "bob").status == ExitStatus.OK
@@ -202,7 +203,7 @@ def test_a_folder_the_target_refuses_fails_alone(source_server, fault_proxy, tmp
     assert len(source_server.list_messages("carol", "Other")) == 6
     assert len(source_server.list_messages("carol", "INBOX")) == 5
     assert push_states(tmp_path / "archive") == {"done": 11}
-    with sqlite3.connect(tmp_path / "archive" / "manifest.sqlite") as db:
+    with manifests.connect(tmp_path / "archive") as db:
         failures = list(db.execute("SELECT folder, ref FROM failures WHERE stage = 'push'"))
     assert failures == [("Refused", "folder")]
 
@@ -296,7 +297,7 @@ def test_a_lost_append_the_target_stored_resized_is_not_sent_twice(source_server
     # header of its own (another size), under the INTERNALDATE it was appended with
     lost = next(m for m in source_server.list_messages("carol", "INBOX")
                 if m.raw == messages[2].raw)
-    with sqlite3.connect(tmp_path / "archive" / "manifest.sqlite") as db:
+    with manifests.connect(tmp_path / "archive") as db:
         changed = db.execute("UPDATE pushes SET state = 'intent', target_uid = NULL, "
                              "target_uidvalidity = NULL WHERE target_uid = ?",
                              (lost.uid,)).rowcount

@@ -33,7 +33,8 @@ from tests.integration.push_world import (
     write_world_config,
 )
 
-pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets"),
+              pytest.mark.manifest_databases]
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120
 

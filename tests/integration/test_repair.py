@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import sqlite3
 
 import pytest
 
@@ -13,9 +12,10 @@ from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
 from tests.integration import pop3_world
 from tests.integration.imap_pull_world import PASSWORD_ENV, source_config
+from tests.world import manifests
 from tests.world.mailstore import SeedMessage
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.manifest_databases]
 WHEN = datetime.datetime(2020, 5, 6, 7, 8, 9, tzinfo=datetime.UTC)
 
 
@@ -30,7 +30,7 @@ def raw(n: int) -> bytes:
 
 
 def rows(archive) -> list[tuple]:
-    with sqlite3.connect(archive / "manifest.sqlite") as db:
+    with manifests.connect(archive) as db:
         return list(db.execute("SELECT * FROM messages ORDER BY id"))
 
 

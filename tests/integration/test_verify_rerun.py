@@ -9,7 +9,6 @@ SELECTs and FETCHes counted on the wire).
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -28,11 +27,13 @@ from tests.integration.push_world import (
     target_block,
     write_world_config,
 )
+from tests.world import manifests
 from tests.world.configs import Endpoint
 from tests.world.mailstore import SeedMessage
 from tests.world.proxy import Rewrite
 
-pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets"),
+              pytest.mark.manifest_databases]
 
 FOLDERS = ("INBOX", "Work")
 
@@ -71,7 +72,7 @@ class Commands:
 
 def archive_one_more(archive, folder: str, item) -> None:
     """One more message in an archived folder, as a later pull would add it."""
-    manifest = open_manifest(f"sqlite:///{archive / 'manifest.sqlite'}")
+    manifest = open_manifest(manifests.url(archive))
     try:
         with manifest.session() as session:
             account = ensure_account(session, "bob", "imap")
@@ -211,7 +212,7 @@ def test_a_damaged_blob_fails_as_it_did_before(o365, oauth_service, certs, tmp_p
     every blob and fails for any."""
     config = o365_world(tmp_path, o365, oauth_service, certs)
     store = BlobStore(tmp_path / "archive")
-    with sqlite3.connect(tmp_path / "archive" / "manifest.sqlite") as db:
+    with manifests.connect(tmp_path / "archive") as db:
         (anonymous,) = db.execute("SELECT sha256 FROM messages WHERE message_id IS NULL "
                                   "ORDER BY id LIMIT 1").fetchone()
         (named,) = db.execute("SELECT sha256 FROM messages WHERE message_id IS NOT NULL "

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import manifests
 from .net import HOST
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -90,7 +91,9 @@ class Batch:
 
 @dataclass(frozen=True)
 class Config:
-    """A whole config file: the archive's path (and database URL), accounts, batch."""
+    """A whole config file: the archive's path (and database URL), accounts, batch. Without
+    a `database`, the one tests.world.manifests gives the archive (SQLite, or PostgreSQL in
+    a test module run on both)."""
 
     archive: str | Path
     accounts: Mapping[str, Account] = field(default_factory=dict)
@@ -99,7 +102,9 @@ class Config:
     search_index: bool | None = None
 
     def table(self) -> dict[str, Any]:
-        archive = {"path": self.archive, "database": self.database,
+        database = self.database if self.database is not None else manifests.database(
+            self.archive)  # None: the SQLite default; a PostgreSQL URL in that test mode
+        archive = {"path": self.archive, "database": database,
                    "search_index": self.search_index}
         top: dict[str, Any] = {"archive": {k: v for k, v in archive.items() if v is not None}}
         if self.accounts:

@@ -189,3 +189,11 @@ def generate(seed=0, count=100, *, max_size=None, attachment_rate=0.01, huge_rat
             messages.append(CorpusMessage(raw, "INBOX", ("\\Seen",), when,
                                           frozenset({"stdlib", "stdlib:" + name})))
     return messages
+
+
+def iterate(seed=0, count=100, *, max_size=None, attachment_rate=0.01, huge_rate=0.0006):
+    """`generate`'s generated messages (no stdlib ones) one at a time, the same bytes, for
+    seeds too big to hold in memory."""
+    builder = _Builder(seed, max_size, attachment_rate, huge_rate)
+    for index in range(count):
+        yield builder.message(index, builder.traits(index))

@@ -330,6 +330,13 @@ service auth-worker {{
         """Store messages (raw, flags, internaldate) fast; return their UIDs."""
         return mailstore.seed(self, _name(user), folder, messages)
 
+    def seed_mailbox(self, user, messages):
+        """Write (folder, message) pairs straight into the user's Maildir, folders and all,
+        then let Dovecot index them once: for mailboxes too big for `seed` (see
+        maildir_seed); returns messages per folder."""
+        from .maildir_seed import seed_mailbox
+        return seed_mailbox(self, _name(user), messages)
+
     def list_messages(self, user, folder):
         """[StoredMessage(uid, flags, internaldate, raw, size)] by UID."""
         return mailstore.list_messages(self, _name(user), folder)

@@ -1,7 +1,7 @@
 """Seed and inspect Maildir mailboxes of a running test Dovecot.
 
 Seeding writes message files straight into the folder's Maildir `cur/`
-(name `SECS.MnnnnPpid.migrator,S=size:2,FLAGS`, mtime = INTERNALDATE) and
+(name `SECS.MnnnnPpid.migrator,S=size,W=served size:2,FLAGS`, mtime = INTERNALDATE) and
 lets Dovecot assign UIDs on its next sync, in file-name order, which is the
 order given. That is fast enough for thousands of large messages. Keywords go
 into the folder's `dovecot-keywords` letter map.
@@ -110,8 +110,10 @@ class MaildirWriter:
 
     def write(self, message, seconds):
         raw = bytes(message.raw)
+        # S= the file's size, W= the size as served (bare LF as CRLF): Dovecot then knows
+        # RFC822.SIZE without reading the file
         name = (f"{seconds}.M{next(_sequence):09d}P{os.getpid()}.migrator"
-                f",S={len(raw)}:2,{self._letters(message.flags)}")
+                f",S={len(raw)},W={len(as_imap_bytes(raw))}:2,{self._letters(message.flags)}")
         path = os.path.join(self.dir, "cur", name)
         with open(path, "wb") as f:
             f.write(raw)

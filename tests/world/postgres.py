@@ -21,6 +21,8 @@ BIN_ENV = "MIGRATOR_TEST_PG_BIN"
 USER = "migrator"
 START_TIMEOUT = 60
 RUN_AS = "postgres"  # the account PostgreSQL runs under when the tests run as root
+PREFIX = "migrator-pg-"
+OWNER = "owner.pid"  # the test process a cluster belongs to
 
 
 def bin_dir():
@@ -50,6 +52,37 @@ def missing_reason():
     return None
 
 
+def reap_orphans(directory):
+    """Stop and remove clusters whose test process is gone: pg_ctl runs the server detached,
+    so a test run killed before its teardown (SIGKILL, a timeout) would leave it running."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), PREFIX + "*")):
+        try:
+            with open(os.path.join(path, OWNER)) as owner:
+                pid = int(owner.read().strip() or 0)
+        except (OSError, ValueError):
+            continue  # not one of ours, or still being made
+        if pid and _alive(pid):
+            continue
+        data = os.path.join(path, "data")
+        if directory and os.path.exists(os.path.join(data, "postmaster.pid")):
+            command = [os.path.join(directory, "pg_ctl"), "-D", data, "-m", "immediate",
+                       "-w", "stop"]
+            if os.geteuid() == 0:
+                command = ["runuser", "-u", RUN_AS, "--", *command]
+            subprocess.run(command, capture_output=True, timeout=60, cwd=path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class PostgresServer:
     """A started cluster: `url(name)` for SQLAlchemy, `create_database()` for a fresh one."""
 
@@ -75,7 +108,10 @@ class PostgresServer:
         return os.path.join(self.dir, "postgres.log")
 
     def start(self):
-        self.dir = tempfile.mkdtemp(prefix="migrator-pg-")
+        reap_orphans(self.bin)
+        self.dir = tempfile.mkdtemp(prefix=PREFIX)
+        with open(os.path.join(self.dir, OWNER), "w") as owner:
+            owner.write(str(os.getpid()))
         if os.geteuid() == 0:
             account = pwd.getpwnam(RUN_AS)
             os.chown(self.dir, account.pw_uid, account.pw_gid)
@@ -111,7 +147,10 @@ class PostgresServer:
 
         with psycopg.connect(host=HOST, port=self.port, user=USER, dbname="postgres",
                              autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            # FILE_COPY (PostgreSQL 15+): copies the template's files instead of writing them
+            # all to the WAL, in half the time
+            strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+            conn.execute(f'CREATE DATABASE "{name}"{strategy}')
         return self.url(name)
 
     def log_text(self):

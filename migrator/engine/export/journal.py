@@ -3,7 +3,9 @@
 `DEST/.migrator-export` is an append-only file of JSON lines (mail clients skip dotfiles):
 a header (format, account), `{"folder", "path"}` once per folder, `{"done", "keys"}` after
 each batch of messages is durable, and for mbox `{"intent", "start"}` before a batch is
-appended and `"end"` (the file's length) with its `done`. Each append is fsynced. A line cut
+appended and, with its `done`, `"end"` (the file's length) and `"flags"` (each message's flags
+at export time, keyed as the mbox reader keys it: sources/files/exported.py reads them back;
+journals written before had no `flags` and still open). Each append is fsynced. A line cut
 short by a kill is dropped when the journal is next opened.
 
 Why a journal and not a look at the files: a message the user deleted from the export must
@@ -17,14 +19,14 @@ import contextlib
 import fcntl
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from migrator.errors import ExitStatus, LockedError, MigratorError, StorageError
-
-NAME = ".migrator-export"
-VERSION = 1
+from migrator.sources.files.exported import JOURNAL_NAME as NAME
+from migrator.sources.files.exported import JOURNAL_VERSION as VERSION
 
 
 class ForeignDestination(MigratorError):
@@ -46,6 +48,15 @@ class Journal:
     paths: dict[str, str] = field(default_factory=dict)  # folder name -> path in DEST
     done: dict[str, set[str]] = field(default_factory=dict)  # folder name -> keys
     mbox: dict[str, MboxState] = field(default_factory=dict)  # path -> state
+    twins: dict[str, Counter[str]] = field(default_factory=dict)  # mbox path -> stored SHAs
+    flags: dict[str, dict[str, str]] = field(default_factory=dict)  # mbox path -> key -> flags
+
+    def note_flags(self, path: str, stored_sha: str, flags: str) -> None:
+        """An mbox message (SHA-256 as stored) was appended; its flags go with the batch."""
+        twins = self.twins.setdefault(path, Counter())
+        twins[stored_sha] += 1
+        key = stored_sha if twins[stored_sha] == 1 else f"{stored_sha}.{twins[stored_sha]}"
+        self.flags.setdefault(path, {})[key] = flags
 
     def assign(self, folders: dict[str, str]) -> None:
         """Record where new folders go (before anything is written there)."""
@@ -62,10 +73,13 @@ class Journal:
         record: dict[str, Any] = {"done": folder, "keys": keys}
         if end is not None:
             record["end"] = end
+        pending = self.flags.pop(self.paths.get(folder, ""), None)
+        if pending is not None:
+            record["flags"] = pending
         self._append([record])
-        self._apply(record)
+        self._apply(record, counted=True)
 
-    def _apply(self, record: dict[str, Any]) -> None:
+    def _apply(self, record: dict[str, Any], counted: bool = False) -> None:
         if "folder" in record:
             self.paths[record["folder"]] = record["path"]
         elif "intent" in record:
@@ -74,6 +88,9 @@ class Journal:
             self.done.setdefault(record["done"], set()).update(record["keys"])
             if "end" in record:
                 self.mbox[self.paths[record["done"]]] = MboxState(record["end"])
+            if not counted and isinstance(record.get("flags"), dict):
+                twins = self.twins.setdefault(self.paths[record["done"]], Counter())
+                twins.update(key.partition(".")[0] for key in record["flags"])
 
     def _append(self, records: list[dict[str, Any]]) -> None:
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()

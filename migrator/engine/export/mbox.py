@@ -4,7 +4,10 @@ Every line of a message matching `>*From ` gets one more `>`; removing one `>` f
 line matching `>+From ` gives the message back byte for byte. After each message comes one
 empty line (`\\n`); a message whose last line has no line break gets one first (the only byte
 mbox cannot do without; counted as `newline_added`). The `From ` line carries the
-INTERNALDATE in UTC. Flags are not written: Status/X-Status headers would alter the message.
+INTERNALDATE in UTC. Flags are not written into the file (Status/X-Status headers would alter
+the message): the journal records each message's flags at export time, keyed by the SHA-256 of
+the message as stored here, and the mbox reader takes them from there. A later export appends
+only new messages, so a flag changed since is not recorded again.
 
 Appends survive a kill: the journal records the file's length before a batch (`intent`) and
 after it is fsynced (`done`); a resumed export cuts a tail that only an unfinished batch can
@@ -20,6 +23,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from migrator.archive.blobs import sha256_hex
 from migrator.durable import write_all
 from migrator.engine.export.files import FILE_MODE, Settler, make_dirs
 from migrator.engine.export.journal import Journal, MboxState
@@ -49,6 +53,14 @@ def entry(data: bytes, when: datetime | None) -> tuple[bytes, bool]:
     """The bytes one message takes in an mbox, and whether a final line break was added."""
     missing = not data.endswith(b"\n")
     return from_line(when) + quote(data) + (b"\n\n" if missing else b"\n"), missing
+
+
+def stored_sha(item: Item, data: bytes, added: bool) -> str:
+    """SHA-256 of the message as the mbox reader will find it (quoted, and with the line
+    break it lacked). Most messages are stored unchanged: their SHA-256 is known already."""
+    if not added and b"From " not in data:
+        return item.sha256
+    return sha256_hex(quote(data) + (b"\n" if added else b""))
 
 
 class MboxChanged(FolderError):
@@ -100,6 +112,7 @@ class MboxFolder:
         self.offset += len(chunk)
         if added:
             self.counts["newline_added"] += 1
+        self.journal.note_flags(self.path, stored_sha(item, data, added), item.flags)
         return True
 
     def flush(self) -> int | None:

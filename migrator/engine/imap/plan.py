@@ -29,7 +29,7 @@ class FolderState:
     failed_uids: frozenset[int] = frozenset()  # unresolved pull failures
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per message of the folder being planned
 class Known:
     """A message the manifest holds for the folder's current UIDVALIDITY."""
 

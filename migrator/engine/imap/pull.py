@@ -32,6 +32,7 @@ from migrator.engine.imap.fetcher import Fetcher
 from migrator.engine.imap.plan import FolderState, unchanged
 from migrator.engine.imap.planner import FolderPullPlan, apply_plan, describe, plan_folder
 from migrator.engine.imap.records import (
+    failed_uids_by_folder,
     folder_rows,
     folder_state,
     record_folder_failure,
@@ -175,7 +176,8 @@ def _pull(ctx: PullContext, source: ImapSource) -> None:
         record_namespace(ctx, planner)
         with ctx.db_lock, ctx.manifest.session() as session:
             ids = sync_folders(session, ctx.account_id, present, chosen)
-            states = {name: folder_state(session, ctx.account_id, row)
+            failed = failed_uids_by_folder(session, ctx.account_id)
+            states = {name: folder_state(session, ctx.account_id, row, failed)
                       for name, row in folder_rows(session, ctx.account_id).items()
                       if name in ids}
         connections = max(1, ctx.account.source.connections)

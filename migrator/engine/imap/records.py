@@ -65,10 +65,15 @@ def sync_folders(session: Session, account_id: int, present: set[str],
     return {folder.name: rows[folder.name].id for folder in selected}
 
 
-def folder_state(session: Session, account_id: int, row: FolderRow) -> FolderState:
+def folder_state(session: Session, account_id: int, row: FolderRow,
+                 failed: Mapping[str, set[int]] | None = None) -> FolderState:
+    """`failed`: every folder's open failures (`failed_uids_by_folder`), to spare a query
+    per folder."""
+    uids = failed.get(row.name, set()) if failed is not None \
+        else failed_uids(session, account_id, row.name)
     return FolderState(folder_id=row.id, uidvalidity=row.uidvalidity, uidnext=row.uidnext,
                        highestmodseq=row.highestmodseq, message_count=row.message_count,
-                       failed_uids=frozenset(failed_uids(session, account_id, row.name)))
+                       failed_uids=frozenset(uids))
 
 
 def finish_folder(session: Session, folder_id: int, status: FolderStatus,
@@ -185,6 +190,18 @@ def failed_uids(session: Session, account_id: int, folder: str) -> set[int]:
         FailureRow.account_id == account_id, FailureRow.stage == STAGE,
         FailureRow.folder == folder, FailureRow.resolved_at.is_(None)))
     return {uid for ref in refs if (uid := _uid_of(ref)) is not None}
+
+
+def failed_uids_by_folder(session: Session, account_id: int) -> dict[str, set[int]]:
+    """`failed_uids` of every folder, in one query."""
+    rows = session.execute(select(FailureRow.folder, FailureRow.ref).where(
+        FailureRow.account_id == account_id, FailureRow.stage == STAGE,
+        FailureRow.resolved_at.is_(None)))
+    found: dict[str, set[int]] = {}
+    for folder, ref in rows:
+        if (uid := _uid_of(ref)) is not None:
+            found.setdefault(str(folder), set()).add(uid)
+    return found
 
 
 def record_failures(session: Session, run_id: int | None, account_id: int, folder: str,

@@ -17,6 +17,7 @@ from migrator.archive.db import Manifest
 from migrator.auth import TokenProvider
 from migrator.config import Account, Endpoint
 from migrator.engine.events import Emit, Notice, TaskAdvanced
+from migrator.engine.push.ready import ReadyConnections
 from migrator.engine.results import JobResult
 from migrator.folders import FolderPlan, TargetLayout
 from migrator.targets.append_items import Selected
@@ -91,6 +92,11 @@ class PushContext:
     copies: dict[int, int] = field(default_factory=dict)  # merged folders: copy -> primary
     copies_upto: int = 0  # the highest message id `copies` was computed with
     dropped_keywords: Counter[str] = field(default_factory=Counter)
+    # message id -> the UID its APPENDUID gave in this run, kept only when a verification in
+    # the same process follows (`migrate`); None: not kept
+    appended: dict[int, int] | None = None
+    ready: ReadyConnections | None = None  # logins started before the workers
+    committed: threading.Event | None = None  # set when a running pull commits (migrate)
     parallelism: Parallelism | None = None
     losses: list[tuple[float, int]] = field(default_factory=list)  # (time, unanswered bytes)
     sent_bytes: int = 0

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import groupby
 
 from migrator.archive.blobs import BlobStore
@@ -31,6 +31,7 @@ from migrator.engine.push.plan import (
     ready_or_refused,
     replan_if_new_folders,
 )
+from migrator.engine.push.ready import ReadyConnections
 from migrator.engine.push.recheck import not_kept, recheck
 from migrator.engine.push.reconcile import Finder, already_there, needs_index, reconcile
 from migrator.engine.push.rows import Candidate, in_state, pending, pending_totals
@@ -45,8 +46,10 @@ from migrator.wire import imapconn
 log = logging.getLogger(__name__)
 
 CHUNK = 48  # messages per intent transaction (a pipeline window holds 64)
+CHUNK_BYTES = 8 << 20  # and at most this many bytes (a bigger message alone), so that big
+# messages spread over the connections instead of keeping one busy while the others are done
 PAGE = 2000  # candidates read from the manifest at once
-POLL = 0.3  # seconds between looks for new messages while a pull still runs
+POLL = 0.3  # at most this long between looks for new messages while a pull still runs
 MAX_ROUNDS = 8
 AFTER_CHECKS = 2  # checks after pushing: the second finding loss ends the run PARTIAL
 SUMMARY_KEYS = ("pushed", "already_there", "merged", "refused", "failed", "bytes")
@@ -66,12 +69,20 @@ def new_context(account: Account, manifest: Manifest, store: BlobStore, emit: Em
 
 def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: Emit, *,
                  source_done: Callable[[], bool] | None = None,
-                 control: TargetControl | None = None) -> JobResult:
+                 control: TargetControl | None = None,
+                 committed: threading.Event | None = None,
+                 appended: dict[int, int] | None = None) -> JobResult:
     """Push one account's archive to its target; the result says what happened.
 
     `control` (migrate's, kept open for its verify) is used and left open; by default the
-    push opens its own control connection and closes it."""
+    push opens its own control connection and closes it.
+    With `source_done` (a running pull), `committed` is set whenever the pull commits: the
+    feeder reads new rows then instead of at its next poll.
+    `appended`, if given, receives message id -> UID for every APPEND the target confirmed
+    with APPENDUID in this run (`migrate` hands them to its verification)."""
     ctx = new_context(account, manifest, store, emit)
+    ctx.appended = appended
+    ctx.committed = committed
     release_large_buffers()  # message-sized buffers go back to the OS once sent
     started = time.monotonic()
     for key in SUMMARY_KEYS:
@@ -93,6 +104,8 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
         finally:
             if own:
                 control.close()
+            if ctx.ready is not None:
+                ctx.ready.close()
             ctx.result.counts["seconds"] = round(time.monotonic() - started)
             run.counts.update(ctx.result.counts)
             if ctx.result.failures:
@@ -122,6 +135,14 @@ def _start(ctx: PushContext) -> None:
     with ctx.manifest.session() as session:
         count, size = pending_totals(session, ctx.target, ctx.targets)
     ctx.emit(TaskStarted("push", ctx.name, count, size))
+    if count:
+        _log_in_early(ctx)
+
+
+def _log_in_early(ctx: PushContext) -> None:
+    """The workers' logins, started now: they overlap planning, re-checks and reconciling."""
+    if ctx.ready is None and ctx.parallelism is not None:
+        ctx.ready = ReadyConnections(ctx.endpoint, ctx.name, ctx.tokens, ctx.parallelism.limit)
 
 
 def _rounds(ctx: PushContext, control: TargetControl,
@@ -221,6 +242,8 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
     """Read unpushed messages page by page (polling while a pull runs) into chunks."""
     cursor = 0
     while not ctx.stop.is_set():
+        if ctx.committed is not None:
+            ctx.committed.clear()  # a commit from here on wakes the wait below
         finished = source_done is None or source_done()
         if source_done is not None and replan_if_new_folders(ctx):
             _totals(ctx)
@@ -229,7 +252,7 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
         if not page:
             if finished:
                 return
-            ctx.stop.wait(POLL)
+            (ctx.committed or ctx.stop).wait(POLL)
             continue
         cursor = page[-1].id
         copies = held_back(ctx, cursor)  # merged folders: sent once, settled after
@@ -257,11 +280,19 @@ def _feed_folder(ctx: PushContext, control: TargetControl, finder: Finder,
     if needs_index(ctx, folder):
         finder.refresh(folder)
     messages = already_there(ctx, finder, folder, messages)
-    for start in range(0, len(messages), CHUNK):
-        chunk = Chunk(folder, tuple(messages[start:start + CHUNK]))
-        if not _put(work, chunk, threads, ctx):
-            return False
-    return True
+    return all(_put(work, Chunk(folder, part), threads, ctx) for part in _chunks(messages))
+
+
+def _chunks(messages: list[Candidate]) -> Iterator[tuple[Candidate, ...]]:
+    """At most CHUNK messages and CHUNK_BYTES bytes each (a bigger message alone)."""
+    start, size = 0, 0
+    for end, message in enumerate(messages):
+        if end > start and (end - start == CHUNK or size + message.size > CHUNK_BYTES):
+            yield tuple(messages[start:end])
+            start, size = end, 0
+        size += message.size
+    if start < len(messages):
+        yield tuple(messages[start:])
 
 
 def _totals(ctx: PushContext) -> None:

@@ -17,15 +17,23 @@ messages than done rows, so an unchanged folder costs two commands.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from migrator.engine.events import Notice
 from migrator.engine.push.context import PushContext
 from migrator.engine.push.reconcile import Finder
-from migrator.engine.push.rows import DONE, FAILED, Candidate, Outcome, in_state, write_outcomes
+from migrator.engine.push.rows import (
+    DONE,
+    FAILED,
+    Candidate,
+    Outcome,
+    done_sources,
+    expected_in,
+    in_state,
+    write_outcomes,
+)
 from migrator.engine.push.twins import copies_in_folder, mirror
-from migrator.engine.verify.unchanged import unchanged_since_verified
+from migrator.engine.verify.unchanged import planned_sources, recheck_gate
 from migrator.errors import FolderError
 from migrator.targets.append_items import Selected
 from migrator.targets.control import TargetControl
@@ -43,18 +51,23 @@ def recheck(ctx: PushContext, control: TargetControl,
     if wanted is not None and not wanted:
         return []
     with ctx.manifest.session() as session:
-        done = in_state(session, ctx.target, ctx.targets, [DONE])
-    by_folder: dict[str, list[Candidate]] = defaultdict(list)
-    for message in done:
-        folder = message.target_folder or ""
-        if folder and (wanted is None or folder in wanted) \
-                and folder not in ctx.refused_folders:
-            by_folder[folder].append(message)
-    for folder in unchanged_since_verified(ctx, control, by_folder):
-        del by_folder[folder]
+        sources = done_sources(session, ctx.target, ctx.targets)
+    folders = [folder for folder in sorted(sources) if folder
+               and (wanted is None or folder in wanted) and folder not in ctx.refused_folders]
+    gate = recheck_gate(ctx, control, folders)
+    planned = planned_sources(ctx)
     finder = Finder(ctx, control)
     gone: list[Candidate] = []
-    for folder, messages in sorted(by_folder.items()):
+    for folder in folders:  # one folder's rows in memory at once
+        if gate is not None:  # unchanged since verify found it complete: nothing to re-check
+            with ctx.manifest.session() as session:
+                expected = expected_in(session, ctx.target, folder, planned.get(folder, []),
+                                       sources[folder])
+            if gate.unchanged(folder, expected) is not None:
+                continue
+        folder_ids = sources[folder]
+        with ctx.manifest.session() as session:
+            messages = in_state(session, ctx.target, folder_ids, [DONE], target_folder=folder)
         outcomes = _check_folder(ctx, control, finder, folder, messages)
         with ctx.manifest.session() as session:
             write_outcomes(session, ctx.target, outcomes)

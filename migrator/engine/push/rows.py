@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Row, Select, Table, and_, bindparam, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from migrator.archive.manifest import FailureRow, FolderRow, MessageRow, PushRow, utcnow
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 INTENT, DONE, REFUSED, FAILED = "intent", "done", "refused", "failed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An archived message on its way to the target (or already there)."""
 
@@ -69,15 +69,61 @@ def pending(session: Session, target: str, folder_ids: Iterable[int], after_id: 
 
 
 def in_state(session: Session, target: str, folder_ids: Iterable[int],
-             states: Sequence[str | None], live_only: bool = True) -> list[Candidate]:
-    """Messages of these folders whose push row is in one of `states` (None: no row)."""
-    conditions = [PushRow.state.in_([s for s in states if s is not None])]
+             states: Sequence[str | None], live_only: bool = True,
+             target_folder: str | None = None) -> list[Candidate]:
+    """Messages of these folders whose push row is in one of `states` (None: no row), and
+    with `target_folder`, only those whose push row names that target folder."""
+    state: ColumnElement[str] | InstrumentedAttribute[str] = PushRow.state
+    if target_folder is not None:
+        # read by source folder: expressions (here and below) keep SQLite from walking every
+        # push row of the target (ix_pushes_target_state) once per target folder
+        state = func.coalesce(PushRow.state, "")
+    conditions = [state.in_([s for s in states if s is not None])]
     if None in states:
         conditions.append(PushRow.id.is_(None))
     query = _with_push(target).where(MessageRow.folder_id.in_(list(folder_ids)), or_(*conditions))
     if live_only:
         query = query.where(MessageRow.gone_at.is_(None))
+    if target_folder is not None:
+        query = query.where(func.coalesce(PushRow.target_folder, "") == target_folder)
     return [_candidate(row) for row in session.execute(query.order_by(MessageRow.id))]
+
+
+def done_sources(session: Session, target: str, folder_ids: Iterable[int]) -> dict[str, set[int]]:
+    """Target folder -> the source folders (of `folder_ids`) with live messages pushed there
+    (done): one pass over the push rows, so each target folder's rows can then be read
+    alone, by source folder, without holding every row of the account at once."""
+    query = (select(PushRow.target_folder, MessageRow.folder_id).distinct()
+             .join(MessageRow, MessageRow.id == PushRow.archive_message_id)
+             .where(PushRow.target == target, PushRow.state == DONE,
+                    MessageRow.folder_id.in_(list(folder_ids)), MessageRow.gone_at.is_(None)))
+    sources: dict[str, set[int]] = {}
+    for folder, folder_id in session.execute(query):
+        sources.setdefault(str(folder or ""), set()).add(int(folder_id))
+    return sources
+
+
+def expected_in(session: Session, target: str, target_folder: str, planned: Iterable[int],
+                pushed_from: Iterable[int]) -> list[Candidate]:
+    """Live messages expected in `target_folder`: pushed there (done), or from a source
+    folder the plan sends there (`planned`) and not pushed (done) anywhere else.
+    `pushed_from`: the source folders with done rows there (see `done_sources`)."""
+    planned = list(planned)
+    not_done_elsewhere = or_(PushRow.id.is_(None), PushRow.state != DONE,
+                             func.coalesce(PushRow.target_folder, "") == "")
+    query = (_with_push(target)
+             .where(MessageRow.folder_id.in_(sorted({*planned, *pushed_from})),
+                    MessageRow.gone_at.is_(None),
+                    or_(and_(PushRow.state == DONE, PushRow.target_folder == target_folder),
+                        and_(MessageRow.folder_id.in_(planned), not_done_elsewhere)))
+             .order_by(MessageRow.id))
+    return [_candidate(row) for row in session.execute(query)]
+
+
+def live_count(session: Session, folder_ids: Iterable[int]) -> int:
+    """Live archived messages of these folders."""
+    return int(session.scalar(select(func.count(MessageRow.id)).where(
+        MessageRow.folder_id.in_(list(folder_ids)), MessageRow.gone_at.is_(None))) or 0)
 
 
 def done_uids(session: Session, target: str, target_folder: str,

@@ -247,6 +247,10 @@ class PushWorker:
         a run that is stopping end it)."""
         if self.writer is not None and not self.writer.dead:
             return self.writer
+        early = self.ctx.ready.take(self.index) if self.ctx.ready and not self.refresh else None
+        if early is not None and not early.dead:
+            self.writer = early
+            return self.writer
         client = retry(lambda: imapconn.connect(self.ctx.endpoint, self.ctx.name,
                                                 self.ctx.tokens, force_refresh=self.refresh),
                        policy=CONNECTS, retryable=(ConnectError,), stop=self.ctx.stop,
@@ -363,7 +367,17 @@ class PushWorker:
             kill_point("push-intents")
         if outcomes:
             kill_point("push-recorded")
+        self._remember_uids(outcomes)
         self._count(outcomes)
+
+    def _remember_uids(self, outcomes: list[Outcome]) -> None:
+        """The UIDs APPENDUID gave (now recorded), for the verification that follows."""
+        if self.ctx.appended is None:
+            return
+        with self.ctx.lock:
+            for outcome in outcomes:
+                if outcome.state == DONE and outcome.uid is not None:
+                    self.ctx.appended[outcome.archive_message_id] = outcome.uid
 
     def _report(self, session: Session, outcome: Outcome) -> None:
         message = self.candidates[outcome.archive_message_id]

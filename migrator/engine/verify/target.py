@@ -11,7 +11,7 @@ left at the target is a duplicate when it looks like an archived message, else a
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,13 +23,20 @@ from migrator.engine.push.context import PushContext
 from migrator.engine.push.job import new_context
 from migrator.engine.push.plan import make_plan, missing_folders
 from migrator.engine.push.reconcile import Finder
-from migrator.engine.push.rows import DONE, REFUSED, Candidate, in_state
+from migrator.engine.push.rows import (
+    DONE,
+    REFUSED,
+    Candidate,
+    done_sources,
+    expected_in,
+    live_count,
+)
 from migrator.engine.push.twins import copies_in_folder
-from migrator.engine.verify.unchanged import FolderGate, expected_by_folder
+from migrator.engine.verify.unchanged import FolderGate, planned_sources
 from migrator.errors import MigratorError
 from migrator.folders import FolderMapping
 from migrator.targets.control import TargetControl
-from migrator.targets.identity import Matcher, TargetEntry, crlf
+from migrator.targets.identity import Identity, Matcher, TargetEntry, crlf
 from migrator.targets.office365 import byte_comparable
 
 
@@ -112,49 +119,59 @@ class TargetReport:
 
 def verify_target(account: Account, manifest: Manifest, store: BlobStore, emit: Emit, *,
                   byte_check: bool = False, full: bool = False,
-                  control: TargetControl | None = None) -> TargetReport:
+                  control: TargetControl | None = None,
+                  appended: Mapping[int, int] | None = None) -> TargetReport:
     """Compare an account's archive with its target; the report says what differs.
 
     Folders unchanged on both sides since the last verify found them complete are not
     compared again (see `unchanged`); `full` (and `byte_check`) compares every folder.
-    `control` (migrate's, after its push) is used and left open."""
+    `control` (migrate's, after its push) is used and left open.
+    `appended`: message id -> UID that APPENDUID gave in the push just run by this process
+    (`migrate`); such a message whose recorded UID is still in its folder is present without
+    fetching its headers (see `_confirmed`)."""
     ctx = new_context(account, manifest, store, emit, command="verify")
     if byte_check and not byte_comparable(ctx.endpoint):
         raise MigratorError(f"{account.name}: --bytes is not possible against Office 365, "
                             "which re-renders every message it stores; verify without it")
+    trusted = {} if byte_check else appended or {}
     if control is not None:
         control.stop = None  # a push's stop event no longer applies
-        return _verify(ctx, control, byte_check, full or byte_check)
+        return _verify(ctx, control, byte_check, full or byte_check, trusted)
     control = TargetControl(ctx.endpoint, account.name, ctx.tokens)
     try:
-        return _verify(ctx, control, byte_check, full or byte_check)
+        return _verify(ctx, control, byte_check, full or byte_check, trusted)
     finally:
         control.close()
 
 
 def _verify(ctx: PushContext, control: TargetControl, byte_check: bool,
-            full: bool) -> TargetReport:
+            full: bool, appended: Mapping[int, int]) -> TargetReport:
     ctx.layout = control.layout()
     plan = make_plan(ctx)
     report = TargetReport(ctx.name, ctx.target, byte_check,
                           skipped=[m for m in plan.mappings if m.target is None])
+    # A message is expected where its push went (done), else where the plan sends it. One
+    # target folder's messages are read at a time, so memory grows with the largest folder,
+    # not with the mailbox.
+    planned = planned_sources(ctx)
     with ctx.manifest.session() as session:
-        messages = in_state(session, ctx.target, ctx.targets,
-                            [None, "intent", DONE, REFUSED, "failed"])
-    by_folder = expected_by_folder(ctx, messages)
-    ctx.emit(TaskStarted("verify", ctx.name, len(messages)))
+        pushed_from = done_sources(session, ctx.target, ctx.targets)
+        ctx.emit(TaskStarted("verify", ctx.name, live_count(session, ctx.targets)))
     finder = Finder(ctx, control)
     absent = missing_folders(ctx)
-    for mapping in plan.mappings:  # empty folders must exist at the target too
-        if mapping.target is not None:
-            by_folder.setdefault(mapping.target, [])
-    gate = FolderGate(ctx, control, by_folder, full=full)
-    for folder in sorted(by_folder):
-        figures = gate.unchanged(folder)
+    folders = {folder for folder in pushed_from if folder} | set(planned) \
+        | {m.target for m in plan.mappings if m.target is not None}  # empty ones too
+    gate = FolderGate(ctx, control, folders, full=full)
+    for folder in sorted(folders):
+        with ctx.manifest.session() as session:
+            messages = expected_in(session, ctx.target, folder, planned.get(folder, []),
+                                   pushed_from.get(folder, set()))
+        figures = gate.unchanged(folder, messages)
         if figures is not None:
             check = FolderCheck.restored(figures)
         else:
-            check = _check_folder(ctx, control, finder, folder, by_folder[folder], byte_check)
+            check = _check_folder(ctx, control, finder, folder, messages, byte_check,
+                                  appended)
             check.folder_missing = folder in absent
         if not check.sources:
             check.sources = sorted(m.source for m in plan.mappings if m.target == folder)
@@ -173,15 +190,23 @@ def _describe(ctx: PushContext, message: Candidate) -> str:
 
 
 def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, folder: str,
-                  messages: Sequence[Candidate], byte_check: bool) -> FolderCheck:
+                  messages: Sequence[Candidate], byte_check: bool,
+                  appended: Mapping[int, int]) -> FolderCheck:
     sources = sorted({ctx.folder_names[m.folder_id] for m in messages})
     check = FolderCheck(folder, sources, expected=len(messages))
     finder.check_sizes = False  # presence by identity; bytes only with byte_check
-    matcher = _index(ctx, finder, folder, {m.message_id for m in messages if m.message_id})
-    check.at_target = len(matcher.free)
-    validity = ctx.selected[folder].uidvalidity if folder in ctx.selected else None
+    known_ids = {m.message_id for m in messages if m.message_id}
     found: dict[int, TargetEntry] = {}
+    if appended:
+        matcher, check.at_target = _confirmed(ctx, finder, folder, messages, appended,
+                                              known_ids, found)
+    else:
+        matcher = _index(ctx, finder, folder, known_ids)
+        check.at_target = len(matcher.free)
+    validity = ctx.selected[folder].uidvalidity if folder in ctx.selected else None
     for message in messages:  # a recorded UID first, so duplicates are told apart
+        if message.id in found:
+            continue
         if message.state == DONE and message.target_uidvalidity == validity and message.target_uid:
             entry = matcher.free.get(message.target_uid)
             if entry is not None and _same(finder, message, entry):
@@ -215,6 +240,31 @@ def _index(ctx: PushContext, finder: Finder, folder: str, known_ids: set[str]) -
         return Matcher([])
     ctx.selected[folder], entries = finder.control.index(folder)
     return Matcher(entries, known_ids=known_ids)
+
+
+def _confirmed(ctx: PushContext, finder: Finder, folder: str, messages: Sequence[Candidate],
+               appended: Mapping[int, int], known_ids: set[str],
+               found: dict[int, TargetEntry]) -> tuple[Matcher, int]:
+    """Present without a header fetch: a message whose recorded UID is the one APPENDUID gave
+    this process for it, within the folder's UIDVALIDITY, and still listed by UID SEARCH (a
+    UID names one message for good). Only the folder's other UIDs are fetched and matched,
+    so what is missing, duplicated or extra is found as before. The index and the folder's
+    message count are returned."""
+    existing = {f.name for f in ctx.layout.existing} if ctx.layout else set()
+    if folder not in existing:
+        return Matcher([]), 0
+    selected, uids = finder.control.uids(folder)
+    ctx.selected[folder] = selected
+    at_target = len(uids)
+    for message in messages:
+        uid = appended.get(message.id)
+        if (uid is not None and message.state == DONE and message.target_uid == uid
+                and message.target_uidvalidity == selected.uidvalidity and uid in uids):
+            uids.discard(uid)
+            found[message.id] = TargetEntry(uid, message.size,
+                                            Identity(message.message_id or "", ""))
+    entries = finder.control.index(folder, only=uids)[1] if uids else []
+    return Matcher(entries, known_ids=known_ids), at_target
 
 
 def _same(finder: Finder, message: Candidate, entry: TargetEntry) -> bool:

@@ -27,22 +27,19 @@ from typing import Any
 from migrator.archive import verified as records
 from migrator.archive.verified import FolderState, Verified
 from migrator.engine.push.context import PushContext
-from migrator.engine.push.rows import DONE, REFUSED, Candidate, in_state
+from migrator.engine.push.rows import Candidate
 from migrator.errors import MigratorError
 from migrator.targets.control import TargetControl
 
 log = logging.getLogger(__name__)
 
 
-def expected_by_folder(ctx: PushContext,
-                       messages: Iterable[Candidate]) -> dict[str, list[Candidate]]:
-    """Target folder -> the archived messages expected there: where a done push put each,
-    else where the plan sends it."""
-    by_folder: dict[str, list[Candidate]] = defaultdict(list)
-    for message in messages:
-        where = message.target_folder if message.state == DONE else None
-        by_folder[where or ctx.targets[message.folder_id]].append(message)
-    return by_folder
+def planned_sources(ctx: PushContext) -> dict[str, list[int]]:
+    """Target folder -> the source folders the plan sends there."""
+    planned: dict[str, list[int]] = defaultdict(list)
+    for folder_id, where in ctx.targets.items():
+        planned[where].append(folder_id)
+    return planned
 
 
 def archive_digest(ctx: PushContext, messages: Sequence[Candidate]) -> str:
@@ -68,17 +65,15 @@ class FolderGate:
     """What one verify (or re-check) knows of each folder: its recorded state, its STATUS
     now, and the digest of what the archive expects there."""
 
-    def __init__(self, ctx: PushContext, control: TargetControl,
-                 folders: dict[str, list[Candidate]], *, full: bool = False,
-                 status_all: bool = True) -> None:
+    def __init__(self, ctx: PushContext, control: TargetControl, folders: Iterable[str], *,
+                 full: bool = False, status_all: bool = True) -> None:
         self.ctx = ctx
         with ctx.manifest.session() as session:
             self.recorded = records.load(session, ctx.target)
         self.full = full
-        self.digests = {folder: archive_digest(ctx, messages)
-                        for folder, messages in folders.items()}
+        self.digests: dict[str, str] = {}  # filled folder by folder, as each is read
         existing = {f.name for f in ctx.layout.existing} if ctx.layout else set()
-        wanted = sorted(f for f in folders if f in existing
+        wanted = sorted(f for f in set(folders) if f in existing
                         and (status_all or f in self.recorded))
         self.states = self._statuses(control, wanted)
         self.skipped: list[str] = []
@@ -93,9 +88,11 @@ class FolderGate:
         return {name: FolderState(s.uidvalidity, s.uidnext, s.messages, s.highestmodseq)
                 for name, s in found.items() if s is not None}
 
-    def unchanged(self, folder: str) -> dict[str, Any] | None:
+    def unchanged(self, folder: str, expected: Sequence[Candidate]) -> dict[str, Any] | None:
         """The figures of the last verify of `folder` if neither side changed since (the
-        folder is then not compared again), else None."""
+        folder is then not compared again), else None. `expected`: the archived messages
+        expected there now (one folder's, so memory stays with the largest folder)."""
+        self.digests[folder] = archive_digest(self.ctx, expected)
         if self.full:
             return None
         before, now = self.recorded.get(folder), self.states.get(folder)
@@ -122,17 +119,15 @@ class FolderGate:
                 records.save(session, self.ctx.target, folder, verified)
 
 
-def unchanged_since_verified(ctx: PushContext, control: TargetControl,
-                             folders: Iterable[str]) -> list[str]:
-    """Of `folders`, those push's re-check may pass over: unchanged on both sides since
-    verify last found them complete (every message expected there was there then, and the
-    folder holds the same messages now). STATUS is asked only of recorded folders."""
-    names = set(folders)
+def recheck_gate(ctx: PushContext, control: TargetControl,
+                 folders: Sequence[str]) -> FolderGate | None:
+    """A gate for push's re-check of `folders` (None when verify never recorded one): a
+    folder it finds unchanged on both sides since verify found it complete may be passed
+    over (every message expected there was there then, and the folder holds the same
+    messages now). STATUS is asked only of recorded folders."""
+    if not folders:
+        return None
     with ctx.manifest.session() as session:
-        if not names or not records.load(session, ctx.target):
-            return []
-        messages = in_state(session, ctx.target, ctx.targets,
-                            [None, "intent", DONE, REFUSED, "failed"])
-    expected = expected_by_folder(ctx, messages)
-    gate = FolderGate(ctx, control, {f: expected.get(f, []) for f in names}, status_all=False)
-    return [folder for folder in sorted(names) if gate.unchanged(folder) is not None]
+        if not records.load(session, ctx.target):
+            return None
+    return FolderGate(ctx, control, folders, status_all=False)

@@ -40,6 +40,7 @@ READERS: dict[str, str] = {
     "mbox": "mbox:MboxSource",
     "maildir": "maildir:MaildirSource",
     "eml": "eml:EmlSource",
+    "pst": "pst:open_pst",
 }
 
 

@@ -15,8 +15,12 @@ Keys: the SHA-256 of the message's bytes as stored in the file, plus `.N` for it
 identical twin in the folder, so appends, deletions and compaction elsewhere in the file never
 change a key. Flags come from `Status` (R: \\Seen; O only says "not new"), `X-Status` (A:
 \\Answered, F: \\Flagged, T: \\Draft, D: \\Deleted) and Thunderbird's `X-Mozilla-Status`; the
-headers stay in the message. INTERNALDATE: the `From ` line's date, read as UTC (what the
-export writes), else the newest Received or the Date header's, else the file's mtime.
+headers stay in the message. An mbox `migrator export` wrote has its flags in the export's
+journal (`.migrator-export`, in the directory or a parent; never read as a folder): a message
+found there by its key gets the flags recorded at export time, which already account for
+its own headers (its bytes are the same as then); any other message gets its headers' flags.
+INTERNALDATE: the `From ` line's date, read as UTC (what the export writes), else the newest
+Received or the Date header's, else the file's mtime.
 
 A folder tree is Thunderbird's (`Name` and its children in `Name.sbd/`, as the export writes
 it), any other mbox files in it (a `.mbox` suffix is dropped from the name), or one file,
@@ -38,6 +42,7 @@ from email.utils import parsedate_to_datetime
 from migrator.errors import SourcePathError
 from migrator.headers import header_block, header_value
 from migrator.sources.files import FileFolder, FileMessage
+from migrator.sources.files.exported import JOURNAL_NAME, find_mbox_flags
 
 INBOX = "INBOX"
 _QUOTED = re.compile(rb"^>(>*From )", re.MULTILINE)
@@ -56,12 +61,16 @@ class MboxSource:
 
     def __init__(self, path: str) -> None:
         self.root = path
+        if os.path.basename(os.path.normpath(path)) == JOURNAL_NAME:
+            raise SourcePathError(f"{path} is the journal of an export, not an mbox: "
+                                  "give the export's directory")
         if os.path.isfile(path):
             self.files = {INBOX: path}
         elif os.path.isdir(path):
             self.files = dict(_tree(path, "", 0))
         else:
             raise SourcePathError(f"{path}: no such mbox file or directory")
+        self.exported = find_mbox_flags(path)
 
     def folders(self) -> list[FileFolder]:
         return [FileFolder(name) for name in sorted(self.files)]
@@ -75,14 +84,15 @@ class MboxSource:
             view = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         mtime = datetime.fromtimestamp(int(stat.st_mtime), UTC)
         twins: Counter[str] = Counter()
+        recorded = self.exported.get(os.path.realpath(path), {})
         for start, body, end in spans(view):
             stored = view[body:end]
             digest = hashlib.sha256(stored).hexdigest()
             twins[digest] += 1
             key = digest if twins[digest] == 1 else f"{digest}.{twins[digest]}"
             when = from_date(view[start:body]) or header_date(stored) or mtime
-            yield FileMessage(key=key, internaldate=when,
-                              flags=flags_of(stored), size=len(stored),
+            flags = recorded[key] if key in recorded else flags_of(stored)
+            yield FileMessage(key=key, internaldate=when, flags=flags, size=len(stored),
                               read=functools.partial(unquote, stored))
 
     def close(self) -> None:

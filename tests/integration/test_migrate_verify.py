@@ -1,0 +1,90 @@
+"""The verification that ends a `migrate`: it trusts the UIDs its own push was given
+(APPENDUID) instead of fetching those messages' headers again, and still finds every
+difference at the target. (The engine functions `migrate` calls, in this process, against
+the Exchange look-alike.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from migrator.archive.blobs import BlobStore
+from migrator.archive.db import open_manifest
+from migrator.config import load
+from migrator.engine.events import discard
+from migrator.engine.push.job import push_account
+from migrator.engine.verify.target import verify_target
+from migrator.targets.control import TargetControl
+from tests.integration.push_world import (
+    MAILBOX,
+    fill_archive,
+    message,
+    placeholder_source,
+    target_block,
+    write_world_config,
+)
+from tests.world.mailstore import SeedMessage
+
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
+
+
+@pytest.fixture
+def pushed(o365, oauth_service, certs, tmp_path, monkeypatch):
+    """Six messages in INBOX, two in Sent, pushed with the UIDs kept; header fetches spied."""
+    messages = [message(n) for n in range(6)] + [message(n, folder="Sent") for n in (10, 11)]
+    fill_archive(tmp_path / "archive", messages)
+    config = write_world_config(tmp_path, placeholder_source(),
+                                target_block(o365.imaps_port, certs.ca_cert, oauth_service))
+    account = load(config).account("bob")
+    manifest = open_manifest(f"sqlite:///{tmp_path / 'archive' / 'manifest.sqlite'}")
+    store = BlobStore(tmp_path / "archive")
+    appended: dict[int, int] = {}
+    result = push_account(account, manifest, store, discard, appended=appended)
+    assert result.counts["pushed"] == len(messages) == len(appended)
+    fetched: list[tuple[str, object]] = []  # (folder, UIDs asked for): what index() fetches
+    index = TargetControl.index
+
+    def spy(self, name, only=None):
+        fetched.append((name, None if only is None else set(only)))
+        return index(self, name, only)
+
+    monkeypatch.setattr(TargetControl, "index", spy)
+    yield account, manifest, store, appended, messages, fetched
+    manifest.close()
+
+
+def test_appended_messages_are_present_without_fetching_their_headers(pushed):
+    account, manifest, store, appended, messages, fetched = pushed
+
+    report = verify_target(account, manifest, store, discard, appended=appended)
+
+    assert report.ok and report.totals()["present"] == len(messages)
+    assert report.totals()["at_target"] == len(messages)
+    assert fetched == []  # every UID was one the push was given: nothing to fetch
+
+
+def test_a_message_gone_duplicated_or_added_at_the_target_is_still_found(pushed, o365):
+    account, manifest, store, appended, messages, fetched = pushed
+    stored = o365.list_messages(MAILBOX, "INBOX")
+    o365.doveadm("expunge", "-u", MAILBOX, "mailbox", "INBOX", "uid", str(stored[0].uid))
+    o365.seed(MAILBOX, "INBOX", [SeedMessage(messages[3].raw, (), messages[3].internaldate),
+                                 SeedMessage(message(50, mid="stranger").raw)])
+
+    report = verify_target(account, manifest, store, discard, appended=appended)
+
+    totals = report.totals()
+    assert not report.ok
+    assert (totals["missing"], totals["duplicates"], totals["extras"]) == (1, 1, 1)
+    inbox = next(f for f in report.folders if f.target == "INBOX")
+    assert inbox.missing == ["<0@push.example> from INBOX"]
+    assert inbox.at_target == 7
+    # only the two UIDs the push was not given had their headers fetched
+    assert [(name, len(uids or ())) for name, uids in fetched] == [("INBOX", 2)]
+
+
+def test_without_the_push_uids_every_header_is_fetched(pushed):
+    account, manifest, store, _, messages, fetched = pushed
+
+    report = verify_target(account, manifest, store, discard)
+
+    assert report.ok and report.totals()["present"] == len(messages)
+    assert sorted(name for name, uids in fetched if uids is None) == ["INBOX", "Sent Items"]

@@ -12,6 +12,7 @@ a folder need two messages at the target.
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -111,6 +112,22 @@ def _fits_resized(wanted: Wanted, entry: TargetEntry) -> bool:
     return not (mine and theirs and mine != theirs)
 
 
+def _now() -> float:
+    return time.time()
+
+
+def _fits_date_not_kept(wanted: Wanted, entry: TargetEntry) -> bool:
+    """An INTERNALDATE still ahead of now, which the target replaced by the time it stored
+    the message (Dovecot does for one over two hours ahead): an earlier date there, and
+    the same size where sizes count. Tried after every other fit; real mail is never
+    dated ahead, so only such messages are matched this loosely."""
+    if wanted.sizes and entry.size not in wanted.sizes:
+        return False
+    if wanted.internaldate is None or entry.internaldate is None:
+        return False
+    return entry.internaldate < wanted.internaldate and wanted.internaldate > _now()
+
+
 def _undecidable(wanted: Wanted, entry: TargetEntry) -> bool:
     """Same Message-ID, another size, and no INTERNALDATE to tell: it may be ours."""
     return bool(wanted.sizes) and entry.size not in wanted.sizes and (
@@ -145,9 +162,10 @@ class Matcher:
 
     def claim(self, wanted: Wanted) -> TargetEntry | None:
         """The first unclaimed target message with the same identity (and size), if any;
-        failing that, one the target resized whose INTERNALDATE and fingerprint agree."""
+        failing that, one the target resized whose INTERNALDATE and fingerprint agree, or
+        one whose INTERNALDATE ahead the target did not keep."""
         pool = self._pool(wanted)
-        for fits in (_fits, _fits_resized):
+        for fits in (_fits, _fits_resized, _fits_date_not_kept):
             for entry in pool:
                 if entry.uid in self.free and fits(wanted, entry):
                     del self.free[entry.uid]

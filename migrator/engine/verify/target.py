@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from migrator.archive.blobs import BlobStore
@@ -268,7 +268,11 @@ def _confirmed(ctx: PushContext, finder: Finder, folder: str, messages: Sequence
 
 
 def _same(finder: Finder, message: Candidate, entry: TargetEntry) -> bool:
-    wanted = finder.wanted(message)
+    """Is the message at the UID a push recorded still this one? Its identity must agree,
+    not its INTERNALDATE: the recorded UID already tells apart messages sharing a
+    Message-ID, and a server may keep another date than the one appended (Dovecot stores
+    the APPEND's own time for one over two hours ahead)."""
+    wanted = replace(finder.wanted(message), internaldate=None)
     probe = Matcher([entry])
     return probe.claim(wanted) is not None or wanted.identity.anonymous
 

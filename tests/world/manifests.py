@@ -80,7 +80,8 @@ def url(archive: str | Path) -> str:
 
 
 class Row(tuple):
-    """A result row readable as row[0] and row["column"] (as sqlite3.Row)."""
+    """A result row readable as row[0] and row["column"] (as sqlite3.Row), and equal to the
+    tuple of its values (unlike sqlite3.Row)."""
 
     names: tuple[str, ...] = ()
 
@@ -127,6 +128,12 @@ def _row_factory(cursor: Any) -> Any:
     return lambda values: row_type(values)
 
 
+def _sqlite_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> Row:
+    row = Row(values)
+    row.names = tuple(column[0] for column in cursor.description or ())
+    return row
+
+
 @contextmanager
 def connect(archive: str | Path) -> Iterator[Any]:
     """The archive's manifest, opened with plain DB-API; committed on success, then closed."""
@@ -134,7 +141,7 @@ def connect(archive: str | Path) -> Iterator[Any]:
     connection: Any
     if found is None:
         connection = sqlite3.connect(Path(archive) / "manifest.sqlite")
-        connection.row_factory = sqlite3.Row
+        connection.row_factory = _sqlite_row  # the same Row on both: equal to a tuple too
     else:
         connection = _PostgresConnection(found)
     try:

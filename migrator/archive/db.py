@@ -34,6 +34,8 @@ RECORDED_BLOBS = "recorded_blobs"  # session.info key: blobs whose rows this tra
 # The newest revision in migrations/versions; a test keeps the two equal. Knowing it here
 # lets an up-to-date manifest open without importing Alembic (most of a command's start-up).
 SCHEMA_HEAD = "0005"
+# PostgreSQL advisory lock held while a schema is created or upgraded ("migrate" in ASCII)
+SCHEMA_LOCK_KEY = 0x6D696772617465
 
 # A database server's connections (see server_options): kept open, opened at busy moments,
 # seconds a thread waits for one, seconds to give up reaching the server.
@@ -225,6 +227,10 @@ def ensure_schema(engine: Engine, url: str, *, upgrade: bool) -> None:
     head = script.get_current_head()
     known = {rev.revision for rev in script.walk_revisions()}
     with engine.connect() as connection, _all_or_nothing(connection):
+        if connection.dialect.name == "postgresql":  # two processes creating one schema at
+            # once would collide on PostgreSQL's catalog: the second waits, then sees it made
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": SCHEMA_LOCK_KEY})
         current = MigrationContext.configure(connection).get_current_revision()
         if current is not None and current not in known:
             raise ManifestTooNewError(

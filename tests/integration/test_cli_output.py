@@ -49,6 +49,8 @@ JSON_RUNS: list[tuple[tuple[str, ...], ExitStatus]] = [
     (("backup", "--all"), ExitStatus.OK),
     (("batch", "run", "{csv}"), ExitStatus.OK),
     (("batch", "status", "{csv}"), ExitStatus.OK),
+    (("batch", "submit", "{csv}"), ExitStatus.CONFIG),  # the queue needs a PostgreSQL manifest
+    (("worker", "--once"), ExitStatus.CONFIG),  # the same: one line, no JSON to print
     (("auth", "test", "bob", "--target"), ExitStatus.OK),
     (("auth", "login", "bob"), ExitStatus.CONFIG),  # password login: nothing to sign in to
     (("pull", "nobody"), ExitStatus.CONFIG),

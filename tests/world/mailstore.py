@@ -163,7 +163,8 @@ def list_messages(server, user, folder):
                          "uid flags date.received.unixtime size.virtual guid",
                          "mailbox", folder, "all")
     rows = json.loads(out) if out.strip() else []
-    files = _files_by_guid(server.mailbox_path(user, folder))
+    folder_dir = server.mailbox_path(user, folder)
+    files = _files_by_guid(folder_dir)
     result = []
     for row in rows:
         stamp = int(row["date.received.unixtime"])
@@ -171,6 +172,17 @@ def list_messages(server, user, folder):
             uid=int(row["uid"]),
             flags=frozenset(row["flags"].split()) - {"\\Recent"},
             internaldate=datetime.datetime.fromtimestamp(stamp, datetime.UTC),
-            raw=as_imap_bytes(_read(files[row["guid"]])),
+            raw=as_imap_bytes(_read_moving(folder_dir, files, row["guid"])),
             size=int(row["size.virtual"])))
     return sorted(result)
+
+
+def _read_moving(folder_dir, files, guid, tries=5):
+    """A message file's bytes, though the server may rename it meanwhile (new/ to cur/, a
+    flag change): on a vanished name the folder is listed again (a few times at most)."""
+    for _ in range(tries - 1):
+        try:
+            return _read(files[guid])
+        except FileNotFoundError:
+            files.update(_files_by_guid(folder_dir))
+    return _read(files[guid])

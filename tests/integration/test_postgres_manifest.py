@@ -87,6 +87,29 @@ def test_an_empty_database_gets_the_whole_schema_matching_the_models(postgres_ur
         manifest.close()
 
 
+def test_processes_opening_one_empty_database_at_once_all_get_the_schema(postgres_url):
+    """Each opener creates the schema unless another has: without a lock between them, two
+    CREATE TABLEs of one name collide in PostgreSQL's catalog and one opener fails."""
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def open_at_once() -> None:
+        start.wait()
+        try:
+            open_manifest(postgres_url).close()
+        except BaseException as exc:  # collected: the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_at_once, daemon=True) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not [thread for thread in threads if thread.is_alive()], "openers still waiting"
+    assert errors == []
+    assert scalar(postgres_url, "SELECT version_num FROM alembic_version") == SCHEMA_HEAD
+
+
 def test_a_manifest_at_0001_with_rows_is_upgraded_in_place(postgres_url, caplog):
     engine = create_engine(postgres_url)
     with engine.begin() as connection:

@@ -30,7 +30,7 @@ def _read_pid(handle: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -58,7 +58,7 @@ def account_lock(archive: Path, account: str) -> Iterator[None]:
             raise LockedError(f"{account}: another migrator run ({who}) is working on this "
                               f"account; lock {path}") from None
         previous = _read_pid(handle)
-        if previous and previous != os.getpid() and not _alive(previous):
+        if previous and previous != os.getpid() and not process_alive(previous):
             log.info("%s: taking over the lock of a run that ended without releasing it "
                      "(pid %d)", account, previous)
         _write_pid(handle, account, path)

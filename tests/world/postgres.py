@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import uuid
 
+from migrator.archive.locks import process_alive
 from tests.world.net import HOST, free_port
 
 BIN_ENV = "MIGRATOR_TEST_PG_BIN"
@@ -61,7 +62,7 @@ def reap_orphans(directory):
                 pid = int(owner.read().strip() or 0)
         except (OSError, ValueError):
             continue  # not one of ours, or still being made
-        if pid and _alive(pid):
+        if pid and process_alive(pid):
             continue
         data = os.path.join(path, "data")
         if directory and os.path.exists(os.path.join(data, "postmaster.pid")):
@@ -71,16 +72,6 @@ def reap_orphans(directory):
                 command = ["runuser", "-u", RUN_AS, "--", *command]
             subprocess.run(command, capture_output=True, timeout=60, cwd=path)
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class PostgresServer:

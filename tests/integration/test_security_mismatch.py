@@ -1,8 +1,9 @@
 """`security` that does not match the port: said at once, in one line naming the setting.
 
 A plain (or STARTTLS) client on a TLS port hears no greeting, since the server waits for a
-TLS handshake: only a short greeting timeout tells, well before `timeout`. A TLS client on a
-plain port reads the greeting as a broken TLS record (WRONG_VERSION_NUMBER).
+TLS handshake: only a short greeting timeout tells (min(timeout, 10 s): the tests set
+`timeout = 2` so each waits 2 s, not 10). A TLS client on a plain port reads the greeting as a
+broken TLS record (WRONG_VERSION_NUMBER).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ def one_error_line(stderr: str) -> str:
 
 
 def config_for(kind: str, tmp_path, server, security: str, port: int):
+    short = {"timeout": 2}  # the greeting wait is bounded by it: the test need not wait 10 s
     if kind == "pop3":
-        return pop3_config(tmp_path, server, security=security, port=port)
-    return source_config(tmp_path, server, security=security, port=port)
+        return pop3_config(tmp_path, server, security=security, port=port, extra=short)
+    return source_config(tmp_path, server, security=security, port=port, extra=short)
 
 
 @pytest.mark.parametrize("kind", ["imap", "pop3"])
@@ -42,6 +44,7 @@ def test_a_clear_text_client_on_a_tls_port_is_told_to_check_security(
     assert result.status == ExitStatus.CONNECTION, result.stderr
     line = one_error_line(result.stderr)
     assert f'security = "{security}"' in line and f"port {port}" in line and "TLS" in line
+    assert "no greeting within 2s" in line
 
 
 @pytest.mark.parametrize("kind", ["imap", "pop3"])

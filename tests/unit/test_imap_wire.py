@@ -261,3 +261,14 @@ def test_a_connection_lost_during_login_is_no_refused_login(error, expected):
         login(LoginClient(error), endpoint, "bob", None, False)
     assert (expected is AuthError) == isinstance(raised.value, AuthError)
     assert "s3cr3t" not in str(raised.value)
+
+
+def test_the_greeting_wait_is_short_but_never_longer_than_the_timeout():
+    from migrator.config import Endpoint
+    from migrator.wire.greeting import GREETING_TIMEOUT, greeting_timeout
+
+    def endpoint(timeout: float) -> Endpoint:
+        return Endpoint(kind="imap", host="127.0.0.1", port=1, username="u", timeout=timeout)
+
+    assert greeting_timeout(endpoint(60)) == GREETING_TIMEOUT == 10.0
+    assert greeting_timeout(endpoint(2)) == 2

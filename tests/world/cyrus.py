@@ -28,17 +28,16 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 
 import imapclient
 
 from tests.world.dovecot import MailUser
 from tests.world.mailstore import StoredMessage
-from tests.world.net import HOST, free_port, port_open, wait_until
+from tests.world.net import HOST, free_port
+from tests.world.private_server import PrivateServer
 
 ROOT_ENV = "MIGRATOR_TEST_CYRUS_ROOT"
 DEFAULT_ROOT = "/opt/migrator-test/cyrus"
-START_TIMEOUT = 30
 STOP_TIMEOUT = 15
 ADMIN = "cyrusadm"
 _HEADER_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
@@ -79,11 +78,13 @@ def served(raw):
     return bytes(c if c < 0x80 else 0x58 for c in head) + sep + body
 
 
-class CyrusServer:
+class CyrusServer(PrivateServer):
     """A started Cyrus (IMAP/IMAPS/POP3/POP3S, STARTTLS/STLS, the test CA's certificate) with
     sasldb users."""
 
     profile = "cyrus"
+    name = "cyrus"
+    start_timeout = 30
     prefix = "INBOX."
     delimiter = "."
     accepts = staticmethod(accepts)
@@ -95,17 +96,12 @@ class CyrusServer:
         self.ca_cert = certs.ca_cert
         self.host = HOST
         self.keep_dir = keep_dir
-        self.dir = None
-        self.proc = None
         self.as_root = os.geteuid() == 0
         self.passwords = {}
         self.env = {**os.environ,
                     "LD_LIBRARY_PATH": os.path.join(self.root, "usr/lib/x86_64-linux-gnu")}
 
     # -- paths and config ------------------------------------------------------------
-    def _path(self, *parts):
-        return os.path.join(self.dir, *parts)
-
     def _bin(self, name):
         return os.path.join(self.root, "usr/lib/cyrus/bin", name)
 
@@ -144,38 +140,28 @@ class CyrusServer:
                 f'listen="{HOST}:{self.pop3s_port}" prefork=0\n'
                 "}\n")
 
-    # -- lifecycle -------------------------------------------------------------------
+    # -- lifecycle (tests/world/private_server.py) --------------------------------------
     def start(self):
         reason = missing_reason()
         if reason:
             raise RuntimeError(reason)
-        self.dir = tempfile.mkdtemp(prefix="migrator-cyrus-")
-        os.chmod(self.dir, 0o755)
+        return super().start()
+
+    def _prepare_dir(self):
         for sub in ("conf", "spool", "sieve", "run/proc", "run/lock", "run/socket"):
             os.makedirs(self._path(sub))
         shutil.copyfile(self.certs.cert, self._path("tls.crt"))
         shutil.copyfile(self.certs.key, self._path("tls.key"))
         os.chmod(self._path("tls.key"), 0o600)
-        try:
-            self._start_with_retries()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
-    def _start_with_retries(self, attempts=3):
-        for attempt in range(attempts):
-            self.imap_port, self.pop3_port = free_port(), free_port()
-            self.imaps_port, self.pop3s_port = free_port(), free_port()
-            with open(self._path("imapd.conf"), "w") as f:
-                f.write(self._imapd_conf())
-            with open(self._path("cyrus.conf"), "w") as f:
-                f.write(self._cyrus_conf())
-            self._own()
-            if self._spawn():
-                return
-            if attempt == attempts - 1:
-                raise RuntimeError(f"cyrus failed to start:\n{self.log_text()}")
+    def _configure(self):
+        self.imap_port, self.pop3_port = free_port(), free_port()
+        self.imaps_port, self.pop3s_port = free_port(), free_port()
+        with open(self._path("imapd.conf"), "w") as f:
+            f.write(self._imapd_conf())
+        with open(self._path("cyrus.conf"), "w") as f:
+            f.write(self._cyrus_conf())
+        self._own()
 
     def _own(self):
         if self.as_root:
@@ -183,23 +169,18 @@ class CyrusServer:
                 for name in [base, *(os.path.join(base, n) for n in dirs + files)]:
                     shutil.chown(name, "nobody", "nogroup")
 
-    def _spawn(self):
-        """Start `master`; True once all ports accept, False if it exited (port taken)."""
-        with open(self._path("master.log"), "ab") as log:
-            self.proc = subprocess.Popen(
-                [self._bin("master"), "-C", self._path("imapd.conf"), "-M",
-                 self._path("cyrus.conf"), "-p", self._path("run/master.pid"), "-D"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=self.env, start_new_session=True)
+    def _command(self):
+        return [self._bin("master"), "-C", self._path("imapd.conf"), "-M",
+                self._path("cyrus.conf"), "-p", self._path("run/master.pid"), "-D"]
 
-        def ready():
-            return self.proc.poll() is not None or all(map(port_open, self._ports()))
+    def _spawn_log(self):
+        return self._path("master.log")
 
-        wait_until(ready, START_TIMEOUT, what="cyrus ports")
-        if self.proc.poll() is None:
-            return True
-        self.proc = None
-        return False
+    def _spawn_env(self):
+        return self.env
+
+    def _failure(self):
+        return f"cyrus failed to start:\n{self.log_text()}"
 
     def _ports(self):
         return [self.imap_port, self.pop3_port, self.imaps_port, self.pop3s_port]
@@ -221,12 +202,6 @@ class CyrusServer:
             self.proc = None
         if self.dir and not self.keep_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def log_text(self):
         try:

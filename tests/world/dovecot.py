@@ -55,12 +55,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import urllib.parse
 from typing import NamedTuple
 
 from . import mailstore
-from .net import HOST, free_port, port_open, wait_until
+from .net import HOST, free_port, wait_until
+from .private_server import PrivateServer
 
 START_TIMEOUT = 10
 STOP_TIMEOUT = 10
@@ -111,10 +111,11 @@ def _listener(name, port, ssl=False):
             + ("    ssl = yes\n" if ssl else "") + "  }\n")
 
 
-class DovecotServer:
+class DovecotServer(PrivateServer):
     """Lifecycle, users and mailbox helpers common to both profiles."""
 
     profile = None
+    start_timeout = START_TIMEOUT
     protocols = "imap"
     # What the tests expect of this server (tests/world/cyrus.py has Cyrus's values):
     prefix = ""  # personal namespace prefix: folders sit beside INBOX, INBOX.Sub is its child
@@ -133,17 +134,13 @@ class DovecotServer:
         self.host = HOST
         self.debug = debug
         self.keep_dir = keep_dir
+        self.name = f"dovecot-{self.profile}"
         uid, gid, self._identity_settings, self.as_root = _identity()
         self.mail_owner = (uid, gid) if self.as_root else None
         self.mail_uid, self.mail_gid = uid, gid
-        self.dir = None
-        self.proc = None
         self.group = None  # process group id = master pid, kept after stop
 
     # -- paths -------------------------------------------------------------
-    def _path(self, *parts):
-        return os.path.join(self.dir, *parts)
-
     @property
     def config_path(self):
         return self._path("dovecot.conf")
@@ -204,48 +201,32 @@ service auth-worker {{
         with open(self.config_path, "w") as f:
             f.write(self._common_config() + self._profile_config())
 
-    # -- lifecycle -------------------------------------------------------
-    def start(self):
-        self.dir = tempfile.mkdtemp(prefix=f"migrator-dovecot-{self.profile}-")
-        os.chmod(self.dir, 0o755)
+    # -- lifecycle (tests/world/private_server.py) -------------------------
+    def _prepare_dir(self):
         for sub in ("run", "state", "home"):
             os.mkdir(self._path(sub), 0o755)
         if self.as_root:
             os.chown(self._path("home"), self.mail_uid, self.mail_gid)
         os.mkdir(self._path("users"), 0o755)
-        try:
-            self._start_with_retries()
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
-    def _start_with_retries(self, attempts=3):
-        for attempt in range(attempts):
-            self._allocate_ports()
-            self._write_config()
-            if self._spawn():
-                return
-            if "Address already in use" not in self._startup_errors() or attempt == attempts - 1:
-                raise RuntimeError(f"dovecot failed to start:\n{self._startup_errors()}")
+    def _configure(self):
+        self._allocate_ports()
+        self._write_config()
 
-    def _spawn(self):
-        """Start the master; True once all ports accept, False if it exited."""
-        with open(self._path("stderr.log"), "wb") as err:
-            self.proc = subprocess.Popen([self.dovecot, "-F", "-c", self.config_path],
-                                         stdin=subprocess.DEVNULL,
-                                         stdout=err, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        self.group = self.proc.pid
+    def _command(self):
+        return [self.dovecot, "-F", "-c", self.config_path]
 
-        def ready():
-            return self.proc.poll() is not None or all(map(port_open, self._ports()))
+    def _spawn_log(self):
+        return self._path("stderr.log")
 
-        wait_until(ready, START_TIMEOUT, what=f"dovecot ({self.profile}) ports")
-        if self.proc.poll() is None:
-            return True
-        self.proc = None
-        return False
+    def _started(self, proc):
+        self.group = proc.pid
+
+    def _may_retry(self):
+        return "Address already in use" in self._startup_errors()
+
+    def _failure(self):
+        return f"dovecot failed to start:\n{self._startup_errors()}"
 
     def _startup_errors(self):
         with open(self._path("stderr.log"), errors="replace") as f:
@@ -273,12 +254,6 @@ service auth-worker {{
         if self.group is None:
             return []
         return [pid for pid in _pids() if _group_of(pid) == self.group]
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def log_text(self):
         try:

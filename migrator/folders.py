@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from imapclient import imap_utf7
 
 INBOX = "INBOX"
+INBOX_ROLE = "\\Inbox"  # a source's Inbox under another name (a PST's "Posteingang")
 ROLES = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive")
 VIRTUAL = ("\\All", "\\Flagged")  # views of other folders: pushing them would duplicate mail
 EXCHANGE_NAMES = {
@@ -293,7 +294,7 @@ class _Planner:
             target = self.rules.pins[name]
             self.claims.setdefault(self.key(target), _Claim(name, True))
             return FolderMapping(name, target, "used by earlier pushes")
-        if name.upper() == INBOX:
+        if name.upper() == INBOX or folder.special_use == INBOX_ROLE:
             return self.claim(name, INBOX, "inbox", shareable=False)
         if folder.special_use in VIRTUAL:
             return FolderMapping(name, None, f"virtual folder ({folder.special_use}); "
@@ -323,7 +324,7 @@ class _Planner:
                 klass = 0
             elif name in self.rules.pins:
                 klass = 1
-            elif name.upper() == INBOX:
+            elif name.upper() == INBOX or self.folders[name].special_use == INBOX_ROLE:
                 klass = 2
             elif name in role_owners:
                 klass = 3 if self.folders[name].special_use else 4

@@ -92,13 +92,16 @@ def test_non_mail_items_are_skipped_and_counted_by_class():
 
 def test_roles_come_from_the_stores_entryids_whatever_the_language():
     roles = {f.name: f.special_use for f in open_pst(DATA / "dist-list.pst").folders()}
-    assert roles == {"Deleted Items": "\\Trash", "Inbox": None, "Outbox": None,
+    assert roles == {"Deleted Items": "\\Trash", "Inbox": "\\Inbox", "Outbox": None,
                      "Sent Items": "\\Sent", "Drafts": "\\Drafts", "RSS Feeds": None,
                      "Junk E-mail": "\\Junk"}
     french = {f.name: f.special_use for f in open_pst(DATA / "testPST.pst").folders()}
     assert french == {"hong-thai.nguyen": None, "Éléments supprimés": "\\Trash"}
     japanese = {f.name: f.special_use for f in open_pst(DATA / "msgInMsg.pst").folders()}
     assert japanese["削除済みアイテム"] == "\\Trash"
+    bodies = {f.name: f.special_use for f in
+              open_pst(DATA / "testPST_variousBodyTypes.pst").folders()}
+    assert bodies == {"Deleted Items": "\\Trash", "Inbox": "\\Inbox", "Inbox/tmp": None}
 
 
 @pytest.mark.parametrize("sample", SAMPLES)

@@ -325,3 +325,14 @@ def test_exchange_to_exchange_keeps_inbox_children() -> None:
                SourceFolder("Sent Items", "/", "\\Sent"), SourceFolder("Calendar", "/")]
     assert mapped(folders) == {"Inbox": "Inbox", "Inbox/Sub": "Inbox/Sub",
                                "Sent Items": "Sent Items", "Calendar": "Calendar (2)"}
+
+
+def test_an_inbox_under_another_name_goes_to_the_inbox() -> None:
+    """A PST's Inbox keeps its localised name in the archive; its role puts it in INBOX."""
+    folders = [SourceFolder("Posteingang", "/", "\\Inbox"),
+               SourceFolder("Posteingang/Projekte", "/"), SourceFolder("Posteingang2", "/")]
+    assert mapped(folders) == {"Posteingang": "Inbox", "Posteingang/Projekte": "Inbox/Projekte",
+                               "Posteingang2": "Posteingang2"}
+    assert mapped(folders, IMAP) == {"Posteingang": "INBOX",
+                                     "Posteingang/Projekte": "INBOX/Projekte",
+                                     "Posteingang2": "Posteingang2"}

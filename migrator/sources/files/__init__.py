@@ -13,7 +13,9 @@ class FileFolder:
     """A folder of a file source: its name with "/" between levels, and its role if known."""
 
     name: str
-    special_use: str | None = None  # "\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive"
+    # "\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", or "\\Inbox" (not an IMAP
+    # attribute: a PST's Inbox under its own name, which a push maps to INBOX)
+    special_use: str | None = None
 
 
 @dataclass(frozen=True)

@@ -185,9 +185,16 @@ class PstSource:
 
     def _roles(self) -> dict[int, str]:
         """Folder node -> special use, from the EntryIDs the store and the root folder keep
-        ([MS-OXOSFLD] 2.2), so "Éléments supprimés" is Deleted Items whatever the language."""
+        ([MS-OXOSFLD] 2.2), so "Éléments supprimés" is Deleted Items whatever the language.
+        The Inbox is the top folder's child that holds the Drafts or Calendar EntryID (only
+        the root and the Inbox keep them), so "Posteingang" goes to the target's INBOX."""
         store = self._handle.message_store
         roles: dict[int, str] = {}
+        for folder in _children(self._top_folder()):
+            if any(props.binary(folder, tag) for tag in (props.IPM_DRAFTS_ENTRYID,
+                                                          props.IPM_APPOINTMENT_ENTRYID)):
+                roles[folder.identifier] = "\\Inbox"
+                break
         for tag, role in ((props.IPM_WASTEBASKET_ENTRYID, "\\Trash"),
                           (props.IPM_SENTMAIL_ENTRYID, "\\Sent")):
             node = props.entryid_node(props.binary(store, tag))

@@ -18,7 +18,7 @@ from migrator.engine.export.mbox import entry
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
 from tests.integration.export_world import mutt_binary, mutt_pipe_all
-from tests.integration.imap_pull_world import PASSWORD_ENV, imap_client, source_config
+from tests.integration.imap_pull_world import PASSWORD_ENV, imap_client, manifest, source_config
 from tests.integration.import_world import (
     blob_of,
     contents,
@@ -244,6 +244,56 @@ def test_imported_mail_is_pushed_and_migrated_to_exchange(o365, oauth_service, c
     assert migrated.status == ExitStatus.OK, migrated.stderr
     assert "pulled 0, pushed 0" in migrated.stdout
     assert target_count(o365, MAILBOX) == 29
+
+
+def _thunderbird_box(path: Path, read: set[int]) -> None:
+    """Five messages as Thunderbird keeps them, `read` ones marked read (0001) in place."""
+    path.write_bytes(b"".join(entry(
+        b"X-Mozilla-Status: %04d\r\nX-Mozilla-Status2: 00000000\r\nMessage-ID: <%d@tb>\r\n"
+        b"Subject: message %d\r\n\r\nbody %d\r\n" % (n in read, n, n, n), WHEN)[0]
+        for n in range(5)))
+
+
+@pytest.mark.usefixtures("push_secrets")
+def test_messages_read_in_thunderbird_since_the_last_import_are_not_imported_or_pushed_again(
+        o365, oauth_service, certs, tmp_path):
+    box = tmp_path / "Inbox"
+    _thunderbird_box(box, read=set())
+    target = target_block(o365.imaps_port, certs.ca_cert, oauth_service)
+    config = import_config(tmp_path, {"tb": file_source("mbox", box)}, target=target)
+    assert _pull(config, "tb")["fetched"] == 5
+    assert run_cli("-c", config, "push", "tb").status == ExitStatus.OK
+    _thunderbird_box(box, read={1, 3})  # two messages read: their status headers rewritten
+
+    again = _pull(config, "tb")
+    migrated = run_cli("-c", config, "--json", "migrate", "tb")
+
+    assert again.get("fetched", 0) == 0 and again["flags_changed"] == 2
+    assert "gone" not in again
+    assert migrated.status == ExitStatus.OK, migrated.stderr
+    assert target_count(o365, MAILBOX) == 5  # without keys that ignore those headers: 7
+    seen = [("\\Seen" in flags) for _, flags, _, _ in rows(tmp_path / "archive", "tb")["INBOX"]]
+    assert seen == [False, True, False, True, False]
+
+
+def test_an_archive_imported_with_whole_message_keys_is_rekeyed_not_imported_again(tmp_path):
+    """Before keys ignored the flag headers they hashed the whole message: such rows are
+    found by their former key and take the new one."""
+    box = tmp_path / "Inbox"
+    _thunderbird_box(box, read={2})
+    config = import_config(tmp_path, {"tb": file_source("mbox", box)})
+    assert _pull(config, "tb")["fetched"] == 5
+    with manifest(tmp_path / "archive") as db:  # the keys an earlier migrator recorded
+        db.execute("UPDATE messages SET uidl = sha256")
+        db.commit()
+
+    again = _pull(config, "tb")
+
+    assert again.get("fetched", 0) == 0 and "gone" not in again
+    assert again["already_archived"] == 5
+    found = rows(tmp_path / "archive", "tb")["INBOX"]
+    assert len(found) == 5 and all(key != sha for sha, _, _, key in found)
+    assert _pull(config, "tb")["already_archived"] == 5
 
 
 def test_backup_and_repair_work_on_a_file_source(tmp_path):

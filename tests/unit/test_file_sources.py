@@ -77,6 +77,41 @@ def test_mbox_flags_come_from_status_headers_which_stay_in_the_message(tmp_path)
     assert [m.read() for m in messages] == list(data)
 
 
+@pytest.mark.parametrize("before, after", [
+    # Thunderbird marks a message read in place
+    (b"X-Mozilla-Status: 0000\nX-Mozilla-Status2: 00000000\nSubject: s\n\nb\n",
+     b"X-Mozilla-Status: 0001\nX-Mozilla-Status2: 00000000\nSubject: s\n\nb\n"),
+    # mutt adds its Status lines at the end of the header (CRLF and LF)
+    (b"Subject: s\r\nFrom: a@b\r\n\r\nbody\r\n",
+     b"Subject: s\r\nFrom: a@b\r\nStatus: RO\r\nX-Status: A\r\n\r\nbody\r\n"),
+    (b"Subject: s\nStatus: O\n\nStatus: RO in the body stays\n",
+     b"Status: RO\nSubject: s\n\nStatus: RO in the body stays\n"),
+    # a tag added, folded over two lines
+    (b"X-Mozilla-Keys:\nSubject: s\n\nb\n",
+     b"X-Mozilla-Keys: $label1\n  work\nSubject: s\n\nb\n"),
+])
+def test_a_message_whose_client_rewrote_its_flag_headers_keeps_its_key(tmp_path, before, after):
+    first, = _read("mbox", _mbox(tmp_path / "before", [before]))
+    then, = _read("mbox", _mbox(tmp_path / "after", [after]))
+
+    assert then.key == first.key
+    assert then.read() == after  # the bytes are the file's: only the key ignores those lines
+
+
+def test_mbox_keys_of_messages_without_flag_headers_are_their_sha256_as_before(tmp_path):
+    """Keys of earlier versions hashed the whole message: unchanged where no flag header is,
+    and given as the former key where one is (so that row is found, not imported again)."""
+    import hashlib
+
+    plain, flagged = b"Subject: s\n\nb\n", b"Status: RO\nSubject: s\n\nb\n"
+    messages = _read("mbox", _mbox(tmp_path / "box", [plain, flagged]))
+
+    whole = [hashlib.sha256(data).hexdigest() for data in (plain, flagged)]
+    assert (messages[0].key, messages[0].former_keys) == (whole[0], ())
+    assert messages[1].key == whole[0] + ".2"  # the same message less its flags: a twin
+    assert messages[1].former_keys == (whole[1],)
+
+
 def test_the_sample_mbox_has_what_python_mailbox_finds(tmp_path):
     messages = _read("mbox", SAMPLE)
     box = mailbox.mbox(SAMPLE)

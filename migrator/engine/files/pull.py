@@ -30,7 +30,7 @@ from migrator.engine.events import BatchedProgress, Emit, Notice, TaskFinished, 
 from migrator.engine.files import records
 from migrator.engine.files.records import Imported, Stored
 from migrator.engine.results import JobResult
-from migrator.sources.files import FileFolder, FileSource, open_source
+from migrator.sources.files import FileFolder, FileMessage, FileSource, open_source
 from migrator.testhook import kill_point
 
 log = logging.getLogger(__name__)
@@ -119,11 +119,14 @@ class FileImport:
         seen: set[str] = set()
         changed: dict[int, str] = {}
         back: list[int] = []
+        rekeyed: dict[int, str] = {}
         try:
             for message in self.source.messages(folder):
                 key = records.stored_key(message.key)
                 seen.add(key)
                 flags = flags_text(message.flags)
+                if key not in known:
+                    _take_former_key(message, key, known, rekeyed)
                 if key in known:
                     self._compare(known[key], flags, changed, back)
                     continue
@@ -139,6 +142,7 @@ class FileImport:
             stream.close()
         gone = [item.row_id for key, item in known.items() if key not in seen and not item.gone]
         with self.manifest.session() as session:
+            records.rekey(session, rekeyed)
             records.update_known(session, changed, back, gone)
             records.finish_folder(session, folder_id, len(seen))
         for name, number in (("flags_changed", len(changed)), ("gone", len(gone)),
@@ -191,6 +195,8 @@ class FileImport:
                          else records.known_messages(session, folders[folder.name]))
                 for message in self.source.messages(folder):
                     key = records.stored_key(message.key)
+                    if key not in known:
+                        _take_former_key(message, key, known, {})
                     if key in known:
                         counts["already_archived"] += 1
                     else:
@@ -198,3 +204,18 @@ class FileImport:
                         counts["would_fetch_bytes"] += message.size
         counts["folders"] = len(chosen)
         self.result.counts.update(counts)
+
+
+def _take_former_key(message: FileMessage, key: str, known: dict[str, records.Known],
+                     rekeyed: dict[int, str]) -> None:
+    """A message archived under a key the reader gave it before (see `former_keys`): its row
+    moves to the new key (in `known` now, in the manifest with `rekeyed`), not imported
+    again. (Two copies of one message differing only in those headers may swap rows for one
+    run; the next sets them right, and neither is imported twice.)"""
+    for former in map(records.stored_key, message.former_keys):
+        found = known.get(former)
+        if found is not None and found.row_id not in rekeyed:
+            rekeyed[found.row_id] = key
+            known[key] = known.pop(former)
+            return
+

@@ -113,6 +113,12 @@ def record_rows(session: Session, folder_id: int, stored: Sequence[Stored]) -> i
     return len(rows)
 
 
+def rekey(session: Session, keys: dict[int, str]) -> None:
+    """Rows found under a reader's former key get its key of now (row id -> key)."""
+    for row_id, key in keys.items():
+        session.execute(update(MESSAGES).where(MESSAGES.c.id == row_id).values(uidl=key))
+
+
 def update_known(session: Session, flags: dict[int, str], back: list[int],
                  gone: list[int]) -> None:
     """New flags of archived messages, and messages back in or gone from the files."""

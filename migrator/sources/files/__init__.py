@@ -27,6 +27,9 @@ class FileMessage:
     flags: tuple[str, ...]
     size: int
     read: Callable[[], bytes]  # the message bytes, loaded only when archived
+    # keys an earlier migrator gave this message: a row found under one is re-keyed, so an
+    # archive imported before a reader's keys changed is not imported (and pushed) again
+    former_keys: tuple[str, ...] = ()
 
 
 class FileSource(Protocol):

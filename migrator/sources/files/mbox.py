@@ -11,9 +11,14 @@ was `>From ` arrives as `From `; mboxcl/mboxcl2 (Content-Length) do not quote at
 unquoted body line starting `From ` starts a new message there (as it does in Python's
 `mailbox`). Content-Length is not used.
 
-Keys: the SHA-256 of the message's bytes as stored in the file, plus `.N` for its N-th
-identical twin in the folder, so appends, deletions and compaction elsewhere in the file never
-change a key. Flags come from `Status` (R: \\Seen; O only says "not new"), `X-Status` (A:
+Keys: the SHA-256 of the message's bytes as stored in the file less the header lines that
+say its flags (`Status`, `X-Status`, `X-Mozilla-Status`, `X-Mozilla-Status2`,
+`X-Mozilla-Keys`: mail clients rewrite them when a message is read or tagged), plus `.N` for
+its N-th identical twin in the folder, so appends, deletions and compaction elsewhere in the
+file never change a key, and a message read in Thunderbird or mutt since the last import is
+the same message with new flags, not a new one (its archived bytes stay as first imported).
+Keys of migrator 0.x before that hashed the whole message: they are the `former_keys`. Flags
+come from `Status` (R: \\Seen; O only says "not new"), `X-Status` (A:
 \\Answered, F: \\Flagged, T: \\Draft, D: \\Deleted) and Thunderbird's `X-Mozilla-Status`; the
 headers stay in the message. An mbox `migrator export` wrote has its flags in the export's
 journal (`.migrator-export`, in the directory or a parent; never read as a folder): a message
@@ -84,19 +89,46 @@ class MboxSource:
             view = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         mtime = datetime.fromtimestamp(int(stat.st_mtime), UTC)
         twins: Counter[str] = Counter()
+        whole_twins: Counter[str] = Counter()
         recorded = self.exported.get(os.path.realpath(path), {})
         for start, body, end in spans(view):
             stored = view[body:end]
             digest = hashlib.sha256(stored).hexdigest()
-            twins[digest] += 1
-            key = digest if twins[digest] == 1 else f"{digest}.{twins[digest]}"
+            whole = _numbered(digest, whole_twins)
+            lasting = without_flag_headers(stored)
+            key = _numbered(digest if lasting is stored else hashlib.sha256(lasting).hexdigest(),
+                            twins)
             when = from_date(view[start:body]) or header_date(stored) or mtime
-            flags = recorded[key] if key in recorded else flags_of(stored)
+            # the export's journal keys messages by their whole bytes
+            flags = recorded[whole] if whole in recorded else flags_of(stored)
             yield FileMessage(key=key, internaldate=when, flags=flags, size=len(stored),
-                              read=functools.partial(unquote, stored))
+                              read=functools.partial(unquote, stored),
+                              former_keys=() if key == whole else (whole,))
 
     def close(self) -> None:
         """Nothing held open: each folder's map is released with its last message."""
+
+
+def _numbered(digest: str, twins: Counter[str]) -> str:
+    """The digest, with `.N` for its N-th twin in the file."""
+    twins[digest] += 1
+    return digest if twins[digest] == 1 else f"{digest}.{twins[digest]}"
+
+
+def without_flag_headers(stored: bytes) -> bytes:
+    """The message less the header lines a mail client rewrites to keep its flags (`stored`
+    itself when it has none): what a message's key is made from."""
+    head = header_block(stored)
+    if not _FLAG_HEADER.search(head):
+        return stored
+    end = len(head)
+    end += 2 if stored[end:end + 2] == b"\r\n" else 1 if stored[end:end + 1] == b"\n" else 0
+    block = stored[:end]
+    whole_lines = block.endswith(b"\n")
+    kept = _FLAG_LINE.sub(b"", block if whole_lines else block + b"\n")
+    if not whole_lines:
+        kept = kept[:-1] if kept.endswith(b"\n") else kept
+    return kept + stored[end:]
 
 
 def spans(view: mmap.mmap | bytes) -> Iterator[tuple[int, int, int]]:
@@ -159,6 +191,11 @@ def header_date(stored: bytes) -> datetime | None:
     return None
 
 
+_FLAG_NAMES = rb"(?:X-Mozilla-Status2?|X-Mozilla-Keys|X-Status|Status)[ \t]*:"
+_FLAG_HEADER = re.compile(rb"^" + _FLAG_NAMES, re.MULTILINE | re.IGNORECASE)
+# a whole field: its line and the folded lines after it, each with its line break
+_FLAG_LINE = re.compile(rb"^" + _FLAG_NAMES + rb"[^\n]*\n(?:[ \t][^\n]*\n)*",
+                        re.MULTILINE | re.IGNORECASE)
 _STATUS = re.compile(rb"^(X-Mozilla-Status|X-Status|Status):[ \t]*([^\r\n]*)",
                      re.MULTILINE | re.IGNORECASE)
 _X_STATUS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}

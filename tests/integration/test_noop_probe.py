@@ -1,0 +1,184 @@
+"""The no-op probe (engine/imap/noop_probe.py) against a real Dovecot: a true no-op is
+settled without SQLAlchemy and with the full path's result and run row; anything changed,
+failed or half-done makes it decline, and the full path then does the work.
+
+Which path ran is seen from outside: the CLI runs in a fresh interpreter that reports the
+modules it loaded (the full path cannot run without SQLAlchemy).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from migrator.archive.blobs import BlobStore
+from migrator.archive.db import open_manifest
+from migrator.archive.manifest import RunRow
+from migrator.config import load
+from migrator.engine.pull import pull_account
+from tests.cli_runner import run_cli
+from tests.integration.imap_pull_world import imap_client
+from tests.world.configs import Account, Config, Endpoint
+from tests.world.dovecot import SourceServer
+from tests.world.mailstore import SeedMessage
+
+PASSWORD = "probe-Pw-4471"
+PASSWORD_ENV = "MIGRATOR_TEST_PROBE_PW"
+ROOT = Path(__file__).resolve().parents[2]
+USERS = itertools.count(1)
+
+RUN_AND_LIST = """
+import json, sys
+from migrator.cli.main import run
+status = run(sys.argv[1:])
+print(json.dumps({"status": status, "sqlalchemy": "sqlalchemy" in sys.modules}))
+"""
+
+
+@pytest.fixture(scope="module")
+def server(certs) -> Iterator[SourceServer]:
+    """One Dovecot for the module; each test has a user of its own."""
+    with SourceServer(certs) as started:
+        yield started
+
+
+def message(n: int) -> SeedMessage:
+    return SeedMessage(f"Subject: {n}\r\nMessage-ID: <p{n}@example.org>\r\n\r\nbody {n}\r\n"
+                       .encode(), ("\\Seen",) if n % 2 else (), 1_700_000_000 + n)
+
+
+@pytest.fixture
+def mailbox(server, tmp_path, monkeypatch) -> tuple[str, Path]:
+    """A user with mail in INBOX and Work, backed up once: (user, config)."""
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    user = f"probe{next(USERS)}"
+    server.add_user(user, PASSWORD)
+    server.seed(user, "INBOX", [message(n) for n in range(3)])
+    server.create_folder(user, "Work")
+    server.seed(user, "Work", [message(n) for n in range(10, 12)])
+    config = Config(tmp_path / "archive", {user: Account(Endpoint(
+        "imap", port=server.imap_port, security="plain", username=user,
+        password=f"env:{PASSWORD_ENV}"))}).write(tmp_path / "migrator.toml")
+    assert run_cli("-q", "-c", config, "backup", user).status == 0
+    return user, config
+
+
+def backup_in_subprocess(config: Path, user: str) -> tuple[int, dict, bool]:
+    """(exit status, the --json summary's account, whether SQLAlchemy was loaded)."""
+    done = subprocess.run([sys.executable, "-c", RUN_AND_LIST, "-c", str(config), "--json",
+                           "backup", user], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    *outputs, last = done.stdout.splitlines()
+    answer = json.loads(last)
+    (summary,) = [found for line in outputs if "accounts" in (found := json.loads(line))]
+    (account,) = summary["accounts"]
+    return answer["status"], account, answer["sqlalchemy"]
+
+
+def runs(archive: Path) -> list[RunRow]:
+    manifest = open_manifest(f"sqlite:///{archive / 'manifest.sqlite'}")
+    try:
+        with manifest.session() as session:
+            return list(session.query(RunRow).order_by(RunRow.id))
+    finally:
+        manifest.close()
+
+
+def test_a_true_no_op_is_settled_without_sqlalchemy_as_the_full_path_settles_it(mailbox):
+    user, config = mailbox
+    settings = load(config)
+    manifest = open_manifest(settings.archive.database)
+    try:  # the full path's no-op, straight through the engine
+        full = pull_account(settings.account(user), manifest, BlobStore(settings.archive.path),
+                            lambda event: None)
+    finally:
+        manifest.close()
+
+    status, account, loaded_sqlalchemy = backup_in_subprocess(config, user)
+
+    assert (status, loaded_sqlalchemy) == (0, False)
+    assert account == full.as_dict() and account["folders_unchanged"] == 2
+    *_, full_row, quick_row = runs(settings.archive.path)
+    fields = ("account_id", "command", "outcome", "counts", "error")
+    assert [getattr(quick_row, f) for f in fields] == [getattr(full_row, f) for f in fields]
+    assert quick_row.finished_at is not None and quick_row.started_at > full_row.started_at
+    quiet = run_cli("-q", "-c", config, "backup", user)
+    assert (quiet.status, quiet.stdout, quiet.stderr) == (0, "", "")
+
+
+def _new_message(server: SourceServer, user: str, archive: Path) -> None:
+    server.seed(user, "Work", [message(20)])
+
+
+def _flag_change(server: SourceServer, user: str, archive: Path) -> None:
+    client = imap_client(server, user, PASSWORD)
+    client.select_folder("INBOX")
+    client.add_flags([1], ["\\Flagged"])
+    client.logout()
+
+
+def _expunge(server: SourceServer, user: str, archive: Path) -> None:
+    client = imap_client(server, user, PASSWORD)
+    client.select_folder("Work")
+    client.delete_messages([1])
+    client.expunge()
+    client.logout()
+
+
+def _uidvalidity_change(server: SourceServer, user: str, archive: Path) -> None:
+    server.doveadm("mailbox", "update", "-u", user, "--uid-validity", "77", "Work")
+
+
+def _folder_added(server: SourceServer, user: str, archive: Path) -> None:
+    server.create_folder(user, "Later")
+
+
+def _folder_deleted(server: SourceServer, user: str, archive: Path) -> None:
+    server.doveadm("mailbox", "delete", "-u", user, "Work")
+
+
+def _failed_earlier(server: SourceServer, user: str, archive: Path) -> None:
+    with sqlite3.connect(archive / "manifest.sqlite") as db:
+        db.execute("INSERT INTO failures (account_id, stage, folder, ref, reason, at) "
+                   "SELECT id, 'pull', 'INBOX', 'UID 2', 'test', '2026-01-01 00:00:00.000000' "
+                   "FROM accounts")
+
+
+def _running_run(server: SourceServer, user: str, archive: Path) -> None:
+    with sqlite3.connect(archive / "manifest.sqlite") as db:
+        db.execute("INSERT INTO runs (account_id, command, started_at, outcome, counts) "
+                   "SELECT id, 'pull', '2026-01-01 00:00:00.000000', 'running', '{}' "
+                   "FROM accounts")
+
+
+CHANGES: dict[str, tuple[Callable[[SourceServer, str, Path], None], str]] = {
+    "new message": (_new_message, "fetched"),
+    "flag change": (_flag_change, "flags_updated"),
+    "expunge": (_expunge, "gone"),
+    "uidvalidity": (_uidvalidity_change, "folders_synced"),
+    "folder added": (_folder_added, "folders_synced"),
+    "folder deleted": (_folder_deleted, ""),
+    "failed earlier": (_failed_earlier, "folders_synced"),
+    "running run": (_running_run, ""),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_the_probe_declines_whenever_something_changed(mailbox, server, tmp_path, change):
+    user, config = mailbox
+    make_change, counted = CHANGES[change]
+    make_change(server, user, tmp_path / "archive")
+
+    status, account, loaded_sqlalchemy = backup_in_subprocess(config, user)
+
+    assert status == 0 and loaded_sqlalchemy, account
+    if counted:
+        assert account.get(counted), account
+    assert runs(tmp_path / "archive")[-1].outcome == "ok"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -18,11 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.archive.manifest import RunRow
 from migrator.config import load
-from migrator.engine.pull import pull_account
 from tests.cli_runner import run_cli
 from tests.integration.imap_pull_world import imap_client
 from tests.world.configs import Account, Config, Endpoint
@@ -34,8 +33,12 @@ PASSWORD_ENV = "MIGRATOR_TEST_PROBE_PW"
 ROOT = Path(__file__).resolve().parents[2]
 USERS = itertools.count(1)
 
+# The CLI in a fresh interpreter; FULL_PATH=1 takes the probe out, as if it always declined.
 RUN_AND_LIST = """
-import json, sys
+import json, os, sys
+if os.environ.get("FULL_PATH"):
+    import migrator.engine.imap.noop_probe as probe
+    probe.probe_pull = lambda *args: None
 from migrator.cli.main import run
 status = run(sys.argv[1:])
 print(json.dumps({"status": status, "sqlalchemy": "sqlalchemy" in sys.modules}))
@@ -70,16 +73,24 @@ def mailbox(server, tmp_path, monkeypatch) -> tuple[str, Path]:
     return user, config
 
 
-def backup_in_subprocess(config: Path, user: str) -> tuple[int, dict, bool]:
-    """(exit status, the --json summary's account, whether SQLAlchemy was loaded)."""
-    done = subprocess.run([sys.executable, "-c", RUN_AND_LIST, "-c", str(config), "--json",
-                           "backup", user], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+def cli_in_subprocess(*args: str | Path, full_path: bool = False) -> tuple[int, str, str, bool]:
+    """(exit status, stdout, stderr, whether SQLAlchemy was loaded)."""
+    env = {**os.environ, "FULL_PATH": "1" if full_path else ""}
+    done = subprocess.run([sys.executable, "-c", RUN_AND_LIST, *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env=env)
     *outputs, last = done.stdout.splitlines()
     answer = json.loads(last)
-    (summary,) = [found for line in outputs if "accounts" in (found := json.loads(line))]
+    return answer["status"], "".join(f"{line}\n" for line in outputs), done.stderr, \
+        answer["sqlalchemy"]
+
+
+def backup_in_subprocess(config: Path, user: str) -> tuple[int, dict, bool]:
+    """(exit status, the --json summary's account, whether SQLAlchemy was loaded)."""
+    status, stdout, _, loaded = cli_in_subprocess("-c", config, "--json", "backup", user)
+    (summary,) = [found for line in stdout.splitlines()
+                  if "accounts" in (found := json.loads(line))]
     (account,) = summary["accounts"]
-    return answer["status"], account, answer["sqlalchemy"]
+    return status, account, loaded
 
 
 def runs(archive: Path) -> list[RunRow]:
@@ -93,24 +104,18 @@ def runs(archive: Path) -> list[RunRow]:
 
 def test_a_true_no_op_is_settled_without_sqlalchemy_as_the_full_path_settles_it(mailbox):
     user, config = mailbox
-    settings = load(config)
-    manifest = open_manifest(settings.archive.database)
-    try:  # the full path's no-op, straight through the engine
-        full = pull_account(settings.account(user), manifest, BlobStore(settings.archive.path),
-                            lambda event: None)
-    finally:
-        manifest.close()
-
-    status, account, loaded_sqlalchemy = backup_in_subprocess(config, user)
-
-    assert (status, loaded_sqlalchemy) == (0, False)
-    assert account == full.as_dict() and account["folders_unchanged"] == 2
-    *_, full_row, quick_row = runs(settings.archive.path)
-    fields = ("account_id", "command", "outcome", "counts", "error")
-    assert [getattr(quick_row, f) for f in fields] == [getattr(full_row, f) for f in fields]
-    assert quick_row.finished_at is not None and quick_row.started_at > full_row.started_at
-    quiet = run_cli("-q", "-c", config, "backup", user)
-    assert (quiet.status, quiet.stdout, quiet.stderr) == (0, "", "")
+    archive = load(config).archive.path
+    for options in (["--json", "backup"], ["backup"], ["-q", "pull"]):
+        argv = ("-c", config, *options, user)
+        *full, full_loaded = cli_in_subprocess(*argv, full_path=True)
+        *quick, quick_loaded = cli_in_subprocess(*argv)
+        assert (full_loaded, quick_loaded) == (True, False)
+        assert quick == full and full[0] == 0
+        *_, full_row, quick_row = runs(archive)
+        fields = ("account_id", "command", "outcome", "counts", "error")
+        assert [getattr(quick_row, f) for f in fields] == [getattr(full_row, f) for f in fields]
+        assert quick_row.started_at > full_row.finished_at
+    assert '"folders_unchanged": 2' in full_row.counts
 
 
 def _new_message(server: SourceServer, user: str, archive: Path) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
-import re
-from collections.abc import Sequence
 from typing import BinaryIO, cast
 
 from migrator.config import Endpoint
@@ -22,8 +20,6 @@ from migrator.sources.imap_folders import Folder, FolderStatus, folder_of, statu
 from migrator.sources.imap_wire import Wire, quote
 from migrator.wire.greeting import greeting_timeout
 from migrator.wire.tls import tls_context
-
-_CAPABILITY_CODE = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
 
 
 class QuickSource:
@@ -43,19 +39,19 @@ class QuickSource:
             if endpoint.security == "starttls":
                 client.starttls(tls_context(endpoint))
             client.sock.settimeout(endpoint.timeout)
-            _, said = client.login(endpoint.username, endpoint.password.resolve())
+            client.login(endpoint.username, endpoint.password.resolve())
             self.wire = Wire(client.sock.sendall, cast(BinaryIO, client.file))
-            self.capabilities = self._capabilities(said)
+            self.capabilities = self._capabilities(client)
         except BaseException:
             self._shutdown()
             raise
 
-    def _capabilities(self, login_reply: Sequence[bytes | None]) -> frozenset[str]:
-        """What the server offers once logged in: told in the LOGIN reply, else asked."""
-        text = b" ".join(part for part in login_reply if isinstance(part, bytes))
-        found = _CAPABILITY_CODE.search(text)
-        words: list[bytes] = found.group(1).split() if found else []
-        if not found:
+    def _capabilities(self, client: imaplib.IMAP4) -> frozenset[str]:
+        """What the server offers once logged in: told with the LOGIN reply (imaplib keeps
+        the response code among the untagged responses), else asked."""
+        told = client.untagged_responses.pop("CAPABILITY", None)
+        words: list[bytes] = told[-1].split() if told and isinstance(told[-1], bytes) else []
+        if not words:
             for response in self.wire.command(b"CAPABILITY"):
                 if response.kind == "CAPABILITY":
                     words += [word for text in response.data if isinstance(text, bytes)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 from migrator.archive.db import open_manifest
 from migrator.archive.manifest import RunRow
 from migrator.config import load
+from migrator.engine.imap import noop_probe
 from tests.cli_runner import run_cli
 from tests.integration.imap_pull_world import imap_client
 from tests.world.configs import Account, Config, Endpoint
@@ -33,12 +33,9 @@ PASSWORD_ENV = "MIGRATOR_TEST_PROBE_PW"
 ROOT = Path(__file__).resolve().parents[2]
 USERS = itertools.count(1)
 
-# The CLI in a fresh interpreter; FULL_PATH=1 takes the probe out, as if it always declined.
+# The CLI in a fresh interpreter, which then says whether SQLAlchemy was loaded.
 RUN_AND_LIST = """
-import json, os, sys
-if os.environ.get("FULL_PATH"):
-    import migrator.engine.imap.noop_probe as probe
-    probe.probe_pull = lambda *args: None
+import json, sys
 from migrator.cli.main import run
 status = run(sys.argv[1:])
 print(json.dumps({"status": status, "sqlalchemy": "sqlalchemy" in sys.modules}))
@@ -57,40 +54,35 @@ def message(n: int) -> SeedMessage:
                        .encode(), ("\\Seen",) if n % 2 else (), 1_700_000_000 + n)
 
 
-@pytest.fixture
-def mailbox(server, tmp_path, monkeypatch) -> tuple[str, Path]:
+def backed_up(server: SourceServer, tmp_path: Path, **endpoint: object) -> tuple[str, Path]:
     """A user with mail in INBOX and Work, backed up once: (user, config)."""
-    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     user = f"probe{next(USERS)}"
     server.add_user(user, PASSWORD)
     server.seed(user, "INBOX", [message(n) for n in range(3)])
     server.create_folder(user, "Work")
     server.seed(user, "Work", [message(n) for n in range(10, 12)])
+    fields: dict = {"port": server.imap_port, "security": "plain", **endpoint}
     config = Config(tmp_path / "archive", {user: Account(Endpoint(
-        "imap", port=server.imap_port, security="plain", username=user,
-        password=f"env:{PASSWORD_ENV}"))}).write(tmp_path / "migrator.toml")
+        "imap", username=user, password=f"env:{PASSWORD_ENV}", **fields))}).write(
+        tmp_path / "migrator.toml")
     assert run_cli("-q", "-c", config, "backup", user).status == 0
     return user, config
 
 
-def cli_in_subprocess(*args: str | Path, full_path: bool = False) -> tuple[int, str, str, bool]:
-    """(exit status, stdout, stderr, whether SQLAlchemy was loaded)."""
-    env = {**os.environ, "FULL_PATH": "1" if full_path else ""}
-    done = subprocess.run([sys.executable, "-c", RUN_AND_LIST, *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, env=env)
-    *outputs, last = done.stdout.splitlines()
-    answer = json.loads(last)
-    return answer["status"], "".join(f"{line}\n" for line in outputs), done.stderr, \
-        answer["sqlalchemy"]
+@pytest.fixture
+def mailbox(server, tmp_path, monkeypatch) -> tuple[str, Path]:
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    return backed_up(server, tmp_path)
 
 
 def backup_in_subprocess(config: Path, user: str) -> tuple[int, dict, bool]:
     """(exit status, the --json summary's account, whether SQLAlchemy was loaded)."""
-    status, stdout, _, loaded = cli_in_subprocess("-c", config, "--json", "backup", user)
-    (summary,) = [found for line in stdout.splitlines()
-                  if "accounts" in (found := json.loads(line))]
+    done = subprocess.run([sys.executable, "-c", RUN_AND_LIST, "-c", str(config), "--json",
+                           "backup", user], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    summary, answer = (json.loads(line) for line in done.stdout.splitlines())
     (account,) = summary["accounts"]
-    return status, account, loaded
+    return answer["status"], account, answer["sqlalchemy"]
 
 
 def runs(archive: Path) -> list[RunRow]:
@@ -102,20 +94,39 @@ def runs(archive: Path) -> list[RunRow]:
         manifest.close()
 
 
-def test_a_true_no_op_is_settled_without_sqlalchemy_as_the_full_path_settles_it(mailbox):
+@pytest.fixture
+def probe_results(monkeypatch) -> list[object]:
+    """What each in-process call of the probe returned (None: it declined)."""
+    seen: list[object] = []
+    real = noop_probe.probe_pull
+
+    def spy(*args: object) -> object:
+        seen.append(real(*args))  # type: ignore[arg-type]
+        return seen[-1]
+
+    monkeypatch.setattr(noop_probe, "probe_pull", spy)
+    return seen
+
+
+def test_a_true_no_op_is_settled_without_sqlalchemy_as_the_full_path_settles_it(
+        mailbox, probe_results, monkeypatch):
     user, config = mailbox
     archive = load(config).archive.path
+    fields = ("account_id", "command", "outcome", "counts", "error")
     for options in (["--json", "backup"], ["backup"], ["-q", "pull"]):
         argv = ("-c", config, *options, user)
-        *full, full_loaded = cli_in_subprocess(*argv, full_path=True)
-        *quick, quick_loaded = cli_in_subprocess(*argv)
-        assert (full_loaded, quick_loaded) == (True, False)
-        assert quick == full and full[0] == 0
+        with monkeypatch.context() as full_path:
+            full_path.setattr(noop_probe, "probe_pull", lambda *args: None)
+            full = run_cli(*argv)
+        quick = run_cli(*argv)
+        assert probe_results[-1] is not None  # the probe settled it
+        assert quick == full and full.status == 0
         *_, full_row, quick_row = runs(archive)
-        fields = ("account_id", "command", "outcome", "counts", "error")
         assert [getattr(quick_row, f) for f in fields] == [getattr(full_row, f) for f in fields]
         assert quick_row.started_at > full_row.finished_at
     assert '"folders_unchanged": 2' in full_row.counts
+    status, account, loaded_sqlalchemy = backup_in_subprocess(config, user)
+    assert (status, loaded_sqlalchemy, account["folders_unchanged"]) == (0, False, 2)
 
 
 def _new_message(server: SourceServer, user: str, archive: Path) -> None:
@@ -176,14 +187,38 @@ CHANGES: dict[str, tuple[Callable[[SourceServer, str, Path], None], str]] = {
 
 
 @pytest.mark.parametrize("change", CHANGES)
-def test_the_probe_declines_whenever_something_changed(mailbox, server, tmp_path, change):
+def test_the_probe_declines_whenever_something_changed(mailbox, server, tmp_path, change,
+                                                       probe_results):
     user, config = mailbox
     make_change, counted = CHANGES[change]
     make_change(server, user, tmp_path / "archive")
 
-    status, account, loaded_sqlalchemy = backup_in_subprocess(config, user)
+    result = run_cli("-c", config, "--json", "backup", user)
 
-    assert status == 0 and loaded_sqlalchemy, account
+    assert result.status == 0 and probe_results == [None], result.stderr
+    (account,) = json.loads(result.stdout.splitlines()[-1])["accounts"]
     if counted:
         assert account.get(counted), account
     assert runs(tmp_path / "archive")[-1].outcome == "ok"
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_over_tls_the_probe_verifies_the_server_as_the_endpoint_says(
+        server, certs, tmp_path, monkeypatch, security, probe_results):
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    port = server.imaps_port if security == "tls" else server.imap_port
+    user, config = backed_up(server, tmp_path, port=port, security=security,
+                             ca_file=certs.ca_cert)
+    settled = run_cli("-c", config, "--json", "backup", user)
+    assert settled.status == 0 and probe_results[-1] is not None
+
+    untrusted = Config(tmp_path / "archive", {user: Account(Endpoint(  # the system's CAs
+        "imap", port=port, security=security, username=user,
+        password=f"env:{PASSWORD_ENV}"))}).write(tmp_path / "untrusted.toml")
+    argv = ("-c", untrusted, "--json", "backup", user)
+    with monkeypatch.context() as full_path:
+        full_path.setattr(noop_probe, "probe_pull", lambda *args: None)
+        full = run_cli(*argv)
+    quick = run_cli(*argv)
+    assert quick == full and probe_results[-1] is None and full.status != 0
+    assert "certificate verification failed" in full.stderr

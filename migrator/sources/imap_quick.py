@@ -3,23 +3,28 @@ with STATUS, log out.
 
 For the no-op probe, which must prove "nothing changed" before a command pays for imapclient,
 SQLAlchemy and MSAL. Only password logins (XOAUTH2 needs a token provider). TLS follows the
-endpoint exactly as `wire.imapconn` does (the same context, the same `security`), and the
-replies are read and parsed by the pull's own reader and parsers. Anything unexpected raises;
-the probe's caller then falls through to the full path, which reports it properly.
+endpoint exactly as `wire.imapconn` does (the same context, the same `security`, the host
+name checked), and replies are read and parsed by the pull's own reader and parsers. The
+round trips are the fewest a look can take: no CAPABILITY before LOGIN (the LOGIN reply
+says what the server offers; asked only where it does not), no wait for LOGOUT's answer.
+Anything unexpected raises; the probe then falls through to the full path, which reports it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import imaplib
-from typing import BinaryIO, cast
+import re
+import socket
 
 from migrator.config import Endpoint
 from migrator.errors import AuthError
 from migrator.sources.imap_folders import Folder, FolderStatus, folder_of, status_items, status_of
-from migrator.sources.imap_wire import Wire, quote
+from migrator.sources.imap_wire import Completion, ConnectionClosed, Untagged, Wire, quote
 from migrator.wire.greeting import greeting_timeout
 from migrator.wire.tls import tls_context
+
+_CAPABILITY_CODE = re.compile(r"\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
+LOGIN_TAG = b"Q0"  # the Wire's own tags are M1, M2, ...
 
 
 class QuickSource:
@@ -28,35 +33,58 @@ class QuickSource:
     def __init__(self, endpoint: Endpoint) -> None:
         if endpoint.auth != "password" or endpoint.password is None:
             raise AuthError("the quick look logs in with a password only")
-        timeout = greeting_timeout(endpoint)
-        if endpoint.security == "tls":
-            client: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-                endpoint.host, endpoint.port, ssl_context=tls_context(endpoint), timeout=timeout)
-        else:
-            client = imaplib.IMAP4(endpoint.host, endpoint.port, timeout=timeout)
-        self._client = client
+        self._sock = socket.create_connection((endpoint.host, endpoint.port),
+                                              timeout=greeting_timeout(endpoint))
         try:
+            if endpoint.security == "tls":
+                self._secure(endpoint)
+            self.wire = self._wire()
+            greeting = self.wire.read()
+            if not isinstance(greeting, Untagged) or greeting.kind != "OK":
+                raise ConnectionClosed("no OK greeting (PREAUTH is left to the full path)")
             if endpoint.security == "starttls":
-                client.starttls(tls_context(endpoint))
-            client.sock.settimeout(endpoint.timeout)
-            client.login(endpoint.username, endpoint.password.resolve())
-            self.wire = Wire(client.sock.sendall, cast(BinaryIO, client.file))
-            self.capabilities = self._capabilities(client)
+                for _ in self.wire.command(b"STARTTLS"):
+                    pass
+                self._secure(endpoint)
+                self.wire = self._wire()
+            self._sock.settimeout(endpoint.timeout)
+            said = self._login(endpoint.username, endpoint.password.resolve())
+            self.capabilities = self._capabilities(said)
         except BaseException:
             self._shutdown()
             raise
 
-    def _capabilities(self, client: imaplib.IMAP4) -> frozenset[str]:
-        """What the server offers once logged in: told with the LOGIN reply (imaplib keeps
-        the response code among the untagged responses), else asked."""
-        told = client.untagged_responses.pop("CAPABILITY", None)
-        words: list[bytes] = told[-1].split() if told and isinstance(told[-1], bytes) else []
-        if not words:
+    def _secure(self, endpoint: Endpoint) -> None:
+        """TLS on the connection, as imapclient does it (the endpoint's context and host)."""
+        self._sock = tls_context(endpoint).wrap_socket(self._sock,
+                                                       server_hostname=endpoint.host)
+
+    def _wire(self) -> Wire:
+        sock = self._sock
+        return Wire(sock.sendall, sock.makefile("rb"))
+
+    def _login(self, username: str, password: str) -> str:
+        """LOGIN, sent past the Wire so that no debug line ever holds the password; the
+        text of the OK reply."""
+        self._sock.sendall(LOGIN_TAG + b" LOGIN " + quote(username) + b" " + quote(password)
+                           + b"\r\n")
+        while True:
+            response = self.wire.read()
+            if isinstance(response, Completion) and response.tag == LOGIN_TAG:
+                if response.status != "OK":
+                    raise AuthError("login refused")
+                return response.text
+
+    def _capabilities(self, login_reply: str) -> frozenset[str]:
+        """What the server offers once logged in: told in the LOGIN reply, else asked."""
+        found = _CAPABILITY_CODE.search(login_reply)
+        words = found.group(1).split() if found else []
+        if not found:
             for response in self.wire.command(b"CAPABILITY"):
                 if response.kind == "CAPABILITY":
-                    words += [word for text in response.data if isinstance(text, bytes)
-                              for word in text.split()]
-        return frozenset(word.decode("ascii", "replace").upper() for word in words)
+                    words += [word.decode("ascii", "replace") for text in response.data
+                              if isinstance(text, bytes) for word in text.split()]
+        return frozenset(word.upper() for word in words)
 
     @property
     def condstore(self) -> bool:
@@ -80,20 +108,21 @@ class QuickSource:
         missing = [f for f in folders if f.selectable and f.raw_name not in found]
         tags = [self.wire.send(b"STATUS " + quote(f.raw_name) + b" (" + items + b")")
                 for f in missing]
-        if tags:  # a refused STATUS raises: the probe then declines
-            for tag in tags:
-                for response in self.wire.until(tag):
-                    if (status := status_of(response)) is not None:
-                        found[status[0]] = status[1]
+        for tag in tags:  # a refused STATUS raises: the probe then declines
+            for response in self.wire.until(tag):
+                if (status := status_of(response)) is not None:
+                    found[status[0]] = status[1]
         return folders, found
 
     def close(self) -> None:
-        """Log out politely; never raise (we are leaving anyway)."""
+        """Say LOGOUT and leave without waiting for the BYE (nothing is left to read)."""
         with contextlib.suppress(Exception):
-            for _ in self.wire.command(b"LOGOUT"):
-                pass
+            self.wire.send(b"LOGOUT")
         self._shutdown()
 
     def _shutdown(self) -> None:
-        with contextlib.suppress(Exception):
-            self._client.shutdown()
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self._sock.close()
+

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrator import config
-from migrator.archive.blobs import BlobStore
 from migrator.cli.environment import Environment
 from migrator.engine.events import Emit
 
 if TYPE_CHECKING:  # SQLAlchemy is loaded when a command first asks for the manifest, so a
     # re-run the no-op probe settles never loads it (engine/imap/noop_probe.py)
+    from migrator.archive.blobs import BlobStore
     from migrator.archive.db import Manifest
 
 
@@ -67,6 +67,8 @@ class Context:
         return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
 
     def store(self) -> BlobStore:
+        from migrator.archive.blobs import BlobStore
+
         archive = self.settings().archive
         return BlobStore(archive.path, archive.compression)
 

@@ -25,6 +25,9 @@ from migrator.wire.tls import tls_context
 
 _CAPABILITY_CODE = re.compile(r"\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
 LOGIN_TAG = b"Q0"  # the Wire's own tags are M1, M2, ...
+# seconds to wait for the connection and greeting: a server that slow is left to the full
+# path, so an unreachable one costs its timeout once and this little more
+PATIENCE = 3.0
 
 
 class QuickSource:
@@ -34,7 +37,8 @@ class QuickSource:
         if endpoint.auth != "password" or endpoint.password is None:
             raise AuthError("the quick look logs in with a password only")
         self._sock = socket.create_connection((endpoint.host, endpoint.port),
-                                              timeout=greeting_timeout(endpoint))
+                                              timeout=min(greeting_timeout(endpoint),
+                                                          PATIENCE))
         try:
             if endpoint.security == "tls":
                 self._secure(endpoint)

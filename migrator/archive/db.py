@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from migrator.archive.schema_head import SCHEMA_HEAD
 from migrator.diskfull import disk_full, is_disk_full
 from migrator.errors import (
     ConfigError,
@@ -31,9 +32,6 @@ log = logging.getLogger(__name__)
 
 RECORDED_BLOBS = "recorded_blobs"  # session.info key: blobs whose rows this transaction wrote
 
-# The newest revision in migrations/versions; a test keeps the two equal. Knowing it here
-# lets an up-to-date manifest open without importing Alembic (most of a command's start-up).
-SCHEMA_HEAD = "0005"
 # PostgreSQL advisory lock held while a schema is created or upgraded ("migrate" in ASCII)
 SCHEMA_LOCK_KEY = 0x6D696772617465
 

@@ -13,7 +13,6 @@ import json
 import urllib.parse
 from pathlib import Path
 
-from migrator.durable import atomic_write
 from migrator.errors import StorageError
 from migrator.namespace import Namespace
 
@@ -30,6 +29,8 @@ def save(root: Path, account: str, namespace: Namespace, server: str) -> None:
     only when it changed)."""
     if load(root, account) == namespace and told_by(root, account) == server:
         return
+    from migrator.durable import atomic_write  # ctypes: not for a pull that only reads this
+
     path = _path(root, account)
     payload = {"prefix": namespace.prefix, "delimiter": namespace.delimiter, "server": server}
     try:

@@ -7,14 +7,16 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migrator import config
-from migrator.archive.blobs import BlobStore
-from migrator.archive.db import Manifest, open_manifest
-from migrator.archive.readonly import open_manifest_readonly
 from migrator.cli.environment import Environment
 from migrator.engine.events import Emit
+
+if TYPE_CHECKING:  # SQLAlchemy is loaded when a command first asks for the manifest, so a
+    # re-run the no-op probe settles never loads it (engine/imap/noop_probe.py)
+    from migrator.archive.blobs import BlobStore
+    from migrator.archive.db import Manifest
 
 
 @dataclass
@@ -46,8 +48,12 @@ class Context:
         if self._manifest is None:
             archive = self.settings().archive
             if self.dry_run:
+                from migrator.archive.readonly import open_manifest_readonly
+
                 self._manifest = open_manifest_readonly(archive.database)
             else:
+                from migrator.archive.db import open_manifest
+
                 self._manifest = open_manifest(archive.database)
                 if archive.search_index:
                     from migrator.archive.search_index import attach_indexer
@@ -61,6 +67,8 @@ class Context:
         return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
 
     def store(self) -> BlobStore:
+        from migrator.archive.blobs import BlobStore
+
         archive = self.settings().archive
         return BlobStore(archive.path, archive.compression)
 

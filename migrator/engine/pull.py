@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from migrator.archive.blobs import BlobStore
-from migrator.archive.db import Manifest
+from typing import TYPE_CHECKING
+
 from migrator.config import Account
 from migrator.engine.events import Emit
 from migrator.engine.results import JobResult
+
+if TYPE_CHECKING:  # the manifest (SQLAlchemy) is loaded only by the job that uses it
+    from migrator.archive.blobs import BlobStore
+    from migrator.archive.db import Manifest
 
 
 def pull_account(account: Account, manifest: Manifest, store: BlobStore, emit: Emit, *,

@@ -16,10 +16,18 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from imapclient import IMAPClient, imap_utf7
+from imapclient import IMAPClient
 
 from migrator.errors import MigratorError
 from migrator.namespace import Namespace, parse_personal
+from migrator.sources.imap_folders import (
+    Folder,
+    FolderStatus,
+    folder_of,
+    status_items,
+    status_of,
+    wire_text,
+)
 from migrator.sources.imap_wire import (
     CommandFailed,
     ConnectionClosed,
@@ -34,7 +42,6 @@ from migrator.wire.sequence_set import uid_set
 
 log = logging.getLogger(__name__)
 
-SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
 BODY_ITEMS = b"(UID FLAGS INTERNALDATE BODY.PEEK[])"
 _CODE = re.compile(rb"\[([A-Z0-9.-]+)(?: ([^\]]*))?\]", re.IGNORECASE)
 _FAST_FETCH = re.compile(
@@ -42,35 +49,6 @@ _FAST_FETCH = re.compile(
 _MONTHS = {name: index for index, name in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
 _DATE = re.compile(rb" ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
-
-
-@dataclass(frozen=True)
-class Folder:
-    """A folder as LIST shows it."""
-
-    name: str  # decoded from modified UTF-7 (RFC 3501 section 5.1.3)
-    raw_name: str  # as on the wire
-    delimiter: str | None
-    attributes: tuple[str, ...]
-
-    @property
-    def selectable(self) -> bool:
-        lowered = {attribute.lower() for attribute in self.attributes}
-        return not lowered & {"\\noselect", "\\nonexistent"}
-
-    @property
-    def special_use(self) -> str | None:
-        return next((a for a in self.attributes if a in SPECIAL_USE), None)
-
-
-@dataclass(frozen=True)
-class FolderStatus:
-    """STATUS (or EXAMINE) figures: enough to tell whether a folder changed."""
-
-    uidvalidity: int | None
-    uidnext: int | None
-    messages: int | None
-    highestmodseq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)  # a first pull holds one per message until it is fetched
@@ -153,14 +131,14 @@ class ImapSource:
         folders: list[Folder] = []
         found: dict[str, FolderStatus] = {}
         for response in self.wire.command(command):
-            if (folder := _folder(response)) is not None:
+            if (folder := folder_of(response)) is not None:
                 folders.append(folder)
-            elif (status := _status_response(response)) is not None:
+            elif (status := status_of(response)) is not None:
                 found[status[0]] = status[1]
         return folders, found
 
     def _status_items(self) -> bytes:
-        return b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.condstore else b"")
+        return status_items(self.condstore)
 
     def statuses(self, folders: Sequence[Folder]) -> dict[str, FolderStatus]:
         """STATUS of every folder in one round trip (commands pipelined); folders the server
@@ -173,7 +151,7 @@ class ImapSource:
             return found
         try:
             for response in self.wire.until(tags[-1]):
-                if (status := _status_response(response)) is not None:
+                if (status := status_of(response)) is not None:
                     found[status[0]] = status[1]
         except CommandFailed as exc:
             log.info("STATUS of the last folder refused: %s", exc.text)
@@ -293,41 +271,6 @@ def _message(item: dict[bytes, Value]) -> SourceMessage | None:
                          data=data)
 
 
-def _folder(response: Untagged) -> Folder | None:
-    if response.kind != "LIST" or len(response.data) < 3:
-        return None
-    attributes, delimiter, name = response.data[0], response.data[1], response.data[2]
-    if not isinstance(attributes, list) or not isinstance(name, (bytes, int)):
-        return None
-    raw = _text(name)
-    return Folder(name=imap_utf7.decode(raw.encode("ascii", "replace")), raw_name=raw,
-                  delimiter=delimiter.decode("ascii", "replace")
-                  if isinstance(delimiter, bytes) else None,
-                  attributes=tuple(_text(a) for a in attributes if isinstance(a, bytes)))
-
-
-def _status_response(response: Untagged) -> tuple[str, FolderStatus] | None:
-    if response.kind != "STATUS" or len(response.data) < 2:
-        return None
-    name, values = response.data[0], response.data[1]
-    if not isinstance(name, (bytes, int)) or not isinstance(values, list):
-        return None
-    return _text(name), _status(pairs(values))
-
-
-def _text(value: bytes | int) -> str:
-    return str(value) if isinstance(value, int) else value.decode("utf-8", "replace")
-
-
-def _status(values: dict[bytes, Value]) -> FolderStatus:
-    def number(key: bytes) -> int | None:
-        value = values.get(key)
-        return value if isinstance(value, int) else None
-
-    return FolderStatus(uidvalidity=number(b"UIDVALIDITY"), uidnext=number(b"UIDNEXT"),
-                        messages=number(b"MESSAGES"), highestmodseq=number(b"HIGHESTMODSEQ"))
-
-
 def _codes(text: Value) -> dict[bytes, bytes]:
     if not isinstance(text, bytes):
         return {}
@@ -352,7 +295,7 @@ def flags_of(value: Value) -> tuple[str, ...]:
     """System flags and keywords as served; \\Recent is session state, not a flag."""
     if not isinstance(value, list):
         return ()
-    flags = (_text(flag) for flag in value if isinstance(flag, (bytes, int)))
+    flags = (wire_text(flag) for flag in value if isinstance(flag, (bytes, int)))
     return tuple(sorted({flag for flag in flags if flag.lower() != "\\recent"}))
 
 

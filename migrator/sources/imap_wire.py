@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, TypeAlias
 
 from migrator.errors import AccountError, ConnectionLost, MigratorError, RetryableError
-from migrator.wire.imapconn import retryable_reply
+from migrator.wire.replies import retryable_reply
 
 log = logging.getLogger(__name__)
 

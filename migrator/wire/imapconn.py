@@ -24,17 +24,13 @@ from migrator.errors import (
     ConnectError,
     ConnectionLost,
     MigratorError,
-    Throttled,
-    TokenExpired,
 )
-from migrator.retry import throttle_backoff
 from migrator.wire.greeting import connect_failure, greeting_timeout
+from migrator.wire.replies import retryable_reply
 from migrator.wire.tls import describe_os_error, tls_context
 
 log = logging.getLogger(__name__)
 
-NOT_CONNECTED = "User is authenticated but not connected"
-TOKEN_EXPIRED = "AccessTokenExpired"
 
 
 def tokens_for(endpoint: Endpoint, account: str) -> TokenProvider | None:
@@ -118,19 +114,6 @@ def _server_text(exc: BaseException) -> str:
         if text.startswith(prefix) and text.endswith(text[1]):
             text = text[2:-1]
     return text.strip() or "no reason given"
-
-
-def retryable_reply(text: str) -> Throttled | TokenExpired | None:
-    """What a server's words mean when they are worth another try: Exchange's throttling
-    (with its suggested wait), a session it does not want now, an expired token."""
-    backoff = throttle_backoff(text)
-    if backoff is not None:
-        return Throttled(text, backoff)
-    if NOT_CONNECTED in text:
-        return Throttled(text, None)
-    if TOKEN_EXPIRED in text:
-        return TokenExpired(text)
-    return None
 
 
 def classify(exc: BaseException) -> BaseException:

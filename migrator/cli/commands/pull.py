@@ -22,6 +22,14 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def pull_one(ctx: Context, account: Account) -> JobResult:
+    """Pull one account (the caller holds its lock); a re-run the no-op probe proves has
+    nothing to do is settled by the probe, without loading the manifest's machinery."""
+    if not ctx.args.dry_run:
+        from migrator.engine.imap.noop_probe import probe_pull
+
+        probed = probe_pull(account, ctx.settings(), ctx.emit)
+        if probed is not None:
+            return probed
     return pull_account(account, ctx.manifest(), ctx.store(), ctx.emit,
                         dry_run=ctx.args.dry_run)
 

@@ -10,23 +10,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from migrator.archive.manifest import flags_text
+from migrator.engine.imap.folder_state import FolderState, unchanged
 from migrator.sources.imap import FolderStatus, ListedMessage
 
 MAX_BATCH_MESSAGES = 500
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 ALONE_BYTES = 4 * 1024 * 1024  # a message this large is fetched in a batch of its own
-
-
-@dataclass(frozen=True)
-class FolderState:
-    """What the manifest remembers of a folder after its last complete sync."""
-
-    folder_id: int
-    uidvalidity: int | None = None
-    uidnext: int | None = None
-    highestmodseq: int | None = None
-    message_count: int | None = None
-    failed_uids: frozenset[int] = frozenset()  # unresolved pull failures
 
 
 @dataclass(frozen=True, slots=True)  # one per message of the folder being planned
@@ -44,18 +33,6 @@ class FolderDelta:
     new: list[ListedMessage] = field(default_factory=list)
     gone: list[int] = field(default_factory=list)
     flags: dict[int, str] = field(default_factory=dict)  # uid -> new flags text
-
-
-def unchanged(state: FolderState, status: FolderStatus, condstore: bool) -> bool:
-    """True when one STATUS proves nothing changed (needs CONDSTORE: without HIGHESTMODSEQ a
-    flag change is invisible to STATUS) and no earlier failure waits for a retry."""
-    return (condstore and state.uidvalidity is not None
-            and status.uidvalidity == state.uidvalidity
-            and status.uidnext == state.uidnext
-            and status.messages == state.message_count
-            and status.highestmodseq is not None
-            and status.highestmodseq == state.highestmodseq
-            and not state.failed_uids)
 
 
 def needs_full_listing(state: FolderState, selected: FolderStatus, condstore: bool,
@@ -116,3 +93,7 @@ def make_batches(messages: Sequence[ListedMessage], max_messages: int = MAX_BATC
     if current:
         batches.append(current)
     return batches
+
+
+__all__ = ["FolderDelta", "FolderState", "Known", "diff_incremental", "diff_listing",
+           "make_batches", "needs_full_listing", "unchanged"]

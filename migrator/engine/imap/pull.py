@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from fnmatch import fnmatchcase
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -25,11 +24,11 @@ from migrator.archive.ingest import ensure_account
 from migrator.archive.manifest import AccountRow
 from migrator.archive.runs import record_run
 from migrator.budget import release_large_buffers
-from migrator.config import Account, Endpoint
+from migrator.config import Account
 from migrator.engine.events import Emit, TaskFinished, TaskStarted, TaskTotals
 from migrator.engine.imap.context import RECONNECTS, PullContext
 from migrator.engine.imap.fetcher import Fetcher
-from migrator.engine.imap.plan import FolderState, unchanged
+from migrator.engine.imap.folder_state import FolderState, included, unchanged
 from migrator.engine.imap.planner import FolderPullPlan, apply_plan, describe, plan_folder
 from migrator.engine.imap.records import (
     failed_uids_by_folder,
@@ -50,12 +49,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_WRITERS = 8
-
-
-def included(name: str, endpoint: Endpoint) -> bool:
-    """Shell-style `include`/`exclude` patterns on the folder's full (decoded) name."""
-    return (any(fnmatchcase(name, pattern) for pattern in endpoint.include)
-            and not any(fnmatchcase(name, pattern) for pattern in endpoint.exclude))
 
 
 def pull_imap(account: Account, manifest: Manifest, store: BlobStore, emit: Emit, *,

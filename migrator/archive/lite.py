@@ -96,6 +96,13 @@ class LiteManifest:
             "SELECT 1 FROM runs WHERE account_id = ? AND outcome = ? LIMIT 1",
             (account_id, RUNNING)).fetchone() is not None
 
+    def last_run_ok(self, account_id: int) -> bool:
+        """Did the account's latest run (of any command) end `ok`?"""
+        row = self.connection.execute(
+            "SELECT outcome FROM runs WHERE account_id = ? ORDER BY id DESC LIMIT 1",
+            (account_id,)).fetchone()
+        return row is not None and row[0] == "ok"
+
     def has_open_failures(self, account_id: int) -> bool:
         """Any unresolved failure of the account, whatever its stage."""
         return self.connection.execute(

@@ -226,3 +226,25 @@ def test_over_tls_the_probe_verifies_the_server_as_the_endpoint_says(
     quick = run_cli(*argv)
     assert quick == full and probe_results[-1] is None and full.status != 0
     assert "certificate verification failed" in full.stderr
+
+
+def test_after_a_failed_run_the_probe_does_not_log_in(mailbox, probe_results, monkeypatch):
+    """A refused password costs one login per run (lockout policies count them): once a run
+    failed, the probe declines before connecting until a full run has ended ok."""
+    user, config = mailbox
+    connections: list[object] = []
+    real = noop_probe.QuickSource
+    monkeypatch.setattr(noop_probe, "QuickSource",
+                        lambda endpoint: connections.append(endpoint) or real(endpoint))
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    first = run_cli("-c", config, "backup", user)
+    assert first.status != 0 and len(connections) == 1  # the probe's login, refused
+
+    second = run_cli("-c", config, "backup", user)
+    assert second.status == first.status and len(connections) == 1
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    fixed = run_cli("-c", config, "backup", user)
+    settled = run_cli("-c", config, "backup", user)
+    assert fixed.status == settled.status == 0
+    assert len(connections) == 2 and probe_results[-2:] == [None, probe_results[-1]]
+    assert probe_results[-1] is not None

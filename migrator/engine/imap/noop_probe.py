@@ -4,7 +4,8 @@ A re-run that finds nothing new is the common case of a nightly backup, and most
 is start-up (SQLAlchemy alone is more than the whole of the work). Before the full path, this
 reads the manifest with sqlite3 and asks the source LIST and STATUS, and only when every
 folder passes the pull's own `unchanged` rule, the folders are the ones the manifest knows,
-and nothing is half-done or failed, records the run as the full pull would and returns its
+and nothing is half-done or failed (the last run ended ok: so a password the server refuses
+is tried once per run, not by the probe and again by the full path), records the run as the full pull would and returns its
 result. At the slightest doubt it returns None and the full path runs, unchanged.
 """
 
@@ -43,6 +44,8 @@ def probe_pull(account: Account, settings: Settings, emit: Emit) -> JobResult | 
             return _declined(account, "a run is open (alive, or died without closing it)")
         if manifest.has_open_failures(account_id):
             return _declined(account, "earlier failures wait for a retry")
+        if not manifest.last_run_ok(account_id):  # e.g. a refused password: one login only
+            return _declined(account, "the last run did not end ok")
         unchanged_folders = _look(account, settings, manifest.folders(account_id))
         if isinstance(unchanged_folders, str):
             return _declined(account, unchanged_folders)

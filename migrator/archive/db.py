@@ -33,7 +33,7 @@ RECORDED_BLOBS = "recorded_blobs"  # session.info key: blobs whose rows this tra
 
 # The newest revision in migrations/versions; a test keeps the two equal. Knowing it here
 # lets an up-to-date manifest open without importing Alembic (most of a command's start-up).
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 # PostgreSQL advisory lock held while a schema is created or upgraded ("migrate" in ASCII)
 SCHEMA_LOCK_KEY = 0x6D696772617465
 

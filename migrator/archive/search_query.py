@@ -92,6 +92,9 @@ class Hit:
 
 def run(session: Session, account: str, query: Query, limit: int) -> list[Hit]:
     """The account's messages matching `query` (`validate`d), newest first."""
+    if session.get_bind().dialect.name == "postgresql":
+        from migrator.archive import search_query_pg
+        return search_query_pg.run(session, account, query, limit)
     where = ["a.name = :account"]
     params: dict[str, object] = {"account": account, "limit": limit}
     match = query.match()
@@ -130,6 +133,10 @@ def account_exists(session: Session, account: str) -> bool:
 def validate(session: Session, query: Query) -> None:
     """FTS5 reads the expression on its own, before anything is indexed or searched: what
     it refuses is the user's query (SearchQueryError)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from migrator.archive import search_query_pg
+        search_query_pg.validate(session, query)
+        return
     match = query.match()
     if not match:
         return

@@ -1,0 +1,98 @@
+"""The search index on PostgreSQL: each message's words as tsvectors, one per field.
+
+The words are cut and folded here, in Python, the way SQLite's FTS5 (`unicode61
+remove_diacritics 2`) does it: runs of letters and digits, lower case, accents dropped
+(NFKD, combining marks removed), so "Muller" finds "Müller" and `from:anna` finds
+`anna@example.de` on both manifests. PostgreSQL's own parser is not used: it keeps
+e-mail addresses and host names whole and depends on the database's locale. The vectors
+are handed over as tsvector literals of the lexemes only ('simple', no stemming).
+
+Each field's positions start at 2, so when the GIN index concatenates the fields
+(`TERMS`, revision 0006) a gap is left between them: a phrase never matches across two
+fields, as in FTS5. PostgreSQL keeps positions up to 16383 and 256 per word; later ones
+are not recorded (the word is still found, a phrase that far into a body may not be).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from migrator.archive.search_text import SearchText
+
+FIELDS = ("sender", "recipients", "cc", "subject", "body")
+# The GIN-indexed expression (revision 0006), every field's words, on `search_fts s`
+TERMS = "(" + " || ".join(f"s.{name}" for name in FIELDS) + ")"
+FIRST_POSITION = 2  # position 1 left free: the gap between concatenated fields
+MAX_POSITION = 16383  # PostgreSQL's largest tsvector position
+MAX_POSITIONS = 255  # positions kept per word (PostgreSQL keeps at most 256)
+MAX_WORD_BYTES = 2000  # longer "words" are not indexed (PostgreSQL refuses over 2047)
+_WORD = re.compile(r"[^\W_]+")
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics: what FTS5's `remove_diacritics 2` compares."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+def words(text: str) -> list[str]:
+    """The indexed words of a text (letters and digits; anything else separates)."""
+    return [word for word in _WORD.findall(fold(text))
+            if len(word.encode("utf-8", "replace")) <= MAX_WORD_BYTES]
+
+
+def quoted(word: str) -> str:
+    """A lexeme in tsvector/tsquery literal syntax (words hold no quotes; safe anyway)."""
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def tsvector(text: str) -> str:
+    """The tsvector literal of a text: each word with its positions, from FIRST_POSITION."""
+    positions: dict[str, list[int]] = {}
+    for number, word in enumerate(words(text), start=FIRST_POSITION):
+        if number > MAX_POSITION:
+            break
+        found = positions.setdefault(word, [])
+        if len(found) < MAX_POSITIONS:
+            found.append(number)
+    return " ".join(f"{quoted(word)}:{','.join(map(str, where))}"
+                    for word, where in positions.items())
+
+
+def _text(value: str | None) -> str | None:
+    """Text PostgreSQL accepts: NUL made U+FFFD (as the manifest does), lone surrogates '?'."""
+    if value is None:
+        return None
+    return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def write_docs(session: Session, texts: Sequence[tuple[str, SearchText]]) -> int:
+    """Rows for extracted texts (PostgreSQL); a blob indexed meanwhile by another process is
+    skipped (ON CONFLICT). Two round trips per batch: the documents in one INSERT, then
+    their vectors (psycopg pipelines executemany)."""
+    if not texts:
+        return 0
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(
+            "INSERT INTO search_docs (sha256, date, sender, subject) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+            "ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256",
+            ([sha for sha, _ in texts], [_text(found.date) for _, found in texts],
+             [_text(found.sender) for _, found in texts],
+             [_text(found.subject) for _, found in texts]))
+        ids = {sha: doc_id for doc_id, sha in cursor.fetchall()}
+        rows = [(ids[sha], *(tsvector(value) for value in (
+                    found.sender, found.recipients, found.cc, found.subject, found.body)))
+                for sha, found in texts if sha in ids]
+        cursor.executemany(
+            "INSERT INTO search_fts (doc_id, sender, recipients, cc, subject, body) "
+            "VALUES (%s, %s::tsvector, %s::tsvector, %s::tsvector, %s::tsvector, "
+            "%s::tsvector)", rows)
+    finally:
+        cursor.close()
+    return len(rows)

@@ -2,8 +2,10 @@
 
 The words are cut and folded here, in Python, the way SQLite's FTS5 (`unicode61
 remove_diacritics 2`) does it: runs of letters and digits, lower case, accents dropped
-(NFKD, combining marks removed), so "Muller" finds "Müller" and `from:anna` finds
-`anna@example.de` on both manifests. PostgreSQL's own parser is not used: it keeps
+(NFD, the marks of Latin letters removed), so "Muller" finds "Müller" and `from:anna` finds
+`anna@example.de` on both manifests. NFD, not NFKD: FTS5 keeps compatibility forms
+(ligatures, full-width letters, superscripts) as they are, and the marks of Greek and
+Cyrillic letters (й), and so does this. PostgreSQL's own parser is not used: it keeps
 e-mail addresses and host names whole and depends on the database's locale. The vectors
 are handed over as tsvector literals of the lexemes only ('simple', no stemming).
 
@@ -33,10 +35,22 @@ MAX_WORD_BYTES = 2000  # longer "words" are not indexed (PostgreSQL refuses over
 _WORD = re.compile(r"[^\W_]+")
 
 
+def _latin(char: str) -> bool:
+    """Letters whose marks FTS5 removes (Latin; it keeps Greek and Cyrillic ones: й, ά)."""
+    return char < "\u0250" or "\u1e00" <= char <= "\u1eff"
+
+
 def fold(text: str) -> str:
     """Lower case without diacritics: what FTS5's `remove_diacritics 2` compares."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    kept: list[str] = []
+    base = " "
+    for char in unicodedata.normalize("NFD", text):
+        if not unicodedata.combining(char):
+            base = char
+        elif _latin(base):
+            continue
+        kept.append(char)
+    return unicodedata.normalize("NFC", "".join(kept)).lower()
 
 
 def words(text: str) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
@@ -33,30 +34,27 @@ MAX_POSITION = 16383  # PostgreSQL's largest tsvector position
 MAX_POSITIONS = 255  # positions kept per word (PostgreSQL keeps at most 256)
 MAX_WORD_BYTES = 2000  # longer "words" are not indexed (PostgreSQL refuses over 2047)
 _WORD = re.compile(r"[^\W_]+")
-
-
-def _latin(char: str) -> bool:
-    """Letters whose marks FTS5 removes (Latin; it keeps Greek and Cyrillic ones: й, ά)."""
-    return char < "\u0250" or "\u1e00" <= char <= "\u1eff"
+_ASCII_WORD = re.compile(r"[a-z0-9]+")  # the same, on (folded, so lower case) ASCII text
+# A Latin letter's combining marks, once decomposed (FTS5 keeps Greek and Cyrillic ones: й)
+_LATIN_MARKS = re.compile("([\u0000-\u024f\u1e00-\u1eff])[\u0300-\u036f]+")
 
 
 def fold(text: str) -> str:
     """Lower case without diacritics: what FTS5's `remove_diacritics 2` compares."""
-    kept: list[str] = []
-    base = " "
-    for char in unicodedata.normalize("NFD", text):
-        if not unicodedata.combining(char):
-            base = char
-        elif _latin(base):
-            continue
-        kept.append(char)
-    return unicodedata.normalize("NFC", "".join(kept)).lower()
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", _LATIN_MARKS.sub(r"\1", decomposed)).lower()
 
 
 def words(text: str) -> list[str]:
     """The indexed words of a text (letters and digits; anything else separates)."""
-    return [word for word in _WORD.findall(fold(text))
-            if len(word.encode("utf-8", "replace")) <= MAX_WORD_BYTES]
+    folded = fold(text)
+    found = (_ASCII_WORD if folded.isascii() else _WORD).findall(folded)
+    if max(map(len, found), default=0) > MAX_WORD_BYTES // 4:  # else surely short enough
+        found = [word for word in found if len(word.encode("utf-8", "replace"))
+                 <= MAX_WORD_BYTES]
+    return found
 
 
 def quoted(word: str) -> str:
@@ -65,15 +63,13 @@ def quoted(word: str) -> str:
 
 
 def tsvector(text: str) -> str:
-    """The tsvector literal of a text: each word with its positions, from FIRST_POSITION."""
-    positions: dict[str, list[int]] = {}
-    for number, word in enumerate(words(text), start=FIRST_POSITION):
-        if number > MAX_POSITION:
-            break
-        found = positions.setdefault(word, [])
-        if len(found) < MAX_POSITIONS:
-            found.append(number)
-    return " ".join(f"{quoted(word)}:{','.join(map(str, where))}"
+    """The tsvector literal of a text: each word with its positions, from FIRST_POSITION.
+    (Words are letters and digits only: nothing in them needs quoting.)"""
+    positions: defaultdict[str, list[int]] = defaultdict(list)
+    for number, word in enumerate(words(text)[:MAX_POSITION - FIRST_POSITION + 1],
+                                  start=FIRST_POSITION):
+        positions[word].append(number)
+    return " ".join(f"'{word}':{','.join(map(str, where[:MAX_POSITIONS]))}"
                     for word, where in positions.items())
 
 

@@ -63,9 +63,12 @@ def fill(manifest: Manifest, store: BlobStore) -> None:
         account = ensure_account(session, "alice", "imap")
         folders = {name: ensure_folder(session, account, name).id
                    for name in dict.fromkeys(folder for folder, _, _ in messages)}
+    batches: dict[str, list[FetchedMessage]] = {}
     for uid, (folder, raw, date) in enumerate(messages, start=1):
-        add_messages(manifest, store, folders[folder], [FetchedMessage(
-            raw, uid=uid, uidvalidity=1, internaldate=date.isoformat())])
+        batches.setdefault(folder, []).append(FetchedMessage(
+            raw, uid=uid, uidvalidity=1, internaldate=date.isoformat()))
+    for folder, batch in batches.items():  # one batch per folder: seconds fewer
+        add_messages(manifest, store, folders[folder], batch)
     manifest.close()  # lets the indexer finish its queue
 
 

@@ -6,6 +6,8 @@ Words, "phrases", OR, NOT, prefix* and (groups) are FTS5's own syntax. `from:`, 
 `cc:` and `subject:` match words in that header (a quoted value is a phrase), `folder:` an
 archived folder by name (`*` and `?` as wildcards), `after:D` messages dated D or later,
 `before:D` earlier than D (D is YYYY-MM-DD, the Date header in UTC, else the INTERNALDATE).
+On a PostgreSQL manifest `run` and `validate` hand over to search_query_pg, which reads the
+same syntax the way FTS5 does and finds the same messages.
 """
 
 from __future__ import annotations

@@ -5,4 +5,4 @@ an up-to-date manifest open without importing Alembic (most of a command's start
 lets the no-op probe check a manifest with the standard library's sqlite3 alone.
 """
 
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"

@@ -71,6 +71,9 @@ def write_docs(session: Session, texts: Sequence[tuple[str, SearchText]]) -> int
     """Rows for extracted texts (SQLite); a blob another process indexed meanwhile is
     skipped. Straight through the driver: per message, SQLAlchemy's statement handling
     cost ten times what SQLite does."""
+    if session.get_bind().dialect.name == "postgresql":
+        from migrator.archive import search_pg
+        return search_pg.write_docs(session, texts)
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     words = []
     try:
@@ -186,9 +189,8 @@ class SearchIndexer:
 
 
 def supported(manifest: Manifest) -> bool:
-    """Search runs on SQLite's FTS5; on PostgreSQL the revision makes the tables (a tsvector
-    with a GIN index) but nothing fills or reads them yet."""
-    return manifest.engine.dialect.name == "sqlite"
+    """Search runs on SQLite's FTS5 and on PostgreSQL's tsvectors (search_pg.py)."""
+    return manifest.engine.dialect.name in ("sqlite", "postgresql")
 
 
 def attach_indexer(manifest: Manifest, store: BlobStore) -> None:

@@ -6,6 +6,8 @@ Words, "phrases", OR, NOT, prefix* and (groups) are FTS5's own syntax. `from:`, 
 `cc:` and `subject:` match words in that header (a quoted value is a phrase), `folder:` an
 archived folder by name (`*` and `?` as wildcards), `after:D` messages dated D or later,
 `before:D` earlier than D (D is YYYY-MM-DD, the Date header in UTC, else the INTERNALDATE).
+On a PostgreSQL manifest `run` and `validate` hand over to search_query_pg, which reads the
+same syntax the way FTS5 does and finds the same messages.
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ class Hit:
 
 def run(session: Session, account: str, query: Query, limit: int) -> list[Hit]:
     """The account's messages matching `query` (`validate`d), newest first."""
+    if session.get_bind().dialect.name == "postgresql":
+        from migrator.archive import search_query_pg
+        return search_query_pg.run(session, account, query, limit)
     where = ["a.name = :account"]
     params: dict[str, object] = {"account": account, "limit": limit}
     match = query.match()
@@ -130,6 +135,10 @@ def account_exists(session: Session, account: str) -> bool:
 def validate(session: Session, query: Query) -> None:
     """FTS5 reads the expression on its own, before anything is indexed or searched: what
     it refuses is the user's query (SearchQueryError)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from migrator.archive import search_query_pg
+        search_query_pg.validate(session, query)
+        return
     match = query.match()
     if not match:
         return

@@ -1,6 +1,7 @@
 """`migrator search` over what a real pull from the test-world Dovecot archived: indexed as
 the pull commits, found by words of decoded bodies and headers and by its filters, and got
-out again byte for byte with `show --raw` and `export --ids`."""
+out again byte for byte with `show --raw` and `export --ids`; on an SQLite and on a
+PostgreSQL manifest alike."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import base64
 import datetime
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +18,11 @@ import pytest
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
 from tests.integration.imap_pull_world import PASSWORD_ENV, source_config
+from tests.world import manifests
 from tests.world.configs import Account, Config, Endpoint
 from tests.world.mailstore import SeedMessage
 
-pytestmark = pytest.mark.world
+pytestmark = [pytest.mark.world, pytest.mark.manifest_databases]
 ROOT = Path(__file__).resolve().parents[2]
 UTC = datetime.UTC
 
@@ -63,7 +64,7 @@ def seed(server) -> None:
 
 
 def docs(tmp_path: Path) -> int:
-    with sqlite3.connect(tmp_path / "archive" / "manifest.sqlite") as conn:
+    with manifests.connect(tmp_path / "archive") as conn:
         return int(conn.execute("SELECT count(*) FROM search_docs").fetchone()[0])
 
 

@@ -29,7 +29,7 @@ def run(ctx: Context) -> int:
         raise ManifestError(f"no archive at {ctx.settings().archive.path}")
     manifest = ctx.manifest()
     if not search_index.supported(manifest):
-        raise UsageError("search needs the SQLite manifest (the default `database`)")
+        raise UsageError("search needs an SQLite or PostgreSQL manifest")
     accounts = list(ctx.settings().accounts) if args.all else args.accounts
     if args.rebuild:
         search_index.clear_index(manifest)

@@ -37,7 +37,7 @@ def run(ctx: Context) -> int:
         raise ManifestError(f"no archive at {ctx.settings().archive.path}")
     manifest = ctx.manifest()
     if not search_index.supported(manifest):
-        raise UsageError("search needs the SQLite manifest (the default `database`)")
+        raise UsageError("search needs an SQLite or PostgreSQL manifest")
     with manifest.session() as session:
         if not search_query.account_exists(session, args.account):
             raise UsageError(f"account {args.account} has nothing in the archive "

@@ -5,8 +5,9 @@ is start-up (SQLAlchemy alone is more than the whole of the work). Before the fu
 reads the manifest with sqlite3 and asks the source LIST and STATUS, and only when every
 folder passes the pull's own `unchanged` rule, the folders are the ones the manifest knows,
 and nothing is half-done or failed (the last run ended ok: so a password the server refuses
-is tried once per run, not by the probe and again by the full path), records the run as the full pull would and returns its
-result. At the slightest doubt it returns None and the full path runs, unchanged.
+is tried once per run, not by the probe and again by the full path), records the run as the
+full pull would and returns its result. At the slightest doubt it returns None and the full
+path runs, unchanged.
 """
 
 from __future__ import annotations

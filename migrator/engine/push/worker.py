@@ -26,6 +26,7 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from migrator.archive.blobs import sha256_hex
+from migrator.engine.push.ahead import ChunkAhead
 from migrator.engine.push.context import PushContext
 from migrator.engine.push.message import (
     STREAM_ABOVE,
@@ -101,6 +102,7 @@ class PushWorker:
         self.candidates: dict[int, Candidate] = {}
         self.throttles: dict[int, Backoff] = {}  # per message throttled
         self.flag_later: list[AppendOutcome] = []  # appended, \\Flagged still to be set
+        self.ahead = ChunkAhead(f"push-{ctx.name}-{index}-intents")
         self.unwanted = ""  # the server's words when it refuses work on this session
         self._dropped_bytes = 0
 
@@ -111,23 +113,55 @@ class PushWorker:
             self._settle()
         except BaseException as exc:  # handed to the engine, which reports it
             self.ctx.give_up(exc)
+            self.ahead.close()
             self._record_quietly()
         finally:
+            self.ahead.close()
             if self.writer is not None:
                 self.writer.close()
 
     def _loop(self) -> None:
+        """Send chunk after chunk; the next one's intents are committed while the current
+        one goes out (`ahead`)."""
         assert self.ctx.parallelism is not None
         self._with_connection(lambda writer: None, deque())  # log in while the feeder plans
-        while not self.ctx.stop.is_set() and self.ctx.parallelism.allows(self.index):
-            try:
-                chunk = self.work.get(timeout=IDLE_WAIT)
-            except queue.Empty:
-                self._settle()
-                continue
-            if chunk is None:
-                return
-            self._push_chunk(chunk)
+        ending = False
+        while not self.ctx.stop.is_set():
+            if not self.ahead.holding:
+                if ending or not self.ctx.parallelism.allows(self.index):
+                    return
+                try:
+                    chunk = self.work.get(timeout=IDLE_WAIT)
+                except queue.Empty:
+                    self._settle()
+                    continue
+                if chunk is None:
+                    return
+                self._prepare(chunk)
+            items = self.ahead.take()  # their intents are committed: they may go out
+            if not ending and self.ctx.parallelism.allows(self.index):
+                ending = self._prepare_next()
+            self._send_all(deque(items))
+        if self.ahead.holding:  # stopping: recorded as not sent
+            self._send_all(deque(self.ahead.take()))
+
+    def _prepare_next(self) -> bool:
+        """Start committing the next chunk's intents, if one is waiting; True if the
+        feeder has said there will be none."""
+        try:
+            chunk = self.work.get_nowait()
+        except queue.Empty:
+            return False
+        if chunk is None:
+            return True
+        self._prepare(chunk)
+        return False
+
+    def _prepare(self, chunk: Chunk) -> None:
+        items = [self._item(chunk.folder, message) for message in chunk.messages]
+        outcomes, self.outcomes = self.outcomes, []
+        self.ahead.start(items, partial(self._commit, outcomes,
+                                        [(item.ref, item.folder) for item in items]))
 
     def _settle(self) -> None:
         """Wait for every reply, set the flags Exchange needs again, write outcomes down."""
@@ -173,11 +207,6 @@ class PushWorker:
             self.ctx.count("unknown_outcome")
             with self.ctx.lock:
                 self.ctx.sent_now[item.ref] = item.size
-
-    def _push_chunk(self, chunk: Chunk) -> None:
-        items = [self._item(chunk.folder, message) for message in chunk.messages]
-        self._record([(item.ref, item.folder) for item in items])
-        self._send_all(deque(items))
 
     def _send_all(self, pending: deque[AppendItem]) -> None:
         while pending and not self.ctx.stop.is_set():
@@ -353,8 +382,11 @@ class PushWorker:
         return f"keywords not kept by the target: {' '.join(dropped)}" if dropped else None
 
     def _record(self, intents: list[tuple[int, str]]) -> None:
-        """One transaction: the outcomes so far, then the next window's intents."""
         outcomes, self.outcomes = self.outcomes, []
+        self._commit(outcomes, intents)
+
+    def _commit(self, outcomes: list[Outcome], intents: list[tuple[int, str]]) -> None:
+        """One transaction: outcomes so far, then the next chunk's intents."""
         if not outcomes and not intents:
             return
         with self.ctx.manifest.session() as session:

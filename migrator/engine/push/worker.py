@@ -2,15 +2,16 @@
 
 A worker takes chunks (messages of one target folder) from the shared queue. Before any
 message of a chunk is sent, the chunk's intents are committed, in the same transaction as
-the outcomes that arrived since the last commit. Throttled APPENDs wait the server's
+the outcomes that arrived since the last commit (`ledger.py`); that commit runs while the
+previous chunk goes out (`ahead.py`). Throttled APPENDs wait the server's
 suggested time and go again; a lost connection (or `AccessTokenExpired`) leaves the
 unanswered APPENDs as intents for reconciliation, reconnects (with a fresh token) and goes
 on with what was never sent.
 
 Crash points for the kill -9 tests (inert unless MIGRATOR_TEST_KILL_AT is set, see
-`migrator.testhook`): `push-intents` (a window's intents committed, nothing of it sent),
-`push-sent` (an APPEND written to the socket, its reply not read), `push-recorded` (outcomes
-committed).
+`migrator.testhook`): `push-intents` (a chunk's intents committed, nothing of it sent) and
+`push-recorded` (outcomes committed) in `ledger.py`, `push-sent` (an APPEND written to the
+socket, its reply not read) here.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import partial
 
-from sqlalchemy.orm import Session
-
 from migrator.archive.blobs import sha256_hex
 from migrator.engine.push.ahead import ChunkAhead
 from migrator.engine.push.context import PushContext
+from migrator.engine.push.ledger import Ledger
 from migrator.engine.push.message import (
     STREAM_ABOVE,
     BlobDamaged,
@@ -42,9 +42,6 @@ from migrator.engine.push.rows import (
     REFUSED,
     Candidate,
     Outcome,
-    record_failure,
-    write_intents,
-    write_outcomes,
 )
 from migrator.errors import (
     ConnectError,
@@ -99,7 +96,8 @@ class PushWorker:
             f"{ctx.name}: target connection keeps failing: {exc}"),
             what=f"{ctx.name}: target connection trouble", then="reconnecting")
         self.outcomes: list[Outcome] = []
-        self.candidates: dict[int, Candidate] = {}
+        self.ledger = Ledger(ctx)
+        self.candidates = self.ledger.candidates
         self.throttles: dict[int, Backoff] = {}  # per message throttled
         self.flag_later: list[AppendOutcome] = []  # appended, \\Flagged still to be set
         self.ahead = ChunkAhead(f"push-{ctx.name}-{index}-intents")
@@ -160,7 +158,7 @@ class PushWorker:
     def _prepare(self, chunk: Chunk) -> None:
         items = [self._item(chunk.folder, message) for message in chunk.messages]
         outcomes, self.outcomes = self.outcomes, []
-        self.ahead.start(items, partial(self._commit, outcomes,
+        self.ahead.start(items, partial(self.ledger.commit, outcomes,
                                         [(item.ref, item.folder) for item in items]))
 
     def _settle(self) -> None:
@@ -383,57 +381,7 @@ class PushWorker:
 
     def _record(self, intents: list[tuple[int, str]]) -> None:
         outcomes, self.outcomes = self.outcomes, []
-        self._commit(outcomes, intents)
-
-    def _commit(self, outcomes: list[Outcome], intents: list[tuple[int, str]]) -> None:
-        """One transaction: outcomes so far, then the next chunk's intents."""
-        if not outcomes and not intents:
-            return
-        with self.ctx.manifest.session() as session:
-            write_outcomes(session, self.ctx.target, outcomes)
-            for outcome in outcomes:
-                if outcome.state in (REFUSED, FAILED):
-                    self._report(session, outcome)
-            write_intents(session, self.ctx.target, intents)
-        if intents:
-            kill_point("push-intents")
-        if outcomes:
-            kill_point("push-recorded")
-        self._remember_uids(outcomes)
-        self._count(outcomes)
-
-    def _remember_uids(self, outcomes: list[Outcome]) -> None:
-        """The UIDs APPENDUID gave (now recorded), for the verification that follows."""
-        if self.ctx.appended is None:
-            return
-        with self.ctx.lock:
-            for outcome in outcomes:
-                if outcome.state == DONE and outcome.uid is not None:
-                    self.ctx.appended[outcome.archive_message_id] = outcome.uid
-
-    def _report(self, session: Session, outcome: Outcome) -> None:
-        message = self.candidates[outcome.archive_message_id]
-        ref = message.message_id or f"archive message {message.id}"
-        folder = self.ctx.folder_names.get(message.folder_id, "?")
-        what = "refused by the target" if outcome.state == REFUSED else "failed"
-        line = (f"{folder} -> {outcome.target_folder}: {ref} ({message.size} bytes) {what}: "
-                f"{outcome.note}")
-        self.ctx.fail(line)
-        record_failure(session, self.ctx.run_id, self.ctx.account_id, folder, ref,
-                       f"{what}: {outcome.note}")
-        if outcome.state == FAILED:
-            self.ctx.failed_now.add(outcome.archive_message_id)
-
-    def _count(self, outcomes: list[Outcome]) -> None:
-        done = [o for o in outcomes if o.state == DONE]
-        nbytes = sum(self.candidates[o.archive_message_id].size for o in done)
-        self.ctx.count("pushed", len(done))
-        self.ctx.count("bytes", nbytes)
-        self.ctx.count("refused", sum(o.state == REFUSED for o in outcomes))
-        self.ctx.count("failed", sum(o.state == FAILED for o in outcomes))
-        self.ctx.advanced(len(outcomes), nbytes)
-        for outcome in outcomes:
-            self.candidates.pop(outcome.archive_message_id, None)
+        self.ledger.commit(outcomes, intents)
 
     def _record_quietly(self) -> None:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migrator.engine.push.job import CHUNK, CHUNK_BYTES, _chunks, feeding_order
+from migrator.engine.push.job import CHUNK, CHUNK_BYTES, _chunks
 from migrator.engine.push.rows import Candidate
 
 
@@ -23,14 +23,3 @@ def test_chunks_hold_at_most_chunk_messages_and_bytes_and_a_big_message_goes_alo
     assert [len(chunk) for chunk in chunks] == [CHUNK, 6, 1, 1, 1, 2]
     assert all(len(c) == 1 or sum(m.size for m in c) <= CHUNK_BYTES for c in chunks)
     assert list(_chunks([])) == []
-
-
-def test_the_feeder_sends_a_folders_big_messages_first_and_keeps_folders_together():
-    small = [candidate(n, 1000) for n in range(1, 4)]
-    huge = Candidate(9, 1, "0" * 64, CHUNK_BYTES + 1, None, (), None)
-    other = Candidate(5, 2, "0" * 64, CHUNK_BYTES + 1, None, (), None)
-    targets = {1: "INBOX", 2: "Archive"}
-
-    ordered = feeding_order([*small, huge, other], targets)
-
-    assert [m.id for m in ordered] == [5, 9, 1, 2, 3]

@@ -256,9 +256,8 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
             continue
         cursor = page[-1].id
         copies = held_back(ctx, cursor)  # merged folders: sent once, settled after
-        fresh = feeding_order([m for m in page
-                               if m.id not in ctx.failed_now and m.id not in copies],
-                              ctx.targets)
+        fresh = sorted((m for m in page if m.id not in ctx.failed_now and m.id not in copies),
+                       key=lambda m: (ctx.targets[m.folder_id], m.id))
         for message in fresh:  # a later re-plan (new folders) must not move these
             ctx.fed.setdefault(ctx.folder_names[message.folder_id], ctx.targets[message.folder_id])
         for folder, group in groupby(fresh, key=lambda m: ctx.targets[m.folder_id]):
@@ -282,12 +281,6 @@ def _feed_folder(ctx: PushContext, control: TargetControl, finder: Finder,
         finder.refresh(folder)
     messages = already_there(ctx, finder, folder, messages)
     return all(_put(work, Chunk(folder, part), threads, ctx) for part in _chunks(messages))
-
-
-def feeding_order(messages: list[Candidate], targets: dict[int, str]) -> list[Candidate]:
-    """By target folder; in each, the messages sent alone (over CHUNK_BYTES) first, so a
-    big upload overlaps the others' instead of being the tail one connection works alone."""
-    return sorted(messages, key=lambda m: (targets[m.folder_id], m.size <= CHUNK_BYTES, m.id))
 
 
 def _chunks(messages: list[Candidate]) -> Iterator[tuple[Candidate, ...]]:

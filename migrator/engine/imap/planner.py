@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from migrator.engine.imap.context import PullContext
 from migrator.engine.imap.jobs import Batch, FolderJob
 from migrator.engine.imap.plan import (
+    ALONE_BYTES,
     FolderDelta,
     FolderState,
     diff_incremental,
@@ -30,7 +31,7 @@ from migrator.engine.imap.records import (
     resolve_failures,
     update_flags,
 )
-from migrator.sources.imap import Folder, ImapSource
+from migrator.sources.imap import Folder, ImapSource, ListedMessage
 from migrator.testhook import kill_point
 from migrator.wire.sequence_set import uid_set
 
@@ -76,8 +77,17 @@ def plan_folder(ctx: PullContext, source: ImapSource, folder: Folder,
         delta = diff_incremental(server, changed, new, known)
     job = FolderJob(folder=folder, folder_id=state.folder_id, status=status, remap=remap,
                     had_failures=bool(state.failed_uids))
-    batches = [Batch(job, listed) for listed in make_batches(delta.new)]
+    batches = [Batch(job, listed) for listed in big_first(make_batches(delta.new))]
     return FolderPullPlan(job, delta, server, batches)
+
+
+def big_first(batches: list[list[ListedMessage]]) -> list[list[ListedMessage]]:
+    """A folder's batches of one very large message first, the rest in UID order: the big
+    ones are then not the last to arrive, so a `migrate` does not end with one connection
+    uploading a 30 MB message while the others are done (the sync state is recorded after
+    the folder's last batch, whatever their order)."""
+    return sorted(batches, key=lambda batch: not (len(batch) == 1
+                                                  and batch[0].size >= ALONE_BYTES))
 
 
 def apply_plan(ctx: PullContext, plan: FolderPullPlan, state: FolderState) -> None:

@@ -2,15 +2,16 @@
 
 A worker takes chunks (messages of one target folder) from the shared queue. Before any
 message of a chunk is sent, the chunk's intents are committed, in the same transaction as
-the outcomes that arrived since the last commit. Throttled APPENDs wait the server's
+the outcomes that arrived since the last commit (`ledger.py`); that commit runs while the
+previous chunk goes out (`ahead.py`). Throttled APPENDs wait the server's
 suggested time and go again; a lost connection (or `AccessTokenExpired`) leaves the
 unanswered APPENDs as intents for reconciliation, reconnects (with a fresh token) and goes
 on with what was never sent.
 
 Crash points for the kill -9 tests (inert unless MIGRATOR_TEST_KILL_AT is set, see
-`migrator.testhook`): `push-intents` (a window's intents committed, nothing of it sent),
-`push-sent` (an APPEND written to the socket, its reply not read), `push-recorded` (outcomes
-committed).
+`migrator.testhook`): `push-intents` (a chunk's intents committed, nothing of it sent) and
+`push-recorded` (outcomes committed) in `ledger.py`, `push-sent` (an APPEND written to the
+socket, its reply not read) here.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import partial
 
-from sqlalchemy.orm import Session
-
 from migrator.archive.blobs import sha256_hex
+from migrator.engine.push.ahead import ChunkAhead
 from migrator.engine.push.context import PushContext
+from migrator.engine.push.ledger import Ledger
 from migrator.engine.push.message import (
     STREAM_ABOVE,
     BlobDamaged,
@@ -41,9 +42,6 @@ from migrator.engine.push.rows import (
     REFUSED,
     Candidate,
     Outcome,
-    record_failure,
-    write_intents,
-    write_outcomes,
 )
 from migrator.errors import (
     ConnectError,
@@ -98,9 +96,11 @@ class PushWorker:
             f"{ctx.name}: target connection keeps failing: {exc}"),
             what=f"{ctx.name}: target connection trouble", then="reconnecting")
         self.outcomes: list[Outcome] = []
-        self.candidates: dict[int, Candidate] = {}
+        self.ledger = Ledger(ctx)
+        self.candidates = self.ledger.candidates
         self.throttles: dict[int, Backoff] = {}  # per message throttled
         self.flag_later: list[AppendOutcome] = []  # appended, \\Flagged still to be set
+        self.ahead = ChunkAhead(f"push-{ctx.name}-{index}-intents")
         self.unwanted = ""  # the server's words when it refuses work on this session
         self._dropped_bytes = 0
 
@@ -111,23 +111,55 @@ class PushWorker:
             self._settle()
         except BaseException as exc:  # handed to the engine, which reports it
             self.ctx.give_up(exc)
+            self.ahead.close()
             self._record_quietly()
         finally:
+            self.ahead.close()
             if self.writer is not None:
                 self.writer.close()
 
     def _loop(self) -> None:
+        """Send chunk after chunk; the next one's intents are committed while the current
+        one goes out (`ahead`)."""
         assert self.ctx.parallelism is not None
         self._with_connection(lambda writer: None, deque())  # log in while the feeder plans
-        while not self.ctx.stop.is_set() and self.ctx.parallelism.allows(self.index):
-            try:
-                chunk = self.work.get(timeout=IDLE_WAIT)
-            except queue.Empty:
-                self._settle()
-                continue
-            if chunk is None:
-                return
-            self._push_chunk(chunk)
+        ending = False
+        while not self.ctx.stop.is_set():
+            if not self.ahead.holding:
+                if ending or not self.ctx.parallelism.allows(self.index):
+                    return
+                try:
+                    chunk = self.work.get(timeout=IDLE_WAIT)
+                except queue.Empty:
+                    self._settle()
+                    continue
+                if chunk is None:
+                    return
+                self._prepare(chunk)
+            items = self.ahead.take()  # their intents are committed: they may go out
+            if not ending and self.ctx.parallelism.allows(self.index):
+                ending = self._prepare_next()
+            self._send_all(deque(items))
+        if self.ahead.holding:  # stopping: recorded as not sent
+            self._send_all(deque(self.ahead.take()))
+
+    def _prepare_next(self) -> bool:
+        """Start committing the next chunk's intents, if one is waiting; True if the
+        feeder has said there will be none."""
+        try:
+            chunk = self.work.get_nowait()
+        except queue.Empty:
+            return False
+        if chunk is None:
+            return True
+        self._prepare(chunk)
+        return False
+
+    def _prepare(self, chunk: Chunk) -> None:
+        items = [self._item(chunk.folder, message) for message in chunk.messages]
+        outcomes, self.outcomes = self.outcomes, []
+        self.ahead.start(items, partial(self.ledger.commit, outcomes,
+                                        [(item.ref, item.folder) for item in items]))
 
     def _settle(self) -> None:
         """Wait for every reply, set the flags Exchange needs again, write outcomes down."""
@@ -173,11 +205,6 @@ class PushWorker:
             self.ctx.count("unknown_outcome")
             with self.ctx.lock:
                 self.ctx.sent_now[item.ref] = item.size
-
-    def _push_chunk(self, chunk: Chunk) -> None:
-        items = [self._item(chunk.folder, message) for message in chunk.messages]
-        self._record([(item.ref, item.folder) for item in items])
-        self._send_all(deque(items))
 
     def _send_all(self, pending: deque[AppendItem]) -> None:
         while pending and not self.ctx.stop.is_set():
@@ -353,55 +380,8 @@ class PushWorker:
         return f"keywords not kept by the target: {' '.join(dropped)}" if dropped else None
 
     def _record(self, intents: list[tuple[int, str]]) -> None:
-        """One transaction: the outcomes so far, then the next window's intents."""
         outcomes, self.outcomes = self.outcomes, []
-        if not outcomes and not intents:
-            return
-        with self.ctx.manifest.session() as session:
-            write_outcomes(session, self.ctx.target, outcomes)
-            for outcome in outcomes:
-                if outcome.state in (REFUSED, FAILED):
-                    self._report(session, outcome)
-            write_intents(session, self.ctx.target, intents)
-        if intents:
-            kill_point("push-intents")
-        if outcomes:
-            kill_point("push-recorded")
-        self._remember_uids(outcomes)
-        self._count(outcomes)
-
-    def _remember_uids(self, outcomes: list[Outcome]) -> None:
-        """The UIDs APPENDUID gave (now recorded), for the verification that follows."""
-        if self.ctx.appended is None:
-            return
-        with self.ctx.lock:
-            for outcome in outcomes:
-                if outcome.state == DONE and outcome.uid is not None:
-                    self.ctx.appended[outcome.archive_message_id] = outcome.uid
-
-    def _report(self, session: Session, outcome: Outcome) -> None:
-        message = self.candidates[outcome.archive_message_id]
-        ref = message.message_id or f"archive message {message.id}"
-        folder = self.ctx.folder_names.get(message.folder_id, "?")
-        what = "refused by the target" if outcome.state == REFUSED else "failed"
-        line = (f"{folder} -> {outcome.target_folder}: {ref} ({message.size} bytes) {what}: "
-                f"{outcome.note}")
-        self.ctx.fail(line)
-        record_failure(session, self.ctx.run_id, self.ctx.account_id, folder, ref,
-                       f"{what}: {outcome.note}")
-        if outcome.state == FAILED:
-            self.ctx.failed_now.add(outcome.archive_message_id)
-
-    def _count(self, outcomes: list[Outcome]) -> None:
-        done = [o for o in outcomes if o.state == DONE]
-        nbytes = sum(self.candidates[o.archive_message_id].size for o in done)
-        self.ctx.count("pushed", len(done))
-        self.ctx.count("bytes", nbytes)
-        self.ctx.count("refused", sum(o.state == REFUSED for o in outcomes))
-        self.ctx.count("failed", sum(o.state == FAILED for o in outcomes))
-        self.ctx.advanced(len(outcomes), nbytes)
-        for outcome in outcomes:
-            self.candidates.pop(outcome.archive_message_id, None)
+        self.ledger.commit(outcomes, intents)
 
     def _record_quietly(self) -> None:
         try:

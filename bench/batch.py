@@ -188,6 +188,9 @@ def run_workers(config: Path, count: int, parallel: int, env: dict[str, str]) ->
                  in ("partial", "failed", "locked", "invalid")]
     for line in attention[:10]:  # said, not hidden: such a run's time is not comparable
         print(f"    needs attention: {line}", flush=True)
+    if attention:  # the workers' own warnings (lease renewals, queue errors) say why
+        for line in [line for run in runs for line in run.stderr.splitlines()][:20]:
+            print(f"    worker said: {line}", flush=True)
     assert all(run.status in (0, 4) for run in runs), [run.stderr for run in runs]
     return Run(seconds, max(run.peak_rss_mb for run in runs), 4 if attention else 0)
 

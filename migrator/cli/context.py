@@ -11,7 +11,7 @@ from typing import Any
 
 from migrator import config
 from migrator.archive.blobs import BlobStore
-from migrator.archive.db import Manifest, open_manifest
+from migrator.archive.db import Manifest, manifest_exists, open_manifest
 from migrator.archive.readonly import open_manifest_readonly
 from migrator.cli.environment import Environment
 from migrator.engine.events import Emit
@@ -56,9 +56,9 @@ class Context:
         return self._manifest
 
     def manifest_missing(self) -> bool:
-        """True when the manifest is an SQLite file that does not exist yet."""
-        url = self.settings().archive.database
-        return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
+        """True when there is no manifest yet (no SQLite file, or a server database without
+        its schema): a command that only looks must then create nothing."""
+        return self._manifest is None and not manifest_exists(self.settings().archive.database)
 
     def store(self) -> BlobStore:
         archive = self.settings().archive

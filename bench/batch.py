@@ -173,7 +173,8 @@ def append_mailbox(port: int, context: ssl.SSLContext, mailbox: str, token: str,
 
 
 # -- the runs ---------------------------------------------------------------------------------
-def run_workers(config: Path, count: int, parallel: int, env: dict[str, str]) -> Run:
+def run_workers(config: Path, count: int, parallel: int, env: dict[str, str],
+                servers: Sequence[Any] = ()) -> Run:
     """`count` worker processes started together; the wall time until the last one exits."""
     import sys
 
@@ -188,10 +189,17 @@ def run_workers(config: Path, count: int, parallel: int, env: dict[str, str]) ->
                  in ("partial", "failed", "locked", "invalid")]
     for line in attention[:10]:  # said, not hidden: such a run's time is not comparable
         print(f"    needs attention: {line}", flush=True)
-    if attention:  # the workers' own warnings (lease renewals, queue errors) say why
-        for line in [line for run in runs for line in run.stderr.splitlines()][:20]:
-            print(f"    worker said: {line}", flush=True)
+    said = [line for run in runs for line in run.stderr.splitlines()
+            if any(word in line.lower() for word in ("warning", "error", "cannot", "lost"))]
+    for line in said[:20]:  # the workers' own warnings (lease renewals, queue errors)
+        print(f"    worker said: {line}", flush=True)
     assert all(run.status in (0, 4) for run in runs), [run.stderr for run in runs]
+    if attention and servers:  # what the servers said meanwhile (limits, slow logins)
+        for server in servers:
+            lines = [line for line in server.log_text().splitlines()
+                     if any(word in line for word in ("Warning", "Error", "Fatal", "Panic"))]
+            for line in lines[-10:]:
+                print(f"    {server.profile} server said: {line}", flush=True)
     return Run(seconds, max(run.peak_rss_mb for run in runs), 4 if attention else 0)
 
 
@@ -208,6 +216,7 @@ class Bench:
         self.table = Table(["run", "mailboxes", "msgs", "MB", "seconds", "msgs/s",
                             "s/mailbox", "peak RSS MB", "vs baseline", "vs full pass"])
         self.baseline_rate = 0.0
+        self.servers = (world["source"], world["office365"])
 
     def config(self, run: str, database: str | None = None) -> Path:
         w = self.world
@@ -246,7 +255,7 @@ class Bench:
             config = self.config(run, w["postgres"].create_database())
             csv_path = users_csv(self.work, run, self.targets.make(users, run))
             submit(config, csv_path, self.env)
-            result = run_workers(config, count, parallel, self.env)
+            result = run_workers(config, count, parallel, self.env, self.servers)
             pg_full[count] = (config, csv_path, result.seconds)
             note = " (some need attention)" if result.status else ""
             self.add(f"postgres: {count} worker{'s' * (count > 1)} x --parallel {parallel}"
@@ -261,7 +270,7 @@ class Bench:
         count = max(self.args.workers)
         config, csv_path, first = pg_full[count]
         submit(config, csv_path, self.env)
-        result = run_workers(config, count, parallel, self.env)
+        result = run_workers(config, count, parallel, self.env, self.servers)
         self.add(f"postgres: delta pass, {count} worker{'s' * (count > 1)}", delta_mail,
                  result.seconds, result.peak_rss_mb, first)
 
@@ -292,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench = Bench(args, work, {"certs": certs, "source": source, "oauth": oauth,
                                        "office365": office365, "postgres": postgres})
             load = machine()
+            print(f"source IMAP port {source.imap_port}, Exchange look-alike IMAPS port "
+                  f"{office365.imaps_port}", flush=True)
             bench.measure(users, mail)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -30,7 +30,7 @@ def tables(url: str) -> list[str]:
 
 @pytest.mark.parametrize("command", [
     ["status"], ["status", "--json"], ["export", "alice", "--format", "eml", "DEST"],
-    ["show", "1"], ["verify", "--archive"]])
+    ["show", "1"], ["search", "alice", "x"]])
 def test_a_read_only_command_on_an_empty_database_creates_nothing(postgres_url, tmp_path,
                                                                    command):
     config = Config(tmp_path / "archive", database=postgres_url).write(tmp_path / "m.toml")

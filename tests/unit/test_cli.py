@@ -80,14 +80,6 @@ def test_status_on_empty_archive(tmp_path: Path) -> None:
     assert not (tmp_path / "a").exists()  # looking does not create an archive
 
 
-def test_verify_archive_without_an_archive_says_so_and_creates_nothing(tmp_path: Path) -> None:
-    config = Config(tmp_path / "a").write(tmp_path / "migrator.toml")
-    result = run_cli("-c", config, "verify", "--archive")
-    assert result.status == ExitStatus.MANIFEST
-    assert result.stderr == f"migrator: error: no archive at {tmp_path / 'a'}\n"
-    assert not (tmp_path / "a").exists()
-
-
 def test_status_shows_accounts_folders_and_runs(tmp_path: Path) -> None:
     from migrator.archive.blobs import BlobStore
     from migrator.archive.db import open_manifest

@@ -16,7 +16,7 @@ from migrator.config import Account
 from migrator.engine.results import JobResult
 from migrator.engine.verify.archive import check_archive
 from migrator.engine.verify.target import TargetReport, verify_target
-from migrator.errors import ExitStatus, ManifestError, UsageError
+from migrator.errors import ExitStatus, UsageError
 from migrator.targets.office365 import byte_comparable
 
 
@@ -45,8 +45,6 @@ def run(ctx: Context) -> int:
 
 
 def verify_archive(ctx: Context) -> ExitStatus:
-    if ctx.manifest_missing():  # looking must not create an archive
-        raise ManifestError(f"no archive at {ctx.settings().archive.path}")
     with ctx.manifest().session() as session:
         report = check_archive(session, ctx.store(), ctx.emit)
     if ctx.args.json:

@@ -43,6 +43,7 @@ from bench.common import (
     run_process,
     scratch,
 )
+from bench.raw_imap import append_pipelined, login
 from tests.world.configs import Batch, Config, Endpoint, OAuth
 
 APP, SECRET, PASSWORD = "batch-bench-app", "batch-bench-secret", "batch-bench-pw"
@@ -154,22 +155,10 @@ def _baseline(port: int, certs: Any, oauth: Any, mail: dict[str, list[bytes]],
 
 def append_mailbox(port: int, context: ssl.SSLContext, mailbox: str, token: str,
                    messages: Sequence[bytes]) -> None:
-    """One login, then every message APPENDed with LITERAL+, 64 in flight."""
-    from bench.push import WINDOW, _login, _read_reply
-
-    sock, stream = _login(port, context, mailbox, token)
-    in_flight = 0
+    """One login, then every message APPENDed to INBOX with LITERAL+, pipelined."""
+    sock, stream = login(port, context, mailbox, token)
     with sock:
-        for number, data in enumerate(messages):
-            if in_flight == WINDOW:
-                _read_reply(stream)
-                in_flight -= 1
-            sock.sendall(b"w%d APPEND INBOX {%d+}\r\n" % (number, len(data)) + data + b"\r\n")
-            in_flight += 1
-        while in_flight:
-            _read_reply(stream)
-            in_flight -= 1
-        sock.sendall(b"z LOGOUT\r\n")
+        append_pipelined(sock, stream, ((b"INBOX", data) for data in messages))
 
 
 # -- the runs ---------------------------------------------------------------------------------

@@ -369,7 +369,7 @@ def _signal_group(group, sig):
 # default limit of 100 the master drops connections still logging in ("Connection queue
 # full"): a server-wide cap Exchange does not have (it limits connections per mailbox, as
 # mail_max_userip_connections does here), met by a batch of 16 mailboxes at once.
-LOGIN_PROCESS_LIMIT = 1000
+LOGIN_PROCESS_LIMIT = 500  # below 1000, the auth and anvil client_limit the total must fit
 
 
 class SourceServer(DovecotServer):

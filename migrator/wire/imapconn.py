@@ -49,7 +49,7 @@ def connect(endpoint: Endpoint, account: str, tokens: TokenProvider | None = Non
     """An authenticated IMAPClient, or AuthError / ConnectError naming the account."""
     where = f"{account}: {endpoint.host}:{endpoint.port}"
     client = retry(lambda: _open(endpoint, where), policy=SLOW_CONNECTS,
-                   retryable=(SlowConnect,), what=f"{where}: connecting")
+                   retryable=(SlowConnect,), what=f"{account}: the server is slow to answer")
     try:
         if endpoint.security == "starttls":
             client.starttls(tls_context(endpoint))

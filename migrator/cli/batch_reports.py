@@ -67,7 +67,8 @@ def report_row(outcome: MailboxOutcome) -> dict[str, object]:
 def write_reports(directory: Path, outcomes: Sequence[MailboxOutcome],
                   started: datetime) -> tuple[Path, Path]:
     """`batch-YYYYMMDD-HHMMSS.csv` and `.json`; a second batch started in the same second
-    (another process, another host on a shared directory) gets `...-2`, never the first's."""
+    (another process, another host on a shared directory) gets `..._2`, never the first's
+    (`_` sorts after `.`: listed by name, reports stay in the order they were started)."""
     rows = [report_row(outcome) for outcome in outcomes]
     report = {"started": started.isoformat(), "mailboxes": rows}
     csv_path: Path | None = None
@@ -92,10 +93,10 @@ CLAIM_TRIES = 1000
 
 
 def claim_name(directory: Path, stem: str) -> Path:
-    """`stem.csv`, or `stem-2.csv`, `stem-3.csv`... : the first one nobody has, created
+    """`stem.csv`, or `stem_2.csv`, `stem_3.csv`... : the first one nobody has, created
     empty here (O_EXCL: two writers cannot both get it) and filled by the caller."""
     for number in range(1, CLAIM_TRIES + 1):
-        path = directory / (f"{stem}.csv" if number == 1 else f"{stem}-{number}.csv")
+        path = directory / (f"{stem}.csv" if number == 1 else f"{stem}_{number}.csv")
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         except FileExistsError:

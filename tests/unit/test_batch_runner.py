@@ -108,8 +108,9 @@ def test_reports_written_in_the_same_second_keep_each_its_own_name(tmp_path: Pat
 
     assert [path.name for path in first] == ["batch-20261203-140005.csv",
                                              "batch-20261203-140005.json"]
-    assert [path.name for path in second] == ["batch-20261203-140005-2.csv",
-                                              "batch-20261203-140005-2.json"]
+    assert [path.name for path in second] == ["batch-20261203-140005_2.csv",
+                                              "batch-20261203-140005_2.json"]
+    assert sorted(tmp_path.glob("batch-*.json")) == [first[1], second[1]]  # in run order
     for (csv_path, json_path), account in ((first, "ok1"), (second, "partial")):
         assert [row["account"] for row in csv.DictReader(csv_path.open())] == [account]
         assert json.loads(json_path.read_text())["mailboxes"][0]["account"] == account

@@ -43,6 +43,7 @@ from bench.common import (
     run_process,
     scratch,
 )
+from bench.raw_imap import append_pipelined, login
 from tests.world.configs import Batch, Config, Endpoint, OAuth
 
 APP, SECRET, PASSWORD = "batch-bench-app", "batch-bench-secret", "batch-bench-pw"
@@ -154,26 +155,15 @@ def _baseline(port: int, certs: Any, oauth: Any, mail: dict[str, list[bytes]],
 
 def append_mailbox(port: int, context: ssl.SSLContext, mailbox: str, token: str,
                    messages: Sequence[bytes]) -> None:
-    """One login, then every message APPENDed with LITERAL+, 64 in flight."""
-    from bench.push import WINDOW, _login, _read_reply
-
-    sock, stream = _login(port, context, mailbox, token)
-    in_flight = 0
+    """One login, then every message APPENDed to INBOX with LITERAL+, pipelined."""
+    sock, stream = login(port, context, mailbox, token)
     with sock:
-        for number, data in enumerate(messages):
-            if in_flight == WINDOW:
-                _read_reply(stream)
-                in_flight -= 1
-            sock.sendall(b"w%d APPEND INBOX {%d+}\r\n" % (number, len(data)) + data + b"\r\n")
-            in_flight += 1
-        while in_flight:
-            _read_reply(stream)
-            in_flight -= 1
-        sock.sendall(b"z LOGOUT\r\n")
+        append_pipelined(sock, stream, ((b"INBOX", data) for data in messages))
 
 
 # -- the runs ---------------------------------------------------------------------------------
-def run_workers(config: Path, count: int, parallel: int, env: dict[str, str]) -> Run:
+def run_workers(config: Path, count: int, parallel: int, env: dict[str, str],
+                servers: Sequence[Any] = ()) -> Run:
     """`count` worker processes started together; the wall time until the last one exits."""
     import sys
 
@@ -186,9 +176,21 @@ def run_workers(config: Path, count: int, parallel: int, env: dict[str, str]) ->
     attention = [line for run in runs for line in run.stdout.splitlines()
                  if line.split(": ")[1:2] and line.split(": ")[1].split(" ")[0]
                  in ("partial", "failed", "locked", "invalid")]
-    for line in attention[:10]:  # said, not hidden: such a run's time is not comparable
+    if attention:  # said, not hidden: such a run's time is not comparable
+        print(f"    {len(attention)} mailboxes need attention, the first ones:", flush=True)
+    for line in attention[:10]:
         print(f"    needs attention: {line}", flush=True)
+    said = [line for run in runs for line in run.stderr.splitlines()
+            if any(word in line.lower() for word in ("warning", "error", "cannot", "lost"))]
+    for line in said[:20]:  # the workers' own warnings (lease renewals, queue errors)
+        print(f"    worker said: {line}", flush=True)
     assert all(run.status in (0, 4) for run in runs), [run.stderr for run in runs]
+    if attention and servers:  # what the servers said meanwhile (limits, slow logins)
+        for server in servers:
+            lines = [line for line in server.log_text().splitlines()
+                     if any(word in line for word in ("Warning", "Error", "Fatal", "Panic"))]
+            for line in lines[-10:]:
+                print(f"    {server.profile} server said: {line}", flush=True)
     return Run(seconds, max(run.peak_rss_mb for run in runs), 4 if attention else 0)
 
 
@@ -205,6 +207,7 @@ class Bench:
         self.table = Table(["run", "mailboxes", "msgs", "MB", "seconds", "msgs/s",
                             "s/mailbox", "peak RSS MB", "vs baseline", "vs full pass"])
         self.baseline_rate = 0.0
+        self.servers = (world["source"], world["office365"])
 
     def config(self, run: str, database: str | None = None) -> Path:
         w = self.world
@@ -243,7 +246,7 @@ class Bench:
             config = self.config(run, w["postgres"].create_database())
             csv_path = users_csv(self.work, run, self.targets.make(users, run))
             submit(config, csv_path, self.env)
-            result = run_workers(config, count, parallel, self.env)
+            result = run_workers(config, count, parallel, self.env, self.servers)
             pg_full[count] = (config, csv_path, result.seconds)
             note = " (some need attention)" if result.status else ""
             self.add(f"postgres: {count} worker{'s' * (count > 1)} x --parallel {parallel}"
@@ -258,8 +261,9 @@ class Bench:
         count = max(self.args.workers)
         config, csv_path, first = pg_full[count]
         submit(config, csv_path, self.env)
-        result = run_workers(config, count, parallel, self.env)
-        self.add(f"postgres: delta pass, {count} worker{'s' * (count > 1)}", delta_mail,
+        result = run_workers(config, count, parallel, self.env, self.servers)
+        note = " (some need attention)" if result.status else ""
+        self.add(f"postgres: delta pass, {count} worker{'s' * (count > 1)}" + note, delta_mail,
                  result.seconds, result.peak_rss_mb, first)
 
 
@@ -289,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench = Bench(args, work, {"certs": certs, "source": source, "oauth": oauth,
                                        "office365": office365, "postgres": postgres})
             load = machine()
+            print(f"source IMAP port {source.imap_port}, Exchange look-alike IMAPS port "
+                  f"{office365.imaps_port}", flush=True)
             bench.measure(users, mail)
     finally:
         shutil.rmtree(work, ignore_errors=True)

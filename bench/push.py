@@ -21,12 +21,10 @@ delay, measured in the same run.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import datetime
 import multiprocessing
 import shutil
-import socket
 import sqlite3
 import ssl
 import statistics
@@ -38,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Table, fault_proxy, machine, migrator, migrator_env, scratch
+from bench.raw_imap import append_pipelined, login, until
 from tests.world.configs import Account, Config, Endpoint, OAuth
 
 APP, SECRET = "bench-app", "bench-app-secret"
@@ -45,7 +44,6 @@ APP_SCOPE = ["https://outlook.office365.com/.default"]
 FOLDERS = {"INBOX": "INBOX", "Sent": "Sent Items", "Drafts": "Drafts",
            "Archive.2019": "Archive/2019", "Reisen.Überblick": "Reisen/Überblick"}
 SPECIAL = {"Sent": "\\Sent", "Drafts": "\\Drafts"}
-WINDOW = 64
 
 
 @dataclass(frozen=True)
@@ -190,77 +188,36 @@ def _baseline(port: int, world: World, connections: int, mailbox: str) -> float:
     return time.monotonic() - started
 
 
-def _login(port: int, context: ssl.SSLContext, mailbox: str, token: str
-           ) -> tuple[ssl.SSLSocket, Any]:
-    sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port)),
-                               server_hostname="127.0.0.1")
-    stream = sock.makefile("rb")
-    stream.readline()
-    sasl = base64.b64encode(f"user={mailbox}\x01auth=Bearer {token}\x01\x01".encode())
-    sock.sendall(b"a AUTHENTICATE XOAUTH2 " + sasl + b"\r\n")
-    _until(stream, b"a")
-    return sock, stream
-
-
-def _until(stream: Any, tag: bytes) -> None:
-    while True:
-        line = stream.readline()
-        if not line:
-            raise ConnectionError("server closed the connection")
-        if line.startswith(tag + b" "):
-            if not line[len(tag) + 1:].startswith(b"OK"):
-                raise RuntimeError(line.decode(errors="replace"))
-            return
-
-
 def create_folders(port: int, context: ssl.SSLContext, mailbox: str, token: str) -> None:
     from imapclient import imap_utf7
 
-    sock, stream = _login(port, context, mailbox, token)
+    sock, stream = login(port, context, mailbox, token)
     with sock:
         for number, name in enumerate(("Archive", "Archive/2019", "Reisen", "Reisen/Überblick")):
             tag = b"c%d" % number
             sock.sendall(tag + b' CREATE "' + imap_utf7.encode(name) + b'"\r\n')
             with contextlib.suppress(RuntimeError):  # already there
-                _until(stream, tag)
+                until(stream, tag)
 
 
 def append_all(port: int, context: ssl.SSLContext, mailbox: str, token: str,
                messages: Sequence[Stored]) -> None:
-    """Pipelined APPENDs: a sliding window of 64, replies read when the window is full."""
+    """Pipelined APPENDs into each message's folder, with its flags and date, each read from
+    its archive file just before it is sent."""
     from imapclient import imap_utf7
 
     from migrator.targets.append_items import imap_date
 
-    sock, stream = _login(port, context, mailbox, token)
-    in_flight = 0
-    with sock:
-        for number, message in enumerate(messages):
-            if in_flight == WINDOW:
-                _read_reply(stream)
-                in_flight -= 1
-            data = message.path.read_bytes()
+    def appends() -> Iterator[tuple[bytes, bytes]]:
+        for message in messages:
             flags = b" (" + " ".join(message.flags).encode() + b")" if message.flags else b""
-            command = (b"w%d APPEND \"%s\"%s \"%s\" {%d+}\r\n" % (
-                number, imap_utf7.encode(message.folder), flags,
-                imap_date(message.internaldate).encode(), len(data)))
-            sock.sendall(command + data + b"\r\n")
-            in_flight += 1
-        while in_flight:
-            _read_reply(stream)
-            in_flight -= 1
-        sock.sendall(b"z LOGOUT\r\n")
+            yield (b"\"%s\"%s \"%s\"" % (imap_utf7.encode(message.folder), flags,
+                                        imap_date(message.internaldate).encode()),
+                   message.path.read_bytes())
 
-
-def _read_reply(stream: Any) -> None:
-    while True:
-        line = stream.readline()
-        if not line:
-            raise ConnectionError("server closed the connection")
-        if line.startswith(b"w"):
-            if b" OK " not in line[:20]:
-                raise RuntimeError(line.decode(errors="replace"))
-            return
+    sock, stream = login(port, context, mailbox, token)
+    with sock:
+        append_pipelined(sock, stream, appends())
 
 
 # -- the naive append (two round trips per message) ---------------------------------------

@@ -174,3 +174,27 @@ def test_folders_look_like_exchange(office365_server, oauth_service, certs, clos
     assert subscribed >= {"Sent Items", *specials}
     client.select_folder("Sent Items")
     assert client.search(["SEEN"]) == [1]
+
+
+def test_more_tls_sessions_than_dovecots_default_login_limit_all_stay(office365_server, certs):
+    """Exchange limits connections per mailbox, not per server: 110 sessions at once (a batch
+    of 16 mailboxes with 4 APPEND connections each and their control connections) all stay
+    (at Dovecot's default of 100 login processes the oldest were dropped)."""
+    import socket
+
+    context = ssl.create_default_context(cafile=certs.ca_cert)
+    sessions = []
+    try:
+        for _ in range(110):
+            raw = socket.create_connection((office365_server.host, office365_server.imaps_port),
+                                           timeout=20)
+            sessions.append(context.wrap_socket(raw, server_hostname="localhost"))
+            assert sessions[-1].recv(4096).startswith(b"* OK")
+        for session in sessions:
+            session.sendall(b"n NOOP\r\n")
+        replies = [session.recv(4096) for session in sessions]
+    finally:
+        for session in sessions:
+            session.close()
+    assert [reply for reply in replies if not reply.startswith(b"n OK")] == []
+    assert "Connection queue full" not in office365_server.log_text()

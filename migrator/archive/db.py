@@ -110,10 +110,12 @@ class Manifest:
                 with self.sessions() as session, session.begin():
                     yield session
             except OperationalError as exc:
+                url = str(self.engine.url)
+                if lost_server(url, exc):  # mid-run: the same line as at start, exit 6
+                    raise open_error(url, exc) from exc
                 if not is_disk_full(exc):
                     raise
-                raise disk_full(f"cannot write manifest {safe_url(str(self.engine.url))}",
-                                exc) from exc
+                raise disk_full(f"cannot write manifest {safe_url(url)}", exc) from exc
         recorded = session.info.get(RECORDED_BLOBS)
         if recorded and self._recorded is not None:
             self._recorded(recorded)
@@ -206,6 +208,22 @@ def open_manifest(url: str, *, upgrade: bool = True) -> Manifest:
     return Manifest(engine)
 
 
+def manifest_exists(url: str) -> bool:
+    """Whether a manifest is there to read, creating nothing: the SQLite file exists, or the
+    server's database holds a schema (an empty database is no archive yet). A server that
+    cannot be reached is the usual one-line error (exit 6)."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).exists()
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return inspect(connection).has_table("alembic_version")
+    except SQLAlchemyError as exc:
+        raise open_error(url, exc) from None
+    finally:
+        engine.dispose()
+
+
 def current_revision(connection: Connection) -> str | None:
     if not inspect(connection).has_table("alembic_version"):
         return None
@@ -284,12 +302,19 @@ def open_error(url: str, exc: SQLAlchemyError) -> ManifestError:
     return ManifestError(f"cannot open manifest {safe_url(url)}: {exc.__class__.__name__}: {first}")
 
 
+def lost_server(url: str, exc: SQLAlchemyError) -> bool:
+    """Whether `exc` says the database server is gone (stopped, crashed, out of reach)."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return not url.startswith("sqlite") and bool(reason) and _unreachable(reason[0])
+
+
 def _unreachable(text: str) -> bool:
     lowered = text.lower()
     return any(sign in lowered for sign in (
         "connection refused", "timeout expired", "could not translate host name",
         "no route to host", "network is unreachable", "name or service not known",
-        "connection timed out", "server closed the connection"))
+        "connection timed out", "server closed the connection",
+        "terminating connection due to", "the connection is closed", "connection is lost"))
 
 
 def safe_url(url: str) -> str:

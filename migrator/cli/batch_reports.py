@@ -11,9 +11,11 @@ the source's protocol.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -64,19 +66,43 @@ def report_row(outcome: MailboxOutcome) -> dict[str, object]:
 
 def write_reports(directory: Path, outcomes: Sequence[MailboxOutcome],
                   started: datetime) -> tuple[Path, Path]:
-    stem = directory / f"batch-{started.strftime('%Y%m%d-%H%M%S')}"
-    csv_path, json_path = stem.with_suffix(".csv"), stem.with_suffix(".json")
+    """`batch-YYYYMMDD-HHMMSS.csv` and `.json`; a second batch started in the same second
+    (another process, another host on a shared directory) gets `..._2`, never the first's
+    (`_` sorts after `.`: listed by name, reports stay in the order they were started)."""
     rows = [report_row(outcome) for outcome in outcomes]
     report = {"started": started.isoformat(), "mailboxes": rows}
+    csv_path: Path | None = None
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        csv_path = claim_name(directory, f"batch-{started.strftime('%Y%m%d-%H%M%S')}")
+        json_path = csv_path.with_suffix(".json")
         atomic_write(csv_path, _csv_text(rows).encode("utf-8"))
         atomic_write(json_path, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     except OSError as exc:
+        if csv_path is not None:  # the claimed name, left empty by the failed write
+            with contextlib.suppress(OSError):
+                if csv_path.stat().st_size == 0:
+                    csv_path.unlink()
         what = f"cannot write batch report in {directory}"
         raise disk_full(what, exc) if is_disk_full(exc) else StorageError(
             f"{what}: {exc.strerror or exc}") from None
     return csv_path, json_path
+
+
+CLAIM_TRIES = 1000
+
+
+def claim_name(directory: Path, stem: str) -> Path:
+    """`stem.csv`, or `stem_2.csv`, `stem_3.csv`... : the first one nobody has, created
+    empty here (O_EXCL: two writers cannot both get it) and filled by the caller."""
+    for number in range(1, CLAIM_TRIES + 1):
+        path = directory / (f"{stem}.csv" if number == 1 else f"{stem}_{number}.csv")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"{CLAIM_TRIES} reports named {stem} already")
 
 
 def _csv_text(rows: list[dict[str, object]]) -> str:

@@ -62,9 +62,11 @@ class Context:
         return self._manifest
 
     def manifest_missing(self) -> bool:
-        """True when the manifest is an SQLite file that does not exist yet."""
-        url = self.settings().archive.database
-        return url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
+        """True when there is no manifest yet (no SQLite file, or a server database without
+        its schema): a command that only looks must then create nothing."""
+        from migrator.archive.db import manifest_exists
+
+        return self._manifest is None and not manifest_exists(self.settings().archive.database)
 
     def store(self) -> BlobStore:
         from migrator.archive.blobs import BlobStore

@@ -41,6 +41,13 @@ def connect_failure(exc: BaseException, endpoint: Endpoint) -> str:
     return describe_os_error(exc)
 
 
+def busy(exc: BaseException, endpoint: Endpoint) -> bool:
+    """A connect that timed out, not as a `security` mismatch does: a server that is slow to
+    accept, to finish TLS or to greet (busy at the moment) is worth another try."""
+    return isinstance(exc, TimeoutError) and not (
+        endpoint.security != "tls" and _connected(exc))
+
+
 def _connected(exc: BaseException) -> bool:
     """Did the timeout come after the TCP connection was made (waiting for the greeting)?"""
     return not any(frame.f_code.co_name == "create_connection"

@@ -25,7 +25,8 @@ from migrator.errors import (
     ConnectionLost,
     MigratorError,
 )
-from migrator.wire.greeting import connect_failure, greeting_timeout
+from migrator.retry import RetryPolicy, retry
+from migrator.wire.greeting import busy, connect_failure, greeting_timeout
 from migrator.wire.replies import retryable_reply
 from migrator.wire.tls import describe_os_error, tls_context
 
@@ -44,12 +45,8 @@ def connect(endpoint: Endpoint, account: str, tokens: TokenProvider | None = Non
             force_refresh: bool = False) -> IMAPClient:
     """An authenticated IMAPClient, or AuthError / ConnectError naming the account."""
     where = f"{account}: {endpoint.host}:{endpoint.port}"
-    try:  # the greeting comes at once or never (a clear-text client on a TLS port)
-        client = IMAPClient(endpoint.host, endpoint.port, ssl=endpoint.security == "tls",
-                            ssl_context=tls_context(endpoint),
-                            timeout=SocketTimeout(greeting_timeout(endpoint), endpoint.timeout))
-    except (OSError, imaplib.IMAP4.error, IMAPClientError) as exc:
-        raise ConnectError(f"{where}: cannot connect: {connect_failure(exc, endpoint)}") from None
+    client = retry(lambda: _open(endpoint, where), policy=SLOW_CONNECTS,
+                   retryable=(SlowConnect,), what=f"{account}: the server is slow to answer")
     try:
         if endpoint.security == "starttls":
             client.starttls(tls_context(endpoint))
@@ -62,6 +59,28 @@ def connect(endpoint: Endpoint, account: str, tokens: TokenProvider | None = Non
         close_quietly(client)
         raise
     return client
+
+
+class SlowConnect(ConnectError):
+    """Connecting timed out, but not as a `security` mismatch does: the server may be busy."""
+
+
+# A server busy at the moment (the TLS handshake or greeting not within the greeting
+# timeout; seen at 16 mailboxes at once on a loaded host) gets two more tries; a refused
+# connection, a TLS failure or a `security` mismatch is final at once.
+SLOW_CONNECTS = RetryPolicy(attempts=3, base_delay=1.0, max_delay=5.0)
+
+
+def _open(endpoint: Endpoint, where: str) -> IMAPClient:
+    """The connection up to the greeting, which comes at once or never (a clear-text client
+    on a TLS port)."""
+    try:
+        return IMAPClient(endpoint.host, endpoint.port, ssl=endpoint.security == "tls",
+                          ssl_context=tls_context(endpoint),
+                          timeout=SocketTimeout(greeting_timeout(endpoint), endpoint.timeout))
+    except (OSError, imaplib.IMAP4.error, IMAPClientError) as exc:
+        error = SlowConnect if busy(exc, endpoint) else ConnectError
+        raise error(f"{where}: cannot connect: {connect_failure(exc, endpoint)}") from None
 
 
 class LostDuringLogin(ConnectError, ConnectionLost):

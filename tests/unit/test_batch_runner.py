@@ -101,6 +101,21 @@ def test_reports_hold_counts_and_reasons_but_no_secrets(tmp_path: Path) -> None:
         assert "SECRET_" not in text
 
 
+def test_reports_written_in_the_same_second_keep_each_its_own_name(tmp_path: Path) -> None:
+    started = datetime(2026, 12, 3, 14, 0, 5)
+    first = write_reports(tmp_path, run_batch(rows("ok1"), job, 1, discard), started)
+    second = write_reports(tmp_path, run_batch(rows("partial"), job, 1, discard), started)
+
+    assert [path.name for path in first] == ["batch-20261203-140005.csv",
+                                             "batch-20261203-140005.json"]
+    assert [path.name for path in second] == ["batch-20261203-140005_2.csv",
+                                              "batch-20261203-140005_2.json"]
+    assert sorted(tmp_path.glob("batch-*.json")) == [first[1], second[1]]  # in run order
+    for (csv_path, json_path), account in ((first, "ok1"), (second, "partial")):
+        assert [row["account"] for row in csv.DictReader(csv_path.open())] == [account]
+        assert json.loads(json_path.read_text())["mailboxes"][0]["account"] == account
+
+
 def test_a_full_disk_in_one_mailbox_is_a_storage_failure_of_the_batch() -> None:
     import errno
     import sqlite3

@@ -340,6 +340,13 @@ def _signal_group(group, sig):
         os.killpg(group, sig)
 
 
+# Each TLS session keeps its own imap-login process (it relays the TLS), and at Dovecot's
+# default limit of 100 the master drops connections still logging in ("Connection queue
+# full"): a server-wide cap Exchange does not have (it limits connections per mailbox, as
+# mail_max_userip_connections does here), met by a batch of 16 mailboxes at once.
+LOGIN_PROCESS_LIMIT = 500  # below 1000, the auth and anvil client_limit the total must fit
+
+
 class SourceServer(DovecotServer):
     """The mailbox being migrated from: IMAP/IMAPS/POP3/POP3S with passwords."""
 
@@ -374,6 +381,7 @@ passdb {{
 }}
 service imap-login {{
   chroot =
+  process_limit = {LOGIN_PROCESS_LIMIT}
 {_listener('imap', self.imap_port)}{_listener('imaps', self.imaps_port, ssl=True)}}}
 service pop3-login {{
   chroot =
@@ -490,6 +498,7 @@ passdb {{
 }}
 {auth_user}service imap-login {{
   chroot =
+  process_limit = {LOGIN_PROCESS_LIMIT}
   inet_listener imap {{
     port = 0
   }}

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
 from migrator.archive.manifest import AccountRow, FolderRow, MessageRow, SearchDocRow
+from migrator.archive.search_extractor import ExtractorProcess, as_text
 from migrator.archive.search_text import SearchText, extract
 from migrator.errors import MigratorError
 
@@ -135,16 +136,21 @@ def clear_index(manifest: Manifest) -> None:
 
 
 class SearchIndexer:
-    """Indexes blobs as their rows commit, on its own thread; `close()` finishes the queue.
+    """Indexes blobs as their rows commit; `close()` finishes the queue.
 
-    A failure (a locked or full manifest) stops it with one warning: the pull goes on, and
-    the next catch-up indexes what it left. When it falls `MAX_WAITING` blobs behind,
-    further batches are left to that catch-up rather than held in memory."""
+    A thread of this process takes the batches the pull submits and hands those not indexed
+    yet to an extraction process (`search_extractor.py`: the Python work of reading and
+    parsing, off the pull's GIL), and a second thread writes what it returns (SQLite
+    releases the GIL while it steps). Without that process (it cannot start) the first
+    thread extracts too. A failure (a locked or full manifest, a dead process) stops it with
+    one warning: the pull goes on, and the next catch-up indexes what it left. When it falls
+    `MAX_WAITING` blobs behind, further batches are left to that catch-up rather than held
+    in memory."""
 
     def __init__(self, manifest: Manifest, store: BlobStore) -> None:
         self.manifest, self.store = manifest, store
         self.queue: queue.Queue[list[str] | None] = queue.Queue()
-        self.waiting = 0  # blobs queued, not yet indexed
+        self.waiting = 0  # blobs queued, not yet handed on
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.failed = False
@@ -175,17 +181,85 @@ class SearchIndexer:
             thread.join()
 
     def _run(self) -> None:
-        while (shas := self.queue.get()) is not None:
+        try:
+            extractor = ExtractorProcess.start(self.store)
+        except OSError as exc:
+            log.debug("no extraction process (%s): indexing in this one", exc)
+            self._run_here()
+            return
+        writer = threading.Thread(target=self._write, args=(extractor,),
+                                  name="search-index-writer", daemon=True)
+        writer.start()
+        try:
+            self._feed(extractor)
+        finally:
+            extractor.finish()
+            writer.join()
+            status = extractor.wait()
+            if status != 0:
+                self._fail(f"extraction process exit status {status}")
+
+    def _feed(self, extractor: ExtractorProcess) -> None:
+        while (shas := self._next_batch()) is not None:
             try:
                 if not self.failed:
-                    self.indexed += index_blobs(self.manifest, self.store, shas)
+                    with self.manifest.session() as session:
+                        known = _indexed(session, sorted(set(shas)))
+                    todo = sorted(set(shas) - known)
+                    if todo:
+                        extractor.send(todo)
             except Exception as exc:  # the index is a convenience: never stop the pull
-                self.failed = True
-                log.warning("search index not updated (%s); `migrator index` catches up",
-                            exc.__class__.__name__)
+                self._fail(exc.__class__.__name__)
             finally:
                 with self.lock:
                     self.waiting -= len(shas)
+
+    def _next_batch(self) -> list[str] | None:
+        """The next submitted blobs, with whatever else is waiting (up to `BATCH`): fewer,
+        bigger transactions when the indexer is behind; None at the end."""
+        first = self.queue.get()
+        if first is None:
+            return None
+        batch = list(first)
+        while len(batch) < BATCH:
+            try:
+                more = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self.queue.put(None)  # the end, after this batch
+                break
+            batch.extend(more)
+        return batch
+
+    def _write(self, extractor: ExtractorProcess) -> None:
+        for found in extractor.replies():  # read to the end even after a failure
+            if self.failed:
+                continue
+            texts = [(sha, as_text(fields)) for sha, fields in found if fields is not None]
+            try:
+                with self.manifest.session() as session:
+                    self.indexed += write_docs(session, texts)
+            except Exception as exc:
+                self._fail(exc.__class__.__name__)
+
+    def _run_here(self) -> None:
+        while (shas := self._next_batch()) is not None:
+            try:
+                if not self.failed:
+                    self.indexed += index_blobs(self.manifest, self.store, shas)
+            except Exception as exc:
+                self._fail(exc.__class__.__name__)
+            finally:
+                with self.lock:
+                    self.waiting -= len(shas)
+
+    def _fail(self, reason: str) -> None:
+        with self.lock:
+            if self.failed:
+                return
+            self.failed = True
+        log.warning("search index not updated (%s); `migrator index` catches up", reason)
 
 
 def supported(manifest: Manifest) -> bool:

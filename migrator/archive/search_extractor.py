@@ -26,6 +26,7 @@ from migrator.archive.blobs import BlobStore
 from migrator.archive.search_text import SearchText, extract
 from migrator.errors import MigratorError
 
+COMMAND = (sys.executable, "-m", "migrator.archive.search_extractor")
 Fields = tuple[str, str, str, str, str | None, str]
 Extracted = list[tuple[str, Fields | None]]
 
@@ -61,8 +62,7 @@ class ExtractorProcess:
     def start(cls, store: BlobStore) -> ExtractorProcess:
         """Raises OSError when no process can be started."""
         process = subprocess.Popen(
-            [sys.executable, "-m", "migrator.archive.search_extractor"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         extractor = cls(process)
         extractor.send_object((str(store.root), store.compression))
         return extractor

@@ -10,6 +10,9 @@ message included), then, each repeat, in alternating order:
 - pull + index: the same with the index on (the default): the pull's wall time includes
   the indexer finishing its queue before the process exits.
 
+Each pull's CPU seconds (user + system, the migrator process and the indexer's extraction
+process) are reported beside its times: on a shared machine they vary less than wall time.
+
 Then on the indexed archive: `migrator index --rebuild` (indexing every message afresh,
 what an upgraded archive costs once) and `migrator search` for a word, a phrase with a
 field filter, and a date filter (wall time, including interpreter start).
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -50,16 +54,24 @@ def indexed(archive: Path) -> int:
         return int(db.execute("SELECT COUNT(*) FROM search_docs").fetchone()[0])
 
 
-def pull(port: int, work: Path, search_index: bool, wait: bool) -> tuple[float, float, Path]:
-    """(wall s, run s, config) of one pull into a fresh archive."""
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def pull(port: int, work: Path, search_index: bool,
+         wait: bool) -> tuple[tuple[float, float, float], Path]:
+    """((wall s, run s, CPU s), config) of one pull into a fresh archive."""
     run_dir = Path(tempfile.mkdtemp(prefix="pull-", dir=work))
     if wait:
         settle(work)
     config = write_config(run_dir, port, search_index)
+    cpu = children_cpu()
     run = migrator("-c", config, "-q", "pull", USER, env=migrator_env(BENCH_IMAP_PASSWORD=PASSWORD))
     if run.status != 0:
         raise RuntimeError(f"migrator pull failed ({run.status}): {run.stderr}")
-    return run.seconds, run_seconds(run_dir / "archive"), config
+    cpu = children_cpu() - cpu
+    return (run.seconds, run_seconds(run_dir / "archive"), cpu), config
 
 
 def timed(config: Path, *args: str) -> float:
@@ -91,12 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"seeded {box.messages} messages, {box.bytes / 1e6:.0f} MB "
                   f"({time.monotonic() - started:.0f} s)", flush=True)
             pull(server.imap_port, work, False, False)  # warm-up: Dovecot's caches, page cache
-            runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+            runs: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
             config = None
             for repeat in range(args.repeat):
                 for search_index in ((False, True) if repeat % 2 == 0 else (True, False)):
-                    wall, own, used = pull(server.imap_port, work, search_index, wait)
-                    runs[search_index].append((wall, own))
+                    times, used = pull(server.imap_port, work, search_index, wait)
+                    runs[search_index].append(times)
                     if search_index:
                         config = used
                 print(f"  round {repeat + 1} done", flush=True)
@@ -115,17 +127,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def report(runs: dict[bool, list[tuple[float, float]]], count: int, size: int, docs: int,
-           rebuild: float, searches: list[tuple[str, float]]) -> str:
-    table = Table(["run", "msgs", "MB", "s (wall)", "s (run)", "msgs/s", "vs no index"])
-    base = statistics.median(wall for wall, _ in runs[False])
+def report(runs: dict[bool, list[tuple[float, float, float]]], count: int, size: int,
+           docs: int, rebuild: float, searches: list[tuple[str, float]]) -> str:
+    table = Table(["run", "msgs", "MB", "s (wall)", "s (run)", "s (CPU)", "msgs/s",
+                   "vs no index"])
+    base = statistics.median(wall for wall, _, _ in runs[False])
     for search_index, label in ((False, "pull, no index"), (True, "pull + index")):
-        wall = statistics.median(w for w, _ in runs[search_index])
-        own = statistics.median(o for _, o in runs[search_index])
-        table.add(label, count, size / 1e6, wall, own, count / wall, f"{wall / base:.2f}x")
-    table.add("index --rebuild", docs, size / 1e6, rebuild, "", docs / rebuild, "")
+        wall, own, cpu = (statistics.median(times[i] for times in runs[search_index])
+                          for i in range(3))
+        table.add(label, count, size / 1e6, wall, own, cpu, count / wall,
+                  f"{wall / base:.2f}x")
+    table.add("index --rebuild", docs, size / 1e6, rebuild, "", "", docs / rebuild, "")
     for label, seconds in searches:
-        table.add(f"search: {label}", "", "", seconds, "", "", "")
+        table.add(f"search: {label}", "", "", seconds, "", "", "", "")
     return table.render()
 
 

@@ -3,18 +3,21 @@
 Indexed per blob (content), so it is idempotent and one message archived in two folders is
 indexed once. Every writer records its blobs through `insert_blobs`, which notes them on the
 session; once that transaction commits, the manifest hands them to its `SearchIndexer`
-(attached by the CLI when `[archive] search_index` is on), a thread of its own that reads
-the just-written blobs back and indexes them in its own transactions: the pull never waits
-for it (only `close()` at the end of the command lets it finish its queue). Whatever a
-killed or switched-off indexer missed is found by `pending_blobs` (blobs of an account's
-messages without a `search_docs` row) and indexed by `catch_up`, which `migrator search`
-and `migrator index` run first.
+(attached by the CLI when `[archive] search_index` is on), which has them read back and
+parsed by an extraction process (`search_extractor.py`) and writes the words in its own
+transactions: the pull never waits for it, nor shares its GIL with the parsing (only
+`close()` at the end of the command lets it finish its queue, so the index is complete when
+the command returns). Whatever a killed or switched-off indexer missed is found by
+`pending_blobs` (blobs of an account's messages without a `search_docs` row) and indexed by
+`catch_up`, which `migrator search` and `migrator index` run first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from typing import cast
@@ -25,6 +28,7 @@ from sqlalchemy.orm import Session
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
 from migrator.archive.manifest import AccountRow, FolderRow, MessageRow, SearchDocRow
+from migrator.archive.search_extractor import Extracted, ExtractorProcess, as_text
 from migrator.archive.search_text import SearchText, extract
 from migrator.errors import MigratorError
 
@@ -36,6 +40,10 @@ CHUNK = 500  # parameters per IN (...) query
 # Blobs waiting for the indexer: beyond this it drops further batches (left to the next
 # catch-up) rather than hold a fast pull's backlog in memory (a few MB of names at most)
 MAX_WAITING = 50_000
+# What the pull's indexer writes per transaction: few, big ones (each small FTS5 commit adds
+# a segment that later merges rewrite); text held meanwhile is bounded by WRITE_CHARS
+WRITE_DOCS = 1000
+WRITE_CHARS = 16 * 1024 * 1024
 
 def index_blobs(manifest: Manifest, store: BlobStore, shas: Iterable[str]) -> int:
     """Index the blobs not indexed yet (missing files are skipped: `repair` brings them
@@ -74,7 +82,11 @@ def write_docs(session: Session, texts: Sequence[tuple[str, SearchText]]) -> int
     if session.get_bind().dialect.name == "postgresql":
         from migrator.archive import search_pg
         return search_pg.write_docs(session, texts)
-    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    return _insert_docs(session.connection().connection.driver_connection, texts)  # type: ignore[arg-type]
+
+
+def _insert_docs(connection: sqlite3.Connection, texts: Sequence[tuple[str, SearchText]]) -> int:
+    cursor = connection.cursor()
     words = []
     try:
         for sha, found in texts:
@@ -135,16 +147,22 @@ def clear_index(manifest: Manifest) -> None:
 
 
 class SearchIndexer:
-    """Indexes blobs as their rows commit, on its own thread; `close()` finishes the queue.
+    """Indexes blobs as their rows commit; `close()` finishes the queue.
 
-    A failure (a locked or full manifest) stops it with one warning: the pull goes on, and
-    the next catch-up indexes what it left. When it falls `MAX_WAITING` blobs behind,
-    further batches are left to that catch-up rather than held in memory."""
+    A thread of this process takes the batches the pull submits and hands those not indexed
+    yet to an extraction process (`search_extractor.py`: reading and parsing, Python work,
+    off the pull's GIL and on the other core); a second thread writes what comes back, in
+    transactions of up to `WRITE_DOCS` messages on a connection of its own
+    (`index_connection`; SQLite releases the GIL while it inserts). Without that process
+    (it cannot start) the first thread extracts and writes itself. A failure (a locked or
+    full manifest, a dead process) stops it with one warning: the pull goes on, and the next
+    catch-up indexes what it left. When it falls `MAX_WAITING` blobs behind, further
+    batches are left to that catch-up rather than held in memory."""
 
     def __init__(self, manifest: Manifest, store: BlobStore) -> None:
         self.manifest, self.store = manifest, store
         self.queue: queue.Queue[list[str] | None] = queue.Queue()
-        self.waiting = 0  # blobs queued, not yet indexed
+        self.waiting = 0  # blobs queued, not yet handed on
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.failed = False
@@ -175,17 +193,141 @@ class SearchIndexer:
             thread.join()
 
     def _run(self) -> None:
-        while (shas := self.queue.get()) is not None:
+        try:
+            extractor = ExtractorProcess.start(self.store)
+        except OSError as exc:
+            log.debug("no extraction process (%s): indexing in this one", exc)
+            self._run_here()
+            return
+        writer = threading.Thread(target=self._write, args=(extractor,),
+                                  name="search-index-writer", daemon=True)
+        writer.start()
+        try:
+            self._feed(extractor)
+        finally:
+            extractor.finish()
+            writer.join()
+            status = extractor.wait()
+            if status != 0:
+                self._fail(f"extraction process exit status {status}")
+
+    def _feed(self, extractor: ExtractorProcess) -> None:
+        while (shas := self._next_batch()) is not None:
             try:
                 if not self.failed:
-                    self.indexed += index_blobs(self.manifest, self.store, shas)
+                    with self.manifest.session() as session:
+                        known = _indexed(session, sorted(set(shas)))
+                    todo = sorted(set(shas) - known)
+                    if todo:
+                        extractor.send(todo)
             except Exception as exc:  # the index is a convenience: never stop the pull
-                self.failed = True
-                log.warning("search index not updated (%s); `migrator index` catches up",
-                            exc.__class__.__name__)
+                self._fail(exc.__class__.__name__)
             finally:
                 with self.lock:
                     self.waiting -= len(shas)
+
+    def _next_batch(self) -> list[str] | None:
+        """The next submitted blobs, with whatever else is waiting (up to `BATCH`); None
+        at the end."""
+        first = self.queue.get()
+        if first is None:
+            return None
+        batch = list(first)
+        while len(batch) < BATCH:
+            try:
+                more = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self.queue.put(None)  # the end, after this batch
+                break
+            batch.extend(more)
+        return batch
+
+    def _write(self, extractor: ExtractorProcess) -> None:
+        """Writes what the process returns; reads its replies to the end even after a
+        failure (a process blocked on a full pipe would never exit)."""
+        try:
+            connection = index_connection(self.manifest)
+        except Exception as exc:
+            self._fail(exc.__class__.__name__)
+            for _ in extractor.replies():
+                pass
+            return
+        with contextlib.closing(connection) if connection else contextlib.nullcontext():
+            held: Extracted = []
+            chars = 0
+            for found in extractor.replies():
+                held.extend(found)
+                chars += sum(len(fields[5]) for _, fields in found if fields is not None)
+                if len(held) >= WRITE_DOCS or chars >= WRITE_CHARS:
+                    self._write_batch(connection, held)
+                    held, chars = [], 0
+            self._write_batch(connection, held)
+
+    def _write_batch(self, connection: sqlite3.Connection | None, found: Extracted) -> None:
+        texts = [(sha, as_text(fields)) for sha, fields in found if fields is not None]
+        if self.failed or not texts:
+            return
+        try:
+            if connection is None:  # PostgreSQL, or an SQLite manifest in memory
+                with self.manifest.session() as session:
+                    self.indexed += write_docs(session, texts)
+                return
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                self.indexed += _insert_docs(connection, texts)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        except Exception as exc:
+            self._fail(exc.__class__.__name__)
+
+    def _run_here(self) -> None:
+        while (shas := self._next_batch()) is not None:
+            try:
+                if not self.failed:
+                    self.indexed += index_blobs(self.manifest, self.store, shas)
+            except Exception as exc:
+                self._fail(exc.__class__.__name__)
+            finally:
+                with self.lock:
+                    self.waiting -= len(shas)
+
+    def _fail(self, reason: str) -> None:
+        with self.lock:
+            if self.failed:
+                return
+            self.failed = True
+        log.warning("search index not updated (%s); `migrator index` catches up", reason)
+
+
+def _database_file(manifest: Manifest) -> str:
+    """The SQLite manifest's file ("": PostgreSQL, or SQLite in memory)."""
+    url = manifest.engine.url
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database == ":memory:" or database.startswith(
+            "file:"):
+        return ""
+    return database
+
+
+def index_connection(manifest: Manifest) -> sqlite3.Connection | None:
+    """The indexer's own connection to an SQLite manifest's file (None for any other
+    manifest: it writes through the manifest's sessions): its commits skip the fsync
+    (`synchronous=NORMAL`; the pull's next commit, or a checkpoint, makes them durable,
+    and index rows lost to a power cut are found missing by the next catch-up) so they
+    hold SQLite's write lock, which the pull's commits wait for, only as long as the
+    inserts take."""
+    path = _database_file(manifest)
+    if not path:
+        return None
+    connection = sqlite3.connect(path, timeout=30,
+                                 isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
 
 
 def supported(manifest: Manifest) -> bool:

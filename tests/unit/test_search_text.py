@@ -117,3 +117,11 @@ def test_date_in_utc_and_text_capped() -> None:
     assert found.date == "2019-04-30T23:30:00+00:00"
     assert len(found.body) == MAX_TEXT
     assert extract(mail("Date: not a date\n", b"x")).date is None
+
+
+def test_a_big_body_is_indexed_by_its_first_part() -> None:
+    body = base64.encodebytes(("Zaunkönig " + "filler " * 200_000 + "kingfisher").encode())
+    found = extract(mail("Content-Type: text/plain; charset=utf-8\n"
+                         "Content-Transfer-Encoding: base64\n", body))
+    assert found.body.startswith("Zaunkönig filler")
+    assert len(found.body) == MAX_TEXT and "kingfisher" not in found.body  # past the cap

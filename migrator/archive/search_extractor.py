@@ -15,6 +15,7 @@ status 0, or 1 on a broken pipe or an interrupt (the parent's warning says the r
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import subprocess
 import sys
@@ -105,8 +106,12 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> int:
         replies.flush()
 
 
+NICENESS = 10  # the index gives way to the pull it serves (and to the servers beside it)
+
+
 def main() -> int:
     try:
+        os.nice(NICENESS)
         return serve(sys.stdin.buffer, sys.stdout.buffer)
     except (OSError, KeyboardInterrupt):  # the parent went away; Ctrl-C reaches the group
         return 1

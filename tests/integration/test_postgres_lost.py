@@ -16,7 +16,7 @@ from tests.integration.imap_pull_world import (
     imap_client,
     source_config,
 )
-from tests.world.configs import Config
+from tests.world.configs import Batch, Config, Endpoint
 from tests.world.mailstore import SeedMessage
 from tests.world.proxy import FaultProxy, Rewrite
 
@@ -50,6 +50,24 @@ def test_a_read_only_command_on_an_empty_database_creates_nothing(postgres_url, 
     else:
         assert result.status == ExitStatus.MANIFEST
         assert result.stderr == f"migrator: error: no archive at {tmp_path / 'archive'}\n"
+
+
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+def test_batch_status_before_any_run_shows_every_mailbox_not_started_and_creates_nothing(
+        postgres_url, tmp_path, database):
+    url = postgres_url if database == "postgresql" else None
+    batch = Batch(Endpoint("imap", port=1, security="plain"), report_dir=tmp_path / "reports")
+    config = Config(tmp_path / "archive", batch=batch, database=url).write(tmp_path / "m.toml")
+    users = tmp_path / "users.csv"
+    users.write_text("account,source_user,source_secret\nann,ann,env:X\nben,ben,env:X\n")
+
+    result = run_cli("-c", config, "--json", "batch", "status", users)
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert [(m["account"], m["state"]) for m in json.loads(result.stdout)] == [
+        ("ann", "not started"), ("ben", "not started")]
+    assert tables(postgres_url) == []
+    assert not (tmp_path / "archive" / "manifest.sqlite").exists()
 
 
 def mail(n: int) -> SeedMessage:

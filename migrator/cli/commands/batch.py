@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from migrator.archive.locks import account_lock
-from migrator.archive.mailbox_state import mailbox_state
+from migrator.archive.mailbox_state import MailboxState, mailbox_state
 from migrator.batchfile import BatchRow, load_batch
 from migrator.cli.batch_reports import archived_bytes, pushed_bytes, report_row, write_reports
 from migrator.cli.commands import batch_queue
@@ -102,13 +102,16 @@ def render_summary(ctx: Context, outcomes: list[MailboxOutcome], csv_path: Path,
 
 def status(ctx: Context) -> int:
     rows: list[BatchRow] = load_batch(ctx.args.csv, ctx.settings())
-    queued = batch_queue.queue_status(ctx)  # a batch submitted to the workers' queue
-    if queued is not None:
-        return queued
-    with ctx.manifest().session() as session:
-        states = [(row, mailbox_state(session, row.name, bool(row.account and
-                                                              row.account.target)))
-                  for row in rows]
+    if ctx.manifest_missing():  # looking must not create an archive: nothing started yet
+        states = [(row, MailboxState(row.name)) for row in rows]
+    else:
+        queued = batch_queue.queue_status(ctx)  # a batch submitted to the workers' queue
+        if queued is not None:
+            return queued
+        with ctx.manifest().session() as session:
+            states = [(row, mailbox_state(session, row.name, bool(row.account and
+                                                                  row.account.target)))
+                      for row in rows]
     if ctx.args.json:
         ctx.out_json([{"line": row.line, "account": row.name, "state": state.state,
                        "archived": state.archived, "bytes": state.archived_bytes,

@@ -33,7 +33,6 @@ from migrator.wire.tls import describe_os_error, tls_context
 log = logging.getLogger(__name__)
 
 
-
 def tokens_for(endpoint: Endpoint, account: str) -> TokenProvider | None:
     if endpoint.auth != "xoauth2":
         return None

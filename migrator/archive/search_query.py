@@ -13,6 +13,7 @@ same syntax the way FTS5 does and finds the same messages.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -105,24 +106,38 @@ def run(session: Session, account: str, query: Query, limit: int) -> list[Hit]:
         docs = ("(SELECT rowid AS doc_id FROM search_fts WHERE search_fts MATCH :match) hits "
                 "JOIN search_docs d ON d.id = hits.doc_id")
         params["match"] = match
+    when = "COALESCE(d.date, m.internaldate)"
+    add_filters(query, where, params, when, "f.name GLOB {}", _glob)
+    return select_hits(session, docs, where, params, when, f"{when} DESC, m.id DESC")
+
+
+def add_filters(query: Query, where: list[str], params: dict[str, object], when: str,
+                folder_test: str, folder_value: Callable[[str], str]) -> None:
+    """`folder:` (`folder_test` with the parameter in its `{}`), `after:` and `before:`: the
+    same on both databases but for how a folder name is matched."""
     if query.folders:
         alternatives = []
         for index, pattern in enumerate(query.folders):
-            alternatives.append(f"f.name GLOB :folder{index}")
-            params[f"folder{index}"] = _glob(pattern)
+            alternatives.append(folder_test.format(f":folder{index}"))
+            params[f"folder{index}"] = folder_value(pattern)
         where.append("(" + " OR ".join(alternatives) + ")")
-    when = "COALESCE(d.date, m.internaldate)"
     if query.after is not None:
         where.append(f"{when} >= :after")
         params["after"] = query.after.isoformat()
     if query.before is not None:
         where.append(f"{when} < :before")
         params["before"] = query.before.isoformat()
+
+
+def select_hits(session: Session, docs: str, where: list[str], params: dict[str, object],
+                when: str, order: str) -> list[Hit]:
+    """The hits: `docs` (search_docs as `d`, maybe joined to the matches) with their
+    messages, folders and account, filtered by `where`, in `order`, at most :limit."""
     statement = text(
         f"SELECT m.id, {when}, f.name, d.sender, d.subject FROM {docs} "
         "JOIN messages m ON m.sha256 = d.sha256 JOIN folders f ON f.id = m.folder_id "
         "JOIN accounts a ON a.id = f.account_id "
-        f"WHERE {' AND '.join(where)} ORDER BY {when} DESC, m.id DESC LIMIT :limit")
+        f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit")
     rows = session.execute(statement, params).all()
     return [Hit(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 

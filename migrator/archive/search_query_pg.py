@@ -20,7 +20,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from migrator.archive.search_pg import FIELDS, TERMS, quoted, words
-from migrator.archive.search_query import USAGE, Hit, Query, SearchQueryError
+from migrator.archive.search_query import (
+    USAGE,
+    Hit,
+    Query,
+    SearchQueryError,
+    add_filters,
+    select_hits,
+)
 
 OPERATORS = ("AND", "OR", "NOT")
 
@@ -213,27 +220,10 @@ def run(session: Session, account: str, query: Query, limit: int) -> list[Hit]:
             if found is not None and column in FIELDS:
                 where.append(f"s.{column} @@ CAST(:field{index} AS tsquery)")
                 params[f"field{index}"] = found
-    if query.folders:
-        alternatives = []
-        for index, pattern in enumerate(query.folders):
-            alternatives.append(f"f.name LIKE :folder{index} ESCAPE '\\'")
-            params[f"folder{index}"] = like(pattern)
-        where.append("(" + " OR ".join(alternatives) + ")")
     when = 'COALESCE(d.date, m.internaldate) COLLATE "C"'
-    if query.after is not None:
-        where.append(f"{when} >= :after")
-        params["after"] = query.after.isoformat()
-    if query.before is not None:
-        where.append(f"{when} < :before")
-        params["before"] = query.before.isoformat()
-    statement = text(
-        f"SELECT m.id, {when}, f.name, d.sender, d.subject FROM {docs} "
-        "JOIN messages m ON m.sha256 = d.sha256 JOIN folders f ON f.id = m.folder_id "
-        "JOIN accounts a ON a.id = f.account_id "
-        f"WHERE {' AND '.join(where)} ORDER BY {when} DESC NULLS LAST, m.id DESC "
-        "LIMIT :limit")
-    rows = session.execute(statement, params).all()
-    return [Hit(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+    add_filters(query, where, params, when, "f.name LIKE {} ESCAPE '\\'", like)
+    return select_hits(session, docs, where, params, when,
+                       f"{when} DESC NULLS LAST, m.id DESC")
 
 
 def like(pattern: str) -> str:

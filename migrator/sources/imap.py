@@ -23,7 +23,7 @@ from migrator.namespace import Namespace, parse_personal
 from migrator.sources.imap_folders import (
     Folder,
     FolderStatus,
-    folder_of,
+    list_with_status,
     status_items,
     status_of,
     wire_text,
@@ -125,17 +125,7 @@ class ImapSource:
     def folders_with_status(self) -> tuple[list[Folder], dict[str, FolderStatus]]:
         """Every folder, and where the server has LIST-STATUS (RFC 5819) their STATUS in the
         same round trip (else an empty dict: ask `statuses`)."""
-        command = b'LIST "" "*"'
-        if "LIST-STATUS" in self.capabilities:
-            command += b" RETURN (STATUS (" + self._status_items() + b"))"
-        folders: list[Folder] = []
-        found: dict[str, FolderStatus] = {}
-        for response in self.wire.command(command):
-            if (folder := folder_of(response)) is not None:
-                folders.append(folder)
-            elif (status := status_of(response)) is not None:
-                found[status[0]] = status[1]
-        return folders, found
+        return list_with_status(self.wire, self.capabilities, self._status_items())
 
     def _status_items(self) -> bytes:
         return status_items(self.condstore)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrator.sources.imap_wire import Untagged, Value, pairs
+from migrator.sources.imap_wire import Untagged, Value, Wire, pairs
 
 SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
 
@@ -92,3 +92,21 @@ def _status(values: dict[bytes, Value]) -> FolderStatus:
 def status_items(condstore: bool) -> bytes:
     """The STATUS items a pull asks for (HIGHESTMODSEQ only where the server has CONDSTORE)."""
     return b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if condstore else b"")
+
+
+def list_with_status(wire: Wire, capabilities: frozenset[str] | set[str], items: bytes
+                     ) -> tuple[list[Folder], dict[str, FolderStatus]]:
+    """Every folder LIST shows, and where the server has LIST-STATUS (RFC 5819) the STATUS
+    `items` of each in the same round trip (else an empty dict)."""
+    command = b'LIST "" "*"'
+    if "LIST-STATUS" in capabilities:
+        command += b" RETURN (STATUS (" + items + b"))"
+    folders: list[Folder] = []
+    found: dict[str, FolderStatus] = {}
+    for response in wire.command(command):
+        if (folder := folder_of(response)) is not None:
+            folders.append(folder)
+        elif (status := status_of(response)) is not None:
+            found[status[0]] = status[1]
+    return folders, found
+

@@ -18,7 +18,13 @@ import socket
 
 from migrator.config import Endpoint
 from migrator.errors import AuthError
-from migrator.sources.imap_folders import Folder, FolderStatus, folder_of, status_items, status_of
+from migrator.sources.imap_folders import (
+    Folder,
+    FolderStatus,
+    list_with_status,
+    status_items,
+    status_of,
+)
 from migrator.sources.imap_wire import Completion, ConnectionClosed, Untagged, Wire, quote
 from migrator.wire.greeting import greeting_timeout
 from migrator.wire.tls import tls_context
@@ -99,16 +105,7 @@ class QuickSource:
         `ImapSource.folders_with_status` and `statuses` together ask them (one round trip
         with LIST-STATUS, else two: the STATUS commands pipelined)."""
         items = status_items(self.condstore)
-        command = b'LIST "" "*"'
-        if "LIST-STATUS" in self.capabilities:
-            command += b" RETURN (STATUS (" + items + b"))"
-        folders: list[Folder] = []
-        found: dict[str, FolderStatus] = {}
-        for response in self.wire.command(command):
-            if (folder := folder_of(response)) is not None:
-                folders.append(folder)
-            elif (status := status_of(response)) is not None:
-                found[status[0]] = status[1]
+        folders, found = list_with_status(self.wire, self.capabilities, items)
         missing = [f for f in folders if f.selectable and f.raw_name not in found]
         tags = [self.wire.send(b"STATUS " + quote(f.raw_name) + b" (" + items + b")")
                 for f in missing]

@@ -272,3 +272,4 @@ def test_the_greeting_wait_is_short_but_never_longer_than_the_timeout():
 
     assert greeting_timeout(endpoint(60)) == GREETING_TIMEOUT == 10.0
     assert greeting_timeout(endpoint(2)) == 2
+

@@ -33,7 +33,7 @@ import imapclient
 
 from tests.world.dovecot import MailUser
 from tests.world.mailstore import StoredMessage
-from tests.world.net import HOST, free_port
+from tests.world.net import HOST, free_ports
 from tests.world.private_server import PrivateServer
 
 ROOT_ENV = "MIGRATOR_TEST_CYRUS_ROOT"
@@ -155,8 +155,7 @@ class CyrusServer(PrivateServer):
         os.chmod(self._path("tls.key"), 0o600)
 
     def _configure(self):
-        self.imap_port, self.pop3_port = free_port(), free_port()
-        self.imaps_port, self.pop3s_port = free_port(), free_port()
+        self.imap_port, self.pop3_port, self.imaps_port, self.pop3s_port = free_ports(4)
         with open(self._path("imapd.conf"), "w") as f:
             f.write(self._imapd_conf())
         with open(self._path("cyrus.conf"), "w") as f:

@@ -59,7 +59,7 @@ import urllib.parse
 from typing import NamedTuple
 
 from . import mailstore
-from .net import HOST, free_port, wait_until
+from .net import HOST, free_port, free_ports, wait_until
 from .private_server import PrivateServer
 
 START_TIMEOUT = 10
@@ -354,8 +354,7 @@ class SourceServer(DovecotServer):
     protocols = "imap pop3"
 
     def _allocate_ports(self):
-        self.imap_port, self.imaps_port = free_port(), free_port()
-        self.pop3_port, self.pop3s_port = free_port(), free_port()
+        self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port = free_ports(4)
 
     def _ports(self):
         return [self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port]

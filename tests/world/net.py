@@ -12,6 +12,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_ports(count):
+    """`count` different ports that were free a moment ago: their sockets are held until all
+    are picked, so the OS cannot hand out one of them twice (four separate `free_port` calls
+    once gave Dovecot the same port for two listeners: "duplicate listener")."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sockets.append(sock)
+            sock.bind((HOST, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def port_open(port, host=HOST):
     try:
         with socket.create_connection((host, port), timeout=0.2):

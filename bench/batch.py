@@ -23,7 +23,6 @@ mailboxes, migrator always as real subprocesses:
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import shutil
 import ssl
 import time
@@ -37,6 +36,7 @@ from bench.common import (
     Run,
     Table,
     certificates,
+    in_forked_child,
     machine,
     migrator,
     migrator_env,
@@ -117,24 +117,7 @@ def users_csv(work: Path, run: str, mailboxes: dict[str, str]) -> Path:
 def baseline(port: int, certs: Any, oauth: Any, mail: dict[str, list[bytes]],
              mailboxes: dict[str, str], connections: int) -> float:
     """In a process of its own, like migrator (the test world runs in this one)."""
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    child = context.Process(target=_baseline_child,
-                            args=(port, certs, oauth, mail, mailboxes, connections, results))
-    child.start()
-    outcome = results.get(timeout=3600)
-    child.join()
-    if isinstance(outcome, str):
-        raise RuntimeError(f"baseline failed: {outcome}")
-    return float(outcome)
-
-
-def _baseline_child(port: int, certs: Any, oauth: Any, mail: dict[str, list[bytes]],
-                    mailboxes: dict[str, str], connections: int, results: Any) -> None:
-    try:
-        results.put(_baseline(port, certs, oauth, mail, mailboxes, connections))
-    except BaseException as exc:
-        results.put(f"{exc.__class__.__name__}: {exc}")
+    return in_forked_child(_baseline, port, certs, oauth, mail, mailboxes, connections)
 
 
 def _baseline(port: int, certs: Any, oauth: Any, mail: dict[str, list[bytes]],

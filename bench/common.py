@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import multiprocessing
 import os
 import platform
 import shutil
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,27 @@ def migrator(*args: str | Path, env: dict[str, str] | None = None,
     """`python -m migrator ARGS` from this checkout (or from `cwd`, another one)."""
     return run_process([sys.executable, "-m", "migrator", *map(str, args)], env=env,
                        cwd=cwd or ROOT)
+
+
+def in_forked_child(function: Callable[..., float], *args: Any) -> float:
+    """`function(*args)` in a forked process of its own, as migrator runs (the test world's
+    servers and proxy run in this one); what it raised comes back as a RuntimeError."""
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_child, args=(function, args, results))
+    child.start()
+    outcome = results.get(timeout=3600)
+    child.join()
+    if isinstance(outcome, str):
+        raise RuntimeError(f"baseline failed: {outcome}")
+    return float(outcome)
+
+
+def _child(function: Callable[..., float], args: tuple[Any, ...], results: Any) -> None:
+    try:
+        results.put(function(*args))
+    except BaseException as exc:
+        results.put(f"{exc.__class__.__name__}: {exc}")
 
 
 # -- the durable raw sink -------------------------------------------------------------------

@@ -36,6 +36,7 @@ from pathlib import Path
 from bench.common import SMOKE_HELP, Table, fault_proxy, machine, migrator, migrator_env, scratch
 from bench.migrate import SECRET, World, world, write_config
 from bench.pull import PASSWORD, USER
+from bench.raw_imap import until
 
 RUNS = {"backup": ("backup",), "migrate": ("migrate",), "verify": ("verify",),
         "verify --full": ("verify", "--full")}
@@ -64,27 +65,16 @@ def status_round_trip(port: int, folders: Sequence[str]) -> float:
     with socket.create_connection(("127.0.0.1", port)) as sock:
         stream = sock.makefile("rb")
         stream.readline()
-
-        def until(tag: bytes) -> None:
-            while True:
-                line = stream.readline()
-                if not line:
-                    raise ConnectionError("server closed the connection")
-                if line.startswith(tag + b" "):
-                    if not line[len(tag) + 1:].startswith(b"OK"):
-                        raise RuntimeError(line.decode(errors="replace"))
-                    return
-
         sock.sendall(b"a LOGIN %s %s\r\n" % (USER.encode(), PASSWORD.encode()))
-        until(b"a")
+        until(stream, b"a")
         tags = [b"s%d" % number for number in range(len(folders))]
         sock.sendall(b"".join(tag + b' STATUS "' + imap_utf7.encode(folder)
                               + b'" (MESSAGES UIDNEXT UIDVALIDITY)\r\n'
                               for tag, folder in zip(tags, folders, strict=True)))
         for tag in tags:
-            until(tag)
+            until(stream, tag)
         sock.sendall(b"z LOGOUT\r\n")
-        until(b"z")
+        until(stream, b"z")
     return time.monotonic() - started
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import multiprocessing
 import shutil
 import sqlite3
 import ssl
@@ -35,7 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import Table, fault_proxy, machine, migrator, migrator_env, scratch
+from bench.common import (
+    Table,
+    fault_proxy,
+    in_forked_child,
+    machine,
+    migrator,
+    migrator_env,
+    scratch,
+)
 from bench.raw_imap import append_pipelined, login, until
 from tests.world.configs import Account, Config, Endpoint, OAuth
 
@@ -144,24 +151,7 @@ def _sha(data: bytes) -> str:
 # -- the raw pipelined baseline ---------------------------------------------------------------
 def baseline(port: int, world: World, connections: int, mailbox: str) -> float:
     """The baseline in a process of its own, like migrator (the proxy runs in this one)."""
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    child = context.Process(target=_baseline_child,
-                            args=(port, world, connections, mailbox, results))
-    child.start()
-    outcome = results.get(timeout=3600)
-    child.join()
-    if isinstance(outcome, str):
-        raise RuntimeError(f"baseline failed: {outcome}")
-    return float(outcome)
-
-
-def _baseline_child(port: int, world: World, connections: int, mailbox: str,
-                    results: Any) -> None:
-    try:
-        results.put(_baseline(port, world, connections, mailbox))
-    except BaseException as exc:
-        results.put(f"{exc.__class__.__name__}: {exc}")
+    return in_forked_child(_baseline, port, world, connections, mailbox)
 
 
 def _baseline(port: int, world: World, connections: int, mailbox: str) -> float:

@@ -18,7 +18,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _ATOM = re.compile(r'[^(){ %*"\\\]\x00-\x1f\x7f-\U0010ffff]+\Z')  # RFC 3501 ATOM-CHAR
 
 
-Body = bytes | Callable[[], Iterable[bytes]]
+Body = bytes | Callable[[], Iterable[bytes | memoryview]]
 
 
 @dataclass(frozen=True)

@@ -153,18 +153,19 @@ class QuickSource:
                     found[status[0]] = status[1]
         return folders, found
 
-    def ask(self, commands: list[bytes]) -> list[list[Untagged]]:
+    def ask(self, commands: list[bytes]) -> list[list[Untagged] | None]:
         """Send `commands` pipelined (one round trip) and return each one's untagged
-        responses; a refused command raises (the probe then declines)."""
+        responses, or None for a command the server refused (NO or BAD)."""
         tags = [self.wire.send(command) for command in commands]
-        answers: list[list[Untagged]] = [[] for _ in tags]
-        index = 0
-        while index < len(tags):
+        answers: list[list[Untagged] | None] = []
+        found: list[Untagged] = []
+        while len(answers) < len(tags):
             response = self.wire.read()
             if isinstance(response, Untagged):
-                answers[index].append(response)
-            elif self.wire.finished(response, tags[index]):
-                index += 1
+                found.append(response)
+            elif response.tag == tags[len(answers)]:
+                answers.append(found if response.status == "OK" else None)
+                found = []
         return answers
 
     def close(self) -> None:

@@ -75,9 +75,13 @@ def look_at_target(account: Account, token: str | None, recorded: list[str]) -> 
         answers = quick.ask(commands)
     finally:
         quick.close()
-    prefix, delimiter = _namespace(answers.pop(0)) if namespace else ("", None)
+    spoken = answers.pop(0) if namespace else []
+    listed = answers.pop(0)
+    if spoken is None or listed is None:
+        raise ValueError("NAMESPACE or LIST refused")
+    prefix, delimiter = _namespace(spoken) if namespace else ("", None)
     existing = []
-    for response in answers.pop(0):
+    for response in listed:
         if (folder := folder_of(response)) is None:
             continue
         delimiter = delimiter or folder.delimiter
@@ -89,7 +93,7 @@ def look_at_target(account: Account, token: str | None, recorded: list[str]) -> 
     kind = "office365" if account.target.kind == "office365" else "imap"
     look = TargetLook(TargetLayout(kind, delimiter or "/", prefix, tuple(existing)))
     for name, responses in zip(recorded, answers, strict=True):
-        for response in responses:
+        for response in responses or []:  # refused (None): no such folder
             if (status := status_of(response)) is not None:
                 look.statuses[name] = status[1]
     return look

@@ -1,8 +1,9 @@
 """OAuth2 tokens from MSAL: app-only client credentials (admins) and device code (users).
 
 Tokens (app-only ones too) are cached in a file (mode 0600, written atomically, only when MSAL
-says the cache changed) so unattended runs never prompt; `acquire_token_silent` refreshes a token that is
-about to expire. App-only tokens are shared by every mailbox of the same app in a process.
+says the cache changed) so unattended runs never prompt; `acquire_token_silent` refreshes a
+token that is about to expire. App-only tokens are shared by every mailbox of the same app
+in a process.
 """
 
 from __future__ import annotations

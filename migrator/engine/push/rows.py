@@ -17,7 +17,8 @@ from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, func,
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from migrator.archive.manifest import FailureRow, FolderRow, MessageRow, PushRow, utcnow
-from migrator.engine.push.candidate import DONE, FAILED, INTENT, REFUSED, Candidate, candidate
+from migrator.engine.push.candidate import DONE, FAILED, INTENT, Candidate, candidate
+from migrator.engine.push.candidate import REFUSED as REFUSED  # re-exported: verify uses it
 
 if TYPE_CHECKING:
     from migrator.engine.push.context import PushContext

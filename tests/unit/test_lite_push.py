@@ -47,10 +47,11 @@ def manifest_with_pushes(tmp_path: Path) -> tuple[str, list[int]]:
             messages = rows.in_state(session, TARGET, folders, [None])
             pairs = [(m.id, "INBOX" if m.folder_id == folders[0] else "Work")
                      for m in messages]
-            rows.write_intents(session, TARGET, [p for p, s in zip(pairs, STATES, strict=True) if s])
+            states = list(zip(pairs, STATES, strict=True))
+            rows.write_intents(session, TARGET, [pair for pair, state in states if state])
             rows.write_outcomes(session, TARGET, [
                 rows.Outcome(mid, state, uidvalidity=9, uid=mid)
-                for (mid, _), state in zip(pairs, STATES, strict=True) if state not in (None, "intent")])
+                for (mid, _), state in states if state not in (None, "intent")])
     finally:
         manifest.close()
     with sqlite3.connect(tmp_path / "manifest.sqlite") as db:

@@ -18,7 +18,11 @@ from migrator import auth
 from migrator.engine import migrate_probe
 from tests.cli_runner import run_cli
 from tests.integration.push_world import (
+    SECRET,
     SOURCE_PASSWORD,
+    SOURCE_PASSWORD_ENV,
+    issued_tokens,
+    leaked,
     source_block,
     target_block,
     write_world_config,
@@ -98,6 +102,8 @@ def test_a_no_op_migrate_is_settled_by_the_probe_and_any_change_sends_it_to_the_
         assert f"migrate no-op probe declined ({why}" in log.read_text(), name
         assert probe_results[1] is not None, (name, again.stderr)  # and settled the rest
         assert result.status == 0 and said in result.stdout, (name, result.stdout)
+        secrets = [SECRET, SOURCE_PASSWORD, *issued_tokens(oauth_service)]
+        assert leaked(secrets, log.read_text(), result.stderr) == [], name
 
     source_server.seed("alice", "Work", [message(20)])
     changed("new message at the source", "pulled 1,", "Work changed")
@@ -126,7 +132,7 @@ def test_a_no_op_migrate_is_settled_by_the_probe_and_any_change_sends_it_to_the_
     changed("a missing verification record", "verified: 6 present",
             "target folder INBOX is not recorded")
 
-    cache = archive / "tokens" / "bob.json"
+    cache = archive / "tokens" / "app-app.json"
     entries = json.loads(cache.read_text())
     for entry in entries["AccessToken"].values():
         entry["expires_on"] = str(int(entry["expires_on"]) - 3600)
@@ -138,3 +144,20 @@ def test_a_no_op_migrate_is_settled_by_the_probe_and_any_change_sends_it_to_the_
         entry["secret"] = "not-a-token-" + entry["secret"][:8]
     cache.write_text(json.dumps(entries))
     changed("a wrong token", "verified: 6 present", "target: AuthError")
+
+
+def test_a_plain_imap_target_is_probed_with_its_password(source_server, tmp_path,
+                                                         probe_results, monkeypatch):
+    source_server.add_user("alice", SOURCE_PASSWORD)
+    source_server.add_user("carol", SOURCE_PASSWORD)
+    source_server.seed("alice", "INBOX", [message(n) for n in range(3)])
+    target = source_block(source_server, user="carol").but(
+        password=f"env:{SOURCE_PASSWORD_ENV}")
+    config = write_world_config(tmp_path, source_block(source_server), target)
+    assert run_cli("-c", config, "migrate", "bob").status == 0
+    with monkeypatch.context() as full_path:
+        full_path.setattr(migrate_probe, "probe_migrate", lambda *args: None)
+        full = run_cli("-c", config, "migrate", "bob")
+    quick = run_cli("-c", config, "migrate", "bob")
+    assert probe_results[-1] is not None and quick == full and full.status == 0
+    assert "verified: 3 present" in quick.stdout

@@ -114,14 +114,23 @@ def _declined(account: Account, reason: str) -> JobResult | None:
 
 
 def _totals(found: Settled) -> dict[str, int]:
-    """verify's report totals over the recorded figures (FolderCheck.restored of each)."""
+    """verify's TargetReport.totals over the recorded figures (FolderCheck.restored of each
+    folder: every one skipped, not compared again)."""
     figures = found.figures
-    return {"present": sum(int(f.get("present", 0)) for f in figures),
-            "missing": sum(len(f.get("missing", [])) for f in figures),
-            "refused": sum(len(f.get("refused", [])) for f in figures),
-            "duplicates": sum(int(f.get("duplicates", 0)) for f in figures),
-            "extras": sum(int(f.get("extras", 0)) for f in figures),
-            "missing_folders": sum(bool(f.get("folder_missing")) for f in figures)}
+
+    def added(key: str) -> int:
+        return sum(int(f.get(key, 0)) for f in figures)
+
+    def listed(key: str) -> int:
+        return sum(len(f.get(key, [])) for f in figures)
+
+    return {"folders": len(figures), "expected": added("expected"),
+            "at_target": added("at_target"), "present": added("present"),
+            "missing": listed("missing"), "refused": listed("refused"),
+            "duplicates": added("duplicates"), "extras": added("extras"),
+            "merged": added("merged"), "changed": listed("changed"),
+            "missing_folders": sum(bool(f.get("folder_missing")) for f in figures),
+            "folders_skipped": len(figures)}
 
 
 def _result(account: Account, unchanged: int, found: Settled) -> JobResult:
@@ -151,16 +160,14 @@ def _events(account: Account, emit: Emit, unchanged: int, found: Settled,
             result: JobResult) -> None:
     """The progress events of the full path's three stages."""
     name = account.name
-    emit(TaskStarted("pull", name))
+    emit(TaskStarted("pull", name))  # both start at once, as the pull's thread and the push
+    emit(TaskStarted("push", name, 0, 0))
     emit(TaskFinished("pull", name, {"outcome": "ok", **(
         {"folders_unchanged": unchanged} if unchanged else {})}))
-    emit(TaskStarted("push", name, 0, 0))
     emit(TaskFinished("push", name, {"outcome": "ok", **{key: 0 for key in PUSH_KEYS}}))
     for note in found.notes:
         emit(Notice("info", f"folder {note}", name))
     emit(TaskStarted("verify", name, found.live))
     for figures in found.figures:
         emit(TaskAdvanced("verify", name, int(figures.get("expected", 0))))
-    totals = _totals(found)
-    emit(TaskFinished("verify", name, {"outcome": "ok", "folders": len(found.figures),
-                                       **totals}))
+    emit(TaskFinished("verify", name, {"outcome": "ok", **_totals(found)}))

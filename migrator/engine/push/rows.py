@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from migrator.engine.push.context import PushContext
 
 
-
 _COLUMNS = (MessageRow.id, MessageRow.folder_id, MessageRow.sha256, MessageRow.size,
             MessageRow.internaldate, MessageRow.flags, MessageRow.message_id, PushRow.state,
             PushRow.target_folder, PushRow.target_uidvalidity, PushRow.target_uid)

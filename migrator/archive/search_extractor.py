@@ -116,13 +116,16 @@ def reply(replies: BinaryIO, value: Reply) -> None:
 class IndexWriter:
     """The thread writing a manifest file's index, fed parsed messages through a short
     queue; started before the parsing thread lowers its own priority, it keeps the normal
-    one (on Linux a nice value is a thread's own)."""
+    one (on Linux a nice value is a thread's own). While it holds the write lock the
+    parsing thread waits for `turn` between messages, so the transaction never waits for
+    the GIL held by a thread that gives way to everything else."""
 
     def __init__(self, database: str, replies: BinaryIO) -> None:
         self.connection = search_sqlite.connect(database)
         self.replies = replies
         self.queue: queue.Queue[list[tuple[str, SearchText]] | None] = queue.Queue(maxsize=4)
         self.failed = False
+        self.turn = threading.Lock()  # the parser's per message, the writer's per transaction
         self.thread = threading.Thread(target=self._run, name="search-index-writer",
                                        daemon=True)
         self.thread.start()
@@ -152,7 +155,8 @@ class IndexWriter:
         if self.failed or not texts:
             return
         try:
-            added = search_sqlite.write_transaction(self.connection, texts)
+            with self.turn:
+                added = search_sqlite.write_transaction(self.connection, texts)
         except Exception as exc:  # a locked or full manifest: the parent warns, once
             self.failed = True
             with contextlib.suppress(OSError):
@@ -179,9 +183,13 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> int:
             if writer is None or reader is None:
                 reply(replies, extract_blobs(store, shas))
             elif not writer.failed:
-                texts = [(sha, read_text(store, sha))
-                         for sha in search_sqlite.not_indexed(reader, shas)]
-                writer.put([(sha, text) for sha, text in texts if text is not None])
+                texts = []
+                for sha in search_sqlite.not_indexed(reader, shas):
+                    with writer.turn:
+                        text = read_text(store, sha)
+                    if text is not None:
+                        texts.append((sha, text))
+                writer.put(texts)
     finally:
         if writer is not None:
             writer.close()

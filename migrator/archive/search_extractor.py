@@ -115,23 +115,22 @@ def reply(replies: BinaryIO, value: Reply) -> None:
 
 class IndexWriter:
     """The thread writing a manifest file's index, fed parsed messages through a short
-    queue; started before the parsing thread lowers its own priority, it keeps the normal
-    one (on Linux a nice value is a thread's own). While it holds the write lock the
-    parsing thread waits for `turn` between messages, so the transaction never waits for
-    the GIL held by a thread that gives way to everything else."""
+    queue, at the normal priority. While it holds the write lock (which the pull's commits
+    wait for) the parsers wait for `turn` between messages, so the transaction never waits
+    for the GIL held by a thread that gives way to everything else."""
 
     def __init__(self, database: str, replies: BinaryIO) -> None:
         self.connection = search_sqlite.connect(database)
         self.replies = replies
-        self.queue: queue.Queue[list[tuple[str, SearchText]] | None] = queue.Queue(maxsize=4)
+        self.queue: queue.Queue[tuple[str, SearchText] | None] = queue.Queue(maxsize=200)
         self.failed = False
-        self.turn = threading.Lock()  # the parser's per message, the writer's per transaction
+        self.turn = threading.Lock()  # a parser's per message, the writer's per transaction
         self.thread = threading.Thread(target=self._run, name="search-index-writer",
                                        daemon=True)
         self.thread.start()
 
-    def put(self, texts: list[tuple[str, SearchText]]) -> None:
-        self.queue.put(texts)
+    def put(self, sha: str, text: SearchText) -> None:
+        self.queue.put((sha, text))
 
     def close(self) -> None:
         self.queue.put(None)
@@ -141,11 +140,11 @@ class IndexWriter:
     def _run(self) -> None:
         held: list[tuple[str, SearchText]] = []
         chars = 0
-        while (texts := self.queue.get()) is not None:
+        while (found := self.queue.get()) is not None:
             if self.failed:
-                continue  # drained, so the parsing thread never blocks on a full queue
-            held.extend(texts)
-            chars += sum(len(text.body) for _, text in texts)
+                continue  # drained, so no parser blocks on a full queue
+            held.append(found)
+            chars += len(found[1].body)
             if len(held) >= search_sqlite.WRITE_DOCS or chars >= search_sqlite.WRITE_CHARS:
                 self._write(held)
                 held, chars = [], 0
@@ -168,33 +167,70 @@ class IndexWriter:
             self.failed = True
 
 
+class Parsers:
+    """Blobs to parse, one at a time, for the writer: while the pull runs a thread at
+    niceness `NICENESS` parses them (giving way to the pull); once the parent has sent
+    the last batch (the pull is done and waits), `finish_here` parses what is left in the
+    calling thread at the normal priority (a niced tail would wait behind any other load)."""
+
+    def __init__(self, store: BlobStore, writer: IndexWriter) -> None:
+        self.store, self.writer = store, writer
+        self.todo: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run_niced, name="search-index-parser",
+                                       daemon=True)
+        self.thread.start()
+
+    def add(self, shas: Sequence[str]) -> None:
+        for sha in shas:
+            self.todo.put(sha)
+
+    def finish_here(self) -> None:
+        self.todo.put(None)
+        self._work()
+        self.thread.join()
+
+    def _run_niced(self) -> None:
+        os.nice(NICENESS)  # this thread only: on Linux a nice value is a thread's own
+        self._work()
+
+    def _work(self) -> None:
+        while (sha := self.todo.get()) is not None:
+            if self.writer.failed:
+                continue
+            with self.writer.turn:
+                text = read_text(self.store, sha)
+            if text is not None:
+                self.writer.put(sha, text)
+        self.todo.put(None)  # for the other parser
+
+
+def next_request(requests: BinaryIO) -> list[str] | None:
+    try:
+        return list(pickle.load(requests))
+    except EOFError:
+        return None
+
+
 def serve(requests: BinaryIO, replies: BinaryIO) -> int:
     root, compression, database = pickle.load(requests)
     store = BlobStore(Path(root), compression)
-    writer = IndexWriter(database, replies) if database else None
-    os.nice(NICENESS)  # this thread: parsing gives way to the pull, the writer does not
-    reader = search_sqlite.connect(database) if database else None
+    if not database:
+        os.nice(NICENESS)
+        while (shas := next_request(requests)) is not None:
+            reply(replies, extract_blobs(store, shas))
+        return 0
+    writer = IndexWriter(database, replies)
+    reader = search_sqlite.connect(database)
     try:
-        while True:
-            try:
-                shas = pickle.load(requests)
-            except EOFError:
-                return 0
-            if writer is None or reader is None:
-                reply(replies, extract_blobs(store, shas))
-            elif not writer.failed:
-                texts = []
-                for sha in search_sqlite.not_indexed(reader, shas):
-                    with writer.turn:
-                        text = read_text(store, sha)
-                    if text is not None:
-                        texts.append((sha, text))
-                writer.put(texts)
+        parsers = Parsers(store, writer)
+        while (shas := next_request(requests)) is not None:
+            if not writer.failed:
+                parsers.add(search_sqlite.not_indexed(reader, shas))
+        parsers.finish_here()
     finally:
-        if writer is not None:
-            writer.close()
-        if reader is not None:
-            reader.close()
+        writer.close()
+        reader.close()
+    return 0
 
 
 NICENESS = 10  # the index gives way to the pull it serves (and to the servers beside it)

@@ -7,9 +7,10 @@ FTS5 inserts are the index's whole cost; the pull's process only sends blob name
 It imports no SQLAlchemy, so it starts in a few tens of milliseconds. stdin: pickled
 objects, first `(archive root, compression, manifest file)`, then lists of SHA-256 names.
 With a manifest file (SQLite) it writes the index itself (`search_sqlite.py`): blobs
-indexed already are skipped, the rest parsed at niceness 10 and written by a thread at the
-normal priority (a transaction holds the write lock the pull's commits wait for: it must
-not wait for CPU behind other work), up to `WRITE_DOCS` messages per transaction; stdout
+indexed already are skipped, the rest parsed by a thread at niceness 10 while batches come
+(the pull runs), what is left after the last one at the normal priority (the pull waits for
+it), and written by a thread at the normal priority (a transaction holds the write lock the
+pull's commits wait for), up to `WRITE_DOCS` messages per transaction; stdout
 gets, per transaction, the number of messages added, or on a failure the exception's class
 name (it then writes no more). Without one ("": PostgreSQL, SQLite in memory) stdout gets,
 for each list, one pickled list of `(sha, fields)`, `fields` the `SearchText` as a tuple,

@@ -1,16 +1,15 @@
 """The search indexer's extraction process: reads just-stored blobs and indexes their words,
-on the other core, off the pull's GIL and below its priority (reading back, parsing and the
-FTS5 inserts are the index's whole cost; the pull's process only sends blob names).
+on the other core and off the pull's GIL (reading back, parsing and the FTS5 inserts are the
+index's whole cost; the pull's process only sends blob names).
 
     python -m migrator.archive.search_extractor   (started by `SearchIndexer`)
 
 It imports no SQLAlchemy, so it starts in a few tens of milliseconds. stdin: pickled
 objects, first `(archive root, compression, manifest file)`, then lists of SHA-256 names.
 With a manifest file (SQLite) it writes the index itself (`search_sqlite.py`): blobs
-indexed already are skipped, the rest parsed by a thread at niceness 10 while batches come
-(the pull runs), what is left after the last one at the normal priority (the pull waits for
-it), and written by a thread at the normal priority (a transaction holds the write lock the
-pull's commits wait for), up to `WRITE_DOCS` messages per transaction; stdout
+indexed already are skipped, the rest parsed, and written by a second thread, up to
+`WRITE_DOCS` messages per transaction, at the normal priority (a transaction holds the write
+lock the pull's commits wait for, and a niced tail would wait behind any other load); stdout
 gets, per transaction, the number of messages added, or on a failure the exception's class
 name (it then writes no more). Without one ("": PostgreSQL, SQLite in memory) stdout gets,
 for each list, one pickled list of `(sha, fields)`, `fields` the `SearchText` as a tuple,
@@ -116,22 +115,19 @@ def reply(replies: BinaryIO, value: Reply) -> None:
 
 class IndexWriter:
     """The thread writing a manifest file's index, fed parsed messages through a short
-    queue, at the normal priority. While it holds the write lock (which the pull's commits
-    wait for) the parsers wait for `turn` between messages, so the transaction never waits
-    for the GIL held by a thread that gives way to everything else."""
+    queue (SQLite releases the GIL while it inserts, so parsing goes on meanwhile)."""
 
     def __init__(self, database: str, replies: BinaryIO) -> None:
         self.connection = search_sqlite.connect(database)
         self.replies = replies
-        self.queue: queue.Queue[tuple[str, SearchText] | None] = queue.Queue(maxsize=200)
+        self.queue: queue.Queue[list[tuple[str, SearchText]] | None] = queue.Queue(maxsize=4)
         self.failed = False
-        self.turn = threading.Lock()  # a parser's per message, the writer's per transaction
         self.thread = threading.Thread(target=self._run, name="search-index-writer",
                                        daemon=True)
         self.thread.start()
 
-    def put(self, sha: str, text: SearchText) -> None:
-        self.queue.put((sha, text))
+    def put(self, texts: list[tuple[str, SearchText]]) -> None:
+        self.queue.put(texts)
 
     def close(self) -> None:
         self.queue.put(None)
@@ -141,11 +137,11 @@ class IndexWriter:
     def _run(self) -> None:
         held: list[tuple[str, SearchText]] = []
         chars = 0
-        while (found := self.queue.get()) is not None:
+        while (texts := self.queue.get()) is not None:
             if self.failed:
-                continue  # drained, so no parser blocks on a full queue
-            held.append(found)
-            chars += len(found[1].body)
+                continue  # drained, so the parsing thread never blocks on a full queue
+            held.extend(texts)
+            chars += sum(len(text.body) for _, text in texts)
             if len(held) >= search_sqlite.WRITE_DOCS or chars >= search_sqlite.WRITE_CHARS:
                 self._write(held)
                 held, chars = [], 0
@@ -155,8 +151,7 @@ class IndexWriter:
         if self.failed or not texts:
             return
         try:
-            with self.turn:
-                added = search_sqlite.write_transaction(self.connection, texts)
+            added = search_sqlite.write_transaction(self.connection, texts)
         except Exception as exc:  # a locked or full manifest: the parent warns, once
             self.failed = True
             with contextlib.suppress(OSError):
@@ -166,43 +161,6 @@ class IndexWriter:
             reply(self.replies, added)
         except OSError:  # the parent went away
             self.failed = True
-
-
-class Parsers:
-    """Blobs to parse, one at a time, for the writer: while the pull runs a thread at
-    niceness `NICENESS` parses them (giving way to the pull); once the parent has sent
-    the last batch (the pull is done and waits), `finish_here` parses what is left in the
-    calling thread at the normal priority (a niced tail would wait behind any other load)."""
-
-    def __init__(self, store: BlobStore, writer: IndexWriter) -> None:
-        self.store, self.writer = store, writer
-        self.todo: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._run_niced, name="search-index-parser",
-                                       daemon=True)
-        self.thread.start()
-
-    def add(self, shas: Sequence[str]) -> None:
-        for sha in shas:
-            self.todo.put(sha)
-
-    def finish_here(self) -> None:
-        self.todo.put(None)
-        self._work()
-        self.thread.join()
-
-    def _run_niced(self) -> None:
-        os.nice(NICENESS)  # this thread only: on Linux a nice value is a thread's own
-        self._work()
-
-    def _work(self) -> None:
-        while (sha := self.todo.get()) is not None:
-            if self.writer.failed:
-                continue
-            with self.writer.turn:
-                text = read_text(self.store, sha)
-            if text is not None:
-                self.writer.put(sha, text)
-        self.todo.put(None)  # for the other parser
 
 
 def next_request(requests: BinaryIO) -> list[str] | None:
@@ -223,18 +181,22 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> int:
     writer = IndexWriter(database, replies)
     reader = search_sqlite.connect(database)
     try:
-        parsers = Parsers(store, writer)
         while (shas := next_request(requests)) is not None:
-            if not writer.failed:
-                parsers.add(search_sqlite.not_indexed(reader, shas))
-        parsers.finish_here()
+            if writer.failed:
+                continue
+            texts = [(sha, read_text(store, sha))
+                     for sha in search_sqlite.not_indexed(reader, shas)]
+            writer.put([(sha, text) for sha, text in texts if text is not None])
     finally:
         writer.close()
         reader.close()
     return 0
 
 
-NICENESS = 10  # the index gives way to the pull it serves (and to the servers beside it)
+# Returning words, it gives way to the pull it serves (and to the servers beside it); writing
+# a manifest file's index it does not: it holds the write lock the pull's commits wait for,
+# and the pull waits at its end for what is left
+NICENESS = 10
 
 
 def main() -> int:

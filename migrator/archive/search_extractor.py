@@ -1,13 +1,19 @@
-"""The search indexer's extraction process: reads just-stored blobs and returns their words,
-on the other core and off the pull's GIL (text extraction is Python work; the FTS5 inserts
-that follow it run in SQLite with the GIL released, so they stay in the pull's process).
+"""The search indexer's extraction process: reads just-stored blobs and indexes their words,
+on the other core and off the pull's GIL (reading back, parsing and the FTS5 inserts are the
+index's whole cost; the pull's process only sends blob names).
 
     python -m migrator.archive.search_extractor   (started by `SearchIndexer`)
 
-It touches no manifest and imports no SQLAlchemy, so it starts in a few tens of
-milliseconds. stdin: pickled objects, first `(archive root, compression)`, then lists of
-SHA-256 names; stdout: for each list, one pickled list of `(sha, fields)`, `fields` the
-`SearchText` as a tuple, or None for a blob it could not read (`repair` brings it back, the
+It imports no SQLAlchemy, so it starts in a few tens of milliseconds. stdin: pickled
+objects, first `(archive root, compression, manifest file)`, then lists of SHA-256 names.
+With a manifest file (SQLite) it writes the index itself (`search_sqlite.py`): blobs
+indexed already are skipped, the rest parsed, and written by a second thread, up to
+`WRITE_DOCS` messages per transaction, at the normal priority (a transaction holds the write
+lock the pull's commits wait for, and a niced tail would wait behind any other load); stdout
+gets, per transaction, the number of messages added, or on a failure the exception's class
+name (it then writes no more). Without one ("": PostgreSQL, SQLite in memory) stdout gets,
+for each list, one pickled list of `(sha, fields)`, `fields` the `SearchText` as a tuple,
+and the parent writes them. A blob it cannot read is skipped (`repair` brings it back, the
 next catch-up indexes it). At the end of stdin (the parent closed it, or died) it exits:
 status 0, or 1 on a broken pipe or an interrupt (the parent's warning says the rest).
 """
@@ -17,12 +23,15 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from migrator.archive import search_sqlite
 from migrator.archive.blobs import BlobStore
 from migrator.archive.search_text import SearchText, extract
 from migrator.errors import MigratorError
@@ -30,20 +39,24 @@ from migrator.errors import MigratorError
 COMMAND = (sys.executable, "-m", "migrator.archive.search_extractor")
 Fields = tuple[str, str, str, str, str | None, str]
 Extracted = list[tuple[str, Fields | None]]
+Reply = Extracted | int | str  # fields to write; messages it wrote; why it stopped writing
+
+
+def read_text(store: BlobStore, sha: str) -> SearchText | None:
+    """A blob's words (None: not readable)."""
+    try:
+        return extract(store.read(sha))
+    except (MigratorError, OSError, EOFError):
+        return None
 
 
 def extract_blobs(store: BlobStore, shas: Sequence[str]) -> Extracted:
     """Each blob's fields (None: not readable)."""
     found: Extracted = []
     for sha in shas:
-        try:
-            data = store.read(sha)
-        except (MigratorError, OSError, EOFError):
-            found.append((sha, None))
-            continue
-        text = extract(data)
-        found.append((sha, (text.sender, text.recipients, text.cc, text.subject, text.date,
-                            text.body)))
+        text = read_text(store, sha)
+        found.append((sha, None if text is None else (
+            text.sender, text.recipients, text.cc, text.subject, text.date, text.body)))
     return found
 
 
@@ -60,12 +73,13 @@ class ExtractorProcess:
         self.process, self.requests, self.replies_from = process, process.stdin, process.stdout
 
     @classmethod
-    def start(cls, store: BlobStore) -> ExtractorProcess:
-        """Raises OSError when no process can be started."""
+    def start(cls, store: BlobStore, database: str = "") -> ExtractorProcess:
+        """A process that writes the index of the SQLite manifest file `database` itself,
+        or ("") returns the fields. Raises OSError when no process can be started."""
         process = subprocess.Popen(
             COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         extractor = cls(process)
-        extractor.send_object((str(store.root), store.compression))
+        extractor.send_object((str(store.root), store.compression, database))
         return extractor
 
     def send(self, shas: Sequence[str]) -> None:
@@ -76,8 +90,8 @@ class ExtractorProcess:
         pickle.dump(value, self.requests, protocol=pickle.HIGHEST_PROTOCOL)
         self.requests.flush()
 
-    def replies(self) -> Iterator[Extracted]:
-        """One list per batch sent, until the process ends."""
+    def replies(self) -> Iterator[Reply]:
+        """Its replies (see the module doc), until the process ends."""
         while True:
             try:
                 yield pickle.load(self.replies_from)
@@ -94,24 +108,99 @@ class ExtractorProcess:
         return self.process.wait()
 
 
-def serve(requests: BinaryIO, replies: BinaryIO) -> int:
-    root, compression = pickle.load(requests)
-    store = BlobStore(Path(root), compression)
-    while True:
+def reply(replies: BinaryIO, value: Reply) -> None:
+    pickle.dump(value, replies, protocol=pickle.HIGHEST_PROTOCOL)
+    replies.flush()
+
+
+class IndexWriter:
+    """The thread writing a manifest file's index, fed parsed messages through a short
+    queue (SQLite releases the GIL while it inserts, so parsing goes on meanwhile)."""
+
+    def __init__(self, database: str, replies: BinaryIO) -> None:
+        self.connection = search_sqlite.connect(database)
+        self.replies = replies
+        self.queue: queue.Queue[list[tuple[str, SearchText]] | None] = queue.Queue(maxsize=4)
+        self.failed = False
+        self.thread = threading.Thread(target=self._run, name="search-index-writer",
+                                       daemon=True)
+        self.thread.start()
+
+    def put(self, texts: list[tuple[str, SearchText]]) -> None:
+        self.queue.put(texts)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self.connection.close()
+
+    def _run(self) -> None:
+        held: list[tuple[str, SearchText]] = []
+        chars = 0
+        while (texts := self.queue.get()) is not None:
+            if self.failed:
+                continue  # drained, so the parsing thread never blocks on a full queue
+            held.extend(texts)
+            chars += sum(len(text.body) for _, text in texts)
+            if len(held) >= search_sqlite.WRITE_DOCS or chars >= search_sqlite.WRITE_CHARS:
+                self._write(held)
+                held, chars = [], 0
+        self._write(held)
+
+    def _write(self, texts: list[tuple[str, SearchText]]) -> None:
+        if self.failed or not texts:
+            return
         try:
-            shas = pickle.load(requests)
-        except EOFError:
-            return 0
-        pickle.dump(extract_blobs(store, shas), replies, protocol=pickle.HIGHEST_PROTOCOL)
-        replies.flush()
+            added = search_sqlite.write_transaction(self.connection, texts)
+        except Exception as exc:  # a locked or full manifest: the parent warns, once
+            self.failed = True
+            with contextlib.suppress(OSError):
+                reply(self.replies, exc.__class__.__name__)
+            return
+        try:
+            reply(self.replies, added)
+        except OSError:  # the parent went away
+            self.failed = True
 
 
-NICENESS = 10  # the index gives way to the pull it serves (and to the servers beside it)
+def next_request(requests: BinaryIO) -> list[str] | None:
+    try:
+        return list(pickle.load(requests))
+    except EOFError:
+        return None
+
+
+def serve(requests: BinaryIO, replies: BinaryIO) -> int:
+    root, compression, database = pickle.load(requests)
+    store = BlobStore(Path(root), compression)
+    if not database:
+        os.nice(NICENESS)
+        while (shas := next_request(requests)) is not None:
+            reply(replies, extract_blobs(store, shas))
+        return 0
+    writer = IndexWriter(database, replies)
+    reader = search_sqlite.connect(database)
+    try:
+        while (shas := next_request(requests)) is not None:
+            if writer.failed:
+                continue
+            texts = [(sha, read_text(store, sha))
+                     for sha in search_sqlite.not_indexed(reader, shas)]
+            writer.put([(sha, text) for sha, text in texts if text is not None])
+    finally:
+        writer.close()
+        reader.close()
+    return 0
+
+
+# Returning words, it gives way to the pull it serves (and to the servers beside it); writing
+# a manifest file's index it does not: it holds the write lock the pull's commits wait for,
+# and the pull waits at its end for what is left
+NICENESS = 10
 
 
 def main() -> int:
     try:
-        os.nice(NICENESS)
         return serve(sys.stdin.buffer, sys.stdout.buffer)
     except (OSError, KeyboardInterrupt):  # the parent went away; Ctrl-C reaches the group
         return 1

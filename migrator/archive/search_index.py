@@ -3,23 +3,22 @@
 Indexed per blob (content), so it is idempotent and one message archived in two folders is
 indexed once. Every writer records its blobs through `insert_blobs`, which notes them on the
 session; once that transaction commits, the manifest hands them to its `SearchIndexer`
-(attached by the CLI when `[archive] search_index` is on), which has them read back and
-parsed by an extraction process (`search_extractor.py`) and writes the words in its own
-transactions: the pull never waits for it, nor shares its GIL with the parsing (only
-`close()` at the end of the command lets it finish its queue, so the index is complete when
-the command returns). Whatever a killed or switched-off indexer missed is found by
-`pending_blobs` (blobs of an account's messages without a `search_docs` row) and indexed by
-`catch_up`, which `migrator search` and `migrator index` run first.
+(attached by the CLI when `[archive] search_index` is on), which has them read back, parsed
+and (SQLite manifest file) written by an extraction process (`search_extractor.py`; for
+PostgreSQL the indexer writes what it returns), in transactions of their own: the pull
+never waits for it, nor shares its GIL with that work (only `close()` at the end of the
+command lets it finish its queue, so the index is complete when the command returns).
+Whatever a killed or switched-off indexer missed is found by `pending_blobs` (blobs of an
+account's messages without a `search_docs` row) and indexed by `catch_up`, which
+`migrator search` and `migrator index` run first.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
-import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 from sqlalchemy import Table, exists, select, text
@@ -29,6 +28,7 @@ from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
 from migrator.archive.manifest import AccountRow, FolderRow, MessageRow, SearchDocRow
 from migrator.archive.search_extractor import Extracted, ExtractorProcess, as_text
+from migrator.archive.search_sqlite import CHUNK, WRITE_CHARS, WRITE_DOCS, insert_docs
 from migrator.archive.search_text import SearchText, extract
 from migrator.errors import MigratorError
 
@@ -36,14 +36,9 @@ log = logging.getLogger(__name__)
 
 DOCS = cast(Table, SearchDocRow.__table__)
 BATCH = 200  # messages indexed per transaction
-CHUNK = 500  # parameters per IN (...) query
 # Blobs waiting for the indexer: beyond this it drops further batches (left to the next
 # catch-up) rather than hold a fast pull's backlog in memory (a few MB of names at most)
 MAX_WAITING = 50_000
-# What the pull's indexer writes per transaction: few, big ones (each small FTS5 commit adds
-# a segment that later merges rewrite); text held meanwhile is bounded by WRITE_CHARS
-WRITE_DOCS = 1000
-WRITE_CHARS = 16 * 1024 * 1024
 
 def index_blobs(manifest: Manifest, store: BlobStore, shas: Iterable[str]) -> int:
     """Index the blobs not indexed yet (missing files are skipped: `repair` brings them
@@ -82,26 +77,7 @@ def write_docs(session: Session, texts: Sequence[tuple[str, SearchText]]) -> int
     if session.get_bind().dialect.name == "postgresql":
         from migrator.archive import search_pg
         return search_pg.write_docs(session, texts)
-    return _insert_docs(session.connection().connection.driver_connection, texts)  # type: ignore[arg-type]
-
-
-def _insert_docs(connection: sqlite3.Connection, texts: Sequence[tuple[str, SearchText]]) -> int:
-    cursor = connection.cursor()
-    words = []
-    try:
-        for sha, found in texts:
-            row = cursor.execute(
-                "INSERT INTO search_docs (sha256, date, sender, subject) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (sha256) DO NOTHING RETURNING id",
-                (sha, found.date, found.sender, found.subject)).fetchone()
-            if row is not None:
-                words.append((row[0], found.sender, found.recipients, found.cc, found.subject,
-                              found.body))
-        cursor.executemany("INSERT INTO search_fts (rowid, sender, recipients, cc, subject, "
-                           "body) VALUES (?, ?, ?, ?, ?, ?)", words)
-    finally:
-        cursor.close()
-    return len(words)
+    return insert_docs(session.connection().connection.driver_connection, texts)  # type: ignore[arg-type]
 
 
 def pending_blobs(session: Session, account: str | None, limit: int) -> list[str]:
@@ -149,11 +125,11 @@ def clear_index(manifest: Manifest) -> None:
 class SearchIndexer:
     """Indexes blobs as their rows commit; `close()` finishes the queue.
 
-    A thread of this process takes the batches the pull submits and hands those not indexed
-    yet to an extraction process (`search_extractor.py`: reading and parsing, Python work,
-    off the pull's GIL and on the other core); a second thread writes what comes back, in
-    transactions of up to `WRITE_DOCS` messages on a connection of its own
-    (`index_connection`; SQLite releases the GIL while it inserts). Without that process
+    A thread of this process takes the batches the pull submits and hands them to an
+    extraction process (`search_extractor.py`: reading, parsing and, for an SQLite manifest
+    file, writing: Python work and SQLite's, off the pull's GIL, on the other core). For any
+    other manifest the process returns the words and a second thread writes them through the
+    manifest's sessions, up to `WRITE_DOCS` messages per transaction. Without that process
     (it cannot start) the first thread extracts and writes itself. A failure (a locked or
     full manifest, a dead process) stops it with one warning: the pull goes on, and the next
     catch-up indexes what it left. When it falls `MAX_WAITING` blobs behind, further
@@ -193,38 +169,48 @@ class SearchIndexer:
             thread.join()
 
     def _run(self) -> None:
+        database = _database_file(self.manifest)
         try:
-            extractor = ExtractorProcess.start(self.store)
+            extractor = ExtractorProcess.start(self.store, database)
         except OSError as exc:
             log.debug("no extraction process (%s): indexing in this one", exc)
-            self._run_here()
+            self._each_batch(self._index_here)
             return
-        writer = threading.Thread(target=self._write, args=(extractor,),
-                                  name="search-index-writer", daemon=True)
-        writer.start()
+        collector = threading.Thread(target=self._collect, args=(extractor,),
+                                     name="search-index-replies", daemon=True)
+        collector.start()
         try:
-            self._feed(extractor)
+            self._each_batch(extractor.send if database else
+                             lambda shas: self._send_not_indexed(extractor, shas))
         finally:
             extractor.finish()
-            writer.join()
+            collector.join()
             status = extractor.wait()
             if status != 0:
                 self._fail(f"extraction process exit status {status}")
 
-    def _feed(self, extractor: ExtractorProcess) -> None:
+    def _each_batch(self, handle: Callable[[list[str]], None]) -> None:
+        """`handle` each submitted batch until `close()` (none once failed), counting down
+        `waiting` whatever happens."""
         while (shas := self._next_batch()) is not None:
             try:
                 if not self.failed:
-                    with self.manifest.session() as session:
-                        known = _indexed(session, sorted(set(shas)))
-                    todo = sorted(set(shas) - known)
-                    if todo:
-                        extractor.send(todo)
+                    handle(shas)
             except Exception as exc:  # the index is a convenience: never stop the pull
                 self._fail(exc.__class__.__name__)
             finally:
                 with self.lock:
                     self.waiting -= len(shas)
+
+    def _index_here(self, shas: list[str]) -> None:
+        self.indexed += index_blobs(self.manifest, self.store, shas)
+
+    def _send_not_indexed(self, extractor: ExtractorProcess, shas: list[str]) -> None:
+        with self.manifest.session() as session:
+            known = _indexed(session, sorted(set(shas)))
+        todo = sorted(set(shas) - known)
+        if todo:
+            extractor.send(todo)
 
     def _next_batch(self) -> list[str] | None:
         """The next submitted blobs, with whatever else is waiting (up to `BATCH`); None
@@ -244,56 +230,34 @@ class SearchIndexer:
             batch.extend(more)
         return batch
 
-    def _write(self, extractor: ExtractorProcess) -> None:
-        """Writes what the process returns; reads its replies to the end even after a
-        failure (a process blocked on a full pipe would never exit)."""
-        try:
-            connection = index_connection(self.manifest)
-        except Exception as exc:
-            self._fail(exc.__class__.__name__)
-            for _ in extractor.replies():
-                pass
-            return
-        with contextlib.closing(connection) if connection else contextlib.nullcontext():
-            held: Extracted = []
-            chars = 0
-            for found in extractor.replies():
-                held.extend(found)
-                chars += sum(len(fields[5]) for _, fields in found if fields is not None)
+    def _collect(self, extractor: ExtractorProcess) -> None:
+        """Takes the process's replies: counts written, a failure, or words to write here;
+        reads them to the end even after a failure (a process blocked on a full pipe would
+        never exit)."""
+        held: Extracted = []
+        chars = 0
+        for reply in extractor.replies():
+            if isinstance(reply, int):
+                self.indexed += reply
+            elif isinstance(reply, str):
+                self._fail(reply)
+            else:
+                held.extend(reply)
+                chars += sum(len(fields[5]) for _, fields in reply if fields is not None)
                 if len(held) >= WRITE_DOCS or chars >= WRITE_CHARS:
-                    self._write_batch(connection, held)
+                    self._write_batch(held)
                     held, chars = [], 0
-            self._write_batch(connection, held)
+        self._write_batch(held)
 
-    def _write_batch(self, connection: sqlite3.Connection | None, found: Extracted) -> None:
+    def _write_batch(self, found: Extracted) -> None:
         texts = [(sha, as_text(fields)) for sha, fields in found if fields is not None]
         if self.failed or not texts:
             return
         try:
-            if connection is None:  # PostgreSQL, or an SQLite manifest in memory
-                with self.manifest.session() as session:
-                    self.indexed += write_docs(session, texts)
-                return
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                self.indexed += _insert_docs(connection, texts)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+            with self.manifest.session() as session:
+                self.indexed += write_docs(session, texts)
         except Exception as exc:
             self._fail(exc.__class__.__name__)
-
-    def _run_here(self) -> None:
-        while (shas := self._next_batch()) is not None:
-            try:
-                if not self.failed:
-                    self.indexed += index_blobs(self.manifest, self.store, shas)
-            except Exception as exc:
-                self._fail(exc.__class__.__name__)
-            finally:
-                with self.lock:
-                    self.waiting -= len(shas)
 
     def _fail(self, reason: str) -> None:
         with self.lock:
@@ -311,23 +275,6 @@ def _database_file(manifest: Manifest) -> str:
             "file:"):
         return ""
     return database
-
-
-def index_connection(manifest: Manifest) -> sqlite3.Connection | None:
-    """The indexer's own connection to an SQLite manifest's file (None for any other
-    manifest: it writes through the manifest's sessions): its commits skip the fsync
-    (`synchronous=NORMAL`; the pull's next commit, or a checkpoint, makes them durable,
-    and index rows lost to a power cut are found missing by the next catch-up) so they
-    hold SQLite's write lock, which the pull's commits wait for, only as long as the
-    inserts take."""
-    path = _database_file(manifest)
-    if not path:
-        return None
-    connection = sqlite3.connect(path, timeout=30,
-                                 isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("PRAGMA foreign_keys=ON")
-    return connection
 
 
 def supported(manifest: Manifest) -> bool:

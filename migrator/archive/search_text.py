@@ -8,6 +8,10 @@ it): only the few header fields used are read, MIME parts are found with `bytes.
 boundary, and only text parts are decoded, so an attachment costs one scan for the next
 boundary. The `email` package still decodes RFC 2047 words and dates.
 
+Parts are offsets into the one buffer read (a body is sliced only when it is decoded), and a
+boundary is looked for with `memchr` on its leading "-" (absent from base64), so an attached
+30 MB file costs a scan at memory speed, not a copy and a substring search.
+
 The indexed text is capped per message (`MAX_TEXT` characters of body, `MAX_PART_BYTES` of
 any one part read): a mailing-list digest or a pasted log is found by its first pages, and
 one huge text part cannot make the index (or the pull feeding it) slow.
@@ -24,6 +28,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC
 from email.message import Message
+from email.policy import compat32
 
 MAX_TEXT = 64 * 1024  # characters of body text indexed per message
 MAX_PART_BYTES = 512 * 1024  # bytes of one text part decoded (base64 lines included)
@@ -35,6 +40,8 @@ MAX_DEPTH = 10  # nesting of multiparts and attached messages
 _WANTED = frozenset({"from", "to", "cc", "subject", "date", "content-type",
                      "content-transfer-encoding"})
 _ESCAPED = re.compile("[\udc80-\udcff]")
+_NEWLINES = re.compile(rb"[\r\n]*")
+SCAN_WINDOW = 64 * 1024  # bytes searched for a boundary after each "-" found
 
 
 @dataclass(frozen=True)
@@ -52,10 +59,10 @@ class SearchText:
 def extract(data: bytes) -> SearchText:
     """The searchable text of a raw message (RFC 5322 bytes); never raises."""
     try:
-        headers, body = _split(data)
-        top = _parse_headers(headers)
+        block, body_start = _split(data, 0, len(data))
+        top = _parse_headers(block)
         parts: list[str] = []
-        _Walker(parts).walk(top, body, 0)
+        _Walker(parts).walk(top, data, body_start, 0)
         text = " ".join(parts)[:MAX_TEXT]
         return SearchText(_field(top, "From"), _field(top, "To"), _field(top, "Cc"),
                           _field(top, "Subject"), _date(top.get("Date")), text)
@@ -83,24 +90,57 @@ def decode_header_value(value: str | None) -> str:
     return _squeeze(joined)[:MAX_HEADER_TEXT]
 
 
-def _split(data: bytes) -> tuple[bytes, bytes]:
-    """(header block, body) at the first empty line; all header when there is none."""
-    if data[:1] in (b"\n", b"\r"):  # no headers at all
-        return b"", data.lstrip(b"\r\n")
-    crlf = data.find(b"\n\r\n", 0, MAX_HEADER_BYTES)
-    lf = data.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else MAX_HEADER_BYTES)
+def _split(data: bytes, start: int, end: int) -> tuple[bytes, int]:
+    """(header block, where the body starts) of `data[start:end]`, at the first empty line;
+    all header (up to `MAX_HEADER_BYTES`) when there is none."""
+    if data[start:start + 1] in (b"\n", b"\r"):  # no headers at all
+        return b"", _NEWLINES.match(data, start, end).end()  # type: ignore[union-attr]
+    limit = min(end, start + MAX_HEADER_BYTES)
+    crlf = data.find(b"\n\r\n", start, limit)
+    lf = data.find(b"\n\n", start, crlf + 1 if crlf >= 0 else limit)
     if lf >= 0:
-        return data[:lf + 1], data[lf + 2:]
+        return data[start:lf + 1], lf + 2
     if crlf >= 0:
-        return data[:crlf + 1], data[crlf + 3:]
-    return data[:MAX_HEADER_BYTES], b""
+        return data[start:crlf + 1], crlf + 3
+    return data[start:limit], end
 
 
-def _parse_headers(block: bytes) -> Message:
-    """The header fields this module reads, unfolded, as a compat32 Message (for its
-    parameter parsing); raw 8-bit bytes kept as surrogate escapes. The `email` package's
-    own parser takes several times longer, for fields never looked at."""
-    headers = Message()
+class _Headers:
+    """The header fields read, as sent (raw 8-bit bytes as surrogate escapes): what a
+    compat32 `Message` holding them returns, without building one per part (it cost more
+    than the rest of the parse)."""
+
+    def __init__(self) -> None:
+        self.fields: list[tuple[str, str]] = []
+
+    def raw_items(self) -> list[tuple[str, str]]:
+        return self.fields
+
+    def get(self, name: str) -> object:
+        wanted = name.lower()
+        for key, value in self.fields:
+            if key.lower() == wanted:
+                return value if value.isascii() else compat32.header_fetch_parse(key, value)
+        return None
+
+    def get_param(self, param: str) -> object:
+        """A Content-Type parameter, as `Message.get_param` reads it."""
+        for key, value in self.fields:
+            if key.lower() == "content-type":
+                if ";" not in value and "=" not in value and value.isascii():
+                    # no parameters: Message would take the type itself for one
+                    return "" if value.strip().lower() == param else None
+                single = Message()
+                single[key] = value
+                return single.get_param(param)
+        return None
+
+
+def _parse_headers(block: bytes) -> _Headers:
+    """The header fields this module reads, unfolded; raw 8-bit bytes kept as surrogate
+    escapes. The `email` package's own parser takes several times longer, for fields never
+    looked at."""
+    headers = _Headers()
     name: str | None = None
     value: list[str] = []
     for line in block.decode("ascii", "surrogateescape").splitlines():
@@ -109,23 +149,23 @@ def _parse_headers(block: bytes) -> Message:
                 value.append(line)
             continue
         if name is not None:
-            headers[name] = "".join(value).strip()
+            headers.fields.append((name, "".join(value).strip()))
         found, colon, rest = line.partition(":")
         name = found.strip() if colon and found.strip().lower() in _WANTED else None
         value = [rest]
     if name is not None:
-        headers[name] = "".join(value).strip()
+        headers.fields.append((name, "".join(value).strip()))
     return headers
 
 
-def _field(headers: Message, name: str) -> str:
+def _field(headers: _Headers, name: str) -> str:
     """A header as sent (`get` would hide raw 8-bit bytes behind a Header object)."""
     wanted = name.lower()
     values = [value for key, value in headers.raw_items() if key.lower() == wanted]
     return " ".join(decode_header_value(v) for v in values)[:MAX_HEADER_TEXT]
 
 
-def _date(value: str | None) -> str | None:
+def _date(value: object) -> str | None:
     if not value:
         return None
     try:
@@ -148,8 +188,8 @@ class _Walker:
         self.visited = 0
         self.length = 0
 
-    def walk(self, headers: Message, body: bytes, depth: int) -> None:
-        self.walk_part(_Part(headers, body, 0, len(body)), depth)
+    def walk(self, headers: _Headers, data: bytes, start: int, depth: int) -> None:
+        self.walk_part(_Part(headers, data, start, len(data)), depth)
 
     def walk_part(self, part: _Part, depth: int) -> None:
         headers = part.headers
@@ -158,16 +198,17 @@ class _Walker:
             return
         maintype, subtype = _content_type(headers)
         if maintype == "multipart":
-            children = _children(headers, part.body())
+            children = _children(part)
             if subtype == "alternative":
                 children = _preferred(children)
             for child in children:
                 self.walk_part(child, depth + 1)
         elif maintype == "message" and subtype in ("rfc822", "global"):
-            inner_block, inner_body = _split(_transfer_decoded(headers, part.body()))
+            message = _transfer_decoded(headers, part.body())
+            inner_block, inner_start = _split(message, 0, len(message))
             inner = _parse_headers(inner_block)
             self.add(" ".join(filter(None, (_field(inner, "From"), _field(inner, "Subject")))))
-            self.walk(inner, inner_body, depth + 1)
+            self.walk(inner, message, inner_start, depth + 1)
         elif maintype == "text" and subtype in ("plain", "html", "enriched", ""):
             charset = headers.get_param("charset")
             text = _decode(_transfer_decoded(headers, part.body(MAX_PART_BYTES)),
@@ -180,7 +221,7 @@ class _Walker:
             self.length += len(text)
 
 
-def _content_type(headers: Message) -> tuple[str, str]:
+def _content_type(headers: _Headers) -> tuple[str, str]:
     value = str(headers.get("Content-Type") or "text/plain")
     kind = value.split(";", 1)[0].strip().lower()
     main, _, sub = kind.partition("/")
@@ -193,7 +234,7 @@ class _Part:
     """A MIME part: its headers, and where its body lies in the parent's bytes (sliced only
     when read, so an attachment is never copied)."""
 
-    def __init__(self, headers: Message, data: bytes, start: int, end: int) -> None:
+    def __init__(self, headers: _Headers, data: bytes, start: int, end: int) -> None:
         self.headers, self.data, self.start, self.end = headers, data, start, end
 
     def body(self, limit: int | None = None) -> bytes:
@@ -203,33 +244,49 @@ class _Part:
         return self.data[self.start:end]
 
 
-def _children(headers: Message, body: bytes) -> list[_Part]:
+def _children(part: _Part) -> list[_Part]:
     """The parts of a multipart body, split at its boundary lines; an unclosed last part
     runs to the end, a missing boundary leaves the body as one plain part."""
-    boundary = headers.get_param("boundary")
+    data, first, last = part.data, part.start, part.end
+    boundary = part.headers.get_param("boundary")
     if not isinstance(boundary, str) or not boundary:
-        return [_Part(_parse_headers(b"Content-Type: text/plain\n"), body, 0, len(body))]
+        return [_Part(_parse_headers(b"Content-Type: text/plain\n"), data, first, last)]
     delimiter = b"--" + _unescape(boundary).encode("utf-8", "replace")
     starts: list[int] = []
-    position = 0
+    position = first
     while len(starts) <= MAX_PARTS:
-        found = body.find(delimiter, position)
+        found = _find_delimiter(data, delimiter, position, last)
         if found < 0:
             break
-        if found == 0 or body[found - 1:found] == b"\n":
+        if found == first or data[found - 1:found] == b"\n":
             starts.append(found)
         position = found + len(delimiter)
     children = []
     for index, start in enumerate(starts):
-        line_end = body.find(b"\n", start)
-        if body.startswith(delimiter + b"--", start) or line_end < 0:
+        line_end = data.find(b"\n", start, last)
+        if data.startswith(delimiter + b"--", start, last) or line_end < 0:
             break  # the close delimiter
-        end = starts[index + 1] if index + 1 < len(starts) else len(body)
-        head = body[line_end + 1:min(end, line_end + 1 + MAX_HEADER_BYTES)]
-        block, rest = _split(head)
-        body_start = line_end + 1 + len(head) - len(rest)
-        children.append(_Part(_parse_headers(block), body, body_start, end))
+        end = starts[index + 1] if index + 1 < len(starts) else last
+        block, body_start = _split(data, line_end + 1,
+                                   min(end, line_end + 1 + MAX_HEADER_BYTES))
+        children.append(_Part(_parse_headers(block), data, body_start, end))
     return children
+
+
+def _find_delimiter(data: bytes, delimiter: bytes, start: int, end: int) -> int:
+    """`data.find(delimiter, start, end)` for a delimiter starting with "-": each "-" is
+    found with memchr (base64 has none, so an attachment is skipped at memory speed), then
+    the delimiter is searched for in a window from there."""
+    window = max(SCAN_WINDOW, 2 * len(delimiter))
+    position = start
+    while True:
+        dash = data.find(b"-", position, end)
+        if dash < 0:
+            return -1
+        found = data.find(delimiter, dash, min(end, dash + window))
+        if found >= 0:
+            return found
+        position = dash + window - len(delimiter) + 1
 
 
 def _preferred(children: list[_Part]) -> list[_Part]:
@@ -241,7 +298,7 @@ def _preferred(children: list[_Part]) -> list[_Part]:
     return children[-1:]
 
 
-def _transfer_decoded(headers: Message, body: bytes) -> bytes:
+def _transfer_decoded(headers: _Headers, body: bytes) -> bytes:
     encoding = str(headers.get("Content-Transfer-Encoding") or "").strip().lower()
     try:
         if encoding == "base64":

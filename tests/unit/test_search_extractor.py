@@ -1,4 +1,5 @@
-"""The pull's indexer parses in a process of its own: what that process returns, and that
+"""The pull's indexer parses in a process of its own: what that process returns (or, for an
+SQLite manifest file, writes), that its write failure is the pull's one warning, and that
 the index is still written when it cannot start, and caught up when it dies."""
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from migrator.archive import search_extractor
+from migrator.archive import search_extractor, search_index
 from migrator.archive.blobs import BlobStore
+from migrator.archive.db import open_manifest
 from migrator.archive.search_extractor import ExtractorProcess
-from tests.unit.test_search import MESSAGES, archive, indexed, subjects
+from tests.unit.test_search import MESSAGES, archive, indexed, search, subjects
 
 
 def test_the_process_returns_each_blobs_words_and_none_for_a_missing_one(tmp_path: Path) -> None:
@@ -50,3 +52,36 @@ def test_a_dead_process_is_one_warning_and_search_catches_up(
         "catches up"]
     assert subjects(config, "zaunkönig") == ["Reisekosten München"]
     assert indexed(tmp_path) == 3
+
+
+def test_for_a_manifest_file_the_process_writes_the_index_itself(tmp_path: Path) -> None:
+    config = archive(tmp_path, indexer=False)
+    database = tmp_path / "archive" / "manifest.sqlite"
+    store = BlobStore(tmp_path / "archive")
+    shas = [store.put(raw).sha256 for raws in MESSAGES.values() for raw in raws]
+    extractor = search_extractor.ExtractorProcess.start(store, str(database))
+    extractor.send([shas[0], "0" * 64])  # a blob it cannot read is skipped
+    extractor.send(shas)  # the first again: indexed once
+    extractor.finish()
+    assert sum(reply for reply in extractor.replies() if isinstance(reply, int)) == 3
+    assert extractor.wait() == 0
+    assert indexed(tmp_path) == 3
+    assert subjects(config, "zaunkönig") == ["Reisekosten München"]
+    assert [hit["subject"] for hit in search(config, "from:bob", "budget")] == ["lunch"]
+
+
+def test_a_write_the_manifest_refuses_is_the_pulls_one_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    archive(tmp_path, indexer=False)
+    database = tmp_path / "archive" / "manifest.sqlite"
+    store = BlobStore(tmp_path / "archive")
+    stray = store.put(b"Subject: no row points at me\r\n\r\nhello\r\n").sha256
+    manifest = open_manifest(f"sqlite:///{database}")
+    indexer = search_index.SearchIndexer(manifest, store)
+    with caplog.at_level(logging.WARNING):
+        indexer.submit([stray])  # search_docs refers to blobs: this row breaks that rule
+        indexer.close()
+    manifest.close()
+    assert indexer.failed
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "search index not updated (IntegrityError); `migrator index` catches up"]

@@ -1,0 +1,81 @@
+"""The search index's rows in an SQLite manifest, straight through the sqlite3 driver.
+
+No SQLAlchemy here: the extraction process (`search_extractor.py`) writes a file manifest's
+index itself with these, and starts in tens of milliseconds; `search_index.py` uses
+`insert_docs` inside its sessions too (per message, SQLAlchemy's statement handling cost ten
+times what SQLite does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+
+from migrator.archive.search_text import SearchText
+
+CHUNK = 500  # parameters per IN (...) query
+# Per transaction: few, big ones (each small FTS5 commit adds a segment that later merges
+# rewrite); the text held meanwhile is bounded by WRITE_CHARS
+WRITE_DOCS = 1000
+WRITE_CHARS = 16 * 1024 * 1024
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """The indexer's own connection to a manifest file: its commits skip the fsync
+    (`synchronous=NORMAL`; the pull's next commit, or a checkpoint, makes them durable, and
+    index rows lost to a power cut are found missing by the next catch-up), so they hold
+    SQLite's write lock, which the pull's commits wait for, only as long as the inserts."""
+    connection = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                 check_same_thread=False)
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
+
+
+def not_indexed(connection: sqlite3.Connection, shas: Sequence[str]) -> list[str]:
+    """Those of `shas` without a `search_docs` row, sorted, once each."""
+    wanted = sorted(set(shas))
+    found: set[str] = set()
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start:start + CHUNK]
+        found.update(sha for (sha,) in connection.execute(
+            f"SELECT sha256 FROM search_docs WHERE sha256 IN ({','.join('?' * len(chunk))})",
+            chunk))
+    return [sha for sha in wanted if sha not in found]
+
+
+def insert_docs(connection: sqlite3.Connection, texts: Sequence[tuple[str, SearchText]]) -> int:
+    """Rows for extracted texts, in the caller's transaction; a blob another process
+    indexed meanwhile is skipped. Returns how many were added."""
+    cursor = connection.cursor()
+    words = []
+    try:
+        for sha, found in texts:
+            row = cursor.execute(
+                "INSERT INTO search_docs (sha256, date, sender, subject) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (sha256) DO NOTHING RETURNING id",
+                (sha, found.date, found.sender, found.subject)).fetchone()
+            if row is not None:
+                words.append((row[0], found.sender, found.recipients, found.cc, found.subject,
+                              found.body))
+        cursor.executemany("INSERT INTO search_fts (rowid, sender, recipients, cc, subject, "
+                           "body) VALUES (?, ?, ?, ?, ?, ?)", words)
+    finally:
+        cursor.close()
+    return len(words)
+
+
+def write_transaction(connection: sqlite3.Connection,
+                      texts: Sequence[tuple[str, SearchText]]) -> int:
+    """`insert_docs` in a transaction of its own (taking the write lock at once, so it
+    never fails half-way for a lock)."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        added = insert_docs(connection, texts)
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return added

@@ -91,11 +91,12 @@ class ExtractorProcess:
         self.requests.flush()
 
     def replies(self) -> Iterator[Reply]:
-        """Its replies (see the module doc), until the process ends."""
+        """Its replies (see the module doc), until the process ends. A reply that cannot be
+        read (UnpicklingError, or e.g. UnicodeDecodeError) is raised: the stream is lost."""
         while True:
             try:
                 yield pickle.load(self.replies_from)
-            except (EOFError, OSError, pickle.UnpicklingError):
+            except (EOFError, OSError):
                 return
 
     def finish(self) -> None:

@@ -236,17 +236,20 @@ class SearchIndexer:
         never exit)."""
         held: Extracted = []
         chars = 0
-        for reply in extractor.replies():
-            if isinstance(reply, int):
-                self.indexed += reply
-            elif isinstance(reply, str):
-                self._fail(reply)
-            else:
-                held.extend(reply)
-                chars += sum(len(fields[5]) for _, fields in reply if fields is not None)
-                if len(held) >= WRITE_DOCS or chars >= WRITE_CHARS:
-                    self._write_batch(held)
-                    held, chars = [], 0
+        try:
+            for reply in extractor.replies():
+                if isinstance(reply, int):
+                    self.indexed += reply
+                elif isinstance(reply, str):
+                    self._fail(reply)
+                else:
+                    held.extend(reply)
+                    chars += sum(len(fields[5]) for _, fields in reply if fields is not None)
+                    if len(held) >= WRITE_DOCS or chars >= WRITE_CHARS:
+                        self._write_batch(held)
+                        held, chars = [], 0
+        except Exception as exc:  # a garbled reply: the rest of the stream is lost, and
+            self._fail(exc.__class__.__name__)  # wait() closes it so the process ends
         self._write_batch(held)
 
     def _write_batch(self, found: Extracted) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,20 @@ def test_a_write_the_manifest_refuses_is_the_pulls_one_warning(
     assert indexer.failed
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
         "search index not updated (IntegrityError); `migrator index` catches up"]
+
+
+def test_a_garbled_reply_is_one_warning_not_a_dead_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A reply pickle cannot read (here a string that is not UTF-8: UnicodeDecodeError, not
+    UnpicklingError) ends the replies; the reading thread must not die with a traceback."""
+    garbled = ("import sys; sys.stdin.buffer.read(); "
+               "sys.stdout.buffer.write(bytes([0x80, 5, 0x58, 1, 0, 0, 0, 0xff, 0x2e]))")
+    monkeypatch.setattr(search_extractor, "COMMAND", (sys.executable, "-c", garbled))
+    died: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_value))
+    with caplog.at_level(logging.WARNING):
+        archive(tmp_path, indexer=True)
+    assert died == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == ["search index not updated (UnicodeDecodeError); `migrator index` "
+                        "catches up"]

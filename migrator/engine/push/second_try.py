@@ -12,8 +12,8 @@ waits a connection, not one per message.
 from __future__ import annotations
 
 import logging
-import threading
 
+from migrator.retry import Stop, wait_unless_stopped
 from migrator.targets.append_items import PLAIN_NO, AppendOutcome
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ MAX_SECOND_TRIES = 20  # per connection and run
 class SecondTry:
     """Remembers which messages (by their push row) had their second try already."""
 
-    def __init__(self, account: str, stop: threading.Event) -> None:
+    def __init__(self, account: str, stop: Stop) -> None:
         self.account = account
         self.stop = stop
         self.tried: set[int] = set()
@@ -46,5 +46,5 @@ class SecondTry:
         self.tried.add(item.ref)
         log.warning("%s: target answered an APPEND to %s with NO %s; nothing was stored, "
                     "sending it once more", self.account, item.folder, outcome.text)
-        self.stop.wait(SECOND_TRY_AFTER)
+        wait_unless_stopped(SECOND_TRY_AFTER, self.stop)  # stopping: `_send_all` sends no more
         return True

@@ -1,8 +1,9 @@
 """OAuth2 tokens from MSAL: app-only client credentials (admins) and device code (users).
 
-Tokens are cached in a file (mode 0600, written atomically, only when MSAL says the cache
-changed) so unattended runs never prompt; `acquire_token_silent` refreshes a token that is
-about to expire. App-only tokens are shared by every mailbox of the same app in a process.
+Tokens (app-only ones too) are cached in a file (mode 0600, written atomically, only when MSAL
+says the cache changed) so unattended runs never prompt; `acquire_token_silent` refreshes a
+token that is about to expire. App-only tokens are shared by every mailbox of the same app
+in a process.
 """
 
 from __future__ import annotations
@@ -81,9 +82,9 @@ class TokenProvider:
         self.settings = settings
         self.account = account
         self.scopes = default_scopes(settings, protocol)
-        self.cache = TokenCacheFile(settings.token_cache
-                                    if settings.flow == "device_code" else None,
-                                    save=settings.save_tokens)
+        # app-only tokens are cached too: a re-run within the token's hour asks the identity
+        # provider nothing, and the no-op probe (token_cache_read.py) can sign in with it
+        self.cache = TokenCacheFile(settings.token_cache, save=settings.save_tokens)
         self._lock = threading.Lock()
         self._app: Any = None
         self._refreshed_at: float | None = None  # monotonic time of the last forced refresh

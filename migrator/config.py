@@ -360,16 +360,16 @@ def parse_file_source(table: Table, kind: str) -> Endpoint:
 
 
 def parse_oauth(table: Table, account: str, archive: ArchiveSettings) -> OAuthSettings:
-    flow = table.choice("flow", OAUTH_FLOWS)
-    secret = table.secret("client_secret")
+    flow, secret = table.choice("flow", OAUTH_FLOWS), table.secret("client_secret")
     if flow == "client_credentials" and secret is None:
         raise table.error("client_secret", "is required for the client_credentials flow")
-    cache = table.path("token_cache", None) or archive.path / "tokens" / f"{account}.json"
+    client_id = table.text("client_id")  # app-only tokens: one file per app, apart from users'
+    name = account if flow == "device_code" else "app-" + client_id.replace("/", "_")
+    cache = table.path("token_cache", None) or archive.path / "tokens" / f"{name}.json"
     settings = OAuthSettings(
-        flow=flow, client_id=table.text("client_id"),
-        tenant=table.text("tenant", "organizations"), client_secret=secret,
-        authority=table.text("authority", ""), scopes=table.strings("scopes", ()),
-        token_cache=cache, ca_file=table.path("ca_file", None),
+        flow=flow, client_id=client_id, tenant=table.text("tenant", "organizations"),
+        client_secret=secret, authority=table.text("authority", ""),
+        scopes=table.strings("scopes", ()), token_cache=cache, ca_file=table.path("ca_file", None),
     )
     table.check_unknown()
     return settings

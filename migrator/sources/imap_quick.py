@@ -2,7 +2,8 @@
 with STATUS, log out.
 
 For the no-op probe, which must prove "nothing changed" before a command pays for imapclient,
-SQLAlchemy and MSAL. Only password logins (XOAUTH2 needs a token provider). TLS follows the
+SQLAlchemy and MSAL. LOGIN with a password, or XOAUTH2 with a token the caller already has
+(the migrate probe reads one from the token cache). TLS follows the
 endpoint exactly as `wire.imapconn` does (the same context, the same `security`, the host
 name checked), and replies are read and parsed by the pull's own reader and parsers. The
 round trips are the fewest a look can take: no CAPABILITY before LOGIN (the LOGIN reply
@@ -12,6 +13,7 @@ Anything unexpected raises; the probe then falls through to the full path, which
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 import socket
@@ -39,9 +41,10 @@ PATIENCE = 3.0
 class QuickSource:
     """One logged-in connection; `close()` logs out."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
-        if endpoint.auth != "password" or endpoint.password is None:
-            raise AuthError("the quick look logs in with a password only")
+    def __init__(self, endpoint: Endpoint, token: str | None = None) -> None:
+        """Log in: with `token` by XOAUTH2, else with the endpoint's password."""
+        if token is None and (endpoint.auth != "password" or endpoint.password is None):
+            raise AuthError("the quick look logs in with a password or a token")
         self._sock = socket.create_connection((endpoint.host, endpoint.port),
                                               timeout=min(greeting_timeout(endpoint),
                                                           PATIENCE))
@@ -58,7 +61,12 @@ class QuickSource:
                 self._secure(endpoint)
                 self.wire = self._wire()
             self._sock.settimeout(endpoint.timeout)
-            said = self._login(endpoint.username, endpoint.password.resolve())
+            greeted = self._capabilities_told(greeting)
+            if token is not None:
+                said = self._xoauth2(endpoint.username, token, "SASL-IR" in greeted)
+            else:
+                assert endpoint.password is not None
+                said = self._login(endpoint.username, endpoint.password.resolve())
             self.capabilities = self._capabilities(said)
         except BaseException:
             self._shutdown()
@@ -83,6 +91,36 @@ class QuickSource:
             if isinstance(response, Completion) and response.tag == LOGIN_TAG:
                 if response.status != "OK":
                     raise AuthError("login refused")
+                return response.text
+
+    @staticmethod
+    def _capabilities_told(greeting: Untagged) -> set[str]:
+        """The capabilities a greeting names (`* OK [CAPABILITY ...]`), upper-cased."""
+        text = greeting.data[0] if greeting.data else b""
+        found = _CAPABILITY_CODE.search(text.decode("ascii", "replace")
+                                        if isinstance(text, bytes) else "")
+        return {word.upper() for word in found.group(1).split()} if found else set()
+
+    def _xoauth2(self, username: str, token: str, initial_response: bool) -> str:
+        """AUTHENTICATE XOAUTH2, past the Wire (no debug line holds the token); with SASL-IR
+        in one round trip. A refusal (the server's JSON challenge) raises AuthError."""
+        payload = base64.b64encode(f"user={username}\x01auth=Bearer {token}\x01\x01"
+                                   .encode())
+        if initial_response:
+            self._sock.sendall(LOGIN_TAG + b" AUTHENTICATE XOAUTH2 " + payload + b"\r\n")
+        else:
+            self._sock.sendall(LOGIN_TAG + b" AUTHENTICATE XOAUTH2\r\n")
+        sent = initial_response
+        while True:
+            parts = self.wire.read_parts()
+            if parts[0].startswith(b"+"):
+                self._sock.sendall((b"" if sent else payload) + b"\r\n")
+                sent = True  # after the payload, a challenge is the refusal: answer empty
+                continue
+            response = self.wire.interpret(parts)
+            if isinstance(response, Completion) and response.tag == LOGIN_TAG:
+                if response.status != "OK":
+                    raise AuthError("token refused")
                 return response.text
 
     def _capabilities(self, login_reply: str) -> frozenset[str]:
@@ -114,6 +152,21 @@ class QuickSource:
                 if (status := status_of(response)) is not None:
                     found[status[0]] = status[1]
         return folders, found
+
+    def ask(self, commands: list[bytes]) -> list[list[Untagged] | None]:
+        """Send `commands` pipelined (one round trip) and return each one's untagged
+        responses, or None for a command the server refused (NO or BAD)."""
+        tags = [self.wire.send(command) for command in commands]
+        answers: list[list[Untagged] | None] = []
+        found: list[Untagged] = []
+        while len(answers) < len(tags):
+            response = self.wire.read()
+            if isinstance(response, Untagged):
+                found.append(response)
+            elif response.tag == tags[len(answers)]:
+                answers.append(found if response.status == "OK" else None)
+                found = []
+        return answers
 
     def close(self) -> None:
         """Say LOGOUT and leave without waiting for the BYE (nothing is left to read)."""

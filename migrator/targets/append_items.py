@@ -23,7 +23,7 @@ _ATOM = re.compile(r'[^(){ %*"\\\]\x00-\x1f\x7f-\U0010ffff]+\Z')  # RFC 3501 ATO
 # [OVERQUOTA], [LIMIT]...) or as BAD it is not this.
 PLAIN_NO = "plain-no"
 
-Body = bytes | Callable[[], Iterable[bytes]]
+Body = bytes | Callable[[], Iterable[bytes | memoryview]]
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ class AppendWriter:
         self.window = max(1, window)
         self.window_bytes = window_bytes
         sock = client.socket()
-        self._send_raw: Callable[[bytes], None] = sock.sendall
+        self._send_raw: Callable[[bytes | memoryview], None] = sock.sendall
         self._stream: BinaryIO = sock.makefile("rb")
         self._tags = 0
         self._pending: dict[bytes, _Pending] = {}
@@ -202,7 +202,7 @@ class AppendWriter:
         self._tags += 1
         return b"W%d" % self._tags
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes | memoryview) -> None:
         try:
             self._send_raw(data)
         except OSError as exc:

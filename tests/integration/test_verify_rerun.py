@@ -15,6 +15,7 @@ import pytest
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.archive.ingest import FetchedMessage, add_messages, ensure_account, ensure_folder
+from migrator.engine import migrate_probe
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
 from tests.integration.push_world import (
@@ -263,7 +264,8 @@ def test_a_flag_change_goes_unnoticed_without_condstore(o365, oauth_service, cer
 
 
 def test_a_no_op_migrate_signs_in_once_and_compares_nothing(source_server, fault_proxy,
-                                                            tmp_path):
+                                                            tmp_path, monkeypatch,
+                                                            manifest_database):
     source_server.add_user("alice", SOURCE_PASSWORD)
     source_server.add_user("carol", SOURCE_PASSWORD)
     for name, items in (("INBOX", [message(1), message(2, mid="")]),
@@ -281,11 +283,18 @@ def test_a_no_op_migrate_signs_in_once_and_compares_nothing(source_server, fault
     assert first.status == ExitStatus.OK, first.stderr
     commands.take()
 
-    again = run_cli("-c", config, "--json", "migrate", "bob")
+    with monkeypatch.context() as full_path:  # the full path (the no-op probe declining)
+        full_path.setattr(migrate_probe, "probe_migrate", lambda *args: None)
+        again = run_cli("-c", config, "--json", "migrate", "bob")
 
     assert again.status == ExitStatus.OK, again.stderr
     listing = [c for c in commands.connections if "LIST" in c]
     assert len(listing) == 1 and listing[0].count("LIST") == 2  # push, then verify, on one
     seen = commands.take()
     assert not {"SELECT", "EXAMINE", "FETCH", "UID FETCH", "UID SEARCH", "APPEND"} & set(seen)
+    probed = run_cli("-c", config, "--json", "migrate", "bob")
+    assert probed == again
+    if manifest_database == "sqlite":  # settled by the no-op probe: one round trip after LOGIN
+        assert commands.connections[-1] == [
+            "LOGIN", "NAMESPACE", "LIST", "STATUS", "STATUS", "LOGOUT"]
     assert len(source_server.list_messages("carol", "INBOX")) == 2

@@ -64,3 +64,22 @@ def test_only_the_named_command_is_loaded():
     everything = build_parser()
     assert one.parse_args(["backup", "--all"]).command == "backup"
     assert len(everything.format_help()) > len(one.format_help())
+
+
+NEVER_FOR_THE_MIGRATE_PROBE = ("sqlalchemy", "alembic", "imapclient", "msal", "requests",
+                               "migrator.engine.push.job", "migrator.engine.migrate")
+
+
+def test_the_migrate_command_and_its_no_op_probe_load_nothing_heavy():
+    """What `migrate` loads before its no-op probe has settled the run (or declined): the
+    settled run itself is checked end to end in tests/integration/test_migrate_noop_probe.py."""
+    code = ("import json, sys\n"
+            "import migrator.cli.main, migrator.cli.commands.migrate\n"
+            "import migrator.engine.migrate_probe\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    modules = set(json.loads(done.stdout.splitlines()[-1]))
+    assert "migrator.engine.verify.quick_gate" in modules
+    assert sorted(m for m in modules if any(m == bad or m.startswith(bad + ".")
+                                            for bad in NEVER_FOR_THE_MIGRATE_PROBE)) == []

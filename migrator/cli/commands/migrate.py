@@ -6,13 +6,10 @@ import argparse
 from typing import Any
 
 from migrator.cli.commands.accounts import render, run_each
-from migrator.cli.commands.push import show_plan, without_target
 from migrator.cli.context import Context
 from migrator.cli.options import add_account_options
 from migrator.cli.progress import human_bytes
 from migrator.config import Account
-from migrator.engine.migrate import migrate_account
-from migrator.engine.pull import pull_account
 from migrator.engine.results import JobResult
 
 
@@ -28,6 +25,19 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def migrate_one(ctx: Context, account: Account) -> JobResult:
+    """Migrate one account (the caller holds its lock); a re-run the no-op probe proves has
+    nothing to pull, push or compare again is settled by it, without loading SQLAlchemy,
+    imapclient or MSAL (engine/migrate_probe.py). The rest is imported only when needed."""
+    if account.target is not None and not ctx.args.dry_run and not ctx.args.no_verify:
+        from migrator.engine.migrate_probe import probe_migrate
+
+        probed = probe_migrate(account, ctx.settings(), ctx.emit)
+        if probed is not None:
+            return probed
+    from migrator.cli.commands.push import show_plan, without_target
+    from migrator.engine.migrate import migrate_account
+    from migrator.engine.pull import pull_account
+
     if account.target is None:
         return without_target(ctx, account, "migrate")
     if ctx.args.dry_run:

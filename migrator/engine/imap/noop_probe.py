@@ -30,24 +30,15 @@ log = logging.getLogger(__name__)
 def probe_pull(account: Account, settings: Settings, emit: Emit) -> JobResult | None:
     """The result of a pull that would change nothing, with its run recorded; or None when
     that cannot be proved (the caller then runs the full pull). The caller holds the lock."""
-    source = account.source
-    if source.is_file or source.kind != "imap" or source.auth != "password":
-        return _declined(account, "only IMAP sources with a password are probed")
     started = utcnow()
     manifest = LiteManifest.open(settings.archive.database)
     if manifest is None:
         return _declined(account, "the manifest is not an SQLite file at the newest schema")
     try:
-        account_id = manifest.account_id(account.name)
-        if account_id is None:
-            return _declined(account, "the account is not in the manifest yet")
-        if manifest.has_running_runs(account_id):
-            return _declined(account, "a run is open (alive, or died without closing it)")
-        if manifest.has_open_failures(account_id):
-            return _declined(account, "earlier failures wait for a retry")
-        if not manifest.last_run_ok(account_id):  # e.g. a refused password: one login only
-            return _declined(account, "the last run did not end ok")
-        unchanged_folders = _look(account, settings, manifest.folders(account_id))
+        account_id = settled_before(account, manifest)
+        if isinstance(account_id, str):
+            return _declined(account, account_id)
+        unchanged_folders = source_unchanged(account, settings, manifest.folders(account_id))
         if isinstance(unchanged_folders, str):
             return _declined(account, unchanged_folders)
         result = JobResult(account.name, "pull")
@@ -65,15 +56,34 @@ def probe_pull(account: Account, settings: Settings, emit: Emit) -> JobResult | 
     return result
 
 
+def settled_before(account: Account, manifest: LiteManifest) -> int | str:
+    """The account's id when the source may be probed at all (an IMAP source with a
+    password, known to the manifest, nothing open, failed or half-done); else why not."""
+    source = account.source
+    if source.is_file or source.kind != "imap" or source.auth != "password":
+        return "only IMAP sources with a password are probed"
+    account_id = manifest.account_id(account.name)
+    if account_id is None:
+        return "the account is not in the manifest yet"
+    if manifest.has_running_runs(account_id):
+        return "a run is open (alive, or died without closing it)"
+    if manifest.has_open_failures(account_id):
+        return "earlier failures wait for a retry"
+    if not manifest.last_run_ok(account_id):  # e.g. a refused password: one login only
+        return "the last run did not end ok"
+    return account_id
+
+
 def _declined(account: Account, reason: str) -> JobResult | None:
     """Log why the probe leaves this run to the full path (-vv); None, for the caller."""
     log.debug("%s: no-op probe declined (%s); the full pull runs", account.name, reason)
     return None
 
 
-def _look(account: Account, settings: Settings,
-          known: Mapping[str, FolderRecord]) -> int | str:
-    """How many folders are unchanged, if all of them are; else why not."""
+def source_unchanged(account: Account, settings: Settings,
+                     known: Mapping[str, FolderRecord]) -> int | str:
+    """How many folders are unchanged, if all of them are (the pull would change no row);
+    else why not."""
     quick = QuickSource(account.source)
     try:
         listed, statuses = quick.folders_with_status()

@@ -24,15 +24,23 @@ class BlobDamaged(Exception):
     """The archived file no longer hashes to its name: never send it."""
 
 
-def blob_pieces(store: BlobStore, sha: str) -> Iterator[bytes]:
-    """A blob's bytes in pieces, decompressed if it was stored compressed."""
+def blob_pieces(store: BlobStore, sha: str) -> Iterator[memoryview]:
+    """A blob's bytes in pieces, decompressed if it was stored compressed.
+
+    Each piece is a view of one buffer that the next piece overwrites: use it (hash it,
+    send it) before asking for the next. A fresh `bytes` per piece cost a page fault per
+    4 KB (pieces are above the mmap threshold, see `budget.release_large_buffers`): about a
+    fifth of the CPU of reading a big message.
+    """
     path = store.path(sha)
     if not path.exists():
         raise StorageError(f"blob {sha} is missing from the archive ({path})")
     opener = gzip.open if path.name.endswith(".gz") else open
+    buffer = bytearray(PIECE)
+    view = memoryview(buffer)
     with opener(path, "rb") as handle:
-        while piece := handle.read(PIECE):
-            yield piece
+        while count := handle.readinto(buffer):
+            yield view[:count]
 
 
 def check_blob(store: BlobStore, sha: str) -> bytes:
@@ -40,7 +48,7 @@ def check_blob(store: BlobStore, sha: str) -> bytes:
     digest = hashlib.sha256()
     head = b""
     for piece in blob_pieces(store, sha):
-        head = head or piece
+        head = head or bytes(piece)
         digest.update(piece)
     if digest.hexdigest() != sha:
         raise BlobDamaged(sha)

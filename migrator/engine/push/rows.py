@@ -17,28 +17,11 @@ from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, func,
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from migrator.archive.manifest import FailureRow, FolderRow, MessageRow, PushRow, utcnow
+from migrator.engine.push.candidate import DONE, FAILED, INTENT, Candidate, candidate
+from migrator.engine.push.candidate import REFUSED as REFUSED  # re-exported: verify uses it
 
 if TYPE_CHECKING:
     from migrator.engine.push.context import PushContext
-
-INTENT, DONE, REFUSED, FAILED = "intent", "done", "refused", "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """An archived message on its way to the target (or already there)."""
-
-    id: int  # messages.id
-    folder_id: int
-    sha256: str
-    size: int
-    internaldate: str | None
-    flags: tuple[str, ...]
-    message_id: str | None
-    state: str | None = None  # its push row's state, None if never tried
-    target_folder: str | None = None  # where the push row says it went (or was going)
-    target_uidvalidity: int | None = None
-    target_uid: int | None = None
 
 
 _COLUMNS = (MessageRow.id, MessageRow.folder_id, MessageRow.sha256, MessageRow.size,
@@ -47,9 +30,7 @@ _COLUMNS = (MessageRow.id, MessageRow.folder_id, MessageRow.sha256, MessageRow.s
 
 
 def _candidate(row: Row[Any]) -> Candidate:
-    (mid, folder_id, sha, size, date, flags, message_id, state, folder, validity, uid) = tuple(row)
-    return Candidate(mid, folder_id, sha, size, date, tuple((flags or "").split()), message_id,
-                     state, folder, validity, uid)
+    return candidate(tuple(row))
 
 
 def _with_push(target: str) -> Select[*tuple[Any, ...]]:

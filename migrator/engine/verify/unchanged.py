@@ -17,9 +17,7 @@ The STATUS is taken before the comparison, so a change made during it shows next
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -28,6 +26,7 @@ from migrator.archive import verified as records
 from migrator.archive.verified import FolderState, Verified
 from migrator.engine.push.context import PushContext
 from migrator.engine.push.rows import Candidate
+from migrator.engine.verify.digest import archive_digest
 from migrator.errors import MigratorError
 from migrator.targets.control import TargetControl
 
@@ -40,25 +39,6 @@ def planned_sources(ctx: PushContext) -> dict[str, list[int]]:
     for folder_id, where in ctx.targets.items():
         planned[where].append(folder_id)
     return planned
-
-
-def archive_digest(ctx: PushContext, messages: Sequence[Candidate]) -> str:
-    digest = hashlib.sha256()
-    for m in sorted(messages, key=lambda m: m.id):
-        digest.update(f"{m.id}\t{ctx.folder_names.get(m.folder_id)}\t{m.sha256}\t"
-                      f"{m.message_id}\t{m.state}\t{m.target_folder}\t"
-                      f"{m.target_uidvalidity}\t{m.target_uid}\n".encode())
-        if not m.message_id:  # found by a fingerprint of its blob: the blob file counts
-            digest.update(_blob_signature(ctx, m.sha256).encode())
-    return digest.hexdigest()
-
-
-def _blob_signature(ctx: PushContext, sha256: str) -> str:
-    try:
-        stat = os.stat(ctx.store.path(sha256))
-    except OSError:
-        return "missing\n"
-    return f"{stat.st_size} {stat.st_mtime_ns} {stat.st_ino}\n"
 
 
 class FolderGate:
@@ -92,7 +72,8 @@ class FolderGate:
         """The figures of the last verify of `folder` if neither side changed since (the
         folder is then not compared again), else None. `expected`: the archived messages
         expected there now (one folder's, so memory stays with the largest folder)."""
-        self.digests[folder] = archive_digest(self.ctx, expected)
+        self.digests[folder] = archive_digest(self.ctx.folder_names, self.ctx.store.path,
+                                              expected)
         if self.full:
             return None
         before, now = self.recorded.get(folder), self.states.get(folder)

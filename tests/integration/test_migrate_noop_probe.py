@@ -1,0 +1,167 @@
+"""The migrate no-op probe (engine/migrate_probe.py) against a real Dovecot source and the
+Office 365 look-alike: a true no-op is settled without SQLAlchemy, without asking the
+identity service, with the full path's output and run rows; each kind of change makes it
+decline and the full path then does the work.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from migrator import auth
+from migrator.engine import migrate_probe
+from tests.cli_runner import run_cli
+from tests.integration.push_world import (
+    SECRET,
+    SOURCE_PASSWORD,
+    SOURCE_PASSWORD_ENV,
+    issued_tokens,
+    leaked,
+    source_block,
+    target_block,
+    write_world_config,
+)
+from tests.integration.test_noop_probe import message, runs
+
+pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
+ROOT = Path(__file__).resolve().parents[2]
+RUN_AND_LIST = """
+import json, sys
+from migrator.cli.main import run
+status = run(sys.argv[1:])
+print(json.dumps({"status": status, "sqlalchemy": "sqlalchemy" in sys.modules,
+                  "msal": "msal" in sys.modules}))
+"""
+FIELDS = ("account_id", "command", "outcome", "counts", "error")
+
+
+@pytest.fixture
+def probe_results(monkeypatch) -> list[object]:
+    seen: list[object] = []
+    real = migrate_probe.probe_migrate
+
+    def spy(*args: object) -> object:
+        seen.append(real(*args))  # type: ignore[arg-type]
+        return seen[-1]
+
+    monkeypatch.setattr(migrate_probe, "probe_migrate", spy)
+    return seen
+
+
+def test_a_no_op_migrate_is_settled_by_the_probe_and_any_change_sends_it_to_the_full_path(
+        source_server, o365, oauth_service, certs, tmp_path, probe_results, monkeypatch):
+    source_server.add_user("alice", SOURCE_PASSWORD)
+    source_server.seed("alice", "INBOX", [message(n) for n in range(3)])
+    source_server.create_folder("alice", "Work")
+    source_server.seed("alice", "Work", [message(n) for n in range(10, 12)])
+    config = write_world_config(tmp_path, source_block(source_server),
+                                target_block(o365.imaps_port, certs.ca_cert, oauth_service))
+    archive = tmp_path / "archive"
+    first = run_cli("-c", config, "migrate", "bob")
+    assert first.status == 0, first.stderr
+    assert probe_results == [None]  # nothing recorded yet: declined
+
+    with monkeypatch.context() as full_path:
+        full_path.setattr(migrate_probe, "probe_migrate", lambda *args: None)
+        full = run_cli("-c", config, "--json", "migrate", "bob")
+    full_rows = runs(archive)[-3:]
+    asked = len(oauth_service.requests)
+    quick = run_cli("-c", config, "--json", "migrate", "bob")
+    assert probe_results[-1] is not None, quick.stderr
+    assert quick == full and full.status == 0
+    assert len(oauth_service.requests) == asked  # the cached token served
+    quick_rows = runs(archive)[-3:]
+    # the full path's pull and push rows come in either order (two threads)
+    assert sorted([getattr(r, f) for f in FIELDS] for r in quick_rows) == \
+        sorted([getattr(r, f) for f in FIELDS] for r in full_rows)
+    assert quick_rows[0].command == full_rows[0].command == "migrate"
+    assert json.loads(quick.stdout)["verify_present"] == 5
+
+    done = subprocess.run([sys.executable, "-c", RUN_AND_LIST, "-c", str(config), "-q",
+                           "migrate", "bob"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    answer = json.loads(done.stdout.splitlines()[-1])
+    assert answer == {"status": 0, "sqlalchemy": False, "msal": False}, done.stderr
+
+    def changed(name: str, said: str, why: str) -> None:
+        """After a change: the probe declines for that change (-vv says why: not for an
+        earlier one, so the full path settled that) and the full path does the work (its
+        summary line says `said`)."""
+        probe_results.clear()
+        auth._shared.clear()  # each run its own process, as from cron: no token in memory
+        log = tmp_path / f"{name}.log"
+        result = run_cli("-c", config, "-vv", "--log-file", log, "migrate", "bob")
+        assert probe_results == [None], name  # declined: the full path ran
+        assert f"migrate no-op probe declined ({why}" in log.read_text(), name
+        assert result.status == 0 and said in result.stdout, (name, result.stdout)
+        secrets = [SECRET, SOURCE_PASSWORD, *issued_tokens(oauth_service)]
+        assert leaked(secrets, log.read_text(), result.stderr) == [], name
+
+    source_server.seed("alice", "Work", [message(20)])
+    changed("new message at the source", "pulled 1,", "Work changed")
+
+    o365.doveadm("expunge", "-u", "bob@contoso.test", "mailbox", "Work", "uid", "1")
+    changed("a message deleted at the target", "pushed 1,", "target folder Work changed")
+
+    o365.doveadm("mailbox", "delete", "-u", "bob@contoso.test", "Work")
+    changed("a target folder deleted", "pushed 3,", "a planned target folder")
+
+    with sqlite3.connect(archive / "manifest.sqlite") as db:  # an APPEND that failed
+        folder, uid = db.execute("SELECT target_folder, target_uid FROM pushes "
+                                 "WHERE state = 'done' ORDER BY id LIMIT 1").fetchone()
+        db.execute("UPDATE pushes SET state = 'failed' WHERE target_uid = ? "
+                   "AND target_folder = ?", (uid, folder))
+    o365.doveadm("expunge", "-u", "bob@contoso.test", "mailbox", folder, "uid", str(uid))
+    changed("a push row failed", "pushed 1,", "messages wait to be pushed")
+
+    with sqlite3.connect(archive / "manifest.sqlite") as db:
+        db.execute("UPDATE verified_folders SET archive_digest = 'damaged'")
+    changed("a damaged verification record", "verified: 6 present",
+            "what the archive expects in INBOX changed")
+
+    with sqlite3.connect(archive / "manifest.sqlite") as db:
+        db.execute("DELETE FROM verified_folders WHERE folder = 'INBOX'")
+    changed("a missing verification record", "verified: 6 present",
+            "target folder INBOX is not recorded")
+
+    cache = archive / "tokens" / "app-app.json"
+    entries = json.loads(cache.read_text())
+    for entry in entries["AccessToken"].values():
+        entry["expires_on"] = str(int(entry["expires_on"]) - 3600)
+    cache.write_text(json.dumps(entries))
+    changed("an expired token in the cache", "verified: 6 present", "no cached access")
+
+    entries = json.loads(cache.read_text())
+    for entry in entries["AccessToken"].values():
+        entry["secret"] = "not-a-token-" + entry["secret"][:8]
+    cache.write_text(json.dumps(entries))
+    changed("a wrong token", "verified: 6 present", "target: AuthError")
+    auth._shared.clear()
+    probe_results.clear()
+    assert run_cli("-c", config, "migrate", "bob").status == 0
+    assert probe_results[-1] is not None  # the full path left nothing to do, a new token cached
+
+
+def test_a_plain_imap_target_is_probed_with_its_password(source_server, tmp_path,
+                                                         probe_results, monkeypatch):
+    source_server.add_user("alice", SOURCE_PASSWORD)
+    source_server.add_user("carol", SOURCE_PASSWORD)
+    source_server.seed("alice", "INBOX", [message(n) for n in range(3)])
+    target = source_block(source_server, user="carol").but(
+        password=f"env:{SOURCE_PASSWORD_ENV}")
+    config = write_world_config(tmp_path, source_block(source_server), target)
+    assert run_cli("-c", config, "migrate", "bob").status == 0
+    with monkeypatch.context() as full_path:
+        full_path.setattr(migrate_probe, "probe_migrate", lambda *args: None)
+        full = run_cli("-c", config, "migrate", "bob")
+    quick = run_cli("-c", config, "migrate", "bob")
+    assert probe_results[-1] is not None and full.status == quick.status == 0
+    assert quick.stdout == full.stdout  # the progress lines of two threads come in any order:
+    assert sorted(quick.stderr.splitlines()) == sorted(full.stderr.splitlines())
+    assert "verified: 3 present" in quick.stdout

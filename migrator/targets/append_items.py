@@ -18,6 +18,11 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _ATOM = re.compile(r'[^(){ %*"\\\]\x00-\x1f\x7f-\U0010ffff]+\Z')  # RFC 3501 ATOM-CHAR
 
 
+# A tagged NO with no response code ("NO System I/O error"): nothing was stored (RFC 3501
+# 6.3.11), so sending the message once more cannot make a duplicate. With a code ([TRYCREATE],
+# [OVERQUOTA], [LIMIT]...) or as BAD it is not this.
+PLAIN_NO = "plain-no"
+
 Body = bytes | Callable[[], Iterable[bytes | memoryview]]
 
 
@@ -43,7 +48,7 @@ class AppendOutcome:
     uidvalidity: int | None = None
     uid: int | None = None
     retry_after: float | None = None
-    reason: str = ""  # for refused: too-big | refused
+    reason: str = ""  # for refused: too-big | refused; for failed: PLAIN_NO or ""
 
 
 @dataclass(frozen=True)
@@ -91,14 +96,15 @@ def append_command(tag: bytes, item: AppendItem, flags: tuple[str, ...], nonsync
     return b" ".join(parts) + b"\r\n"
 
 
-def refused_or_failed(item: AppendItem, text: str) -> AppendOutcome:
+def refused_or_failed(item: AppendItem, text: str, *, plain_no: bool = False) -> AppendOutcome:
+    """`plain_no`: the reply was a tagged NO with no response code."""
     backoff = throttle_backoff(text)
     if backoff is not None or NOT_CONNECTED in text:
         return AppendOutcome(item, "throttled", text, retry_after=backoff)
     why = refusal(text)
     if why is not None:
         return AppendOutcome(item, "refused", text, reason=why)
-    return AppendOutcome(item, "failed", text)
+    return AppendOutcome(item, "failed", text, reason=PLAIN_NO if plain_no else "")
 
 
 def keep_flags(flags: tuple[str, ...], selected: Selected | None) -> tuple[tuple[str, ...],

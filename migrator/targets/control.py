@@ -61,6 +61,10 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+# reconnecting at once is right after a lost session; throttling says how long
+RECONNECTS = RetryPolicy(attempts=8, base_delay=0.1)
+
+
 class TargetControl:
     """One reconnecting control connection to the target mailbox."""
 
@@ -70,8 +74,7 @@ class TargetControl:
         self.endpoint = endpoint
         self.account = account
         self.tokens = tokens
-        # reconnecting at once is right after a lost session; throttling says how long
-        self.policy = policy or RetryPolicy(attempts=8, base_delay=0.1)
+        self.policy = policy or RECONNECTS
         self.stop = stop
         self.sleep = sleep
         self._client: IMAPClient | None = None

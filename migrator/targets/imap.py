@@ -304,9 +304,8 @@ class AppendWriter:
             log.debug("reply to a command nobody waits for: %r", response[:80])
             return
         text = text_bytes.decode("utf-8", "replace")
-        ok = status.upper() == b"OK"
         if pending.kind == "append":
-            self._appended(pending, ok, text_bytes, text)
+            self._appended(pending, status.upper(), text_bytes, text)
         else:
             pending.status, pending.text = status.upper(), text
 
@@ -318,13 +317,14 @@ class AppendWriter:
             if pending.kind == "command":
                 pending.lines.append(response)
 
-    def _appended(self, pending: _Pending, ok: bool, text_bytes: bytes, text: str) -> None:
+    def _appended(self, pending: _Pending, status: bytes, text_bytes: bytes, text: str) -> None:
         item = pending.item
         assert item is not None
         self._appends -= 1
         self._bytes -= item.size
-        if not ok:
-            self.outcomes.append(refused_or_failed(item, text))
+        if status != b"OK":
+            plain_no = status == b"NO" and not text.startswith("[")
+            self.outcomes.append(refused_or_failed(item, text, plain_no=plain_no))
             return
         match = _APPENDUID.search(text_bytes)
         uidvalidity, uid = (int(match.group(1)), int(match.group(2))) if match else (None, None)

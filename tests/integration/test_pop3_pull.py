@@ -187,10 +187,13 @@ def test_a_server_without_uidl_is_pulled_by_header_fingerprint_with_a_warning(so
         assert summary["fetched"] == 1 and summary["unchanged"] == 8
 
 
+@pytest.mark.sqlite_manifest_only
 def test_maildrop_locked_by_another_client_is_a_clear_error_then_a_later_run_works(
         certs, tmp_path, monkeypatch):
-    # Dovecot waits ~10 s for its session lock before -ERR [IN-USE]: one attempt here, the
-    # retries are covered in tests/unit/test_pop3_engine.py
+    # Dovecot waits 10 s (hard-coded) for its session lock before -ERR [IN-USE]: one attempt
+    # here, the retries are covered in tests/unit/test_pop3_engine.py. On one manifest kind
+    # only: IN-USE is the source's; a connection error on PostgreSQL is
+    # test_wrong_password_and_unverified_tls_are_one_line_errors[postgresql]
     monkeypatch.setattr(pop3_pull, "IN_USE_RETRY", RetryPolicy(attempts=1))
     with TunedSourceServer(certs, {"pop3_lock_session": "yes"}) as server:
         server.add_user(USER, PASSWORD)

@@ -32,7 +32,7 @@ def tables(url: str) -> list[str]:
 
 @pytest.mark.parametrize("command", [
     ["status"], ["status", "--json"], ["export", "alice", "--format", "eml", "DEST"],
-    ["show", "1"], ["search", "alice", "x"]])
+    ["show", "1"], ["search", "alice", "x"], ["verify", "--archive"]])
 def test_a_read_only_command_on_an_empty_database_creates_nothing(postgres_url, tmp_path,
                                                                    command):
     config = Config(tmp_path / "archive", database=postgres_url).write(tmp_path / "m.toml")
@@ -47,6 +47,9 @@ def test_a_read_only_command_on_an_empty_database_creates_nothing(postgres_url, 
             assert json.loads(result.stdout)["accounts"] == []
         else:
             assert "no accounts archived yet" in result.stdout
+    elif command[0] == "verify":  # nothing archived: nothing damaged
+        assert result.status == ExitStatus.OK, result.stderr
+        assert f"nothing archived yet at {tmp_path / 'archive'}" in result.stdout
     else:
         assert result.status == ExitStatus.MANIFEST
         assert result.stderr == f"migrator: error: no archive at {tmp_path / 'archive'}\n"

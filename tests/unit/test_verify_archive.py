@@ -83,3 +83,19 @@ def test_unreferenced_blob_file_is_harmless(archive: tuple[Path, BlobStore]) -> 
     result = run_cli("-c", config, "verify", "--archive")
     assert result.status == 0
     assert "1 unreferenced files (harmless)" in result.stdout
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_nothing_archived_verifies_and_creates_nothing(tmp_path: Path, json_flag: list[str]
+                                                       ) -> None:
+    config = Config(tmp_path / "archive").write(tmp_path / "migrator.toml")
+    before = sorted(tmp_path.rglob("*"))
+    result = run_cli(*json_flag, "-c", config, "verify", "--archive")
+    assert result.status == 0, result.stderr
+    if json_flag:
+        report = json_result(result)
+        assert report["nothing_archived"] is True and report["problems"] == []
+        assert report["archive"]["blobs"] == 0
+    else:
+        assert f"nothing archived yet at {tmp_path / 'archive'}" in result.stdout
+    assert sorted(tmp_path.rglob("*")) == before  # no manifest, no archive directory

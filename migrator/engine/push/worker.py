@@ -43,6 +43,7 @@ from migrator.engine.push.rows import (
     Candidate,
     Outcome,
 )
+from migrator.engine.push.second_try import SecondTry
 from migrator.errors import (
     ConnectError,
     ConnectionLost,
@@ -99,6 +100,7 @@ class PushWorker:
         self.ledger = Ledger(ctx)
         self.candidates = self.ledger.candidates
         self.throttles: dict[int, Backoff] = {}  # per message throttled
+        self.second_try = SecondTry(ctx.name, ctx.stop)  # after a plain NO
         self.flag_later: list[AppendOutcome] = []  # appended, \\Flagged still to be set
         self.ahead = ChunkAhead(f"push-{ctx.name}-{index}-intents")
         self.unwanted = ""  # the server's words when it refuses work on this session
@@ -162,8 +164,9 @@ class PushWorker:
                                         [(item.ref, item.folder) for item in items]))
 
     def _settle(self) -> None:
-        """Wait for every reply, set the flags Exchange needs again, write outcomes down."""
-        if self.writer is not None and not self.writer.dead and self.writer.in_flight:
+        """Wait for every reply (also to what went again: throttled, a plain NO), set the
+        flags Exchange needs again, write outcomes down."""
+        while self.writer is not None and not self.writer.dead and self.writer.in_flight:
             pending: deque[AppendItem] = deque()
             self._with_connection(AppendWriter.drain, pending)
             self._collect(pending)
@@ -349,6 +352,8 @@ class PushWorker:
                                          outcome.uid, self._keyword_note(item)))
         elif outcome.status == "unknown":
             self._unknown([item])
+        elif self.second_try.wanted(outcome):
+            pending.appendleft(item)
         else:
             state = REFUSED if outcome.status == "refused" else FAILED
             self.outcomes.append(Outcome(item.ref, state, item.folder, note=outcome.text))

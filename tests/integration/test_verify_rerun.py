@@ -28,6 +28,7 @@ from tests.integration.push_world import (
     target_block,
     write_world_config,
 )
+from tests.integration.test_migrate_noop_probe import timeless
 from tests.world import manifests
 from tests.world.configs import Endpoint
 from tests.world.mailstore import SeedMessage
@@ -293,7 +294,7 @@ def test_a_no_op_migrate_signs_in_once_and_compares_nothing(source_server, fault
     seen = commands.take()
     assert not {"SELECT", "EXAMINE", "FETCH", "UID FETCH", "UID SEARCH", "APPEND"} & set(seen)
     probed = run_cli("-c", config, "--json", "migrate", "bob")
-    assert probed == again
+    assert timeless(probed) == timeless(again)  # how long a push took is no difference
     if manifest_database == "sqlite":  # settled by the no-op probe: one round trip after LOGIN
         assert commands.connections[-1] == [
             "LOGIN", "NAMESPACE", "LIST", "STATUS", "STATUS", "LOGOUT"]

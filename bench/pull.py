@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import re
 import shutil
 import socket
 import sqlite3
@@ -44,11 +43,11 @@ from bench.common import (
     settle,
     source_server,
 )
+from bench.raw_imap import until
 from tests.world.configs import Account, Config, Endpoint
 
 USER, PASSWORD = "bench", "bench-secret"
 BIG = 30 * 1024 * 1024
-_LITERAL = re.compile(rb"\{(\d+)\}\r\n\Z")
 
 
 @dataclass
@@ -128,17 +127,7 @@ def _fetch_all(port: int, folders: Sequence[str], sink: DurableSink,
 
         def command(tag: bytes, text: bytes) -> None:
             sock.sendall(tag + b" " + text + b"\r\n")
-            while True:
-                line = stream.readline()
-                if not line:
-                    raise ConnectionError("server closed the connection")
-                if line.startswith(tag + b" "):
-                    if not line[len(tag) + 1:].startswith(b"OK"):
-                        raise RuntimeError(line.decode(errors="replace"))
-                    return
-                literal = _LITERAL.search(line)
-                if literal:
-                    sink.write(stream.read(int(literal[1])))
+            until(stream, tag, on_literal=sink.write)  # each message body, to the sink
 
         command(b"a", b"LOGIN %s %s" % (login[0].encode(), login[1].encode()))
         for folder in folders:

@@ -8,12 +8,14 @@ takes, not a client's overhead; one copy, so every baseline sends the same comma
 from __future__ import annotations
 
 import base64
+import re
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 WINDOW = 64  # APPENDs in flight per connection
+_LITERAL = re.compile(rb"\{(\d+)\}\r\n\Z")  # a line announcing a literal of N bytes
 
 
 def login(port: int, context: ssl.SSLContext, mailbox: str, token: str
@@ -29,8 +31,10 @@ def login(port: int, context: ssl.SSLContext, mailbox: str, token: str
     return sock, stream
 
 
-def until(stream: Any, tag: bytes) -> None:
-    """Read to the reply tagged `tag`; RuntimeError unless it is OK."""
+def until(stream: Any, tag: bytes,
+          on_literal: Callable[[bytes], object] | None = None) -> None:
+    """Read to the reply tagged `tag`; RuntimeError unless it is OK. A literal (`{N}` ending
+    a line) is read whole, by its size, and given to `on_literal` (else dropped)."""
     while True:
         line = stream.readline()
         if not line:
@@ -39,6 +43,11 @@ def until(stream: Any, tag: bytes) -> None:
             if not line[len(tag) + 1:].startswith(b"OK"):
                 raise RuntimeError(line.decode(errors="replace"))
             return
+        literal = _LITERAL.search(line)
+        if literal:
+            data = stream.read(int(literal[1]))
+            if on_literal is not None:
+                on_literal(data)
 
 
 def append_pipelined(sock: ssl.SSLSocket, stream: Any,

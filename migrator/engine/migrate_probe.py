@@ -23,7 +23,7 @@ from migrator.archive.lite import LiteManifest, utcnow
 from migrator.auth import default_scopes
 from migrator.config import Account, Settings
 from migrator.engine.events import Emit, Notice, TaskAdvanced, TaskFinished, TaskStarted
-from migrator.engine.imap.noop_probe import settled_before, source_unchanged
+from migrator.engine.imap.noop_probe import open_settled, source_unchanged
 from migrator.engine.results import JobResult
 from migrator.engine.verify.quick_gate import Settled, TargetLook, look_at_target, settled
 from migrator.targets import target_identity
@@ -51,13 +51,11 @@ def probe_migrate(account: Account, settings: Settings, emit: Emit) -> JobResult
     elif target.auth != "password" or target.password is None:
         return _declined(account, "the target signs in neither by password nor by token")
     started = utcnow()
-    manifest = LiteManifest.open(settings.archive.database)
-    if manifest is None:
-        return _declined(account, "the manifest is not an SQLite file at the newest schema")
+    opened = open_settled(account, settings)
+    if isinstance(opened, str):
+        return _declined(account, opened)
+    manifest, account_id = opened
     try:
-        account_id = settled_before(account, manifest)
-        if isinstance(account_id, str):
-            return _declined(account, account_id)
         identity = target_identity(target)
         known = manifest.folders(account_id)
         recorded = lite_push.verified(manifest.connection, identity)

@@ -31,13 +31,11 @@ def probe_pull(account: Account, settings: Settings, emit: Emit) -> JobResult | 
     """The result of a pull that would change nothing, with its run recorded; or None when
     that cannot be proved (the caller then runs the full pull). The caller holds the lock."""
     started = utcnow()
-    manifest = LiteManifest.open(settings.archive.database)
-    if manifest is None:
-        return _declined(account, "the manifest is not an SQLite file at the newest schema")
+    opened = open_settled(account, settings)
+    if isinstance(opened, str):
+        return _declined(account, opened)
+    manifest, account_id = opened
     try:
-        account_id = settled_before(account, manifest)
-        if isinstance(account_id, str):
-            return _declined(account, account_id)
         unchanged_folders = source_unchanged(account, settings, manifest.folders(account_id))
         if isinstance(unchanged_folders, str):
             return _declined(account, unchanged_folders)
@@ -54,6 +52,22 @@ def probe_pull(account: Account, settings: Settings, emit: Emit) -> JobResult | 
     emit(TaskStarted("pull", account.name))
     emit(TaskFinished("pull", account.name, {"outcome": result.outcome, **result.counts}))
     return result
+
+
+def open_settled(account: Account, settings: Settings) -> tuple[LiteManifest, int] | str:
+    """The manifest, open, and the account's id when a probe may go on (`settled_before`);
+    else why not, the manifest closed again. Both probes begin here."""
+    manifest = LiteManifest.open(settings.archive.database)
+    if manifest is None:
+        return "the manifest is not an SQLite file at the newest schema"
+    try:
+        account_id = settled_before(account, manifest)
+    except Exception as exc:  # anything unexpected: the full path will meet it and say it
+        account_id = exc.__class__.__name__
+    if isinstance(account_id, str):
+        manifest.close()
+        return account_id
+    return manifest, account_id
 
 
 def settled_before(account: Account, manifest: LiteManifest) -> int | str:

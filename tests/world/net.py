@@ -3,13 +3,15 @@
 Dovecot, Cyrus and PostgreSQL are given a port number and bind it themselves, so between the
 pick and their bind another process may take it. The ports the OS hands out for port 0 come
 from its ephemeral range, where every other process's picks and the local ports of outgoing
-connections come from too. So ports are picked below that range instead, from a block of
-their own per pytest-xdist worker (PYTEST_XDIST_WORKER=gwN, gw0 without xdist): two workers
-of one run never pick the same port, and the OS never hands one of them out. Within its block
-a process takes the ports in turn from a random start (a port comes back only after the whole
-block), each one checked free by binding it. A run of another checkout on the same machine at
-the same time may still meet the same block: the servers start again on new ports when theirs
-was taken (private_server.py, postgres.py).
+connections come from too. So ports are picked below that range instead (from LOWEST up),
+from a block of their own per pytest-xdist worker (PYTEST_XDIST_WORKER=gwN, gw0 without
+xdist): two workers of one run never pick the same port, and the OS never hands one of them
+out. Which block gw0 gets depends on the run (PYTEST_XDIST_TESTRUNUID, shared by its workers;
+without xdist a random one), so two runs on one machine at the same time seldom share one.
+Within its block a process takes the ports in turn from a random start (a port comes back
+only after the whole block), each one checked free by binding it. Where two runs do share a
+block, the servers start again on new ports when theirs was taken (private_server.py,
+postgres.py).
 """
 import os
 import random
@@ -18,7 +20,7 @@ import time
 
 HOST = "127.0.0.1"
 BLOCK = 1500  # ports per worker: the ~1,000 servers of a whole run come back to a port rarely
-BLOCKS = 8  # workers with a block of their own; a ninth shares gw0's (still checked free)
+LOWEST = 10000  # below: well-known and registered services' ports, left alone
 _RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 
 
@@ -30,20 +32,32 @@ def _ephemeral_low():
         return 32768  # Linux's default
 
 
-def _worker_index():
+def _blocks():
+    """How many blocks fit between LOWEST and the ephemeral range."""
+    return max(0, (_ephemeral_low() - LOWEST) // BLOCK)
+
+
+def _block_index():
+    """This worker's block: the run's first block plus the worker's number."""
+    blocks = _blocks()
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    first = int(run, 16) if run and all(c in "0123456789abcdef" for c in run) else None
+    if first is None:
+        first = random.randrange(1 << 30)
     digits = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    return int(digits) % BLOCKS if digits.isdigit() else 0
+    worker = int(digits) if digits.isdigit() else 0
+    return (first + worker) % blocks if blocks else 0
 
 
 class _Block:
     """This process's block of ports and where in it the next pick starts."""
 
     def __init__(self):
-        self.start = _ephemeral_low() - (BLOCKS - _worker_index()) * BLOCK
+        self.start = LOWEST + _block_index() * BLOCK
         self.next = random.randrange(BLOCK)
 
     def take(self):
-        if self.start < 1024:  # an ephemeral range reaching down to 1024 leaves no room
+        if not _blocks():  # an ephemeral range reaching down to LOWEST leaves no room
             return _any_free_port()
         for _ in range(BLOCK):
             port = self.start + self.next

@@ -1,5 +1,6 @@
 """The private PostgreSQL cluster: reachable on loopback, one empty database per test."""
 import os
+import socket
 
 import psycopg
 import pytest
@@ -30,7 +31,6 @@ def test_cluster_listens_on_loopback_only(postgres_server):
     assert 'listening on IPv4 address "127.0.0.1"' in postgres_server.log_text()
 
 
-
 def test_a_cluster_whose_test_process_died_is_stopped_and_removed(postgres_server):
     orphan = PostgresServer(max_connections=10)
     orphan.start()
@@ -45,3 +45,14 @@ def test_a_cluster_whose_test_process_died_is_stopped_and_removed(postgres_serve
         assert postgres_server.create_database()  # the living run's cluster is left alone
     finally:
         orphan.stop()
+
+
+def test_a_cluster_whose_port_was_taken_meanwhile_starts_on_another(postgres_server):
+    server = PostgresServer(max_connections=10)
+    with socket.create_server(("127.0.0.1", server.port)) as taker:
+        taken = taker.getsockname()[1]
+        with server:
+            assert server.port != taken
+            with psycopg.connect(host="127.0.0.1", port=server.port, user="migrator",
+                                 dbname="postgres", connect_timeout=5) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)

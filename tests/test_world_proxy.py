@@ -158,10 +158,24 @@ def test_bye_after_seconds_comes_unprompted(source_server, fault_proxy, closing)
     proxy = fault_proxy(source_server.imap_port)
     proxy.bye(after_seconds=0.2)
     sock = closing(socket.create_connection((proxy.host, proxy.port), timeout=10))
-    greeting, bye = _read_to_eof(sock).splitlines(keepends=True)
-    assert greeting.startswith(b"* OK")
+    sock.sendall(b"a1 LOGIN pat pw\r\n")
+    greeting, logged_in, bye = _read_to_eof(sock).splitlines(keepends=True)
+    assert greeting.startswith(b"* OK") and logged_in.startswith(b"a1 OK")
     assert bye == b"* BYE Session invalidated - AccessTokenExpired\r\n"
-    assert proxy.events == [("bye", 1, 0)]
+    assert proxy.events == [("bye", 1, 1)]
+
+
+def test_bye_after_seconds_waits_for_a_slow_login(source_server, fault_proxy, closing):
+    _user(source_server)
+    proxy = fault_proxy(source_server.imap_port)
+    proxy.bye(after_seconds=0.3)
+    sock = closing(socket.create_connection((proxy.host, proxy.port), timeout=10))
+    assert sock.recv(4096).startswith(b"* OK")
+    time.sleep(0.6)  # twice the session's age before the login starts: no goodbye yet
+    sock.sendall(b"a1 LOGIN pat pw\r\n")
+    logged_in, bye = _read_to_eof(sock).splitlines(keepends=True)
+    assert logged_in.startswith(b"a1 OK")
+    assert bye == b"* BYE Session invalidated - AccessTokenExpired\r\n"
 
 
 def test_drop_after_bytes_cuts_exactly_there(source_server, fault_proxy, closing):

@@ -21,6 +21,7 @@ from tests.world.net import HOST, free_port
 BIN_ENV = "MIGRATOR_TEST_PG_BIN"
 USER = "migrator"
 START_TIMEOUT = 60
+START_ATTEMPTS = 3  # a port taken between its pick and the server's bind: start on another
 RUN_AS = "postgres"  # the account PostgreSQL runs under when the tests run as root
 PREFIX = "migrator-pg-"
 OWNER = "owner.pid"  # the test process a cluster belongs to
@@ -109,16 +110,31 @@ class PostgresServer:
         try:
             self._run("initdb", "-D", self.data, "-U", USER, "-A", "trust", "-E", "UTF8",
                       "--locale=C", "--no-sync")
-            with open(os.path.join(self.data, "postgresql.auto.conf"), "a") as conf:
-                conf.write(f"listen_addresses = '{HOST}'\nport = {self.port}\n"
-                           f"unix_socket_directories = '{self.dir}'\n"
-                           f"max_connections = {self.max_connections}\n"
-                           "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
-            self._run("pg_ctl", "-D", self.data, "-l", self.log_path, "-w",
-                      "-t", str(START_TIMEOUT), "start")
+            for attempt in range(START_ATTEMPTS):
+                if attempt:
+                    self.port = free_port()
+                self._write_settings()
+                started = self._run("pg_ctl", "-D", self.data, "-l", self.log_path, "-w",
+                                    "-t", str(START_TIMEOUT), "start", check=False)
+                if started.returncode == 0:
+                    return
+                if "Address already in use" not in self.log_text():
+                    break  # not a port taken since it was picked: starting again won't help
+            raise RuntimeError(f"pg_ctl start failed ({started.returncode}): "
+                               f"{started.stderr.strip() or started.stdout.strip()}\n"
+                               f"{self.log_text()[-2000:]}")
         except BaseException:
             self.stop()
             raise
+
+    def _write_settings(self):
+        """The port and the rest, in postgresql.auto.conf (read last, so it wins); written
+        anew for each start attempt."""
+        with open(os.path.join(self.data, "postgresql.auto.conf"), "w") as conf:
+            conf.write(f"listen_addresses = '{HOST}'\nport = {self.port}\n"
+                       f"unix_socket_directories = '{self.dir}'\n"
+                       f"max_connections = {self.max_connections}\n"
+                       "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
 
     def stop(self):
         if self.dir is None:

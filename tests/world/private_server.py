@@ -6,11 +6,13 @@ runs it and where that writes its log; `stop()` stays its own (each server leave
 way).
 """
 
+import contextlib
 import os
+import signal
 import subprocess
 import tempfile
 
-from tests.world.net import port_open, wait_until
+from tests.world.net import listening_inodes, port_open, wait_until
 
 
 class PrivateServer:
@@ -20,6 +22,7 @@ class PrivateServer:
 
     dir = None
     proc = None
+    port_taken = False  # the last start found one of its ports held by another process
 
     def _path(self, *parts):
         return os.path.join(self.dir, *parts)
@@ -65,7 +68,8 @@ class PrivateServer:
                 self._configure()
                 if self._spawn():
                     return self
-                if attempt == self.start_attempts - 1 or not self._may_retry():
+                if attempt == self.start_attempts - 1 or not (self.port_taken
+                                                              or self._may_retry()):
                     raise RuntimeError(self._failure())
         except BaseException:
             self.stop()
@@ -84,9 +88,31 @@ class PrivateServer:
             return self.proc.poll() is not None or all(map(port_open, self._ports()))
 
         wait_until(ready, self.start_timeout, what=f"{self.name} ports")
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and all(map(self._listens_itself, self._ports())):
             return True
+        self.port_taken = self.proc.poll() is None  # a port answered, but not from the master
+        if self.port_taken:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
         self.proc = None
+        return False
+
+    def _listens_itself(self, port):
+        """Whether the master holds the socket listening on `port` (Cyrus's master starts
+        even when a port is taken: it leaves that service out, and another process would
+        answer there). Assumed where /proc cannot tell."""
+        inodes = listening_inodes(port)
+        if inodes is None:
+            return True
+        try:
+            fds = os.listdir(f"/proc/{self.proc.pid}/fd")
+        except OSError:
+            return True
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{self.proc.pid}/fd/{fd}") in inodes:
+                    return True
         return False
 
     def _started(self, proc):

@@ -27,9 +27,11 @@ successful STARTTLS the proxy stops parsing and only passes bytes.
   bye(after_seconds, at_command) Exchange's token-expiry goodbye, "* BYE Session
                                 invalidated - AccessTokenExpired", then close:
                                 sent unprompted once a connection is
-                                `after_seconds` old (at the next response
-                                boundary), or instead of answering its
-                                `at_command`-th command.
+                                `after_seconds` old and logged in (at the
+                                next response boundary; a login that took
+                                longer gets `after_seconds` from its end),
+                                or instead of answering its `at_command`-th
+                                command.
 
 Rewriting (`rewrite=` a factory, e.g. a Rewrite subclass): one instance per
 connection sees every protocol unit and returns what to forward instead (b""

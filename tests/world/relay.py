@@ -82,6 +82,8 @@ class Connection:
         self.to_client = self._pipe(client_writer, "s2c")
         self.raw = not proxy.imap
         self.pending = None  # (tag, kind, future) while the client waits on the server
+        self.login_tag = None  # the tag of the client's LOGIN or AUTHENTICATE
+        self.logged_in = asyncio.Event()  # the server said OK to it
         self.s2c_lock = asyncio.Lock()
         self.commands = 0
         self.rewriter = proxy.rewrite() if proxy.rewrite else None
@@ -157,6 +159,8 @@ class Connection:
         if name is not None:
             self.commands += 1
             self.proxy.stats["command " + name] += 1
+            if name in ("LOGIN", "AUTHENTICATE"):
+                self.login_tag = tag
             if self.commands == self.proxy._bye_at:
                 await self._say_bye()
             if self.proxy._drop_command(name):
@@ -190,7 +194,14 @@ class Connection:
         raise Drop("bye")
 
     async def _bye_timer(self, after):
+        """The goodbye once the connection is `after` seconds old and logged in; one not
+        logged in by then (on a loaded machine an XOAUTH2 login here can take longer than a
+        short test session) gets `after` seconds from its login instead: Exchange never ends
+        a session before its login is done (its tokens live an hour)."""
         await asyncio.sleep(after)
+        if not self.logged_in.is_set():
+            await self.logged_in.wait()
+            await asyncio.sleep(after)
         if self.raw:  # after STARTTLS there is no IMAP to speak: stay quiet
             await asyncio.Event().wait()
         await self._say_bye()
@@ -322,6 +333,9 @@ class Connection:
             sent += len(data)
 
     def _resolve_pending(self, first):
+        if self.login_tag is not None and first.upper().startswith(self.login_tag.upper()
+                                                                    + b" OK"):
+            self.logged_in.set()
         if self.pending is None:
             return
         tag, kind, future = self.pending

@@ -18,7 +18,9 @@ Reported: seconds (`s (run)`: the runs' own durations from the manifest; `s (wal
 interpreter start included), migrator's CPU seconds (steadier than time on a busy machine),
 msgs/s and MB/s end to end, peak RSS (the larger of the two processes for pull-then-push),
 the speed-up over pull-then-push, and msgs/s (run) over the raw APPEND's, measured in the
-same round.
+same round. A second table gives the CPU seconds of everyone busy during each run (bench/cpu.py:
+the program, both Dovecots, the proxy): on 2 cores half of that is a floor under the run's
+wall time, set beside the time 0.8x of the raw APPEND allows.
 """
 
 from __future__ import annotations

@@ -235,6 +235,8 @@ def ensure_schema(engine: Engine, url: str, *, upgrade: bool) -> None:
     with engine.connect() as connection:
         if current_revision(connection) == SCHEMA_HEAD:
             return
+    if upgrade and _created_new(engine, url):
+        return
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
@@ -261,6 +263,21 @@ def ensure_schema(engine: Engine, url: str, *, upgrade: bool) -> None:
         else:
             log.warning("Upgrading manifest %s schema %s -> %s", safe_url(url), current, head)
         command.upgrade(alembic_config(connection), "head")
+
+
+def _created_new(engine: Engine, url: str) -> bool:
+    """A database with no table at all gets the newest schema at once, from the models
+    (`schema_new.py`), without Alembic; False: it holds something, the revisions decide."""
+    from migrator.archive.schema_new import create_new
+
+    with engine.connect() as connection, _all_or_nothing(connection):
+        if connection.dialect.name == "postgresql":  # as below: one creator at a time
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": SCHEMA_LOCK_KEY})
+        if not create_new(connection):
+            return False
+    log.info("Creating manifest %s (schema %s)", safe_url(url), SCHEMA_HEAD)
+    return True
 
 
 @contextmanager

@@ -103,7 +103,8 @@ class AppendWriter:
         """Send one APPEND once the window has room; outcomes arrive in `self.outcomes`.
 
         `data` is the message, or (for big ones, so they are never held in memory) a
-        function giving its bytes in pieces; they must add up to `item.size`.
+        function giving its bytes in pieces; they must add up to `item.size`. If the pieces
+        raise, the APPEND is cut short (never stored) and the connection given up.
         """
         if isinstance(data, bytes) and len(data) != item.size:
             raise ValueError(f"message {item.ref}: {len(data)} bytes, expected {item.size}")
@@ -238,13 +239,29 @@ class AppendWriter:
             self._send(data)
         else:
             sent = 0
-            for piece in data():
-                self._send(piece)
-                sent += len(piece)
+            try:
+                for piece in data():
+                    self._send(piece)
+                    sent += len(piece)
+            except (ConnectionLost, OSError):
+                raise
+            except Exception:
+                self._give_up_literal()
+                raise
             if sent != size:  # the server would read our next command as part of it
                 raise ConnectionLost(f"message source gave {sent} bytes, not {size}")
         self._partial = None  # every byte of the literal is out: it may be stored
         self._send(b"\r\n")
+
+    def _give_up_literal(self) -> None:
+        """The message's pieces stopped short (its blob proved damaged): its literal is never
+        finished, so the server cannot store it; the connection is closed, and what else was
+        unanswered has unknown outcome. The source's error goes on to the caller."""
+        self._orphan("the message being sent could not be read whole")
+        try:
+            self.client.shutdown()
+        except Exception:
+            log.debug("socket already closed")
 
     def _guard(self, step: Callable[..., None], *args: object) -> None:
         """Run a step; if the connection dies, every unanswered APPEND's outcome is unknown."""

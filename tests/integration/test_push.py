@@ -198,3 +198,24 @@ def test_big_messages_stream_and_a_damaged_blob_is_never_sent(o365, oauth_servic
     assert "<damaged@push.example>" in result.stderr and "verify --archive" in result.stderr
     assert "pushed 9" in result.stdout and "failed 1" in result.stdout
     assert_target_matches(o365, good)
+
+
+def test_a_damaged_big_blob_is_cut_short_and_the_rest_arrives_once(o365, oauth_service, certs,
+                                                                  tmp_path):
+    """A big message is hashed as it is sent: a damaged one is found at its end, its APPEND
+    is cut before the last byte (never stored), and the connection's other unanswered
+    APPENDs are settled by looking at the target."""
+    good = [message(n) for n in range(20)] + [message(40, size=1_500_000, mid="big")]
+    damaged = message(41, size=2_500_000, mid="damaged")
+    fill_archive(tmp_path / "archive", [*good[:10], damaged, *good[10:]])
+    sha = hashlib.sha256(damaged.raw).hexdigest()
+    blob = tmp_path / "archive" / "objects" / sha[:2] / f"{sha[2:]}.eml"
+    blob.write_bytes(damaged.raw[:-3] + b"XX\n")
+    config = o365_config(tmp_path, o365, oauth_service, certs)
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.PARTIAL
+    assert "<damaged@push.example>" in result.stderr and "verify --archive" in result.stderr
+    assert "pushed 21" in result.stdout and "failed 1" in result.stdout
+    assert_target_matches(o365, good)

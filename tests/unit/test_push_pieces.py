@@ -8,7 +8,13 @@ import os
 import pytest
 
 from migrator.archive.blobs import BlobStore
-from migrator.engine.push.message import PIECE, BlobDamaged, blob_pieces, check_blob
+from migrator.engine.push.message import (
+    PIECE,
+    BlobDamaged,
+    blob_pieces,
+    check_blob,
+    checked_pieces,
+)
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip"])
@@ -44,3 +50,41 @@ def test_a_blob_read_whole_prefers_the_plain_file_and_finds_a_gzip_one(tmp_path)
 
     assert plain.read(first) == b"plain message"
     assert plain.read(second) == b"packed message"  # any store reads either kind
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_checked_pieces_are_the_blob_read_once(tmp_path, compression, monkeypatch):
+    store = BlobStore(tmp_path, compression)
+    data = b"Subject: big\r\n\r\n" + os.urandom(3 * PIECE + 99)
+    sha = store.put(data).sha256
+    opened = []
+    real_open = open
+
+    def counting_open(*args, **kwargs):
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    pieces = [bytes(piece) for piece in checked_pieces(store, sha)]
+
+    assert b"".join(pieces) == data and len(pieces) == 4
+    assert len(opened) == 1  # hashed as it is read, not read once more to be checked first
+
+
+@pytest.mark.parametrize("damage", ["last byte", "first byte", "cut short", "emptied"])
+def test_a_damaged_blob_never_gives_its_last_piece(tmp_path, damage):
+    store = BlobStore(tmp_path)
+    data = os.urandom(2 * PIECE + 10)
+    sha = store.put(data).sha256
+    stored = {"last byte": data[:-1] + bytes([data[-1] ^ 1]),
+              "first byte": bytes([data[0] ^ 1]) + data[1:],
+              "cut short": data[:PIECE], "emptied": b""}[damage]
+    store.path(sha).write_bytes(stored)
+
+    given = bytearray()
+    with pytest.raises(BlobDamaged):
+        for piece in checked_pieces(store, sha):
+            given += piece
+
+    assert len(given) < len(stored) or not stored  # the end is withheld
+    assert stored.startswith(bytes(given))

@@ -1,13 +1,17 @@
 """What is sent for one archived message: its bytes, proven intact, and its INTERNALDATE.
 
-Every message is re-hashed before it is sent, so a blob damaged on disk is reported instead
-of pushed; a big one is read twice in pieces (hash, then send) and never held in memory.
+Every message is re-hashed before the target can store it, so a blob damaged on disk is
+reported instead of pushed. A small one is read whole and hashed before it is sent; a big one
+is read once, in pieces hashed as they go out, and its last piece is given only once the
+whole has hashed to its name (`checked_pieces`): a damaged one's literal is never finished,
+so the server cannot store it, and the connection is given up.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from collections.abc import Iterator
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -41,6 +45,41 @@ def blob_pieces(store: BlobStore, sha: str) -> Iterator[memoryview]:
     with opener(path, "rb") as handle:
         while count := handle.readinto(buffer):
             yield view[:count]
+
+
+def checked_pieces(store: BlobStore, sha: str) -> Iterator[memoryview]:
+    """`blob_pieces`, re-hashed as they are read: the last piece comes only if the blob
+    hashes to `sha`, else BlobDamaged is raised in its place. Two buffers take turns, so each
+    piece is read before the one before it is let go (and the end is known before it)."""
+    path = store.path(sha)
+    if not path.exists():
+        raise StorageError(f"blob {sha} is missing from the archive ({path})")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    buffers = (bytearray(PIECE), bytearray(PIECE))
+    views = (memoryview(buffers[0]), memoryview(buffers[1]))
+    digest = hashlib.sha256()
+    turn = 0
+    try:
+        with opener(path, "rb") as handle:
+            count = handle.readinto(buffers[turn])
+            while count:
+                following = handle.readinto(buffers[1 - turn])
+                digest.update(views[turn][:count])
+                if not following and digest.hexdigest() != sha:
+                    raise BlobDamaged(sha)
+                yield views[turn][:count]
+                turn, count = 1 - turn, following
+    except (OSError, EOFError, zlib.error):  # unreadable (a broken gzip file): damaged too
+        raise BlobDamaged(sha) from None
+    if digest.hexdigest() != sha:  # an empty file
+        raise BlobDamaged(sha)
+
+
+def first_piece(store: BlobStore, sha: str) -> bytes:
+    """The start of a blob (its headers, for a delivery date), not checked."""
+    for piece in blob_pieces(store, sha):
+        return bytes(piece)
+    return b""
 
 
 def check_blob(store: BlobStore, sha: str) -> bytes:

@@ -31,9 +31,9 @@ from migrator.engine.push.ledger import Ledger
 from migrator.engine.push.message import (
     STREAM_ABOVE,
     BlobDamaged,
-    blob_pieces,
-    check_blob,
+    checked_pieces,
     delivery_date,
+    first_piece,
     parse_date,
 )
 from migrator.engine.push.rows import (
@@ -246,9 +246,11 @@ class PushWorker:
                 raise BlobDamaged(sha)
             head = data
             body: Body = data
-        else:  # big: checked, then streamed from the file, never held in memory
-            head = check_blob(self.ctx.store, sha)
-            body = partial(blob_pieces, self.ctx.store, sha)
+        else:  # big: streamed from the file, checked as it goes, never held in memory
+            if not self.ctx.store.exists(sha):  # said before its APPEND is begun
+                raise StorageError(f"blob {sha} is missing from the archive")
+            body = partial(checked_pieces, self.ctx.store, sha)
+            head = b"" if item.internaldate is not None else first_piece(self.ctx.store, sha)
         if item.internaldate is None:  # POP3 knows no INTERNALDATE: the delivery date
             item = replace(item, internaldate=delivery_date(head))
         started = time.monotonic()

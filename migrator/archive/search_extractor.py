@@ -8,8 +8,8 @@ It imports no SQLAlchemy, so it starts in a few tens of milliseconds. stdin: pic
 objects, first `(archive root, compression, manifest file)`, then lists of SHA-256 names.
 With a manifest file (SQLite) it writes the index itself (`search_sqlite.py`): blobs
 indexed already are skipped, the rest parsed, and written by a second thread, up to
-`WRITE_DOCS` messages per transaction, at the normal priority (a transaction holds the write
-lock the pull's commits wait for, and a niced tail would wait behind any other load); stdout
+`LOCKED_DOCS` messages per transaction (a transaction holds the write lock the pull's
+commits wait for: short ones), at the normal priority; stdout
 gets, per transaction, the number of messages added, or on a failure the exception's class
 name (it then writes no more). Without one ("": PostgreSQL, SQLite in memory) stdout gets,
 for each list, one pickled list of `(sha, fields)`, `fields` the `SearchText` as a tuple,
@@ -136,17 +136,12 @@ class IndexWriter:
         self.connection.close()
 
     def _run(self) -> None:
-        held: list[tuple[str, SearchText]] = []
-        chars = 0
+        held = search_sqlite.HeldWrites(self._write, lambda item: len(item[1].body),
+                                        search_sqlite.LOCKED_DOCS, search_sqlite.LOCKED_CHARS)
         while (texts := self.queue.get()) is not None:
-            if self.failed:
-                continue  # drained, so the parsing thread never blocks on a full queue
-            held.extend(texts)
-            chars += sum(len(text.body) for _, text in texts)
-            if len(held) >= search_sqlite.WRITE_DOCS or chars >= search_sqlite.WRITE_CHARS:
-                self._write(held)
-                held, chars = [], 0
-        self._write(held)
+            if not self.failed:  # after a failure drained: the parser never blocks on it
+                held.add(texts)
+        held.flush()
 
     def _write(self, texts: list[tuple[str, SearchText]]) -> None:
         if self.failed or not texts:

@@ -4,17 +4,20 @@ the index is still written when it cannot start, and caught up when it dies."""
 
 from __future__ import annotations
 
+import io
 import logging
+import pickle
 import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from migrator.archive import search_extractor, search_index
+from migrator.archive import search_extractor, search_index, search_sqlite
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.archive.search_extractor import ExtractorProcess
+from migrator.archive.search_text import extract
 from tests.unit.test_search import MESSAGES, archive, indexed, search, subjects
 
 
@@ -103,3 +106,30 @@ def test_a_garbled_reply_is_one_warning_not_a_dead_thread(
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == ["search index not updated (UnicodeDecodeError); `migrator index` "
                         "catches up"]
+
+
+def test_the_process_writes_in_transactions_of_at_most_locked_docs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each transaction holds the write lock the pull waits for: few messages each."""
+    archive(tmp_path, indexer=False)
+    store = BlobStore(tmp_path / "archive")
+    texts = [(store.put(raw).sha256, extract(raw)) for raws in MESSAGES.values() for raw in raws]
+    monkeypatch.setattr(search_sqlite, "LOCKED_DOCS", 2)
+    replies = io.BytesIO()
+    writer = search_extractor.IndexWriter(str(tmp_path / "archive" / "manifest.sqlite"), replies)
+    writer.put(texts)
+    writer.close()
+    replies.seek(0)
+    assert [pickle.load(replies) for _ in range(2)] == [2, 1]
+    assert indexed(tmp_path) == 3
+
+
+def test_held_writes_are_written_at_either_limit_and_at_the_flush() -> None:
+    written: list[list[str]] = []
+    held = search_sqlite.HeldWrites(written.append, len, docs=3, chars=10)
+    held.add(["a", "b"])
+    assert written == []
+    held.add(["c", "dddddddddd", "e"])  # three messages; then ten characters in one
+    held.flush()
+    held.flush()  # nothing held: no empty transaction
+    assert written == [["a", "b", "c"], ["dddddddddd"], ["e"]]

@@ -4,11 +4,14 @@ the index is still written when it cannot start, and caught up when it dies."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import os
 import pickle
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -106,6 +109,36 @@ def test_a_garbled_reply_is_one_warning_not_a_dead_thread(
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == ["search index not updated (UnicodeDecodeError); `migrator index` "
                         "catches up"]
+
+
+def niceness(pid: int, thread: int) -> int:
+    """A thread's nice value, as the kernel reports it (field 19 of its stat line)."""
+    stat = Path(f"/proc/{pid}/task/{thread}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[16])
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="Linux: a priority per thread")
+def test_writing_a_manifest_file_only_the_parsing_thread_is_niced(tmp_path: Path) -> None:
+    """The writer holds the write lock the pull's commits wait for: it keeps the pull's
+    priority, and only reading and parsing give way."""
+    archive(tmp_path, indexer=False)
+    store = BlobStore(tmp_path / "archive")
+    extractor = ExtractorProcess.start(store, str(tmp_path / "archive" / "manifest.sqlite"))
+    pid, ours = extractor.process.pid, os.getpriority(os.PRIO_PROCESS, 0)
+    seen: dict[int, int] = {}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):  # a thread starting or ending
+            seen = {int(task.name): niceness(pid, int(task.name))
+                    for task in Path(f"/proc/{pid}/task").iterdir()}
+        if len(seen) == 2 and seen[pid] != ours:
+            break
+        time.sleep(0.01)
+    extractor.finish()
+    assert extractor.wait() == 0
+    writer = [nice for thread, nice in seen.items() if thread != pid]
+    assert seen.get(pid) == min(19, ours + search_extractor.NICENESS), seen
+    assert writer == [ours], seen
 
 
 def test_the_process_writes_in_transactions_of_at_most_locked_docs(

@@ -1,6 +1,6 @@
 """Benchmark what the search index costs a pull, and what searching costs.
 
-    python -m bench.search [--messages 5000] [--repeat 5] [--compare CHECKOUT] [--smoke]
+    python -m bench.search [--messages 5000] [--repeat 5] [--compare CHECKOUT ...] [--smoke]
 
 Seeds the test-world source with the pull benchmark's corpus (bench/pull.py, one 30 MB
 message included), then runs `--repeat` rounds of pulls, each into an empty archive:
@@ -8,8 +8,8 @@ message included), then runs `--repeat` rounds of pulls, each into an empty arch
 - pull, no index: `python -m migrator pull` with `[archive] search_index = false`;
 - pull + index: the same with the index on (the default): the pull's wall time includes
   the indexer finishing its queue before the process exits;
-- with `--compare CHECKOUT`, also pull + index from that checkout of migrator (e.g.
-  `git worktree add /tmp/before main`): a before/after in the same rounds.
+- with `--compare CHECKOUT` (repeatable), also pull + index from that checkout of migrator
+  (e.g. `git worktree add /tmp/before main`): a before/after in the same rounds.
 
 The order within a round alternates (ABBA: no index, index, then index, no index), so a
 drift of the machine's load meets both kinds alike. Each round gives one ratio, pull + index
@@ -108,9 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=5000, help="corpus size (default 5000)")
     parser.add_argument("--repeat", type=int, default=5,
                         help="rounds, each one pull of each kind (default 5)")
-    parser.add_argument("--compare", type=Path, metavar="CHECKOUT",
-                        help="also pull + index from another checkout of migrator, in the "
-                             "same rounds")
+    parser.add_argument("--compare", type=Path, metavar="CHECKOUT", action="append",
+                        default=[], help="also pull + index from another checkout of migrator, "
+                                         "in the same rounds (repeatable)")
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     parser.add_argument("--no-wait", action="store_true",
                         help="skip waiting for a quiet disk before each pull (on a shared "
@@ -119,8 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     wait = not (args.smoke or args.no_wait)
     kinds = [Kind(NO_INDEX, False), Kind(INDEX, True)]
-    if args.compare:
-        kinds.append(Kind(f"{INDEX} ({args.compare.name})", True, args.compare.resolve()))
+    kinds += [Kind(f"{INDEX} ({checkout.name})", True, checkout.resolve())
+              for checkout in args.compare]
     print(f"machine: {machine()}", flush=True)
     work = scratch("migrator-bench-search-")
     try:

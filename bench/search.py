@@ -1,6 +1,6 @@
 """Benchmark what the search index costs a pull, and what searching costs.
 
-    python -m bench.search [--messages 5000] [--repeat 5] [--compare CHECKOUT ...] [--smoke]
+    python -m bench.search [--messages 5000] [--repeat 6] [--compare CHECKOUT ...] [--smoke]
 
 Seeds the test-world source with the pull benchmark's corpus (bench/pull.py, one 30 MB
 message included), then runs `--repeat` rounds of pulls, each into an empty archive:
@@ -106,8 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=5000, help="corpus size (default 5000)")
-    parser.add_argument("--repeat", type=int, default=5,
-                        help="rounds, each one pull of each kind (default 5)")
+    parser.add_argument("--repeat", type=int, default=6,
+                        help="rounds, each one pull of each kind (default 6: an even number "
+                             "puts each kind in each place equally often)")
     parser.add_argument("--compare", type=Path, metavar="CHECKOUT", action="append",
                         default=[], help="also pull + index from another checkout of migrator, "
                                          "in the same rounds (repeatable)")

@@ -9,8 +9,8 @@ objects, first `(archive root, compression, manifest file)`, then lists of SHA-2
 With a manifest file (SQLite) it writes the index itself (`search_sqlite.py`): blobs
 indexed already are skipped, the rest read and parsed by a thread at niceness `NICENESS`,
 and written by a second thread, at the normal priority, up to `LOCKED_DOCS` messages per
-transaction (a transaction holds the write lock the pull's commits wait for: short ones,
-never held by a starved thread); stdout
+transaction, then a pause (a transaction holds the write lock the pull's commits wait for:
+short ones, never held by a starved thread, each leaving the pull's commit a gap); stdout
 gets, per transaction, the number of messages added, or on a failure the exception's class
 name (it then writes no more). Without one ("": PostgreSQL, SQLite in memory) stdout gets,
 for each list, one pickled list of `(sha, fields)`, `fields` the `SearchText` as a tuple,
@@ -28,6 +28,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -158,6 +159,7 @@ class IndexWriter:
             reply(self.replies, added)
         except OSError:  # the parent went away
             self.failed = True
+        time.sleep(search_sqlite.LOCK_GAP)  # the pull's commit waiting for the lock gets in
 
 
 def next_request(requests: BinaryIO) -> list[str] | None:

@@ -21,12 +21,16 @@ CHUNK = 500  # parameters per IN (...) query
 WRITE_DOCS = 1000
 WRITE_CHARS = 16 * 1024 * 1024
 # ... except where a transaction holds the write lock of a manifest file the pull commits to
-# (the extraction process's): there the pull's next commit waits for it, so short ones. On
-# the bench's 5,001 messages the FTS5 inserts took the same CPU (0.71-0.85 s) in transactions
-# of 100, 250 or 1,000 messages, and the lock was held a median 36-76 ms, 92-123 ms or
-# 387-477 ms each (a loaded machine)
-LOCKED_DOCS = 200
-LOCKED_CHARS = 2 * 1024 * 1024
+# (the extraction process's): there the pull's next commit waits for it, so short ones, with
+# the lock left free for LOCK_GAP after each. SQLite's busy handler does not queue waiters: a
+# waiting commit polls (after 1, 2, 5, 10 ms ...), and a writer straight back in its next
+# transaction kept another process's commits (every 20 ms) out for up to 1.5-2.2 s at a
+# time, 0.19-0.35 s with these figures, and let 2-3 times as many in (indexing the bench's
+# 5,001 messages at load 16; the FTS5 inserts took the same CPU, 0.71-0.85 s, in
+# transactions of 100, 250 or 1,000 messages)
+LOCKED_DOCS = 100
+LOCKED_CHARS = 1024 * 1024
+LOCK_GAP = 0.02  # seconds
 
 T = TypeVar("T")
 

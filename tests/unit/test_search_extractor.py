@@ -9,6 +9,7 @@ import io
 import logging
 import os
 import pickle
+import sqlite3
 import sys
 import threading
 import time
@@ -155,6 +156,32 @@ def test_the_process_writes_in_transactions_of_at_most_locked_docs(
     replies.seek(0)
     assert [pickle.load(replies) for _ in range(2)] == [2, 1]
     assert indexed(tmp_path) == 3
+
+
+def test_the_process_leaves_the_write_lock_free_after_each_transaction(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's busy handler polls: a waiting commit gets in only if the lock stays free."""
+    archive(tmp_path, indexer=False)
+    store = BlobStore(tmp_path / "archive")
+    texts = [(store.put(raw).sha256, extract(raw)) for raws in MESSAGES.values() for raw in raws]
+    monkeypatch.setattr(search_sqlite, "LOCKED_DOCS", 2)
+    database = str(tmp_path / "archive" / "manifest.sqlite")
+    free: list[bool] = []
+
+    def pause(seconds: float) -> None:  # is the lock free while the writer pauses?
+        other = sqlite3.connect(database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            free.append(seconds == search_sqlite.LOCK_GAP)
+        finally:
+            other.close()
+
+    monkeypatch.setattr(search_extractor.time, "sleep", pause)
+    writer = search_extractor.IndexWriter(database, io.BytesIO())
+    writer.put(texts)
+    writer.close()
+    assert free == [True, True]  # after each of the two transactions
 
 
 def test_held_writes_are_written_at_either_limit_and_at_the_flush() -> None:

@@ -206,6 +206,9 @@ def index_cost(kinds: Sequence[Kind], rounds: Sequence[dict[str, Times]]) -> str
                      f"{statistics.median(cpu) / base:.0%} of the no-index pull's wall time "
                      f"({base:.2f} s) if it overlapped none of it; CPU ratio "
                      f"{statistics.median(ratios(rounds, kind.label, 2)):.2f}x")
+    walls = [measured[NO_INDEX][0] for measured in rounds]
+    lines.append(f"the no-index pulls alone: {span(walls, ' s')} ({max(walls) / min(walls):.2f}x "
+                 "max/min): a ratio's range near that says the machine, not the index, set it")
     return "\n".join(lines)
 
 

@@ -24,10 +24,10 @@ WRITE_CHARS = 16 * 1024 * 1024
 # (the extraction process's): there the pull's next commit waits for it, so short ones, with
 # the lock left free for LOCK_GAP after each. SQLite's busy handler does not queue waiters: a
 # waiting commit polls (after 1, 2, 5, 10 ms ...), and a writer straight back in its next
-# transaction kept another process's commits (every 20 ms) out for up to 1.5-2.2 s at a
-# time, 0.19-0.35 s with these figures, and let 2-3 times as many in (indexing the bench's
-# 5,001 messages at load 16; the FTS5 inserts took the same CPU, 0.71-0.85 s, in
-# transactions of 100, 250 or 1,000 messages)
+# transaction kept it out. While the bench's 5,001 messages were indexed (load 15-16), a
+# process committing every 20 ms waited at most 1.2-2.2 s for one commit with transactions
+# of 1,000 messages, 0.19-0.65 s with these figures; the FTS5 inserts took the same CPU
+# (0.71-0.85 s) in transactions of 100, 250 or 1,000 messages
 LOCKED_DOCS = 100
 LOCKED_CHARS = 1024 * 1024
 LOCK_GAP = 0.02  # seconds

@@ -7,9 +7,10 @@ index's whole cost; the pull's process only sends blob names).
 It imports no SQLAlchemy, so it starts in a few tens of milliseconds. stdin: pickled
 objects, first `(archive root, compression, manifest file)`, then lists of SHA-256 names.
 With a manifest file (SQLite) it writes the index itself (`search_sqlite.py`): blobs
-indexed already are skipped, the rest parsed, and written by a second thread, up to
-`WRITE_DOCS` messages per transaction, at the normal priority (a transaction holds the write
-lock the pull's commits wait for, and a niced tail would wait behind any other load); stdout
+indexed already are skipped, the rest read and parsed by a thread at niceness `NICENESS`,
+and written by a second thread, at the normal priority, up to `LOCKED_DOCS` messages per
+transaction, then a pause (a transaction holds the write lock the pull's commits wait for:
+short ones, never held by a starved thread, each leaving the pull's commit a gap); stdout
 gets, per transaction, the number of messages added, or on a failure the exception's class
 name (it then writes no more). Without one ("": PostgreSQL, SQLite in memory) stdout gets,
 for each list, one pickled list of `(sha, fields)`, `fields` the `SearchText` as a tuple,
@@ -27,6 +28,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -136,17 +138,12 @@ class IndexWriter:
         self.connection.close()
 
     def _run(self) -> None:
-        held: list[tuple[str, SearchText]] = []
-        chars = 0
+        held = search_sqlite.HeldWrites(self._write, lambda item: len(item[1].body),
+                                        search_sqlite.LOCKED_DOCS, search_sqlite.LOCKED_CHARS)
         while (texts := self.queue.get()) is not None:
-            if self.failed:
-                continue  # drained, so the parsing thread never blocks on a full queue
-            held.extend(texts)
-            chars += sum(len(text.body) for _, text in texts)
-            if len(held) >= search_sqlite.WRITE_DOCS or chars >= search_sqlite.WRITE_CHARS:
-                self._write(held)
-                held, chars = [], 0
-        self._write(held)
+            if not self.failed:  # after a failure drained: the parser never blocks on it
+                held.add(texts)
+        held.flush()
 
     def _write(self, texts: list[tuple[str, SearchText]]) -> None:
         if self.failed or not texts:
@@ -162,6 +159,7 @@ class IndexWriter:
             reply(self.replies, added)
         except OSError:  # the parent went away
             self.failed = True
+        time.sleep(search_sqlite.LOCK_GAP)  # the pull's commit waiting for the lock gets in
 
 
 def next_request(requests: BinaryIO) -> list[str] | None:
@@ -179,7 +177,8 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> int:
         while (shas := next_request(requests)) is not None:
             reply(replies, extract_blobs(store, shas))
         return 0
-    writer = IndexWriter(database, replies)
+    writer = IndexWriter(database, replies)  # started first: it keeps this priority
+    nice_this_thread(NICENESS)
     reader = search_sqlite.connect(database)
     try:
         while (shas := next_request(requests)) is not None:
@@ -194,10 +193,22 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> int:
     return 0
 
 
-# Returning words, it gives way to the pull it serves (and to the servers beside it); writing
-# a manifest file's index it does not: it holds the write lock the pull's commits wait for,
-# and the pull waits at its end for what is left
+# Reading and parsing give way to the pull they serve (and to the servers beside it): the
+# whole process when it returns words; when it writes a manifest file's index, only the
+# parsing thread, not the writer: a transaction holds the write lock the pull's commits wait
+# for, and a niced writer would hold it as long as any other load kept it off a core
 NICENESS = 10
+
+
+def nice_this_thread(increment: int) -> None:
+    """Lower the calling thread's priority only (Linux keeps one per thread; elsewhere, where
+    a thread's id is no process id, nothing changes)."""
+    if sys.platform != "linux":
+        return
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, thread,
+                       os.getpriority(os.PRIO_PROCESS, thread) + increment)
 
 
 def main() -> int:

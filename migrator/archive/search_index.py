@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
 from migrator.archive.manifest import AccountRow, FolderRow, MessageRow, SearchDocRow
-from migrator.archive.search_extractor import Extracted, ExtractorProcess, as_text
-from migrator.archive.search_sqlite import CHUNK, WRITE_CHARS, WRITE_DOCS, insert_docs
+from migrator.archive.search_extractor import Extracted, ExtractorProcess, Fields, as_text
+from migrator.archive.search_sqlite import CHUNK, HeldWrites, insert_docs
 from migrator.archive.search_text import SearchText, extract
 from migrator.errors import MigratorError
 
@@ -234,8 +234,7 @@ class SearchIndexer:
         """Takes the process's replies: counts written, a failure, or words to write here;
         reads them to the end even after a failure (a process blocked on a full pipe would
         never exit)."""
-        held: Extracted = []
-        chars = 0
+        held = HeldWrites(self._write_batch, _body_chars)
         try:
             for reply in extractor.replies():
                 if isinstance(reply, int):
@@ -243,14 +242,10 @@ class SearchIndexer:
                 elif isinstance(reply, str):
                     self._fail(reply)
                 else:
-                    held.extend(reply)
-                    chars += sum(len(fields[5]) for _, fields in reply if fields is not None)
-                    if len(held) >= WRITE_DOCS or chars >= WRITE_CHARS:
-                        self._write_batch(held)
-                        held, chars = [], 0
+                    held.add(reply)
         except Exception as exc:  # a garbled reply: the rest of the stream is lost, and
             self._fail(exc.__class__.__name__)  # wait() closes it so the process ends
-        self._write_batch(held)
+        held.flush()
 
     def _write_batch(self, found: Extracted) -> None:
         texts = [(sha, as_text(fields)) for sha, fields in found if fields is not None]
@@ -268,6 +263,10 @@ class SearchIndexer:
                 return
             self.failed = True
         log.warning("search index not updated (%s); `migrator index` catches up", reason)
+
+
+def _body_chars(item: tuple[str, Fields | None]) -> int:
+    return 0 if item[1] is None else len(item[1][5])
 
 
 def _database_file(manifest: Manifest) -> str:

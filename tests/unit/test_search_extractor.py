@@ -4,17 +4,24 @@ the index is still written when it cannot start, and caught up when it dies."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
+import pickle
+import sqlite3
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from migrator.archive import search_extractor, search_index
+from migrator.archive import search_extractor, search_index, search_sqlite
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.archive.search_extractor import ExtractorProcess
+from migrator.archive.search_text import extract
 from tests.unit.test_search import MESSAGES, archive, indexed, search, subjects
 
 
@@ -103,3 +110,86 @@ def test_a_garbled_reply_is_one_warning_not_a_dead_thread(
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == ["search index not updated (UnicodeDecodeError); `migrator index` "
                         "catches up"]
+
+
+def niceness(pid: int, thread: int) -> int:
+    """A thread's nice value, as the kernel reports it (field 19 of its stat line)."""
+    stat = Path(f"/proc/{pid}/task/{thread}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[16])
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="Linux: a priority per thread")
+def test_writing_a_manifest_file_only_the_parsing_thread_is_niced(tmp_path: Path) -> None:
+    """The writer holds the write lock the pull's commits wait for: it keeps the pull's
+    priority, and only reading and parsing give way."""
+    archive(tmp_path, indexer=False)
+    store = BlobStore(tmp_path / "archive")
+    extractor = ExtractorProcess.start(store, str(tmp_path / "archive" / "manifest.sqlite"))
+    pid, ours = extractor.process.pid, os.getpriority(os.PRIO_PROCESS, 0)
+    seen: dict[int, int] = {}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):  # a thread starting or ending
+            seen = {int(task.name): niceness(pid, int(task.name))
+                    for task in Path(f"/proc/{pid}/task").iterdir()}
+        if len(seen) == 2 and seen[pid] != ours:
+            break
+        time.sleep(0.01)
+    extractor.finish()
+    assert extractor.wait() == 0
+    writer = [nice for thread, nice in seen.items() if thread != pid]
+    assert seen.get(pid) == min(19, ours + search_extractor.NICENESS), seen
+    assert writer == [ours], seen
+
+
+def test_the_process_writes_in_transactions_of_at_most_locked_docs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each transaction holds the write lock the pull waits for: few messages each."""
+    archive(tmp_path, indexer=False)
+    store = BlobStore(tmp_path / "archive")
+    texts = [(store.put(raw).sha256, extract(raw)) for raws in MESSAGES.values() for raw in raws]
+    monkeypatch.setattr(search_sqlite, "LOCKED_DOCS", 2)
+    replies = io.BytesIO()
+    writer = search_extractor.IndexWriter(str(tmp_path / "archive" / "manifest.sqlite"), replies)
+    writer.put(texts)
+    writer.close()
+    replies.seek(0)
+    assert [pickle.load(replies) for _ in range(2)] == [2, 1]
+    assert indexed(tmp_path) == 3
+
+
+def test_the_process_leaves_the_write_lock_free_after_each_transaction(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's busy handler polls: a waiting commit gets in only if the lock stays free."""
+    archive(tmp_path, indexer=False)
+    store = BlobStore(tmp_path / "archive")
+    texts = [(store.put(raw).sha256, extract(raw)) for raws in MESSAGES.values() for raw in raws]
+    monkeypatch.setattr(search_sqlite, "LOCKED_DOCS", 2)
+    database = str(tmp_path / "archive" / "manifest.sqlite")
+    free: list[bool] = []
+
+    def pause(seconds: float) -> None:  # is the lock free while the writer pauses?
+        other = sqlite3.connect(database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            free.append(seconds == search_sqlite.LOCK_GAP)
+        finally:
+            other.close()
+
+    monkeypatch.setattr(search_extractor.time, "sleep", pause)
+    writer = search_extractor.IndexWriter(database, io.BytesIO())
+    writer.put(texts)
+    writer.close()
+    assert free == [True, True]  # after each of the two transactions
+
+
+def test_held_writes_are_written_at_either_limit_and_at_the_flush() -> None:
+    written: list[list[str]] = []
+    held = search_sqlite.HeldWrites(written.append, len, docs=3, chars=10)
+    held.add(["a", "b"])
+    assert written == []
+    held.add(["c", "dddddddddd", "e"])  # three messages; then ten characters in one
+    held.flush()
+    held.flush()  # nothing held: no empty transaction
+    assert written == [["a", "b", "c"], ["dddddddddd"], ["e"]]

@@ -12,8 +12,8 @@ from migrator.engine.push.message import (
     PIECE,
     BlobDamaged,
     blob_pieces,
-    check_blob,
     checked_pieces,
+    first_piece,
 )
 
 
@@ -25,7 +25,7 @@ def test_pieces_add_up_to_the_blob_and_the_head_survives_the_next_piece(tmp_path
     sha = store.put(data).sha256
 
     pieces = [bytes(piece) for piece in blob_pieces(store, sha)]
-    head = check_blob(store, sha)
+    head = first_piece(store, sha)
 
     assert b"".join(pieces) == data
     assert len(pieces) == 4
@@ -39,7 +39,7 @@ def test_a_damaged_big_blob_is_refused(tmp_path):
     store.path(sha).write_bytes(data[:-1] + b"x")
 
     with pytest.raises(BlobDamaged):
-        check_blob(store, sha)
+        list(checked_pieces(store, sha))
     assert hashlib.sha256(data).hexdigest() == sha
 
 

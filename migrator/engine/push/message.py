@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Iterator
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from io import BufferedIOBase
 
 from migrator.archive.blobs import BlobStore
 from migrator.errors import StorageError
@@ -28,6 +29,14 @@ class BlobDamaged(Exception):
     """The archived file no longer hashes to its name: never send it."""
 
 
+def _opened(store: BlobStore, sha: str) -> BufferedIOBase:
+    """A blob's file, open for reading (gzip-decompressed if it was stored compressed)."""
+    path = store.path(sha)
+    if not path.exists():
+        raise StorageError(f"blob {sha} is missing from the archive ({path})")
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
 def blob_pieces(store: BlobStore, sha: str) -> Iterator[memoryview]:
     """A blob's bytes in pieces, decompressed if it was stored compressed.
 
@@ -36,13 +45,9 @@ def blob_pieces(store: BlobStore, sha: str) -> Iterator[memoryview]:
     4 KB (pieces are above the mmap threshold, see `budget.release_large_buffers`): about a
     fifth of the CPU of reading a big message.
     """
-    path = store.path(sha)
-    if not path.exists():
-        raise StorageError(f"blob {sha} is missing from the archive ({path})")
-    opener = gzip.open if path.name.endswith(".gz") else open
     buffer = bytearray(PIECE)
     view = memoryview(buffer)
-    with opener(path, "rb") as handle:
+    with _opened(store, sha) as handle:
         while count := handle.readinto(buffer):
             yield view[:count]
 
@@ -51,16 +56,12 @@ def checked_pieces(store: BlobStore, sha: str) -> Iterator[memoryview]:
     """`blob_pieces`, re-hashed as they are read: the last piece comes only if the blob
     hashes to `sha`, else BlobDamaged is raised in its place. Two buffers take turns, so each
     piece is read before the one before it is let go (and the end is known before it)."""
-    path = store.path(sha)
-    if not path.exists():
-        raise StorageError(f"blob {sha} is missing from the archive ({path})")
-    opener = gzip.open if path.name.endswith(".gz") else open
     buffers = (bytearray(PIECE), bytearray(PIECE))
     views = (memoryview(buffers[0]), memoryview(buffers[1]))
     digest = hashlib.sha256()
     turn = 0
     try:
-        with opener(path, "rb") as handle:
+        with _opened(store, sha) as handle:
             count = handle.readinto(buffers[turn])
             while count:
                 following = handle.readinto(buffers[1 - turn])
@@ -80,18 +81,6 @@ def first_piece(store: BlobStore, sha: str) -> bytes:
     for piece in blob_pieces(store, sha):
         return bytes(piece)
     return b""
-
-
-def check_blob(store: BlobStore, sha: str) -> bytes:
-    """Re-hash a blob without loading it; its first piece (headers) is returned."""
-    digest = hashlib.sha256()
-    head = b""
-    for piece in blob_pieces(store, sha):
-        head = head or bytes(piece)
-        digest.update(piece)
-    if digest.hexdigest() != sha:
-        raise BlobDamaged(sha)
-    return head
 
 
 def delivery_date(data: bytes) -> datetime | None:

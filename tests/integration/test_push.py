@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from migrator.archive.blobs import BlobStore
 from migrator.errors import ExitStatus
 from tests.cli_runner import run_cli
 from tests.integration.push_world import (
@@ -182,14 +183,17 @@ def test_account_without_target_is_a_clear_error(tmp_path):
     assert "no [accounts.bob.target]" in result.stderr
 
 
+def overwrite_blob(archive, stored: SeedMessage, data: bytes) -> None:
+    """Damage an archived message's blob in place (what a failing disk would do)."""
+    BlobStore(archive).path(hashlib.sha256(stored.raw).hexdigest()).write_bytes(data)
+
+
 def test_big_messages_stream_and_a_damaged_blob_is_never_sent(o365, oauth_service, certs,
                                                               tmp_path):
     good = [message(n) for n in range(8)] + [message(40, size=3_500_000, mid="big")]
     damaged = message(41, mid="damaged")
     fill_archive(tmp_path / "archive", [*good, damaged])
-    sha = hashlib.sha256(damaged.raw).hexdigest()
-    blob = tmp_path / "archive" / "objects" / sha[:2] / f"{sha[2:]}.eml"
-    blob.write_bytes(damaged.raw.replace(b"line", b"LINE", 1))
+    overwrite_blob(tmp_path / "archive", damaged, damaged.raw.replace(b"line", b"LINE", 1))
     config = o365_config(tmp_path, o365, oauth_service, certs)
 
     result = run_cli("-c", config, "push", "bob")
@@ -208,9 +212,7 @@ def test_a_damaged_big_blob_is_cut_short_and_the_rest_arrives_once(o365, oauth_s
     good = [message(n) for n in range(20)] + [message(40, size=1_500_000, mid="big")]
     damaged = message(41, size=2_500_000, mid="damaged")
     fill_archive(tmp_path / "archive", [*good[:10], damaged, *good[10:]])
-    sha = hashlib.sha256(damaged.raw).hexdigest()
-    blob = tmp_path / "archive" / "objects" / sha[:2] / f"{sha[2:]}.eml"
-    blob.write_bytes(damaged.raw[:-3] + b"XX\n")
+    overwrite_blob(tmp_path / "archive", damaged, damaged.raw[:-3] + b"XX\n")
     config = o365_config(tmp_path, o365, oauth_service, certs)
 
     result = run_cli("-c", config, "push", "bob")

@@ -21,7 +21,7 @@ from migrator.archive import search_extractor, search_index, search_sqlite
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.archive.search_extractor import ExtractorProcess
-from migrator.archive.search_text import extract
+from migrator.archive.search_text import SearchText, extract
 from tests.unit.test_search import MESSAGES, archive, indexed, search, subjects
 
 
@@ -142,12 +142,18 @@ def test_writing_a_manifest_file_only_the_parsing_thread_is_niced(tmp_path: Path
     assert writer == [ours], seen
 
 
+def stored_texts(tmp_path: Path) -> list[tuple[str, SearchText]]:
+    """An archive without an index, and the texts of its three messages, as the parser gives
+    them to the writer."""
+    archive(tmp_path, indexer=False)
+    store = BlobStore(tmp_path / "archive")
+    return [(store.put(raw).sha256, extract(raw)) for raws in MESSAGES.values() for raw in raws]
+
+
 def test_the_process_writes_in_transactions_of_at_most_locked_docs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each transaction holds the write lock the pull waits for: few messages each."""
-    archive(tmp_path, indexer=False)
-    store = BlobStore(tmp_path / "archive")
-    texts = [(store.put(raw).sha256, extract(raw)) for raws in MESSAGES.values() for raw in raws]
+    texts = stored_texts(tmp_path)
     monkeypatch.setattr(search_sqlite, "LOCKED_DOCS", 2)
     replies = io.BytesIO()
     writer = search_extractor.IndexWriter(str(tmp_path / "archive" / "manifest.sqlite"), replies)
@@ -161,9 +167,7 @@ def test_the_process_writes_in_transactions_of_at_most_locked_docs(
 def test_the_process_leaves_the_write_lock_free_after_each_transaction(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite's busy handler polls: a waiting commit gets in only if the lock stays free."""
-    archive(tmp_path, indexer=False)
-    store = BlobStore(tmp_path / "archive")
-    texts = [(store.put(raw).sha256, extract(raw)) for raws in MESSAGES.values() for raw in raws]
+    texts = stored_texts(tmp_path)
     monkeypatch.setattr(search_sqlite, "LOCKED_DOCS", 2)
     database = str(tmp_path / "archive" / "manifest.sqlite")
     free: list[bool] = []

@@ -26,6 +26,8 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from migrator import imap_utf7
+
 INBOX = "INBOX"
 INBOX_ROLE = "\\Inbox"  # a source's Inbox under another name (a PST's "Posteingang")
 ROLES = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive")
@@ -144,15 +146,11 @@ class FolderPlan:
 
 def imap_name(name: str) -> str:
     """The modified UTF-7 form of a Unicode folder name, as sent on the wire."""
-    from imapclient import imap_utf7  # here, so a no-op probe can plan without imapclient
-
     return imap_utf7.encode(name).decode("ascii")
 
 
 def decode_name(raw: str | bytes) -> str:
     """A wire (modified UTF-7) name as Unicode."""
-    from imapclient import imap_utf7
-
     return imap_utf7.decode(raw.encode("ascii", "replace") if isinstance(raw, str) else raw)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from migrator import imap_utf7
 from migrator.sources.imap_wire import Untagged, Value, Wire, pairs
 
 SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
@@ -57,12 +58,9 @@ def folder_of(response: Untagged) -> Folder | None:
 
 
 def decoded_name(raw: str) -> str:
-    """A wire name decoded from modified UTF-7; plain ASCII without '&' is its own decoding,
-    so imapclient's decoder is loaded only for a name that needs it."""
+    """A wire name decoded from modified UTF-7 (plain ASCII without '&' is itself)."""
     if raw.isascii() and "&" not in raw:
         return raw
-    from imapclient import imap_utf7
-
     return imap_utf7.decode(raw.encode("ascii", "replace"))
 
 

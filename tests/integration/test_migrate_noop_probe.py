@@ -38,7 +38,7 @@ import json, sys
 from migrator.cli.main import run
 status = run(sys.argv[1:])
 print(json.dumps({"status": status, "sqlalchemy": "sqlalchemy" in sys.modules,
-                  "msal": "msal" in sys.modules}))
+                  "msal": "msal" in sys.modules, "imapclient": "imapclient" in sys.modules}))
 """
 FIELDS = ("account_id", "command", "outcome", "counts", "error")
 
@@ -82,8 +82,8 @@ def test_a_no_op_migrate_is_settled_by_the_probe_and_any_change_sends_it_to_the_
         source_server, o365, oauth_service, certs, tmp_path, probe_results, monkeypatch):
     source_server.add_user("alice", SOURCE_PASSWORD)
     source_server.seed("alice", "INBOX", [message(n) for n in range(3)])
-    source_server.create_folder("alice", "Work")
-    source_server.seed("alice", "Work", [message(n) for n in range(10, 12)])
+    source_server.create_folder("alice", "Büro")
+    source_server.seed("alice", "Büro", [message(n) for n in range(10, 12)])
     config = write_world_config(tmp_path, source_block(source_server),
                                 target_block(o365.imaps_port, certs.ca_cert, oauth_service))
     archive = tmp_path / "archive"
@@ -110,7 +110,8 @@ def test_a_no_op_migrate_is_settled_by_the_probe_and_any_change_sends_it_to_the_
                            "migrate", "bob"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     answer = json.loads(done.stdout.splitlines()[-1])
-    assert answer == {"status": 0, "sqlalchemy": False, "msal": False}, done.stderr
+    assert answer == {"status": 0, "sqlalchemy": False, "msal": False, "imapclient": False}, \
+        done.stderr
 
     def changed(name: str, said: str, why: str) -> None:
         """After a change: the probe declines for that change (-vv says why: not for an
@@ -126,13 +127,13 @@ def test_a_no_op_migrate_is_settled_by_the_probe_and_any_change_sends_it_to_the_
         secrets = [SECRET, SOURCE_PASSWORD, *issued_tokens(oauth_service)]
         assert leaked(secrets, log.read_text(), result.stderr) == [], name
 
-    source_server.seed("alice", "Work", [message(20)])
-    changed("new message at the source", "pulled 1,", "Work changed")
+    source_server.seed("alice", "Büro", [message(20)])
+    changed("new message at the source", "pulled 1,", "Büro changed")
 
-    o365.doveadm("expunge", "-u", "bob@contoso.test", "mailbox", "Work", "uid", "1")
-    changed("a message deleted at the target", "pushed 1,", "target folder Work changed")
+    o365.doveadm("expunge", "-u", "bob@contoso.test", "mailbox", "Büro", "uid", "1")
+    changed("a message deleted at the target", "pushed 1,", "target folder Büro changed")
 
-    o365.doveadm("mailbox", "delete", "-u", "bob@contoso.test", "Work")
+    o365.doveadm("mailbox", "delete", "-u", "bob@contoso.test", "Büro")
     changed("a target folder deleted", "pushed 3,", "a planned target folder")
 
     with sqlite3.connect(archive / "manifest.sqlite") as db:  # an APPEND that failed
@@ -146,7 +147,7 @@ def test_a_no_op_migrate_is_settled_by_the_probe_and_any_change_sends_it_to_the_
     with sqlite3.connect(archive / "manifest.sqlite") as db:
         db.execute("UPDATE verified_folders SET archive_digest = 'damaged'")
     changed("a damaged verification record", "verified: 6 present",
-            "what the archive expects in INBOX changed")
+            "what the archive expects in Büro changed")  # the first folder, sorted
 
     with sqlite3.connect(archive / "manifest.sqlite") as db:
         db.execute("DELETE FROM verified_folders WHERE folder = 'INBOX'")

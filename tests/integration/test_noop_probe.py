@@ -33,12 +33,13 @@ PASSWORD_ENV = "MIGRATOR_TEST_PROBE_PW"
 ROOT = Path(__file__).resolve().parents[2]
 USERS = itertools.count(1)
 
-# The CLI in a fresh interpreter, which then says whether SQLAlchemy was loaded.
+# The CLI in a fresh interpreter, which then says whether SQLAlchemy or imapclient was loaded.
 RUN_AND_LIST = """
 import json, sys
 from migrator.cli.main import run
 status = run(sys.argv[1:])
-print(json.dumps({"status": status, "sqlalchemy": "sqlalchemy" in sys.modules}))
+print(json.dumps({"status": status, "sqlalchemy": "sqlalchemy" in sys.modules,
+                  "imapclient": "imapclient" in sys.modules}))
 """
 
 
@@ -55,12 +56,13 @@ def message(n: int) -> SeedMessage:
 
 
 def backed_up(server: SourceServer, tmp_path: Path, **endpoint: object) -> tuple[str, Path]:
-    """A user with mail in INBOX and Work, backed up once: (user, config)."""
+    """A user with mail in INBOX and Büro (a name sent in modified UTF-7), backed up once:
+    (user, config)."""
     user = f"probe{next(USERS)}"
     server.add_user(user, PASSWORD)
     server.seed(user, "INBOX", [message(n) for n in range(3)])
-    server.create_folder(user, "Work")
-    server.seed(user, "Work", [message(n) for n in range(10, 12)])
+    server.create_folder(user, "Büro")
+    server.seed(user, "Büro", [message(n) for n in range(10, 12)])
     fields: dict = {"port": server.imap_port, "security": "plain", **endpoint}
     config = Config(tmp_path / "archive", {user: Account(Endpoint(
         "imap", username=user, password=f"env:{PASSWORD_ENV}", **fields))}).write(
@@ -75,14 +77,16 @@ def mailbox(server, tmp_path, monkeypatch) -> tuple[str, Path]:
     return backed_up(server, tmp_path)
 
 
-def backup_in_subprocess(config: Path, user: str) -> tuple[int, dict, bool]:
-    """(exit status, the --json summary's account, whether SQLAlchemy was loaded)."""
+def backup_in_subprocess(config: Path, user: str) -> tuple[int, dict, list[str]]:
+    """(exit status, the --json summary's account, which of SQLAlchemy and imapclient were
+    loaded)."""
     done = subprocess.run([sys.executable, "-c", RUN_AND_LIST, "-c", str(config), "--json",
                            "backup", user], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     summary, answer = (json.loads(line) for line in done.stdout.splitlines())
     (account,) = summary["accounts"]
-    return answer["status"], account, answer["sqlalchemy"]
+    return answer["status"], account, [name for name in ("sqlalchemy", "imapclient")
+                                       if answer[name]]
 
 
 def runs(archive: Path) -> list[RunRow]:
@@ -125,12 +129,12 @@ def test_a_true_no_op_is_settled_without_sqlalchemy_as_the_full_path_settles_it(
         assert [getattr(quick_row, f) for f in fields] == [getattr(full_row, f) for f in fields]
         assert quick_row.started_at > full_row.finished_at
     assert '"folders_unchanged": 2' in full_row.counts
-    status, account, loaded_sqlalchemy = backup_in_subprocess(config, user)
-    assert (status, loaded_sqlalchemy, account["folders_unchanged"]) == (0, False, 2)
+    status, account, loaded = backup_in_subprocess(config, user)
+    assert (status, loaded, account["folders_unchanged"]) == (0, [], 2)
 
 
 def _new_message(server: SourceServer, user: str, archive: Path) -> None:
-    server.seed(user, "Work", [message(20)])
+    server.seed(user, "Büro", [message(20)])
 
 
 def _flag_change(server: SourceServer, user: str, archive: Path) -> None:
@@ -142,14 +146,14 @@ def _flag_change(server: SourceServer, user: str, archive: Path) -> None:
 
 def _expunge(server: SourceServer, user: str, archive: Path) -> None:
     client = imap_client(server, user, PASSWORD)
-    client.select_folder("Work")
+    client.select_folder("Büro")
     client.delete_messages([1])
     client.expunge()
     client.logout()
 
 
 def _uidvalidity_change(server: SourceServer, user: str, archive: Path) -> None:
-    server.doveadm("mailbox", "update", "-u", user, "--uid-validity", "77", "Work")
+    server.doveadm("mailbox", "update", "-u", user, "--uid-validity", "77", "Büro")
 
 
 def _folder_added(server: SourceServer, user: str, archive: Path) -> None:
@@ -157,7 +161,7 @@ def _folder_added(server: SourceServer, user: str, archive: Path) -> None:
 
 
 def _folder_deleted(server: SourceServer, user: str, archive: Path) -> None:
-    server.doveadm("mailbox", "delete", "-u", user, "Work")
+    server.doveadm("mailbox", "delete", "-u", user, "Büro")
 
 
 def _failed_earlier(server: SourceServer, user: str, archive: Path) -> None:

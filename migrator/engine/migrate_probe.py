@@ -4,7 +4,8 @@ when the full path would provably do nothing and report all-OK.
 The pull side is the backup probe's rule (engine/imap/noop_probe.py); the push and verify
 side is verify/quick_gate.py, signed in with a still-valid token read from MSAL's cache file
 (token_cache_read.py) or the target's password. Source and target are asked at the same
-time (two threads), so the two connections' latencies overlap. The run rows are written as
+time (two threads), so the two connections' latencies overlap, and meanwhile the archive
+side of the answer is worked out (quick_gate.ArchiveSide.foresee). The run rows are written as
 the full path writes them (migrate, pull, push), with the same counts; verified_folders is
 left as the full path leaves it when nothing was compared again (untouched). At any doubt or
 error: None, logged at -vv, and the full path runs.
@@ -16,7 +17,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from migrator.archive import lite_push
 from migrator.archive.lite import LiteManifest, utcnow
@@ -25,12 +26,17 @@ from migrator.config import Account, Settings
 from migrator.engine.events import Emit, Notice, TaskAdvanced, TaskFinished, TaskStarted
 from migrator.engine.imap.noop_probe import open_settled, source_unchanged
 from migrator.engine.results import JobResult
-from migrator.engine.verify.quick_gate import Settled, TargetLook, look_at_target, settled
+from migrator.engine.verify.quick_gate import (
+    ArchiveSide,
+    Settled,
+    TargetLook,
+    look_at_target,
+    settled,
+)
 from migrator.targets import target_identity
 from migrator.token_cache_read import cached_access_token
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 PUSH_KEYS = ("pushed", "already_there", "merged", "refused", "failed", "bytes", "seconds")
 VERIFY_KEYS = ("present", "missing", "refused", "duplicates", "extras", "missing_folders")
 
@@ -59,18 +65,18 @@ def probe_migrate(account: Account, settings: Settings, emit: Emit) -> JobResult
         identity = target_identity(target)
         known = manifest.folders(account_id)
         recorded = lite_push.verified(manifest.connection, identity)
-        source = _Side(lambda: source_unchanged(account, settings, known))
+        source = _Side("source", lambda: source_unchanged(account, settings, known))
+        look = _Side("target", lambda: look_at_target(account, token, sorted(recorded)))
         source.start()
-        look: TargetLook | str
-        try:
-            look = look_at_target(account, token, sorted(recorded))
-        except Exception as exc:  # e.g. a refused token: the full path refreshes it
-            look = f"target: {exc.__class__.__name__}"
-        unchanged = source.outcome()
-        if isinstance(unchanged, str) or isinstance(look, str):
-            return _declined(account, unchanged if isinstance(unchanged, str) else str(look))
-        found = settled(account, settings, manifest.connection, account_id, identity, known,
-                        look, recorded)
+        look.start()
+        archive = ArchiveSide(account, settings, manifest.connection, account_id, identity,
+                              known)
+        archive.foresee(recorded)  # while both are asked
+        unchanged, seen = source.outcome(), look.outcome()
+        if isinstance(unchanged, str) or isinstance(seen, str):
+            return _declined(account, unchanged if isinstance(unchanged, str) else str(seen))
+        assert isinstance(unchanged, int) and isinstance(seen, TargetLook)
+        found = settled(archive, seen, recorded)
         if isinstance(found, str):
             return _declined(account, found)
         result = _result(account, unchanged, found)
@@ -86,20 +92,21 @@ def probe_migrate(account: Account, settings: Settings, emit: Emit) -> JobResult
 
 
 class _Side(threading.Thread):
-    """One side's look, in a thread of its own; keeps its answer or its exception."""
+    """One side's look, in a thread of its own; keeps its answer, or why it has none (an
+    exception's name: a refused token, say, which the full path refreshes)."""
 
-    def __init__(self, look: Callable[[], int | str]) -> None:
-        super().__init__(name="probe-source", daemon=True)
-        self._look = look
-        self.answer: int | str = "the source was not asked"
+    def __init__(self, side: str, look: Callable[[], object]) -> None:
+        super().__init__(name=f"probe-{side}", daemon=True)
+        self._side, self._look = side, look
+        self.answer: object = f"the {side} was not asked"
 
     def run(self) -> None:
         try:
             self.answer = self._look()
         except Exception as exc:
-            self.answer = f"source: {exc.__class__.__name__}"
+            self.answer = f"{self._side}: {exc.__class__.__name__}"
 
-    def outcome(self) -> int | str:
+    def outcome(self) -> object:
         self.join()
         return self.answer
 

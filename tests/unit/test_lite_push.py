@@ -16,9 +16,12 @@ from migrator.archive import lite_push
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import open_manifest
 from migrator.archive.ingest import FetchedMessage, add_messages, ensure_account, ensure_folder
-from migrator.config import OAuthSettings
+from migrator.archive.lite import LiteManifest
+from migrator.config import Account, ArchiveSettings, Endpoint, OAuthSettings, Settings
 from migrator.engine.push import rows
 from migrator.engine.push.candidate import candidate
+from migrator.engine.verify.digest import archive_digest
+from migrator.engine.verify.quick_gate import ArchiveSide
 from migrator.token_cache_read import cached_access_token
 
 TARGET = "office365:bob@contoso.test"
@@ -151,3 +154,47 @@ def test_a_missing_or_damaged_cache_reads_as_no_token(tmp_path, text):
     if text:
         cache.write_text(text)
     assert cached_access_token(oauth(cache), SCOPES, 1_800_000_000.0) is None
+
+
+def test_the_probe_works_out_the_archive_side_ahead_and_reuses_it_only_for_the_same_inputs(
+        manifest_with_pushes, tmp_path, monkeypatch):
+    """quick_gate.ArchiveSide: `foresee` (run while the target is asked) computes the digests
+    for the plan the earlier pushes predict; `settled` then finds them kept for the same
+    inputs, and asks again for others. Every digest is verify's, from the ORM's rows."""
+    url, folders = manifest_with_pushes
+    with sqlite3.connect(tmp_path / "manifest.sqlite") as db:  # settle it: nothing to push
+        db.execute("UPDATE pushes SET state = 'done' WHERE state IN ('failed', 'intent')")
+        db.execute("UPDATE messages SET gone_at = '2026-01-01 00:00:00.000000' WHERE id IN "
+                   "(SELECT m.id FROM messages m LEFT JOIN pushes p "
+                   "ON p.archive_message_id = m.id WHERE p.id IS NULL)")
+    asked: list[str] = []
+    real = lite_push.expected_in
+
+    def counted(db, target, folder, planned, pushed_from):  # type: ignore[no-untyped-def]
+        asked.append(folder)
+        return real(db, target, folder, planned, pushed_from)
+
+    monkeypatch.setattr(lite_push, "expected_in", counted)
+    lite = LiteManifest.open(url)
+    assert lite is not None
+    target = Endpoint(kind="office365", host="127.0.0.1", port=1, username="bob@contoso.test")
+    settings = Settings(tmp_path / "migrator.toml", ArchiveSettings(tmp_path, url), {})
+    try:
+        side = ArchiveSide(Account("bob", target, target), settings, lite.connection, 1, TARGET,
+                           lite.folders(1))
+        side.foresee(["INBOX", "Work"])
+        assert sorted(asked) == ["INBOX", "Work"]
+        done = lite_push.done_sources(lite.connection, TARGET, folders)
+        inbox = side.digest("INBOX", folders[:1], done["INBOX"])  # the plan the pins predict
+        assert sorted(asked) == ["INBOX", "Work"]  # kept from foresee: not asked again
+        manifest = open_manifest(url)
+        try:
+            with manifest.session() as session:
+                orm = rows.expected_in(session, TARGET, "INBOX", folders[:1], done["INBOX"])
+        finally:
+            manifest.close()
+        assert inbox == archive_digest(side.names, BlobStore(tmp_path).path, orm)
+        other = side.digest("INBOX", folders, done["INBOX"])  # a plan that differs
+        assert asked.count("INBOX") == 2 and other != inbox
+    finally:
+        lite.connection.close()

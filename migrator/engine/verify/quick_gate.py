@@ -12,9 +12,9 @@ returned. Anything else is a reason to decline (a str).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from migrator.archive import lite_push, namespaces
 from migrator.archive.blobs import BlobStore
@@ -36,6 +36,8 @@ from migrator.namespace import guess_prefix
 from migrator.sources.imap_folders import FolderStatus, folder_of, status_of
 from migrator.sources.imap_quick import QuickSource
 from migrator.sources.imap_wire import Untagged, quote
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -115,29 +117,93 @@ def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def settled(account: Account, settings: Settings, db: sqlite3.Connection, account_id: int,
-            target: str, known: Mapping[str, FolderRecord], look: TargetLook,
+class ArchiveSide:
+    """What `settled` asks the archive, each answer kept by its inputs.
+
+    Everything here but the plan is known before the target answers, and the queries and
+    digests are most of `settled`'s time (about 60 ms for 5,000 messages): `foresee` works
+    them out for the plan the recorded pushes predict while the target is being asked, and
+    `settled` then finds them kept whenever its plan agrees, or asks again where it does not.
+    The account's lock is held throughout, so the manifest cannot change in between.
+    """
+
+    def __init__(self, account: Account, settings: Settings, db: sqlite3.Connection,
+                 account_id: int, target: str, known: Mapping[str, FolderRecord]) -> None:
+        self.account, self.db, self.target = account, db, target
+        self.store = BlobStore(settings.archive.path, settings.archive.compression)
+        self.rows = sorted(known.values(), key=lambda row: row.name)
+        self.names = {row.id: row.name for row in self.rows}
+        self.pins = lite_push.pins(db, target, account_id)
+        self._kept: dict[tuple[Any, ...], Any] = {}
+
+    def _kept_or(self, key: tuple[Any, ...], work: Callable[[], T]) -> T:
+        if key not in self._kept:
+            self._kept[key] = work()
+        return cast(T, self._kept[key])
+
+    def anything_to_push(self, targets: Mapping[int, str]) -> bool:
+        ids = tuple(sorted(targets))
+        return self._kept_or(("to push", ids),
+                             lambda: lite_push.anything_to_push(self.db, self.target, ids))
+
+    def done_sources(self, targets: Mapping[int, str]) -> dict[str, set[int]]:
+        ids = tuple(sorted(targets))
+        return self._kept_or(("done", ids),
+                             lambda: lite_push.done_sources(self.db, self.target, ids))
+
+    def live_count(self, targets: Mapping[int, str]) -> int:
+        ids = tuple(sorted(targets))
+        return self._kept_or(("live", ids), lambda: lite_push.live_count(self.db, ids))
+
+    def digest(self, folder: str, planned: list[int], pushed_from: set[int]) -> str:
+        """verify's archive digest of what the archive expects in target `folder`."""
+        key = ("digest", folder, tuple(sorted(planned)), tuple(sorted(pushed_from)))
+
+        def work() -> str:
+            expected = [candidate(row) for row in lite_push.expected_in(
+                self.db, self.target, folder, planned, pushed_from)]
+            return archive_digest(self.names, self.store.path, expected)
+
+        return self._kept_or(key, work)
+
+    def compared(self, targets: Mapping[int, str], plan_targets: Iterable[str] = ()
+                 ) -> tuple[dict[str, list[int]], dict[str, set[int]], list[str]]:
+        """(target folder -> planned source folder ids, target folder -> source folders
+        pushed there, every target folder verify would look at)."""
+        planned: dict[str, list[int]] = {}
+        for folder_id, where in targets.items():
+            planned.setdefault(where, []).append(folder_id)
+        pushed_from = self.done_sources(targets)
+        folders = {f for f in pushed_from if f} | set(planned) | set(plan_targets)
+        return planned, pushed_from, sorted(folders)
+
+    def foresee(self, recorded: Iterable[str]) -> None:
+        """Work out, ahead of the target's answer, what `settled` will ask for the plan that
+        sends each folder where its messages went before (the usual re-run)."""
+        targets = {row.id: where for row in self.rows
+                   if (where := self.pins.get(row.name)) is not None}
+        if not targets or self.anything_to_push(targets):
+            return
+        planned, pushed_from, folders = self.compared(targets)
+        for folder in set(folders) & set(recorded):
+            self.digest(folder, planned.get(folder, []), pushed_from.get(folder, set()))
+        self.live_count(targets)
+
+
+def settled(archive: ArchiveSide, look: TargetLook,
             recorded: Mapping[str, tuple[tuple[int | None, ...], str, dict[str, Any]]]
             ) -> Settled | str:
     """The figures verify would report if push and verify would do nothing; else why not."""
-    assert account.target is not None
-    store = BlobStore(settings.archive.path, settings.archive.compression)
-    rows = sorted(known.values(), key=lambda row: row.name)
-    plan = _plan(account, store, db, account_id, target, rows, look.layout)
-    names = {row.id: row.name for row in rows}
+    plan = _plan(archive, look.layout)
     by_name = plan.as_dict()
-    targets = {row.id: t for row in rows if (t := by_name.get(row.name)) is not None}
+    targets = {row.id: t for row in archive.rows if (t := by_name.get(row.name)) is not None}
     if _missing(plan, look.layout):
         return "a planned target folder does not exist yet (the push would create it)"
-    if lite_push.anything_to_push(db, target, targets):
+    if archive.anything_to_push(targets):
         return "messages wait to be pushed (new, failed or unsettled)"
-    planned: dict[str, list[int]] = {}
-    for folder_id, where in targets.items():
-        planned.setdefault(where, []).append(folder_id)
-    pushed_from = lite_push.done_sources(db, target, targets)
-    folders = {f for f in pushed_from if f} | set(planned) | set(plan.targets())
+    planned, pushed_from, folders = archive.compared(targets, plan.targets())
     figures = []
-    for folder in sorted(folders):
+    for folder in folders:
         before, now = recorded.get(folder), look.statuses.get(folder)
         if before is None:
             return f"target folder {folder} is not recorded as verified"
@@ -145,19 +211,18 @@ def settled(account: Account, settings: Settings, db: sqlite3.Connection, accoun
                                           now.highestmodseq)
         if state is None or None in state[:3] or tuple(before[0]) != state:
             return f"target folder {folder} changed"
-        expected = [candidate(row) for row in lite_push.expected_in(
-            db, target, folder, planned.get(folder, []), pushed_from.get(folder, set()))]
-        if archive_digest(names, store.path, expected) != before[1]:
+        if archive.digest(folder, planned.get(folder, []),
+                          pushed_from.get(folder, set())) != before[1]:
             return f"what the archive expects in {folder} changed"
         figures.append(before[2])
-    return Settled(figures, plan.notes(), lite_push.live_count(db, targets))
+    return Settled(figures, plan.notes(), archive.live_count(targets))
 
 
-def _plan(account: Account, store: BlobStore, db: sqlite3.Connection, account_id: int,
-          target: str, rows: list[FolderRecord], layout: TargetLayout) -> FolderPlan:
+def _plan(archive: ArchiveSide, layout: TargetLayout) -> FolderPlan:
     """push/plan.make_plan on the same inputs (its load_folders and source_prefix)."""
+    account, rows = archive.account, archive.rows
     assert account.target is not None
-    recorded = namespaces.load(store.root, account.name)
+    recorded = namespaces.load(archive.store.root, account.name)
     if recorded is not None:
         prefix = recorded.prefix
     else:
@@ -165,7 +230,7 @@ def _plan(account: Account, store: BlobStore, db: sqlite3.Connection, account_id
         prefix = guess_prefix([row.name for row in rows], delimiter)
     folders = [SourceFolder(row.name, row.delimiter, row.special_use, prefix) for row in rows]
     rules = FolderRules(overrides=account.target.folder_map, exclude=account.target.exclude,
-                        pins=lite_push.pins(db, target, account_id))
+                        pins=archive.pins)
     return plan_folders(folders, layout, rules)
 
 

@@ -28,6 +28,9 @@ def migrate_one(ctx: Context, account: Account) -> JobResult:
     """Migrate one account (the caller holds its lock); a re-run the no-op probe proves has
     nothing to pull, push or compare again is settled by it, without loading SQLAlchemy,
     imapclient or MSAL (engine/migrate_probe.py). The rest is imported only when needed."""
+    from migrator.wire.tls import warm_up
+
+    warm_up(account.source, account.target)  # the CA store loads while the probe gets ready
     if account.target is not None and not ctx.args.dry_run and not ctx.args.no_verify:
         from migrator.engine.migrate_probe import probe_migrate
 

@@ -24,6 +24,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def pull_one(ctx: Context, account: Account) -> JobResult:
     """Pull one account (the caller holds its lock); a re-run the no-op probe proves has
     nothing to do is settled by the probe, without loading the manifest's machinery."""
+    from migrator.wire.tls import warm_up
+
+    warm_up(account.source)  # the CA store loads while the probe gets ready
     if not ctx.args.dry_run:
         from migrator.engine.imap.noop_probe import probe_pull
 

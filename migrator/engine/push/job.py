@@ -19,7 +19,7 @@ from itertools import groupby
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
 from migrator.archive.runs import record_run
-from migrator.budget import release_large_buffers
+from migrator.budget import freeze_startup_objects, release_large_buffers
 from migrator.config import Account
 from migrator.engine.events import Emit, Notice, TaskFinished, TaskStarted, TaskTotals
 from migrator.engine.push.context import Parallelism, PushContext
@@ -86,6 +86,7 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
     ctx.appended = appended
     ctx.committed = committed
     release_large_buffers()  # message-sized buffers go back to the OS once sent
+    freeze_startup_objects()
     started = time.monotonic()
     for key in SUMMARY_KEYS:
         ctx.result.counts[key] = 0

@@ -1,6 +1,7 @@
 """A push's intents and outcomes go through the database driver (engine/push/driver_rows.py):
 on SQLite and on PostgreSQL the rows read back through the ORM as SQLAlchemy wrote them
-(states, attempts, UIDs, kept folders, and `updated_at` a datetime of this write)."""
+(states, attempts, UIDs, kept folders, `updated_at` a datetime of this write, and on
+PostgreSQL a NUL in a server's text replaced as for every other write)."""
 
 from __future__ import annotations
 
@@ -55,10 +56,11 @@ def test_intents_outcomes_and_second_intents_read_back_as_written(url: str,
 
     with manifest.session() as session:
         write_outcomes(session, TARGET, [Outcome(ids[0], DONE, None, 7, 41),
-                                         Outcome(ids[1], FAILED, "Archiv", note="NO quota")])
+                                         Outcome(ids[1], FAILED, "Archiv", note="NO\x00quota")])
+    nul = "\ufffd" if url.startswith("postgresql") else "\x00"  # PostgreSQL refuses NUL
     assert {n: r[:6] for n, r in rows(manifest, ids).items()} == {
         0: ("INBOX", DONE, 1, 7, 41, None),  # no folder given: the intent's is kept
-        1: ("Archiv", FAILED, 1, None, None, "NO quota")}
+        1: ("Archiv", FAILED, 1, None, None, f"NO{nul}quota")}
 
     again = utcnow()
     with manifest.session() as session:  # tried again, and one never tried

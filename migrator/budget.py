@@ -4,12 +4,14 @@ A reader reserves a message's size (the IMAP fetcher before reading its literal,
 writer for a POP3 reply already read) and the archive writer releases it once the blob is on
 disk, so read-but-unwritten data never exceeds the budget. A message larger than the whole
 budget is let through alone, when nothing else is held. Waiters are served in order, so a
-large message is not starved by a stream of small ones. Push uses `release_large_buffers`.
+large message is not starved by a stream of small ones. Push uses `release_large_buffers`;
+pull and push `freeze_startup_objects`.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import itertools
 import sys
 import threading
@@ -73,3 +75,19 @@ def release_large_buffers() -> None:
         return
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
+_frozen = threading.Event()
+
+
+def freeze_startup_objects() -> None:
+    """Keep what exists when a job starts (modules, SQLAlchemy's tables and cached statements,
+    the config) out of the garbage collector's sweeps, once per process.
+
+    Each full collection walked all of them again, though none ever becomes garbage: 0.09 of
+    a migrate's 7 CPU s for 3,000 messages went to collecting. Only the first call freezes:
+    objects frozen later could become cyclic garbage that is never collected.
+    """
+    if not _frozen.is_set():
+        _frozen.set()
+        gc.freeze()

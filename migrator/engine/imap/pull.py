@@ -23,7 +23,7 @@ from migrator.archive.db import Manifest
 from migrator.archive.ingest import ensure_account
 from migrator.archive.manifest import AccountRow
 from migrator.archive.runs import record_run
-from migrator.budget import release_large_buffers
+from migrator.budget import freeze_startup_objects, release_large_buffers
 from migrator.config import Account
 from migrator.engine.events import Emit, TaskFinished, TaskStarted, TaskTotals
 from migrator.engine.imap.context import RECONNECTS, PullContext
@@ -61,6 +61,7 @@ def pull_imap(account: Account, manifest: Manifest, store: BlobStore, emit: Emit
         _dry_run(ctx)
         return result
     release_large_buffers()
+    freeze_startup_objects()
     with record_run(manifest, "pull", account.name, account.source.kind) as run:
         ctx.run_id = run.id
         with manifest.session() as session:

@@ -11,10 +11,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from migrator.archive.blob_rows import insert_blobs
+from migrator.archive.driver_sql import DriverSQL
 from migrator.archive.manifest import FailureRow, FolderRow, MessageRow, utcnow
 from migrator.archive.writer import Written
 from migrator.engine.imap.jobs import Received
@@ -150,7 +151,7 @@ def record_batch(session: Session, folder_id: int, uidvalidity: int | None,
     present = set(session.scalars(select(MESSAGES.c.uid).where(
         MESSAGES.c.folder_id == folder_id, MESSAGES.c.uidvalidity == uidvalidity,
         MESSAGES.c.uid.in_(uids))))
-    rows = []
+    rows: list[tuple[object, ...]] = []
     moved = 0
     for message in messages:
         received = message.key
@@ -160,13 +161,21 @@ def record_batch(session: Session, folder_id: int, uidvalidity: int | None,
         if remap and _move_stale_row(session, folder_id, uidvalidity, message):
             moved += 1
             continue
-        rows.append({"folder_id": folder_id, "uidvalidity": uidvalidity, "uid": received.uid,
-                     "sha256": message.ref.sha256, "size": message.ref.size,
-                     "internaldate": received.internaldate, "flags": received.flags,
-                     "message_id": message.message_id, "first_seen": utcnow()})
-    if rows:
-        session.execute(insert(MESSAGES), rows)
+        rows.append((folder_id, uidvalidity, received.uid, message.ref.sha256,
+                     message.ref.size, received.internaldate, received.flags,
+                     message.message_id))
+    _insert_messages(session, rows)
     return BatchCounts(len(rows), moved, new_blobs)
+
+
+def _insert_messages(session: Session, rows: list[tuple[object, ...]]) -> None:
+    """A batch's new message rows in one statement through the driver (a row per message:
+    the pull's hottest write, see `archive/driver_sql.py`), all seen first now."""
+    sql = DriverSQL(session.connection(), MESSAGES.c.first_seen)
+    now = sql.when(utcnow())
+    sql.many("INSERT INTO messages (folder_id, uidvalidity, uid, sha256, size, internaldate, "
+             f"flags, message_id, first_seen) VALUES ({sql.marks(9)})",
+             [(*row, now) for row in rows])
 
 
 def _move_stale_row(session: Session, folder_id: int, uidvalidity: int | None,

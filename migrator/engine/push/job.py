@@ -19,7 +19,7 @@ from itertools import groupby
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
 from migrator.archive.runs import record_run
-from migrator.budget import release_large_buffers
+from migrator.budget import freeze_startup_objects, release_large_buffers
 from migrator.config import Account
 from migrator.engine.events import Emit, Notice, TaskFinished, TaskStarted, TaskTotals
 from migrator.engine.push.context import Parallelism, PushContext
@@ -50,6 +50,8 @@ CHUNK_BYTES = 8 << 20  # and at most this many bytes (a bigger message alone), s
 # messages spread over the connections instead of keeping one busy while the others are done
 PAGE = 2000  # candidates read from the manifest at once
 POLL = 0.3  # at most this long between looks for new messages while a pull still runs
+TOTALS_EVERY = 1.0  # while a pull runs, the push's totals (progress only: a count over every
+# archived message) are read again at most this often, not after every page of 2,000
 MAX_ROUNDS = 8
 AFTER_CHECKS = 2  # checks after pushing: the second finding loss ends the run PARTIAL
 SUMMARY_KEYS = ("pushed", "already_there", "merged", "refused", "failed", "bytes")
@@ -84,6 +86,7 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
     ctx.appended = appended
     ctx.committed = committed
     release_large_buffers()  # message-sized buffers go back to the OS once sent
+    freeze_startup_objects()
     started = time.monotonic()
     for key in SUMMARY_KEYS:
         ctx.result.counts[key] = 0
@@ -241,12 +244,14 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
           threads: list[threading.Thread]) -> None:
     """Read unpushed messages page by page (polling while a pull runs) into chunks."""
     cursor = 0
+    totals_at = time.monotonic()
     while not ctx.stop.is_set():
         if ctx.committed is not None:
             ctx.committed.clear()  # a commit from here on wakes the wait below
         finished = source_done is None or source_done()
         if source_done is not None and replan_if_new_folders(ctx):
             _totals(ctx)
+            totals_at = time.monotonic()
         with ctx.manifest.session() as session:
             page = pending(session, ctx.target, ctx.targets, cursor, PAGE)
         if not page:
@@ -265,8 +270,9 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
                 return
         if not finished:  # pipelined: these went out while the pull was still running
             ctx.count("sent_while_pulling", len(fresh))
-        if source_done is not None:
+        if source_done is not None and (finished or time.monotonic() - totals_at >= TOTALS_EVERY):
             _totals(ctx)
+            totals_at = time.monotonic()
 
 
 def _feed_folder(ctx: PushContext, control: TargetControl, finder: Finder,

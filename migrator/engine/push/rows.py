@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from migrator.archive.manifest import FailureRow, FolderRow, MessageRow, PushRow, utcnow
 from migrator.engine.push.candidate import DONE, FAILED, INTENT, Candidate, candidate
 from migrator.engine.push.candidate import REFUSED as REFUSED  # re-exported: verify uses it
+from migrator.engine.push.driver_rows import DriverRows
 
 if TYPE_CHECKING:
     from migrator.engine.push.context import PushContext
@@ -132,37 +133,20 @@ def pins(session: Session, target: str, account_id: int) -> dict[str, str]:
     return {str(name): str(folder) for name, folder, _ in session.execute(query)}
 
 
-def _pushes() -> Table:
-    return cast(Table, PushRow.__table__)
-
-
 def write_intents(session: Session, target: str, items: Sequence[tuple[int, str]]) -> None:
     """Record 'about to APPEND' for (message id, target folder) pairs, before sending.
 
-    Core statements with many parameter sets: one round of SQL per window, not per row.
+    Through the driver, many parameter sets per statement (`driver_rows.py`): one round of
+    SQL per window, not per row.
     """
     if not items:
         return
     wanted = dict(items)
-    table = _pushes()
-    existing = set(session.scalars(select(PushRow.archive_message_id).where(
-        PushRow.target == target, PushRow.archive_message_id.in_(list(wanted)))))
+    rows = DriverRows(session.connection())
+    existing = rows.existing(target, list(wanted))
     now = utcnow()
-    fresh = [{"archive_message_id": m, "target": target, "target_folder": f, "state": INTENT,
-              "attempts": 1, "updated_at": now}
-             for m, f in wanted.items() if m not in existing]
-    again = [{"b_message": m, "b_folder": f, "b_now": now}
-             for m, f in wanted.items() if m in existing]
-    connection = session.connection()
-    if fresh:
-        connection.execute(table.insert(), fresh)
-    if again:
-        connection.execute(
-            table.update()
-            .where(table.c.archive_message_id == bindparam("b_message"), table.c.target == target)
-            .values(state=INTENT, target_folder=bindparam("b_folder"),
-                    attempts=table.c.attempts + 1, target_uid=None, target_uidvalidity=None,
-                    last_error=None, updated_at=bindparam("b_now")), again)
+    rows.insert_intents(target, [(m, f) for m, f in wanted.items() if m not in existing], now)
+    rows.intents_again(target, [(m, f) for m, f in wanted.items() if m in existing], now)
 
 
 @dataclass(frozen=True)
@@ -181,18 +165,9 @@ def write_outcomes(session: Session, target: str, outcomes: Sequence[Outcome]) -
     """Record outcomes of APPENDs (or of reconciliation) on their push rows."""
     if not outcomes:
         return
-    table = _pushes()
-    now = utcnow()
-    session.connection().execute(
-        table.update()
-        .where(table.c.archive_message_id == bindparam("b_message"), table.c.target == target)
-        .values(state=bindparam("b_state"), last_error=bindparam("b_note"),
-                target_uidvalidity=bindparam("b_validity"), target_uid=bindparam("b_uid"),
-                target_folder=func.coalesce(bindparam("b_folder"), table.c.target_folder),
-                updated_at=now),
-        [{"b_message": o.archive_message_id, "b_state": o.state, "b_note": o.note,
-          "b_validity": o.uidvalidity, "b_uid": o.uid, "b_folder": o.target_folder}
-         for o in outcomes])
+    DriverRows(session.connection()).outcomes(
+        target, [(o.archive_message_id, o.state, o.note, o.uidvalidity, o.uid, o.target_folder)
+                 for o in outcomes], utcnow())
 
 
 def settle_without_append(ctx: PushContext, outcomes: Sequence[Outcome], counter: str) -> None:

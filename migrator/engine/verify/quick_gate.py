@@ -134,7 +134,23 @@ class ArchiveSide:
         self.rows = sorted(known.values(), key=lambda row: row.name)
         self.names = {row.id: row.name for row in self.rows}
         self.pins = lite_push.pins(db, target, account_id)
+        self.sources, self.rules = self._plan_inputs()
         self._kept: dict[tuple[Any, ...], Any] = {}
+
+    def _plan_inputs(self) -> tuple[list[SourceFolder], FolderRules]:
+        """The source folders and rules push/plan.make_plan reads (its load_folders and
+        source_prefix): all known before the target answers."""
+        assert self.account.target is not None
+        recorded = namespaces.load(self.store.root, self.account.name)
+        if recorded is not None:
+            prefix = recorded.prefix
+        else:
+            delimiter = next((row.delimiter for row in self.rows if row.delimiter), None)
+            prefix = guess_prefix([row.name for row in self.rows], delimiter)
+        folders = [SourceFolder(row.name, row.delimiter, row.special_use, prefix)
+                   for row in self.rows]
+        return folders, FolderRules(overrides=self.account.target.folder_map,
+                                    exclude=self.account.target.exclude, pins=self.pins)
 
     def _kept_or(self, key: tuple[Any, ...], work: Callable[[], T]) -> T:
         if key not in self._kept:
@@ -219,19 +235,8 @@ def settled(archive: ArchiveSide, look: TargetLook,
 
 
 def _plan(archive: ArchiveSide, layout: TargetLayout) -> FolderPlan:
-    """push/plan.make_plan on the same inputs (its load_folders and source_prefix)."""
-    account, rows = archive.account, archive.rows
-    assert account.target is not None
-    recorded = namespaces.load(archive.store.root, account.name)
-    if recorded is not None:
-        prefix = recorded.prefix
-    else:
-        delimiter = next((row.delimiter for row in rows if row.delimiter), None)
-        prefix = guess_prefix([row.name for row in rows], delimiter)
-    folders = [SourceFolder(row.name, row.delimiter, row.special_use, prefix) for row in rows]
-    rules = FolderRules(overrides=account.target.folder_map, exclude=account.target.exclude,
-                        pins=archive.pins)
-    return plan_folders(folders, layout, rules)
+    """push/plan.make_plan on the same inputs (the folders and rules `ArchiveSide` read)."""
+    return plan_folders(archive.sources, layout, archive.rules)
 
 
 def _missing(plan: FolderPlan, layout: TargetLayout) -> bool:

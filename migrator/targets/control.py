@@ -31,6 +31,7 @@ from migrator.folders import ROLES, TargetFolder, TargetLayout
 from migrator.retry import RetryPolicy, Stop, retry
 from migrator.targets.append_items import Selected
 from migrator.targets.folder_status import TargetFolderStatus, folder_statuses
+from migrator.targets.folder_uids import SelectInfo, folder_uids
 from migrator.targets.identity import INDEX_FIELDS, TargetEntry, identity_of
 from migrator.wire import imapconn
 
@@ -55,6 +56,12 @@ def _epoch(value: Any) -> int | None:
     if not isinstance(value, datetime):
         return None
     return int(value.timestamp() if value.tzinfo else value.replace(tzinfo=UTC).timestamp())
+
+
+def _selected(name: str, info: SelectInfo) -> Selected:
+    flags = info.get(b"PERMANENTFLAGS")
+    return Selected(name, info.get(b"UIDVALIDITY"), int(info.get(b"EXISTS", 0)),
+                    tuple(_text(f) for f in flags) if flags is not None else None)
 
 
 def _text(value: Any) -> str:
@@ -214,10 +221,7 @@ class TargetControl:
 
     @staticmethod
     def _select(client: IMAPClient, name: str) -> Selected:
-        info = client.select_folder(name)
-        flags = info.get(b"PERMANENTFLAGS")
-        return Selected(name, info.get(b"UIDVALIDITY"), int(info.get(b"EXISTS", 0)),
-                        tuple(_text(f) for f in flags) if flags is not None else None)
+        return _selected(name, client.select_folder(name))
 
     # -- messages -----------------------------------------------------------------------
     def uids(self, name: str) -> tuple[Selected, set[int]]:
@@ -227,6 +231,15 @@ class TargetControl:
             return selected, (set(client.search("ALL")) if selected.exists else set())
 
         return self.run(f"UID SEARCH in {name}", read)
+
+    def uids_of(self, names: Sequence[str]) -> dict[str, tuple[Selected, set[int]] | None]:
+        """`uids` of several folders in one round trip (None: SELECT or SEARCH failed there;
+        `uids` of that folder alone says why)."""
+        def read(client: IMAPClient) -> dict[str, tuple[Selected, set[int]] | None]:
+            return {name: (_selected(name, found[0]), found[1]) if found else None
+                    for name, found in folder_uids(client, names).items()}
+
+        return self.run(f"UID SEARCH in {len(names)} folders", read) if names else {}
 
     def index(self, name: str, only: Collection[int] | None = None
               ) -> tuple[Selected, list[TargetEntry]]:

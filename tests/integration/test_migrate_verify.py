@@ -14,6 +14,7 @@ from migrator.engine.events import discard
 from migrator.engine.push.job import push_account
 from migrator.engine.verify.target import verify_target
 from migrator.targets.control import TargetControl
+from migrator.wire import imapconn
 from tests.integration.push_world import (
     MAILBOX,
     fill_archive,
@@ -88,3 +89,58 @@ def test_without_the_push_uids_every_header_is_fetched(pushed):
 
     assert report.ok and report.totals()["present"] == len(messages)
     assert sorted(name for name, uids in fetched if uids is None) == ["INBOX", "Sent Items"]
+
+
+def test_the_folders_uids_are_listed_in_one_round_trip_and_kept_apart(pushed, o365,
+                                                                      monkeypatch):
+    """Both folders' SELECT and UID SEARCH go out together; a message gone from the second
+    folder is found there (the answers are not mixed up), and nothing is asked folder by
+    folder."""
+    account, manifest, store, appended, _, fetched = pushed
+    sent_items = o365.list_messages(MAILBOX, "Sent Items")
+    o365.doveadm("expunge", "-u", MAILBOX, "mailbox", "Sent Items", "uid",
+                 str(sent_items[-1].uid))
+    asked: list[list[str]] = []
+    uids_of, uids = TargetControl.uids_of, TargetControl.uids
+
+    def spy_many(self, names):
+        asked.append(list(names))
+        return uids_of(self, names)
+
+    def spy_one(self, name):
+        asked.append([f"alone: {name}"])
+        return uids(self, name)
+
+    monkeypatch.setattr(TargetControl, "uids_of", spy_many)
+    monkeypatch.setattr(TargetControl, "uids", spy_one)
+
+    report = verify_target(account, manifest, store, discard, appended=appended)
+
+    assert asked == [["INBOX", "Sent Items"]]
+    by_folder = {check.target: check for check in report.folders}
+    assert by_folder["INBOX"].ok and by_folder["INBOX"].present == 6
+    assert by_folder["Sent Items"].missing == ["<11@push.example> from Sent"]
+    assert by_folder["Sent Items"].at_target == 1
+    assert fetched == []
+
+
+def test_a_folder_that_cannot_be_selected_leaves_the_others_and_the_connection_sound(
+        pushed, o365):
+    account = pushed[0]
+    control = TargetControl(account.target, account.name,
+                            imapconn.tokens_for(account.target, account.name))
+    try:
+        found = control.uids_of(["INBOX", "No such folder", "Sent Items", "INBOX"])
+        inbox = {m.uid for m in o365.list_messages(MAILBOX, "INBOX")}
+        sent = {m.uid for m in o365.list_messages(MAILBOX, "Sent Items")}
+        assert found["No such folder"] is None
+        assert found["INBOX"] is not None and found["INBOX"][1] == inbox
+        assert found["Sent Items"] is not None and found["Sent Items"][1] == sent
+        assert found["Sent Items"][0].exists == len(sent)
+        # nothing left unread: the next commands get their own answers
+        assert control.uids("Sent Items")[1] == sent
+        assert control.select("INBOX").exists == len(inbox)
+        assert control.uids_of(["No such folder"]) == {"No such folder": None}
+        assert control.uids("INBOX")[1] == inbox
+    finally:
+        control.close()

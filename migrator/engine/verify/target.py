@@ -35,6 +35,7 @@ from migrator.engine.push.twins import copies_in_folder
 from migrator.engine.verify.unchanged import FolderGate, planned_sources
 from migrator.errors import MigratorError
 from migrator.folders import FolderMapping
+from migrator.targets.append_items import Selected
 from migrator.targets.control import TargetControl
 from migrator.targets.identity import Identity, Matcher, TargetEntry, crlf
 from migrator.targets.office365 import byte_comparable
@@ -162,6 +163,9 @@ def _verify(ctx: PushContext, control: TargetControl, byte_check: bool,
     folders = {folder for folder in pushed_from if folder} | set(planned) \
         | {m.target for m in plan.mappings if m.target is not None}  # empty ones too
     gate = FolderGate(ctx, control, folders, full=full)
+    # the UIDs of the folders the push wrote to, asked for many folders at a time
+    ahead = UidsAhead(control, gate, [f for f in sorted(folders) if f not in absent]) \
+        if appended else None
     for folder in sorted(folders):
         with ctx.manifest.session() as session:
             messages = expected_in(session, ctx.target, folder, planned.get(folder, []),
@@ -171,7 +175,7 @@ def _verify(ctx: PushContext, control: TargetControl, byte_check: bool,
             check = FolderCheck.restored(figures)
         else:
             check = _check_folder(ctx, control, finder, folder, messages, byte_check,
-                                  appended)
+                                  appended, ahead)
             check.folder_missing = folder in absent
         if not check.sources:
             check.sources = sorted(m.source for m in plan.mappings if m.target == folder)
@@ -191,7 +195,7 @@ def _describe(ctx: PushContext, message: Candidate) -> str:
 
 def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, folder: str,
                   messages: Sequence[Candidate], byte_check: bool,
-                  appended: Mapping[int, int]) -> FolderCheck:
+                  appended: Mapping[int, int], ahead: UidsAhead | None = None) -> FolderCheck:
     sources = sorted({ctx.folder_names[m.folder_id] for m in messages})
     check = FolderCheck(folder, sources, expected=len(messages))
     finder.check_sizes = False  # presence by identity; bytes only with byte_check
@@ -199,7 +203,7 @@ def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, fold
     found: dict[int, TargetEntry] = {}
     if appended:
         matcher, check.at_target = _confirmed(ctx, finder, folder, messages, appended,
-                                              known_ids, found)
+                                              known_ids, found, ahead)
     else:
         matcher = _index(ctx, finder, folder, known_ids)
         check.at_target = len(matcher.free)
@@ -244,7 +248,8 @@ def _index(ctx: PushContext, finder: Finder, folder: str, known_ids: set[str]) -
 
 def _confirmed(ctx: PushContext, finder: Finder, folder: str, messages: Sequence[Candidate],
                appended: Mapping[int, int], known_ids: set[str],
-               found: dict[int, TargetEntry]) -> tuple[Matcher, int]:
+               found: dict[int, TargetEntry],
+               ahead: UidsAhead | None = None) -> tuple[Matcher, int]:
     """Present without a header fetch: a message whose recorded UID is the one APPENDUID gave
     this process for it, within the folder's UIDVALIDITY, and still listed by UID SEARCH (a
     UID names one message for good). Only the folder's other UIDs are fetched and matched,
@@ -253,7 +258,8 @@ def _confirmed(ctx: PushContext, finder: Finder, folder: str, messages: Sequence
     existing = {f.name for f in ctx.layout.existing} if ctx.layout else set()
     if folder not in existing:
         return Matcher([]), 0
-    selected, uids = finder.control.uids(folder)
+    listed = ahead.take(folder) if ahead is not None else None
+    selected, uids = listed if listed is not None else finder.control.uids(folder)
     ctx.selected[folder] = selected
     at_target = len(uids)
     for message in messages:
@@ -265,6 +271,44 @@ def _confirmed(ctx: PushContext, finder: Finder, folder: str, messages: Sequence
                                             Identity(message.message_id or "", ""))
     entries = finder.control.index(folder, only=uids)[1] if uids else []
     return Matcher(entries, known_ids=known_ids), at_target
+
+
+class UidsAhead:
+    """The UIDs of the folders a verify will compare, asked for in groups of folders (one
+    round trip each: `TargetControl.uids_of`) as the first of each group is reached, in
+    the order the verify goes. A group holds at most GROUP_FOLDERS folders and, by their
+    STATUS, about GROUP_UIDS UIDs, so memory stays bounded in a mailbox of any size.
+    Folders whose target did not change since the last verify are not asked for (most are
+    not compared at all); a folder whose answer failed is asked for again alone, which says
+    why."""
+
+    GROUP_FOLDERS = 50
+    GROUP_UIDS = 100_000
+
+    def __init__(self, control: TargetControl, gate: FolderGate, order: Sequence[str]) -> None:
+        self.control = control
+        self.messages = {name: state.messages or 0 for name, state in gate.states.items()}
+        self.waiting = [name for name in order if name in gate.states
+                        and gate.target_changed(name)]
+        self.had: dict[str, tuple[Selected, set[int]]] = {}
+
+    def take(self, folder: str) -> tuple[Selected, set[int]] | None:
+        if folder in self.waiting:
+            self._ask_from(self.waiting.index(folder))
+        return self.had.pop(folder, None)
+
+    def _ask_from(self, start: int) -> None:
+        group: list[str] = []
+        total = 0
+        for name in self.waiting[start:]:
+            count = self.messages.get(name, 0)
+            if group and (len(group) == self.GROUP_FOLDERS or total + count > self.GROUP_UIDS):
+                break
+            group.append(name)
+            total += count
+        del self.waiting[start:start + len(group)]
+        self.had.update((name, found) for name, found in self.control.uids_of(group).items()
+                        if found is not None)
 
 
 def _same(finder: Finder, message: Candidate, entry: TargetEntry) -> bool:

@@ -84,6 +84,13 @@ class FolderGate:
         self.skipped.append(folder)
         return before.report
 
+    def target_changed(self, folder: str) -> bool:
+        """Will `folder` be compared whatever the archive expects there? (`full`, or its
+        STATUS now is not the one its last verify recorded.)"""
+        before, now = self.recorded.get(folder), self.states.get(folder)
+        return (self.full or before is None or now is None or not now.complete
+                or before.state != now)
+
     def record(self, results: Iterable[tuple[str, bool, dict[str, Any]]]) -> None:
         """Keep what this verify found: (folder, complete?, figures). A folder found wanting,
         or whose STATUS was not had, is forgotten, so the next verify compares it again."""

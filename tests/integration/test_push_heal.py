@@ -12,6 +12,7 @@ import re
 import pytest
 
 from migrator.errors import ExitStatus
+from migrator.targets.control import TargetControl
 from tests.cli_runner import run_cli
 from tests.integration.push_world import (
     MAILBOX,
@@ -71,6 +72,42 @@ def test_messages_deleted_at_the_target_are_sent_again(o365, oauth_service, cert
     assert run_cli("-c", config, "verify", "bob").status == ExitStatus.OK
     again = run_cli("-c", config, "push", "bob")
     assert "pushed 0, already there 0" in again.stdout
+
+
+def test_the_recheck_lists_every_folder_in_one_round_trip_and_keeps_them_apart(
+        o365, oauth_service, certs, tmp_path, monkeypatch):
+    """The re-check before pushing asks both folders' SELECT and UID SEARCH at once; what
+    is gone from each folder is found in that folder, and sent again there."""
+    messages = [message(n) for n in range(4)] + [message(n, folder="Sent") for n in (10, 11, 12)]
+    fill_archive(tmp_path / "archive", messages)
+    config = o365_config(tmp_path, o365, oauth_service, certs)
+    assert run_cli("-c", config, "push", "bob").status == ExitStatus.OK
+    o365.doveadm("expunge", "-u", MAILBOX, "mailbox", "INBOX", "uid",
+                 str(o365.list_messages(MAILBOX, "INBOX")[0].uid))
+    for gone in o365.list_messages(MAILBOX, "Sent Items")[1:]:
+        o365.doveadm("expunge", "-u", MAILBOX, "mailbox", "Sent Items", "uid", str(gone.uid))
+    asked: list[list[str]] = []
+    uids_of, uids = TargetControl.uids_of, TargetControl.uids
+
+    def spy_many(self, names):
+        asked.append(list(names))
+        return uids_of(self, names)
+
+    def spy_one(self, name):
+        asked.append([f"alone: {name}"])
+        return uids(self, name)
+
+    monkeypatch.setattr(TargetControl, "uids_of", spy_many)
+    monkeypatch.setattr(TargetControl, "uids", spy_one)
+
+    healed = run_cli("-c", config, "push", "bob")
+
+    assert healed.status == ExitStatus.OK, healed.stderr
+    assert "3 message(s) recorded as pushed are not at the target" in healed.stderr
+    assert asked[0] == ["INBOX", "Sent Items"]  # before pushing: both at once
+    assert not any(name.startswith("alone: ") for group in asked for name in group)
+    assert_target_matches(o365, messages)
+    assert run_cli("-c", config, "verify", "bob").status == ExitStatus.OK
 
 
 def test_a_changed_uidvalidity_is_matched_by_identity(o365, oauth_service, certs, tmp_path):

@@ -1,4 +1,4 @@
-"""UidsAhead (engine/verify/target.py): which folders' UIDs a verify asks for together.
+"""UidsAhead (engine/verify/uids_ahead.py): which folders' UIDs are asked for together.
 
 The round trips themselves are tested against Dovecot (tests/integration/
 test_migrate_verify.py); here only the grouping, with the control connection replaced by a
@@ -8,20 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrator.archive.verified import FolderState
-from migrator.engine.verify.target import UidsAhead
+from migrator.engine.verify.uids_ahead import UidsAhead
 from migrator.targets.append_items import Selected
-
-
-class Gate:
-    """A FolderGate's two answers UidsAhead uses: STATUS per folder, and whether it changed."""
-
-    def __init__(self, messages: dict[str, int], unchanged: set[str] = frozenset()) -> None:
-        self.states = {name: FolderState(1, count + 1, count) for name, count in messages.items()}
-        self.unchanged = unchanged
-
-    def target_changed(self, folder: str) -> bool:
-        return folder not in self.unchanged
 
 
 class Control:
@@ -42,7 +30,7 @@ def _take_all(ahead: UidsAhead, order: list[str]) -> dict[str, Any]:
 def test_folders_are_asked_for_fifty_at_a_time_in_the_verify_order() -> None:
     order = [f"f{n:03}" for n in range(120)]
     control = Control()
-    ahead = UidsAhead(control, Gate(dict.fromkeys(order, 10)), order)  # type: ignore[arg-type]
+    ahead = UidsAhead(control, order, dict.fromkeys(order, 10))  # type: ignore[arg-type]
 
     found = _take_all(ahead, order)
 
@@ -54,28 +42,26 @@ def test_folders_are_asked_for_fifty_at_a_time_in_the_verify_order() -> None:
 def test_big_folders_make_smaller_groups() -> None:
     sizes = {"a": 60_000, "b": 30_000, "c": 20_000, "d": 150_000, "e": 5}
     control = Control()
-    ahead = UidsAhead(control, Gate(sizes), sorted(sizes))  # type: ignore[arg-type]
+    ahead = UidsAhead(control, sorted(sizes), sizes)  # type: ignore[arg-type]
 
     _take_all(ahead, sorted(sizes))
 
     assert control.asked == [["a", "b"], ["c"], ["d"], ["e"]]
 
 
-def test_unchanged_and_unknown_folders_are_not_asked_for() -> None:
+def test_folders_not_in_the_order_are_not_asked_for_and_skipped_ones_cost_nothing() -> None:
     control = Control()
-    gate = Gate({"INBOX": 5, "Archive": 9}, unchanged={"Archive"})
-    ahead = UidsAhead(control, gate, ["Archive", "INBOX", "Gone"])  # type: ignore[arg-type]
+    ahead = UidsAhead(control, ["a", "b", "c", "d"], {"b": 99_999})  # type: ignore[arg-type]
 
-    found = _take_all(ahead, ["Archive", "INBOX", "Gone"])
-
-    assert control.asked == [["INBOX"]]
-    assert found["Archive"] is None and found["Gone"] is None  # asked alone by the caller
-    assert found["INBOX"] is not None
+    assert ahead.take("Other") is None  # not in the order: the caller asks for it alone
+    assert ahead.take("c") is not None  # "a" and "b" were passed over (not compared)
+    assert ahead.take("a") is not None  # asked for later, alone: the group started at "c"
+    assert control.asked == [["c", "d"], ["a", "b"]]
 
 
 def test_a_failed_answer_leaves_that_folder_to_be_asked_alone() -> None:
     control = Control(failing={"b"})
-    ahead = UidsAhead(control, Gate({"a": 1, "b": 1, "c": 1}), ["a", "b", "c"])  # type: ignore[arg-type]
+    ahead = UidsAhead(control, ["a", "b", "c"], dict.fromkeys("abc", 1))  # type: ignore[arg-type]
 
     found = _take_all(ahead, ["a", "b", "c"])
 

@@ -3,7 +3,8 @@
 A `done` push row says "the target had this message once". Somebody may have deleted it since,
 or the server may have answered OK to the APPEND and never kept it. Before pushing (and again
 after, for the folders this run wrote to) each target folder holding done rows is compared
-with them, cheaply: one SELECT (UIDVALIDITY, EXISTS) and one UID SEARCH per folder. A done
+with them, cheaply: one SELECT (UIDVALIDITY, EXISTS) and one UID SEARCH per folder, those of
+many folders sent at once (`verify/uids_ahead.py`). A done
 row whose UID is no longer listed goes back to `failed` with the reason in `last_error`, so
 the push sends it again. A folder unchanged on both sides since verify last found it
 complete (see verify/unchanged.py) is not checked at all. Rows whose UID cannot be checked
@@ -27,12 +28,14 @@ from migrator.engine.push.rows import (
     FAILED,
     Candidate,
     Outcome,
+    done_counts,
     done_sources,
     expected_in,
     in_state,
     write_outcomes,
 )
 from migrator.engine.push.twins import copies_in_folder, mirror
+from migrator.engine.verify.uids_ahead import UidsAhead
 from migrator.engine.verify.unchanged import planned_sources, recheck_gate
 from migrator.errors import FolderError
 from migrator.targets.append_items import Selected
@@ -57,6 +60,10 @@ def recheck(ctx: PushContext, control: TargetControl,
     gate = recheck_gate(ctx, control, folders)
     planned = planned_sources(ctx)
     finder = Finder(ctx, control)
+    with ctx.manifest.session() as session:
+        sizes = done_counts(session, ctx.target)
+    ahead = UidsAhead(control, [f for f in folders if gate is None or gate.target_changed(f)],
+                      sizes)
     gone: list[Candidate] = []
     for folder in folders:  # one folder's rows in memory at once
         if gate is not None:  # unchanged since verify found it complete: nothing to re-check
@@ -68,7 +75,7 @@ def recheck(ctx: PushContext, control: TargetControl,
         folder_ids = sources[folder]
         with ctx.manifest.session() as session:
             messages = in_state(session, ctx.target, folder_ids, [DONE], target_folder=folder)
-        outcomes = _check_folder(ctx, control, finder, folder, messages)
+        outcomes = _check_folder(ctx, control, finder, folder, messages, ahead)
         with ctx.manifest.session() as session:
             write_outcomes(session, ctx.target, outcomes)
         lost = {o.archive_message_id for o in outcomes if o.state == FAILED}
@@ -81,19 +88,21 @@ def recheck(ctx: PushContext, control: TargetControl,
 
 
 def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, folder: str,
-                  messages: Sequence[Candidate]) -> list[Outcome]:
+                  messages: Sequence[Candidate], ahead: UidsAhead | None = None
+                  ) -> list[Outcome]:
     """Primaries are checked; a copy (merged folders, see twins) fares as its primary, so
     a folder holding fewer messages than done rows is not taken for one losing mail."""
     copies = copies_in_folder(messages, folder)
     primaries = [m for m in messages if m.id not in copies]
-    outcomes = _check_primaries(ctx, control, finder, folder, primaries)
+    outcomes = _check_primaries(ctx, control, finder, folder, primaries, ahead)
     return outcomes + mirror(copies, outcomes, messages)
 
 
 def _check_primaries(ctx: PushContext, control: TargetControl, finder: Finder, folder: str,
-                     messages: Sequence[Candidate]) -> list[Outcome]:
+                     messages: Sequence[Candidate], ahead: UidsAhead | None = None
+                     ) -> list[Outcome]:
     try:
-        selected, uids = _listing(ctx, control, folder)
+        selected, uids = _listing(ctx, control, folder, ahead)
     except FolderError as exc:  # listed but not selectable now: nothing can be concluded
         log.info("%s: cannot check %s: %s", ctx.name, folder, exc)
         return []
@@ -113,11 +122,15 @@ def _check_primaries(ctx: PushContext, control: TargetControl, finder: Finder, f
     return outcomes
 
 
-def _listing(ctx: PushContext, control: TargetControl,
-             folder: str) -> tuple[Selected | None, set[int]]:
-    """(SELECT state, UIDs) of a target folder; (None, empty) when the target has no such
-    folder (it will be created again)."""
+def _listing(ctx: PushContext, control: TargetControl, folder: str,
+             ahead: UidsAhead | None = None) -> tuple[Selected | None, set[int]]:
+    """(SELECT state, UIDs) of a target folder (asked for with others by `ahead`, else
+    alone); (None, empty) when the target has no such folder (it will be created again)."""
     assert ctx.layout is not None
+    listed = ahead.take(folder) if ahead is not None else None
+    if listed is not None:
+        ctx.selected[folder] = listed[0]
+        return listed
     try:
         selected, uids = control.uids(folder)
     except FolderError as exc:

@@ -121,6 +121,14 @@ def done_uids(session: Session, target: str, target_folder: str,
     return {int(uid) for uid in session.scalars(query) if uid is not None}
 
 
+def done_counts(session: Session, target: str) -> dict[str, int]:
+    """Target folder -> how many push rows are done there (what a re-check will list)."""
+    query = (select(PushRow.target_folder, func.count())
+             .where(PushRow.target == target, PushRow.state == DONE)
+             .group_by(PushRow.target_folder))
+    return {str(folder): int(count) for folder, count in session.execute(query)}
+
+
 def pins(session: Session, target: str, account_id: int) -> dict[str, str]:
     """Source folder -> target folder of earlier pushes (the latest, if it ever changed)."""
     query = (select(FolderRow.name, PushRow.target_folder, func.max(PushRow.id))

@@ -32,10 +32,10 @@ from migrator.engine.push.rows import (
     live_count,
 )
 from migrator.engine.push.twins import copies_in_folder
+from migrator.engine.verify.uids_ahead import UidsAhead
 from migrator.engine.verify.unchanged import FolderGate, planned_sources
 from migrator.errors import MigratorError
 from migrator.folders import FolderMapping
-from migrator.targets.append_items import Selected
 from migrator.targets.control import TargetControl
 from migrator.targets.identity import Identity, Matcher, TargetEntry, crlf
 from migrator.targets.office365 import byte_comparable
@@ -164,7 +164,9 @@ def _verify(ctx: PushContext, control: TargetControl, byte_check: bool,
         | {m.target for m in plan.mappings if m.target is not None}  # empty ones too
     gate = FolderGate(ctx, control, folders, full=full)
     # the UIDs of the folders the push wrote to, asked for many folders at a time
-    ahead = UidsAhead(control, gate, [f for f in sorted(folders) if f not in absent]) \
+    ahead = UidsAhead(control, [f for f in sorted(folders) if f not in absent
+                                and f in gate.states and gate.target_changed(f)],
+                      {name: state.messages or 0 for name, state in gate.states.items()}) \
         if appended else None
     for folder in sorted(folders):
         with ctx.manifest.session() as session:
@@ -271,44 +273,6 @@ def _confirmed(ctx: PushContext, finder: Finder, folder: str, messages: Sequence
                                             Identity(message.message_id or "", ""))
     entries = finder.control.index(folder, only=uids)[1] if uids else []
     return Matcher(entries, known_ids=known_ids), at_target
-
-
-class UidsAhead:
-    """The UIDs of the folders a verify will compare, asked for in groups of folders (one
-    round trip each: `TargetControl.uids_of`) as the first of each group is reached, in
-    the order the verify goes. A group holds at most GROUP_FOLDERS folders and, by their
-    STATUS, about GROUP_UIDS UIDs, so memory stays bounded in a mailbox of any size.
-    Folders whose target did not change since the last verify are not asked for (most are
-    not compared at all); a folder whose answer failed is asked for again alone, which says
-    why."""
-
-    GROUP_FOLDERS = 50
-    GROUP_UIDS = 100_000
-
-    def __init__(self, control: TargetControl, gate: FolderGate, order: Sequence[str]) -> None:
-        self.control = control
-        self.messages = {name: state.messages or 0 for name, state in gate.states.items()}
-        self.waiting = [name for name in order if name in gate.states
-                        and gate.target_changed(name)]
-        self.had: dict[str, tuple[Selected, set[int]]] = {}
-
-    def take(self, folder: str) -> tuple[Selected, set[int]] | None:
-        if folder in self.waiting:
-            self._ask_from(self.waiting.index(folder))
-        return self.had.pop(folder, None)
-
-    def _ask_from(self, start: int) -> None:
-        group: list[str] = []
-        total = 0
-        for name in self.waiting[start:]:
-            count = self.messages.get(name, 0)
-            if group and (len(group) == self.GROUP_FOLDERS or total + count > self.GROUP_UIDS):
-                break
-            group.append(name)
-            total += count
-        del self.waiting[start:start + len(group)]
-        self.had.update((name, found) for name, found in self.control.uids_of(group).items()
-                        if found is not None)
 
 
 def _same(finder: Finder, message: Candidate, entry: TargetEntry) -> bool:

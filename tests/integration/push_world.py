@@ -184,3 +184,24 @@ def message(n: int, size: int = 2000, mid: str | None = None, folder: str = "INB
     when = datetime.datetime(2021, 3, 4, 5, 6, 7, tzinfo=datetime.UTC) + datetime.timedelta(
         minutes=n)
     return CorpusMessage(header + body, folder, flags, when, frozenset())
+
+
+def spy_uid_listings(monkeypatch: Any) -> list[list[str]]:
+    """What the target's UIDs are asked for with, in order: each `uids_of` group, and
+    `["alone: FOLDER"]` for each folder asked for by itself (`uids`)."""
+    from migrator.targets.control import TargetControl
+
+    asked: list[list[str]] = []
+    uids_of, uids = TargetControl.uids_of, TargetControl.uids
+
+    def many(self: TargetControl, names: Any) -> Any:
+        asked.append(list(names))
+        return uids_of(self, names)
+
+    def one(self: TargetControl, name: str) -> Any:
+        asked.append([f"alone: {name}"])
+        return uids(self, name)
+
+    monkeypatch.setattr(TargetControl, "uids_of", many)
+    monkeypatch.setattr(TargetControl, "uids", one)
+    return asked

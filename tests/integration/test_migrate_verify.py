@@ -20,6 +20,7 @@ from tests.integration.push_world import (
     fill_archive,
     message,
     placeholder_source,
+    spy_uid_listings,
     target_block,
     write_world_config,
 )
@@ -100,19 +101,7 @@ def test_the_folders_uids_are_listed_in_one_round_trip_and_kept_apart(pushed, o3
     sent_items = o365.list_messages(MAILBOX, "Sent Items")
     o365.doveadm("expunge", "-u", MAILBOX, "mailbox", "Sent Items", "uid",
                  str(sent_items[-1].uid))
-    asked: list[list[str]] = []
-    uids_of, uids = TargetControl.uids_of, TargetControl.uids
-
-    def spy_many(self, names):
-        asked.append(list(names))
-        return uids_of(self, names)
-
-    def spy_one(self, name):
-        asked.append([f"alone: {name}"])
-        return uids(self, name)
-
-    monkeypatch.setattr(TargetControl, "uids_of", spy_many)
-    monkeypatch.setattr(TargetControl, "uids", spy_one)
+    asked = spy_uid_listings(monkeypatch)
 
     report = verify_target(account, manifest, store, discard, appended=appended)
 

@@ -12,7 +12,6 @@ import re
 import pytest
 
 from migrator.errors import ExitStatus
-from migrator.targets.control import TargetControl
 from tests.cli_runner import run_cli
 from tests.integration.push_world import (
     MAILBOX,
@@ -24,6 +23,7 @@ from tests.integration.push_world import (
     message,
     placeholder_source,
     push_states,
+    spy_uid_listings,
     target_block,
     write_world_config,
 )
@@ -86,19 +86,7 @@ def test_the_recheck_lists_every_folder_in_one_round_trip_and_keeps_them_apart(
                  str(o365.list_messages(MAILBOX, "INBOX")[0].uid))
     for gone in o365.list_messages(MAILBOX, "Sent Items")[1:]:
         o365.doveadm("expunge", "-u", MAILBOX, "mailbox", "Sent Items", "uid", str(gone.uid))
-    asked: list[list[str]] = []
-    uids_of, uids = TargetControl.uids_of, TargetControl.uids
-
-    def spy_many(self, names):
-        asked.append(list(names))
-        return uids_of(self, names)
-
-    def spy_one(self, name):
-        asked.append([f"alone: {name}"])
-        return uids(self, name)
-
-    monkeypatch.setattr(TargetControl, "uids_of", spy_many)
-    monkeypatch.setattr(TargetControl, "uids", spy_one)
+    asked = spy_uid_listings(monkeypatch)
 
     healed = run_cli("-c", config, "push", "bob")
 

@@ -12,7 +12,9 @@ from collections import Counter
 
 import pytest
 
+from migrator.config import load
 from migrator.errors import ExitStatus
+from migrator.targets.control import TargetControl
 from tests.cli_runner import run_cli
 from tests.integration.profiles import on_each_server
 from tests.integration.push_world import (
@@ -94,6 +96,32 @@ def test_migrate_to_cyrus_puts_work_at_inbox_work(source_server, cyrus_server, t
     at_target = {folder: len(cyrus_server.list_messages("carol", folder))
                  for folder in cyrus_server.folders("carol")}
     assert at_target == {"INBOX": 1, "INBOX.Work": 2, "INBOX.Sub": 3}
+
+
+def test_cyrus_lists_several_folders_uids_in_one_round_trip(source_server, cyrus_server,
+                                                             tmp_path):
+    """The pipelined SELECT and UID SEARCH (verify and the push's re-check) against Cyrus: a
+    folder it cannot select gives nothing, never another folder's UIDs, and the connection
+    answers the next commands with their own answers."""
+    seed(source_server, {"INBOX": 1, source_server.folder_name("Work"): 2, "INBOX.Sub": 3})
+    cyrus_server.add_user("carol", SOURCE_PASSWORD)
+    target = Endpoint("imap", port=cyrus_server.imap_port, security="plain", username="carol",
+                      password=f"env:{SOURCE_PASSWORD_ENV}", timeout=20)
+    config = write_world_config(tmp_path, source_block(source_server), target)
+    assert run_cli("-c", config, "migrate", "bob").status == ExitStatus.OK
+    uids = {folder: {m.uid for m in cyrus_server.list_messages("carol", folder)}
+            for folder in ("INBOX", "INBOX.Work", "INBOX.Sub")}
+    account = load(config).account("bob")
+    control = TargetControl(account.target, account.name)
+    try:
+        found = control.uids_of(["INBOX.Work", "INBOX.Nosuch", "INBOX.Sub", "INBOX"])
+        assert found["INBOX.Nosuch"] is None
+        assert {name: listed[1] for name, listed in found.items() if listed} == uids
+        assert found["INBOX.Sub"][0].exists == 3
+        assert control.uids_of(["INBOX.Nosuch"]) == {"INBOX.Nosuch": None}
+        assert control.uids("INBOX.Work")[1] == uids["INBOX.Work"]
+    finally:
+        control.close()
 
 
 # where the corpus folders land on Cyrus: under its personal prefix INBOX.

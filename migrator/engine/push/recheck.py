@@ -60,10 +60,12 @@ def recheck(ctx: PushContext, control: TargetControl,
     gate = recheck_gate(ctx, control, folders)
     planned = planned_sources(ctx)
     finder = Finder(ctx, control)
-    with ctx.manifest.session() as session:
-        sizes = done_counts(session, ctx.target)
-    ahead = UidsAhead(control, [f for f in folders if gate is None or gate.target_changed(f)],
-                      sizes)
+    changed = [f for f in folders if gate is None or gate.target_changed(f)]
+    sizes: dict[str, int] = {}
+    if changed:  # a no-op re-check (every folder unchanged) reads no counts
+        with ctx.manifest.session() as session:
+            sizes = done_counts(session, ctx.target)
+    ahead = UidsAhead(control, changed, sizes)
     gone: list[Candidate] = []
     for folder in folders:  # one folder's rows in memory at once
         if gate is not None:  # unchanged since verify found it complete: nothing to re-check

@@ -74,12 +74,9 @@ class FolderGate:
         expected there now (one folder's, so memory stays with the largest folder)."""
         self.digests[folder] = archive_digest(self.ctx.folder_names, self.ctx.store.path,
                                               expected)
-        if self.full:
-            return None
-        before, now = self.recorded.get(folder), self.states.get(folder)
-        if before is None or now is None or not now.complete:
-            return None
-        if before.state != now or before.archive_digest != self.digests.get(folder):
+        before = self.recorded.get(folder)
+        if before is None or self.target_changed(folder) \
+                or before.archive_digest != self.digests[folder]:
             return None
         self.skipped.append(folder)
         return before.report

@@ -30,6 +30,7 @@ from migrator.errors import (
 from migrator.folders import ROLES, TargetFolder, TargetLayout
 from migrator.retry import RetryPolicy, Stop, retry
 from migrator.targets.append_items import Selected
+from migrator.targets.folder_create import create_folders
 from migrator.targets.folder_status import TargetFolderStatus, folder_statuses
 from migrator.targets.folder_uids import SelectInfo, folder_uids
 from migrator.targets.identity import INDEX_FIELDS, TargetEntry, identity_of
@@ -163,20 +164,49 @@ class TargetControl:
         `role` (a special-use attribute) is given to `name` itself where the target offers
         CREATE-SPECIAL-USE (RFC 6154), so mail clients find the folder by its role.
         """
-        existing = {self._key(f.name, layout) for f in layout.existing}
-        parts = name.split(layout.delimiter)
-        created = 0
-        for depth in range(1, len(parts) + 1):
-            path = layout.delimiter.join(parts[:depth])
-            if self._key(path, layout) in existing or path.upper() == "INBOX":
-                continue
-            if path + layout.delimiter == layout.prefix:
-                continue
-            use = role if path == name and role else None
+        wanted = self.missing([name], layout, {name: role} if role else None)
+        for path, use in wanted:
             self.run(f"CREATE {path}", partial(self._create, path=path, role=use))
-            existing.add(self._key(path, layout))
-            created += 1
+        return len(wanted)
+
+    def missing(self, names: Sequence[str], layout: TargetLayout,
+                roles: dict[str, str] | None = None) -> list[tuple[str, str | None]]:
+        """What `ensure` of each of `names` would CREATE, parents first, each path once:
+        (path, role); a role (of `roles`) goes to the folder it names, not to its parents."""
+        existing = {self._key(f.name, layout) for f in layout.existing}
+        wanted: list[tuple[str, str | None]] = []
+        for name in names:
+            parts = name.split(layout.delimiter)
+            for depth in range(1, len(parts) + 1):
+                path = layout.delimiter.join(parts[:depth])
+                key = self._key(path, layout)
+                if key in existing or path.upper() == "INBOX" \
+                        or path + layout.delimiter == layout.prefix:
+                    continue
+                existing.add(key)
+                wanted.append((path, (roles or {}).get(path)))
+        return wanted
+
+    def create_all(self, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bool]:
+        """CREATE (and SUBSCRIBE) each (path, role), parents first, in one round trip: path
+        -> whether it was created. What failed is for `ensure`, which says why."""
+        if not wanted:
+            return {}
+        created = self.run(f"CREATE of {len(wanted)} folders", lambda c: create_folders(
+            c, wanted, c.has_capability("CREATE-SPECIAL-USE")))
+        for path, done in created.items():
+            if done:
+                log.info("%s: created target folder %s", self.account, path)
         return created
+
+    def select_all(self, names: Sequence[str]) -> dict[str, Selected | None]:
+        """SELECT each folder in one round trip (None: refused there; `select` of that
+        folder alone says why)."""
+        def read(client: IMAPClient) -> dict[str, Selected | None]:
+            return {name: _selected(name, found[0]) if found else None
+                    for name, found in folder_uids(client, names, search=False).items()}
+
+        return self.run(f"SELECT of {len(names)} folders", read) if names else {}
 
     @staticmethod
     def _key(name: str, layout: TargetLayout) -> str:

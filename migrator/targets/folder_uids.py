@@ -25,31 +25,37 @@ from imapclient.response_parser import parse_message_list
 SelectInfo = dict[bytes, Any]  # imapclient's view of a SELECT's answer
 
 
-def folder_uids(client: IMAPClient,
-                names: Sequence[str]) -> dict[str, tuple[SelectInfo, set[int]] | None]:
-    """Folder -> (its SELECT answer, its UIDs), or None where either command failed."""
+def folder_uids(client: IMAPClient, names: Sequence[str],
+                search: bool = True) -> dict[str, tuple[SelectInfo, set[int]] | None]:
+    """Folder -> (its SELECT answer, its UIDs), or None where either command failed.
+    `search=False`: the SELECTs alone (a push learning each folder's PERMANENTFLAGS before
+    it appends there), every set of UIDs empty."""
     imap: Any = client._imap
     imap.untagged_responses.clear()  # answers to earlier commands, read and used already
     sent = []
     for name in names:
         select = imap._command("SELECT", client._normalise_folder(name))
         imap.state = "SELECTED"  # imaplib's own check; the server answers in order
-        sent.append((name, select, imap._command("UID", "SEARCH", "ALL")))
+        sent.append((name, select, imap._command("UID", "SEARCH", "ALL") if search else None))
     found: dict[str, tuple[SelectInfo, set[int]] | None] = {}
     selected = False
-    for name, select, search in sent:
-        selected = _complete(imap, "SELECT", select) == "OK"
+    for name, select, listing in sent:
+        selected = complete(imap, "SELECT", select) == "OK"
         info = client._process_select_response(imap.untagged_responses) if selected else {}
         imap.untagged_responses.clear()
-        listed = _complete(imap, "SEARCH", search) == "OK"
-        _, data = imap._untagged_response("OK", [None], "SEARCH")
-        imap.untagged_responses.clear()
-        found[name] = (info, set(parse_message_list(data))) if selected and listed else None
+        uids: set[int] = set()
+        listed = True
+        if listing is not None:
+            listed = complete(imap, "SEARCH", listing) == "OK"
+            _, data = imap._untagged_response("OK", [None], "SEARCH")
+            imap.untagged_responses.clear()
+            uids = set(parse_message_list(data))
+        found[name] = (info, uids) if selected and listed else None
     imap.state = "SELECTED" if selected else "AUTH"  # what the last SELECT left
     return found
 
 
-def _complete(imap: Any, name: str, tag: Any) -> str:
+def complete(imap: Any, name: str, tag: Any) -> str:
     """The tagged answer's kind; a BAD (read, then raised by imaplib) is just "BAD" here."""
     try:
         kind, _ = imap._command_complete(name, tag)

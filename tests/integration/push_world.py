@@ -205,3 +205,22 @@ def spy_uid_listings(monkeypatch: Any) -> list[list[str]]:
     monkeypatch.setattr(TargetControl, "uids_of", many)
     monkeypatch.setattr(TargetControl, "uids", one)
     return asked
+
+
+def spy_folder_readying(monkeypatch: Any) -> list[tuple[str, list[Any]]]:
+    """How target folders are made ready, in order: ("create_all", [(path, role)...]) and
+    ("select_all", [folder...]) for folders done together, ("ensure", [folder]) and
+    ("select", [folder]) for one done alone."""
+    from migrator.targets.control import TargetControl
+
+    asked: list[tuple[str, list[Any]]] = []
+    for name in ("create_all", "select_all", "ensure", "select"):
+        original = getattr(TargetControl, name)
+
+        def spy(self: TargetControl, what: Any, *args: Any, _name: str = name,
+                _original: Any = original) -> Any:
+            asked.append((_name, list(what) if _name.endswith("_all") else [what]))
+            return _original(self, what, *args)
+
+        monkeypatch.setattr(TargetControl, name, spy)
+    return asked

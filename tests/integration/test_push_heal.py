@@ -23,6 +23,7 @@ from tests.integration.push_world import (
     message,
     placeholder_source,
     push_states,
+    spy_folder_readying,
     spy_uid_listings,
     target_block,
     write_world_config,
@@ -207,7 +208,8 @@ class RefuseCreate:
         return Refuse()
 
 
-def test_a_folder_the_target_refuses_fails_alone(source_server, fault_proxy, tmp_path):
+def test_a_folder_the_target_refuses_fails_alone(source_server, fault_proxy, tmp_path,
+                                                 monkeypatch):
     source_server.add_user("carol", SOURCE_PASSWORD)
     messages = ([message(n) for n in range(5)]
                 + [message(n, folder="Refused") for n in range(10, 14)]
@@ -216,11 +218,16 @@ def test_a_folder_the_target_refuses_fails_alone(source_server, fault_proxy, tmp
     refuse = RefuseCreate(b"Refused")
     proxy = fault_proxy(source_server.imap_port, rewrite=refuse)
     config = write_world_config(tmp_path, placeholder_source(), imap_target(proxy.port))
+    asked = spy_folder_readying(monkeypatch)
 
     result = run_cli("-c", config, "push", "bob")
 
     assert result.status == ExitStatus.PARTIAL, result.stderr
-    assert refuse.refused >= 1
+    # refused among the folders created together, then alone, which says why
+    assert asked[:2] == [("create_all", [("Other", None), ("Refused", None)]),
+                         ("select_all", ["INBOX", "Other", "Refused"])]
+    assert ("ensure", ["Refused"]) in asked and ("ensure", ["Other"]) not in asked
+    assert refuse.refused == 2
     assert "folder Refused:" in result.stderr and "Cannot create mailbox" in result.stderr
     assert "Traceback" not in result.stderr
     assert "pushed 11" in result.stdout
@@ -266,6 +273,32 @@ def test_empty_folders_and_their_parents_reach_the_target(source_server, o365, o
     assert healed.status == ExitStatus.OK, healed.stderr
     assert "1 folder(s) created" in healed.stdout
     assert "Clients/Acme/Old" in o365.folders(MAILBOX)
+    assert run_cli("-c", config, "verify", "bob").status == ExitStatus.OK
+
+
+def test_new_target_folders_are_created_and_selected_together(o365, oauth_service, certs,
+                                                              tmp_path, monkeypatch):
+    """Every target folder a page of messages goes to is made ready before its first chunk:
+    the missing ones and their parents in one round trip of CREATEs, then one of SELECTs,
+    not three round trips per folder, one folder after another."""
+    messages = [message(1), message(2, folder="Sent"), message(3, folder="Lists.python"),
+                message(4, folder="Lists.rust"), message(5, folder="Projects")]
+    fill_archive(tmp_path / "archive", messages)
+    config = o365_config(tmp_path, o365, oauth_service, certs)
+    asked = spy_folder_readying(monkeypatch)
+
+    result = run_cli("-c", config, "push", "bob")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert "4 folder(s) created" in result.stdout
+    assert asked == [("create_all", [("Lists", None), ("Lists/python", None),
+                                     ("Lists/rust", None), ("Projects", None)]),
+                     ("select_all", ["INBOX", "Lists/python", "Lists/rust", "Projects",
+                                     "Sent Items"])]
+    assert {"Lists", "Lists/python", "Lists/rust", "Projects"} <= set(o365.folders(MAILBOX))
+    assert {folder: len(o365.list_messages(MAILBOX, folder)) for folder in (
+        "INBOX", "Sent Items", "Lists/python", "Lists/rust", "Projects")} == dict.fromkeys(
+        ("INBOX", "Sent Items", "Lists/python", "Lists/rust", "Projects"), 1)
     assert run_cli("-c", config, "verify", "bob").status == ExitStatus.OK
 
 

@@ -27,7 +27,9 @@ from migrator.engine.push.plan import (
     FolderPreview,
     create_folder_tree,
     make_plan,
+    planned_targets,
     preview,
+    ready_folders,
     ready_or_refused,
     replan_if_new_folders,
 )
@@ -242,9 +244,15 @@ def _put(work: queue.Queue[Chunk | None], chunk: Chunk | None,
 def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
           work: queue.Queue[Chunk | None], source_done: Callable[[], bool] | None,
           threads: list[threading.Thread]) -> None:
-    """Read unpushed messages page by page (polling while a pull runs) into chunks."""
+    """Read unpushed messages page by page (polling while a pull runs) into chunks.
+
+    Target folders are made ready together (`ready_folders`): those of each page before its
+    first chunk, and while a pull runs every planned one as soon as it is planned, before
+    its first message is archived."""
     cursor = 0
     totals_at = time.monotonic()
+    if source_done is not None:
+        ready_folders(ctx, control, planned_targets(ctx))
     while not ctx.stop.is_set():
         if ctx.committed is not None:
             ctx.committed.clear()  # a commit from here on wakes the wait below
@@ -252,6 +260,7 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
         if source_done is not None and replan_if_new_folders(ctx):
             _totals(ctx)
             totals_at = time.monotonic()
+            ready_folders(ctx, control, planned_targets(ctx))
         with ctx.manifest.session() as session:
             page = pending(session, ctx.target, ctx.targets, cursor, PAGE)
         if not page:
@@ -265,6 +274,7 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
                        key=lambda m: (ctx.targets[m.folder_id], m.id))
         for message in fresh:  # a later re-plan (new folders) must not move these
             ctx.fed.setdefault(ctx.folder_names[message.folder_id], ctx.targets[message.folder_id])
+        ready_folders(ctx, control, [ctx.targets[m.folder_id] for m in fresh])
         for folder, group in groupby(fresh, key=lambda m: ctx.targets[m.folder_id]):
             if not _feed_folder(ctx, control, finder, work, folder, list(group), threads):
                 return

@@ -7,6 +7,8 @@ found later (`migrate` while the pull runs) never moves one that already receive
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
@@ -34,6 +36,8 @@ from migrator.folders import (
 )
 from migrator.namespace import guess_prefix
 from migrator.targets.control import TargetControl
+
+log = logging.getLogger(__name__)
 
 
 def load_folders(ctx: PushContext) -> list[SourceFolder]:
@@ -97,26 +101,69 @@ def ensure_folder(ctx: PushContext, control: TargetControl, folder: str) -> None
     """Create the target folder and its missing parents (with its role where the target
     can set one), and remember them in the layout."""
     assert ctx.layout is not None
-    role = _role_to_create(ctx, folder)
-    created = control.ensure(folder, ctx.layout, role)
-    if created:
-        ctx.count("folders_created", created)
-        known = {f.name for f in ctx.layout.existing}
-        parts = folder.split(ctx.layout.delimiter)
-        added = tuple(TargetFolder(path, role if path == folder else None)
-                      for n in range(1, len(parts) + 1)
-                      if (path := ctx.layout.delimiter.join(parts[:n])) not in known)
-        ctx.layout = replace(ctx.layout, existing=ctx.layout.existing + added)
+    role = _roles_to_create(ctx, [folder]).get(folder)
+    for path, use in control.missing([folder], ctx.layout, {folder: role} if role else None):
+        control.ensure(path, ctx.layout, use)  # its parents are there by now
+        _remember_created(ctx, path, use)
 
 
-def _role_to_create(ctx: PushContext, folder: str) -> str | None:
-    """The special use of the archived folder(s) going to `folder`, unless the target
-    already has a folder with that role."""
+def ready_folders(ctx: PushContext, control: TargetControl, folders: Iterable[str]) -> None:
+    """`ready_folder` of several folders in two round trips: one CREATE (and SUBSCRIBE) of
+    each missing folder and parent, then one SELECT of each folder.
+
+    What did not work there is left as it was: `ready_or_refused` takes that folder alone
+    when its messages come up, and says why (or finds it there, or creates it plainly where
+    its special use was refused).
+    """
+    assert ctx.layout is not None
+    wanted = [folder for folder in dict.fromkeys(folders)
+              if folder not in ctx.selected and folder not in ctx.refused_folders]
+    if len(wanted) < 2:  # one folder alone costs the same round trips
+        return
+    try:
+        missing = control.missing(wanted, ctx.layout, _roles_to_create(ctx, wanted))
+        created = control.create_all(missing)
+        for path, role in missing:
+            if created.get(path):
+                _remember_created(ctx, path, role)
+        selected = control.select_all(wanted)
+    except FolderError as exc:
+        log.debug("%s: target folders not made ready together (%s); one at a time",
+                  ctx.name, exc)
+        return
+    for folder, found in selected.items():
+        if found is not None:
+            ctx.selected[folder] = found
+
+
+def planned_targets(ctx: PushContext) -> list[str]:
+    """The target folders the plan sends archived folders to, in plan order."""
+    assert ctx.plan is not None
+    return [m.target for m in ctx.plan.mappings if m.target is not None]
+
+
+def _remember_created(ctx: PushContext, path: str, role: str | None) -> None:
+    """Count a folder created at the target, and add it to the layout (with its role)."""
+    assert ctx.layout is not None
+    ctx.count("folders_created")
+    ctx.layout = replace(ctx.layout, existing=(*ctx.layout.existing, TargetFolder(path, role)))
+
+
+def _roles_to_create(ctx: PushContext, folders: Iterable[str]) -> dict[str, str]:
+    """Folder -> the special use of the archived folder(s) going there, for folders to
+    create; a role goes to one folder only, and not if the target already has a folder
+    with it."""
     assert ctx.layout is not None and ctx.plan is not None
     taken = {f.special_use for f in ctx.layout.existing if f.special_use}
-    roles = {ctx.roles[m.source] for m in ctx.plan.mappings
-             if m.target == folder and m.source in ctx.roles}
-    return next((role for role in sorted(roles) if role not in taken), None)
+    roles: dict[str, str] = {}
+    for folder in folders:
+        offered = {ctx.roles[m.source] for m in ctx.plan.mappings
+                   if m.target == folder and m.source in ctx.roles}
+        role = next((role for role in sorted(offered) if role not in taken), None)
+        if role is not None:
+            roles[folder] = role
+            taken.add(role)
+    return roles
 
 
 def ready_or_refused(ctx: PushContext, control: TargetControl, folder: str) -> bool:

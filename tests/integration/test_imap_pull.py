@@ -149,6 +149,44 @@ def test_incremental_run_fetches_only_new_messages_and_records_flags_and_gone(
     assert summary["folders_unchanged"] == 2 and "fetched" not in summary
 
 
+def test_fetching_connections_sign_in_while_the_first_folder_is_planned(source_server, tmp_path,
+                                                                        monkeypatch):
+    """The other connections are started before the first folder that may hold new mail is
+    planned, so their sign-ins overlap its EXAMINE and listing; a run that finds only flag
+    changes (UIDNEXT as recorded) starts none."""
+    from migrator.engine.imap import pull as imap_pull
+
+    order: list[str] = []
+    start, plan = imap_pull._start_fetchers, imap_pull.PlanningConnection.plan
+
+    def starting(*args):
+        order.append("start")
+        return start(*args)
+
+    def planning(self, folder, *args, **kwargs):
+        order.append(f"plan {folder.name}")
+        return plan(self, folder, *args, **kwargs)
+
+    monkeypatch.setattr(imap_pull, "_start_fetchers", starting)
+    monkeypatch.setattr(imap_pull.PlanningConnection, "plan", planning)
+    source_server.add_user("alice")
+    seed(source_server, "INBOX", 5)
+    config = source_config(tmp_path, source_server)
+    assert pull(config).status == ExitStatus.OK
+    assert order == ["start", "plan INBOX"]
+    client = imap_client(source_server, "alice")
+    client.select_folder("INBOX")
+    client.add_flags([2], ["\\Flagged"])
+    client.logout()
+    order.clear()
+
+    result = run_cli("-c", config, "--json", "pull", "alice")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["flags_updated"] == 1
+    assert order == ["plan INBOX"]
+
+
 def test_changed_uidvalidity_remaps_without_duplicate_rows_or_blobs(source_server, tmp_path):
     source_server.add_user("alice")
     seed(source_server, "INBOX", 12)

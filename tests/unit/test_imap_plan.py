@@ -8,6 +8,7 @@ import time
 import pytest
 
 from migrator.budget import ByteBudget
+from migrator.engine.imap.folder_state import may_have_new
 from migrator.engine.imap.plan import (
     FolderState,
     Known,
@@ -38,6 +39,21 @@ def test_unchanged_needs_proof(status, condstore, failed, expected):
 
 def test_unchanged_never_for_a_folder_never_synced():
     assert not unchanged(FolderState(folder_id=1), FolderStatus(7, 10, 9, 50), True)
+
+
+@pytest.mark.parametrize("status, failed, expected", [
+    (FolderStatus(7, 10, 9, 51), (), False),  # flags changed: nothing to fetch
+    (FolderStatus(7, 10, 8, 52), (), False),  # an expunge: nothing to fetch
+    (FolderStatus(7, 10, 9, None), (), False),  # no CONDSTORE, same UIDNEXT
+    (FolderStatus(7, 11, 10, 52), (), True),  # a new UID
+    (FolderStatus(8, 10, 9, 50), (), True),  # UIDVALIDITY changed: everything again
+    (FolderStatus(7, 10, 9, 50), (3,), True),  # a failure waits for a retry
+    (None, (), True),  # no STATUS to tell
+])
+def test_may_have_new_only_when_uids_could_be_new(status, failed, expected):
+    state = FolderState(**{**STATE.__dict__, "failed_uids": frozenset(failed)})
+    assert may_have_new(state, status) is expected
+    assert may_have_new(FolderState(folder_id=1), status) is True  # never synced
 
 
 @pytest.mark.parametrize("state, selected, condstore, remap, expected", [

@@ -38,6 +38,15 @@ def unchanged(state: FolderState, status: FolderStatus, condstore: bool) -> bool
             and not state.failed_uids)
 
 
+def may_have_new(state: FolderState, status: FolderStatus | None) -> bool:
+    """Whether the folder may hold messages the archive lacks: not synced before, a new
+    UIDVALIDITY or UIDNEXT (UIDs only grow), no STATUS to tell, or failures to retry.
+    False means its sync has flag changes and gone messages at most: nothing to fetch."""
+    return (status is None or state.uidvalidity is None
+            or status.uidvalidity != state.uidvalidity or status.uidnext != state.uidnext
+            or bool(state.failed_uids))
+
+
 def included(name: str, endpoint: Endpoint) -> bool:
     """Shell-style `include`/`exclude` patterns on the folder's full (decoded) name."""
     return (any(fnmatchcase(name, pattern) for pattern in endpoint.include)

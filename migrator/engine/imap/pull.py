@@ -2,10 +2,11 @@
 archive lacks, never changing the source.
 
 One connection lists the folders, asks every folder's STATUS in one round trip, and plans the
-folders that changed, one by one; as soon as the first batch is queued, the other connections
-(`connections` in the config) start fetching, and the planning connection joins them when it
-is done. Every batch is committed after its blobs are durable; a folder's sync state is
-recorded after its last batch. See planner, fetcher and writer in this package for the parts.
+folders that changed, one by one; the other connections (`connections` in the config) sign in
+while the first folder that may hold new mail is planned, fetch as soon as its batches are
+queued, and the planning connection joins them when it is done. Every batch is committed
+after its blobs are durable; a folder's sync state is recorded after its last batch. See
+planner, fetcher and writer in this package for the parts.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from migrator.config import Account
 from migrator.engine.events import Emit, TaskFinished, TaskStarted, TaskTotals
 from migrator.engine.imap.context import RECONNECTS, PullContext
 from migrator.engine.imap.fetcher import Fetcher
-from migrator.engine.imap.folder_state import FolderState, included, unchanged
+from migrator.engine.imap.folder_state import FolderState, included, may_have_new, unchanged
 from migrator.engine.imap.planner import FolderPullPlan, apply_plan, describe, plan_folder
 from migrator.engine.imap.records import (
     failed_uids_by_folder,
@@ -187,6 +188,8 @@ def _pull(ctx: PullContext, source: ImapSource) -> None:
                 ctx.count(folders_unchanged=1)
                 fine.append(folder.name)
                 continue
+            if not threads and may_have_new(state, status):  # their sign-ins overlap planning
+                threads = _start_fetchers(ctx, writer, connections - 1)
             plan = planner.plan(folder, state)
             if plan is None:
                 continue

@@ -158,20 +158,15 @@ class TargetControl:
 
         return self.run("LIST", read)
 
-    def ensure(self, name: str, layout: TargetLayout, role: str | None = None) -> int:
-        """Create `name` and any missing parent; how many folders were created.
-
-        `role` (a special-use attribute) is given to `name` itself where the target offers
-        CREATE-SPECIAL-USE (RFC 6154), so mail clients find the folder by its role.
-        """
-        wanted = self.missing([name], layout, {name: role} if role else None)
-        for path, use in wanted:
-            self.run(f"CREATE {path}", partial(self._create, path=path, role=use))
-        return len(wanted)
+    def create(self, path: str, role: str | None = None) -> None:
+        """CREATE one folder (its parents must exist) and subscribe it; `role` (a special-use
+        attribute) goes with it where the target offers CREATE-SPECIAL-USE (RFC 6154), so mail
+        clients find the folder by its role."""
+        self.run(f"CREATE {path}", partial(self._create, path=path, role=role))
 
     def missing(self, names: Sequence[str], layout: TargetLayout,
                 roles: dict[str, str] | None = None) -> list[tuple[str, str | None]]:
-        """What `ensure` of each of `names` would CREATE, parents first, each path once:
+        """What creating each of `names` takes: the missing folders, parents first, each once:
         (path, role); a role (of `roles`) goes to the folder it names, not to its parents."""
         existing = {self._key(f.name, layout) for f in layout.existing}
         wanted: list[tuple[str, str | None]] = []
@@ -189,7 +184,7 @@ class TargetControl:
 
     def create_all(self, wanted: Sequence[tuple[str, str | None]]) -> dict[str, bool]:
         """CREATE (and SUBSCRIBE) each (path, role), parents first, in one round trip: path
-        -> whether it was created. What failed is for `ensure`, which says why."""
+        -> whether it was created. What failed is for `create`, which says why."""
         if not wanted:
             return {}
         created = self.run(f"CREATE of {len(wanted)} folders", lambda c: create_folders(

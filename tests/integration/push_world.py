@@ -209,12 +209,12 @@ def spy_uid_listings(monkeypatch: Any) -> list[list[str]]:
 
 def spy_folder_readying(monkeypatch: Any) -> list[tuple[str, list[Any]]]:
     """How target folders are made ready, in order: ("create_all", [(path, role)...]) and
-    ("select_all", [folder...]) for folders done together, ("ensure", [folder]) and
+    ("select_all", [folder...]) for folders done together, ("create", [path]) and
     ("select", [folder]) for one done alone."""
     from migrator.targets.control import TargetControl
 
     asked: list[tuple[str, list[Any]]] = []
-    for name in ("create_all", "select_all", "ensure", "select"):
+    for name in ("create_all", "select_all", "create", "select"):
         original = getattr(TargetControl, name)
 
         def spy(self: TargetControl, what: Any, *args: Any, _name: str = name,

@@ -226,7 +226,7 @@ def test_a_folder_the_target_refuses_fails_alone(source_server, fault_proxy, tmp
     # refused among the folders created together, then alone, which says why
     assert asked[:2] == [("create_all", [("Other", None), ("Refused", None)]),
                          ("select_all", ["INBOX", "Other", "Refused"])]
-    assert ("ensure", ["Refused"]) in asked and ("ensure", ["Other"]) not in asked
+    assert ("create", ["Refused"]) in asked and ("create", ["Other"]) not in asked
     assert refuse.refused == 2
     assert "folder Refused:" in result.stderr and "Cannot create mailbox" in result.stderr
     assert "Traceback" not in result.stderr

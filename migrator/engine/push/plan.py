@@ -103,7 +103,7 @@ def ensure_folder(ctx: PushContext, control: TargetControl, folder: str) -> None
     assert ctx.layout is not None
     role = _roles_to_create(ctx, [folder]).get(folder)
     for path, use in control.missing([folder], ctx.layout, {folder: role} if role else None):
-        control.ensure(path, ctx.layout, use)  # its parents are there by now
+        control.create(path, use)  # parents first: each one's parent is there by now
         _remember_created(ctx, path, use)
 
 

@@ -137,6 +137,49 @@ def test_push_starts_while_the_pull_is_still_running(source_server, o365, oauth_
     assert_target_matches(o365, messages)
 
 
+def test_push_connections_sign_in_beside_the_control_connection(
+        source_server, o365, oauth_service, certs, tmp_path, monkeypatch):
+    """In migrate the workers' logins start with the push, beside the control connection's
+    sign-in and LIST (the pull is fetching by the time they are done); a push of an archive
+    starts them once it has planned and found something to send. Both move every message."""
+    from migrator.engine.push import job
+    from migrator.targets.control import TargetControl
+
+    order: list[str] = []
+    ready, layout = job.ReadyConnections, TargetControl.layout
+
+    def logging_in(*args, **kwargs):
+        order.append("logins")
+        return ready(*args, **kwargs)
+
+    def listing(self):
+        order.append("layout")
+        return layout(self)
+
+    monkeypatch.setattr(job, "ReadyConnections", logging_in)
+    monkeypatch.setattr(TargetControl, "layout", listing)
+    messages = generate(seed=9, count=20, max_size=20_000, stdlib=False)
+    seed_source(source_server, messages)
+    config = write_world_config(tmp_path, source_block(source_server),
+                                target_block(o365.imaps_port, certs.ca_cert, oauth_service))
+
+    migrated = run_cli("-c", config, "migrate", "bob")
+
+    assert migrated.status == ExitStatus.OK, migrated.stderr
+    assert order[:2] == ["logins", "layout"]
+    assert_target_matches(o365, messages)
+    later = generate(seed=10, count=5, max_size=20_000, stdlib=False)
+    seed_source(source_server, later)
+    assert run_cli("-c", config, "pull", "bob").status == ExitStatus.OK
+    order.clear()
+
+    pushed = run_cli("-c", config, "push", "bob")
+
+    assert pushed.status == ExitStatus.OK, pushed.stderr
+    assert order[:2] == ["layout", "logins"]
+    assert_target_matches(o365, messages + later)
+
+
 def test_migrate_dry_run_changes_nothing(source_server, o365, oauth_service, certs, corpus,
                                          tmp_path):
     seed_source(source_server, corpus)

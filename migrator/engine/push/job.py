@@ -100,6 +100,8 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
         control.stop = ctx.stop
         outcome = "failed"
         try:
+            if source_done is not None and not source_done():
+                _log_in_early(ctx)  # a running pull is about to bring messages to push
             ctx.layout = control.layout()
             make_plan(ctx)
             _start(ctx)
@@ -145,7 +147,12 @@ def _start(ctx: PushContext) -> None:
 
 
 def _log_in_early(ctx: PushContext) -> None:
-    """The workers' logins, started now: they overlap planning, re-checks and reconciling."""
+    """The workers' logins, started now: they overlap planning, re-checks and reconciling.
+
+    A plain push starts them once it knows there is something to send; in `migrate` they
+    start with the push itself, beside the control connection's sign-in and LIST, since the
+    pull is fetching by the time they are done (a run the no-op probe settles never gets
+    here; one whose pull brings nothing logs out the connections nobody took)."""
     if ctx.ready is None and ctx.parallelism is not None:
         ctx.ready = ReadyConnections(ctx.endpoint, ctx.name, ctx.tokens, ctx.parallelism.limit)
 

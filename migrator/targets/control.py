@@ -65,6 +65,15 @@ def _selected(name: str, info: SelectInfo) -> Selected:
                     tuple(_text(f) for f in flags) if flags is not None else None)
 
 
+def _personal(client: IMAPClient) -> tuple[str, Any]:
+    """(prefix, delimiter) of the first personal namespace; ("", None) without one."""
+    if client.has_capability("NAMESPACE"):
+        personal = client.namespace().personal
+        if personal:
+            return _text(personal[0][0]), personal[0][1]
+    return "", None
+
+
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -86,6 +95,7 @@ class TargetControl:
         self.stop = stop
         self.sleep = sleep
         self._client: IMAPClient | None = None
+        self._namespace: tuple[str, Any] | None = None  # this session's personal namespace
         self._refresh = False
         self.reconnects = 0
 
@@ -113,6 +123,7 @@ class TargetControl:
         if self._client is not None:
             imapconn.close_quietly(self._client)
             self._client = None
+            self._namespace = None
 
     def _reset(self, exc: BaseException, _attempt: int) -> None:
         self._refresh = self._refresh or isinstance(exc, TokenExpired)
@@ -138,13 +149,14 @@ class TargetControl:
 
     # -- folders ------------------------------------------------------------------------
     def layout(self) -> TargetLayout:
-        """Delimiter, personal prefix and existing folders (with special-use) of the target."""
+        """Delimiter, personal prefix and existing folders (with special-use) of the target.
+
+        NAMESPACE is asked once per session (a session's namespaces do not change), so the
+        LIST of a verify after a push on the same connection is its only round trip."""
         def read(client: IMAPClient) -> TargetLayout:
-            prefix, delimiter = "", None
-            if client.has_capability("NAMESPACE"):
-                personal = client.namespace().personal
-                if personal:
-                    prefix, delimiter = _text(personal[0][0]), personal[0][1]
+            if self._namespace is None:
+                self._namespace = _personal(client)
+            prefix, delimiter = self._namespace
             folders = []
             for flags, found_delimiter, name in client.list_folders():
                 delimiter = delimiter or found_delimiter

@@ -133,3 +133,40 @@ def test_a_folder_that_cannot_be_selected_leaves_the_others_and_the_connection_s
         assert control.uids("INBOX")[1] == inbox
     finally:
         control.close()
+
+
+def test_a_verify_on_the_push_connection_asks_namespace_once_and_lists_folders_again(
+        pushed, o365, monkeypatch):
+    """migrate's verify runs on its push's control connection: the session's NAMESPACE is
+    known, so it is not asked again, but the folders are listed again, and what changed at
+    the target after the push is found (a folder emptied: its messages are missing)."""
+    from imapclient import IMAPClient
+
+    account, manifest, store, appended, _, _ = pushed
+    asked: list[str] = []
+    namespace, list_folders = IMAPClient.namespace, IMAPClient.list_folders
+
+    def spy_namespace(self):
+        asked.append("NAMESPACE")
+        return namespace(self)
+
+    def spy_list(self, *args, **kwargs):
+        asked.append("LIST")
+        return list_folders(self, *args, **kwargs)
+
+    monkeypatch.setattr(IMAPClient, "namespace", spy_namespace)
+    monkeypatch.setattr(IMAPClient, "list_folders", spy_list)
+    control = TargetControl(account.target, account.name,
+                            imapconn.tokens_for(account.target, account.name))
+    try:
+        control.layout()
+        o365.doveadm("expunge", "-u", MAILBOX, "mailbox", "Sent Items", "all")
+        report = verify_target(account, manifest, store, discard, control=control,
+                               appended=appended)
+    finally:
+        control.close()
+
+    assert asked == ["NAMESPACE", "LIST", "LIST"]
+    by_folder = {check.target: check for check in report.folders}
+    assert len(by_folder["Sent Items"].missing) == 2 and not report.ok
+    assert by_folder["INBOX"].ok and by_folder["INBOX"].present == 6

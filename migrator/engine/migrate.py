@@ -17,7 +17,7 @@ from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
 from migrator.archive.runs import record_run
 from migrator.config import Account
-from migrator.engine.events import Emit, Event, TaskAdvanced
+from migrator.engine.events import Emit, Event, TaskAdvanced, TaskStarted, TaskTotals
 from migrator.engine.pull import pull_account
 from migrator.engine.push.job import push_account
 from migrator.engine.results import JobResult
@@ -36,6 +36,7 @@ class PullThread(threading.Thread):
                  emit: Emit) -> None:
         super().__init__(name=f"pull-{account.name}", daemon=True)
         self.committed = threading.Event()  # set by every commit, and at the end
+        self.fetching = threading.Event()  # set once it has found mail to fetch, or ended
         self.args_ = (account, manifest, store, self._signalling(emit))
         self.result: JobResult | None = None
         self.error: BaseException | None = None
@@ -45,6 +46,10 @@ class PullThread(threading.Thread):
             emit(event)
             if isinstance(event, TaskAdvanced) and event.task == "pull":
                 self.committed.set()  # the push has new rows to read
+                self.fetching.set()
+            elif isinstance(event, TaskStarted | TaskTotals) and event.task == "pull" \
+                    and event.total:
+                self.fetching.set()  # planned: messages are coming
         return relay
 
     def run(self) -> None:
@@ -54,6 +59,7 @@ class PullThread(threading.Thread):
             self.error = exc
         finally:
             self.committed.set()
+            self.fetching.set()
 
     def outcome(self) -> JobResult:
         account = self.args_[0]
@@ -83,7 +89,7 @@ def migrate_account(account: Account, manifest: Manifest, store: BlobStore, emit
             try:
                 pushed = push_account(account, manifest, store, emit,
                                       source_done=lambda: not pull.is_alive(), control=control,
-                                      committed=pull.committed,
+                                      committed=pull.committed, fetching=pull.fetching,
                                       appended=appended if verify else None)
             finally:
                 pull.join()

@@ -281,18 +281,22 @@ class TargetControl:
     def index(self, name: str, only: Collection[int] | None = None
               ) -> tuple[Selected, list[TargetEntry]]:
         """Every message of a folder (or those of its UIDs in `only`): UID, size and
-        identity (header fields only)."""
+        identity (header fields only). UIDs of `only` are fetched without a UID SEARCH
+        first: the caller has just listed them, and one the folder lacks gives nothing."""
         def read(client: IMAPClient) -> tuple[Selected, list[TargetEntry]]:
             selected = self._select(client, name)
             if selected.exists == 0:
                 return selected, []
-            uids = sorted(uid for uid in client.search("ALL") if only is None or uid in only)
+            uids = sorted(client.search("ALL") if only is None else only)
             entries = []
             for start in range(0, len(uids), INDEX_BATCH):
                 chunk = uids[start:start + INDEX_BATCH]
                 fetched = client.fetch(chunk, [b"RFC822.SIZE", b"INTERNALDATE",
                                                f"BODY.PEEK[HEADER.FIELDS ({INDEX_FIELDS})]"])
+                asked = set(chunk)
                 for uid, data in fetched.items():
+                    if uid not in asked:  # an unsolicited FETCH (a flag changed elsewhere)
+                        continue
                     head = next((v for k, v in data.items() if k.startswith(b"BODY[")), b"")
                     entries.append(TargetEntry(uid, int(data.get(b"RFC822.SIZE", 0)),
                                                identity_of(head or b""),

@@ -299,3 +299,115 @@ def test_a_no_op_migrate_signs_in_once_and_compares_nothing(source_server, fault
         assert commands.connections[-1] == [
             "LOGIN", "NAMESPACE", "LIST", "STATUS", "STATUS", "LOGOUT"]
     assert len(source_server.list_messages("carol", "INBOX")) == 2
+
+
+def spy_header_fetches(monkeypatch) -> list[tuple[str, set[int] | None]]:
+    """(folder, UIDs asked for, None: all) of each header fetch verify makes at the target."""
+    from migrator.targets.control import TargetControl
+
+    fetched: list[tuple[str, set[int] | None]] = []
+    index = TargetControl.index
+
+    def spy(self, name, only=None):
+        fetched.append((name, None if only is None else set(only)))
+        return index(self, name, only)
+
+    monkeypatch.setattr(TargetControl, "index", spy)
+    return fetched
+
+
+def push_one_more(tmp_path, config, folder: str, item) -> None:
+    archive_one_more(tmp_path / "archive", folder, item)
+    pushed = run_cli("-c", config, "push", "bob")
+    assert "pushed 1," in pushed.stdout, pushed.stdout + pushed.stderr
+
+
+def test_a_changed_folder_fetches_the_headers_of_what_came_since_only(
+        imap_world, source_server, tmp_path, monkeypatch):
+    """After a complete verify, one more message pushed to Work: the next verify lists
+    Work's UIDs and fetches the headers of the new one only (the others' UIDs are those the
+    last verify confirmed); INBOX is not compared. An anonymous message would be fetched and
+    its blob read again (test_a_damaged_blob_fails_as_it_did_before)."""
+    config, commands = imap_world
+    push_one_more(tmp_path, config, "Work", message(50, folder="Work"))
+    newest = max(m.uid for m in source_server.list_messages("carol", "Work"))
+    fetched = spy_header_fetches(monkeypatch)
+    commands.take()
+
+    result, report = verify(config)
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert fetched == [("Work", {newest})]
+    seen = commands.take()  # the UIDs listed once: the new one's headers fetched by UID
+    assert seen.count("UID SEARCH") == 1 and seen.count("UID FETCH") == 1
+    by_folder = {f["target"]: f for f in report["folders"]}
+    assert by_folder["Work"]["present"] == 6 and not by_folder["Work"]["skipped"]
+    assert by_folder["INBOX"]["skipped"]
+    # and what is gone is still found: one of the earlier messages expunged
+    source_server.doveadm("expunge", "-u", "carol", "mailbox", "Work", "uid",
+                          str(min(m.uid for m in source_server.list_messages("carol", "Work"))))
+    gone, report = verify(config)
+    assert gone.status == ExitStatus.VERIFY and report["missing"] == 1
+
+
+def test_a_folder_where_a_message_was_found_by_identity_is_fetched_whole_next_time(
+        imap_world, tmp_path, monkeypatch):
+    """A done row without its target UID (a server that gave no APPENDUID) is found by
+    identity: the folder is complete, but its record does not vouch for recorded UIDs, so
+    after the next push there the whole folder's headers are fetched again."""
+    config, _ = imap_world
+    with manifests.connect(tmp_path / "archive") as db:
+        db.execute("UPDATE pushes SET target_uid = NULL WHERE id = "
+                   "(SELECT MIN(id) FROM pushes WHERE target_folder = 'Work')")
+    first, _ = verify(config)
+    assert first.status == ExitStatus.OK, first.stderr
+    push_one_more(tmp_path, config, "Work", message(51, folder="Work"))
+    fetched = spy_header_fetches(monkeypatch)
+
+    result, report = verify(config)
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert fetched == [("Work", None)]
+    assert {f["target"]: f["present"] for f in report["folders"]}["Work"] == 6
+
+
+def test_a_push_after_a_pull_lists_the_folder_once_after_sending_not_before(
+        imap_world, tmp_path):
+    """A message pulled into a verified folder changes only the archive side: the push's
+    re-check before sending passes over the folder (the last verify vouched for every done
+    row's UID and the target's STATUS is the same), and only the check after sending lists
+    its UIDs."""
+    config, commands = imap_world
+
+    push_one_more(tmp_path, config, "Work", message(52, folder="Work"))
+
+    assert commands.take().count("UID SEARCH") == 1
+    assert verify(config)[0].status == ExitStatus.OK
+
+
+def test_a_full_path_migrate_whose_slow_pull_brings_nothing_starts_no_push_work(
+        source_server, fault_proxy, tmp_path, monkeypatch):
+    """The push reaches its first round while a slow pull (0.3 s each way) still plans: it
+    waits for the pull to find mail or end, so a pull that brings nothing leaves the target
+    with no SELECT and no APPEND (the workers' early logins are only logged out)."""
+    source_server.add_user("alice", SOURCE_PASSWORD)
+    source_server.add_user("carol", SOURCE_PASSWORD)
+    for name, item in (("INBOX", message(1)), ("Work", message(3, folder="Work"))):
+        source_server.seed("alice", name, [SeedMessage(item.raw, item.flags, item.internaldate)])
+    commands = Commands()
+    target_proxy = fault_proxy(source_server.imap_port, rewrite=commands)
+    slow_source = fault_proxy(source_server.imap_port, delay=0.3, imap=False)
+    source = Endpoint("imap", port=slow_source.port, security="plain", username="alice",
+                      password=f"env:{SOURCE_PASSWORD_ENV}", timeout=20)
+    target = Endpoint("imap", port=target_proxy.port, security="plain", username="carol",
+                      password=f"env:{SOURCE_PASSWORD_ENV}", timeout=20)
+    config = write_world_config(tmp_path, source, target)
+    assert run_cli("-c", config, "migrate", "bob").status == ExitStatus.OK
+    commands.take()
+    monkeypatch.setattr(migrate_probe, "probe_migrate", lambda *args: None)
+
+    again = run_cli("-c", config, "migrate", "bob")
+
+    assert again.status == ExitStatus.OK, again.stderr
+    assert "pulled 0, pushed 0" in again.stdout
+    assert not {"SELECT", "APPEND"} & set(commands.take())

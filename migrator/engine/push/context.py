@@ -97,6 +97,8 @@ class PushContext:
     appended: dict[int, int] | None = None
     ready: ReadyConnections | None = None  # logins started before the workers
     committed: threading.Event | None = None  # set when a running pull commits (migrate)
+    # set once a running pull has found mail to fetch, or has ended (migrate)
+    fetching: threading.Event | None = None
     parallelism: Parallelism | None = None
     losses: list[tuple[float, int]] = field(default_factory=list)  # (time, unanswered bytes)
     sent_bytes: int = 0

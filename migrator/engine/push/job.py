@@ -75,18 +75,21 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
                  source_done: Callable[[], bool] | None = None,
                  control: TargetControl | None = None,
                  committed: threading.Event | None = None,
+                 fetching: threading.Event | None = None,
                  appended: dict[int, int] | None = None) -> JobResult:
     """Push one account's archive to its target; the result says what happened.
 
     `control` (migrate's, kept open for its verify) is used and left open; by default the
     push opens its own control connection and closes it.
     With `source_done` (a running pull), `committed` is set whenever the pull commits: the
-    feeder reads new rows then instead of at its next poll.
+    feeder reads new rows then instead of at its next poll; `fetching` is set once the pull
+    has found something to fetch or has ended: until then no worker is started.
     `appended`, if given, receives message id -> UID for every APPEND the target confirmed
     with APPENDUID in this run (`migrate` hands them to its verification)."""
     ctx = new_context(account, manifest, store, emit)
     ctx.appended = appended
     ctx.committed = committed
+    ctx.fetching = fetching
     release_large_buffers()  # message-sized buffers go back to the OS once sent
     freeze_startup_objects()
     started = time.monotonic()
@@ -181,6 +184,8 @@ def _push_rounds(ctx: PushContext, control: TargetControl,
         reconcile(ctx, control)
         settle_copies(ctx)  # copies whose primary an earlier run or round pushed
         unknown = ctx.result.counts["unknown_outcome"]
+        if source_done is not None and not _anything_to_push(ctx):
+            _wait_for_pull_work(ctx)
         if (source_done is None or source_done()) and not _anything_to_push(ctx):
             return  # no workers, no sign-ins (the pull, if any, has ended)
         _pipeline(ctx, control, finder, source_done)
@@ -192,6 +197,15 @@ def _push_rounds(ctx: PushContext, control: TargetControl,
         source_done = None  # the pull is over once a round has ended
     reconcile(ctx, control)
     _unsettled(ctx)
+
+
+def _wait_for_pull_work(ctx: PushContext) -> None:
+    """In `migrate` with nothing pending yet: wait until the pull has found mail to fetch or
+    has ended, so that a run whose pull brings nothing starts no worker and readies no
+    folder (the workers' logins, started early, are simply logged out)."""
+    while ctx.fetching is not None and not ctx.stop.is_set() \
+            and not ctx.fetching.wait(POLL):
+        pass
 
 
 def _anything_to_push(ctx: PushContext) -> bool:

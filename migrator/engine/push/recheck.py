@@ -7,7 +7,9 @@ with them, cheaply: one SELECT (UIDVALIDITY, EXISTS) and one UID SEARCH per fold
 many folders sent at once (`verify/uids_ahead.py`). A done
 row whose UID is no longer listed goes back to `failed` with the reason in `last_error`, so
 the push sends it again. A folder unchanged on both sides since verify last found it
-complete (see verify/unchanged.py) is not checked at all. Rows whose UID cannot be checked
+complete (see verify/unchanged.py) is not checked at all, nor one whose target side alone is
+unchanged when that verify vouched for every done row's UID (`FolderGate.vouches`: only
+messages pulled since changed the archive side). Rows whose UID cannot be checked
 (the folder's UIDVALIDITY changed, or the server gave no APPENDUID) are looked for by
 identity (Message-ID, fingerprint) in the folder's index: found, the row learns the new UID;
 not found, it is sent again. The index is
@@ -77,6 +79,8 @@ def recheck(ctx: PushContext, control: TargetControl,
         folder_ids = sources[folder]
         with ctx.manifest.session() as session:
             messages = in_state(session, ctx.target, folder_ids, [DONE], target_folder=folder)
+        if gate is not None and gate.vouches(folder, messages):
+            continue  # only the archive side changed (a message pulled since): none gone
         outcomes = _check_folder(ctx, control, finder, folder, messages, ahead)
         with ctx.manifest.session() as session:
             write_outcomes(session, ctx.target, outcomes)

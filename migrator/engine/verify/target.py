@@ -17,6 +17,7 @@ from typing import Any
 
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
+from migrator.archive.verified import Verified
 from migrator.config import Account
 from migrator.engine.events import Emit, TaskAdvanced, TaskFinished, TaskStarted
 from migrator.engine.push.context import PushContext
@@ -58,6 +59,9 @@ class FolderCheck:
     changed: list[str] = field(default_factory=list)  # byte check only
     folder_missing: bool = False  # the target has no such folder (an empty one counts too)
     skipped: bool = False  # unchanged since the last verify found it complete: not compared
+    # every message found was at the UID its push recorded (none found elsewhere by
+    # identity): kept with the folder's record (not reported), see `_confirmed`
+    at_recorded_uids: bool = True
 
     @property
     def ok(self) -> bool:
@@ -163,11 +167,14 @@ def _verify(ctx: PushContext, control: TargetControl, byte_check: bool,
     folders = {folder for folder in pushed_from if folder} | set(planned) \
         | {m.target for m in plan.mappings if m.target is not None}  # empty ones too
     gate = FolderGate(ctx, control, folders, full=full)
-    # the UIDs of the folders the push wrote to, asked for many folders at a time
+    vouched = {} if full else {name: record for name, record in gate.recorded.items()
+                               if record.report.get("at_recorded_uids")}
+    # the UIDs of the changed folders that are read UIDs first (see `_confirmed`), asked
+    # for many folders at a time
     ahead = UidsAhead(control, [f for f in sorted(folders) if f not in absent
-                                and f in gate.states and gate.target_changed(f)],
-                      {name: state.messages or 0 for name, state in gate.states.items()}) \
-        if appended else None
+                                and f in gate.states and gate.target_changed(f)
+                                and (appended or f in vouched)],
+                      {name: state.messages or 0 for name, state in gate.states.items()})
     for folder in sorted(folders):
         with ctx.manifest.session() as session:
             messages = expected_in(session, ctx.target, folder, planned.get(folder, []),
@@ -177,13 +184,14 @@ def _verify(ctx: PushContext, control: TargetControl, byte_check: bool,
             check = FolderCheck.restored(figures)
         else:
             check = _check_folder(ctx, control, finder, folder, messages, byte_check,
-                                  appended, ahead)
+                                  appended, ahead, vouched.get(folder))
             check.folder_missing = folder in absent
         if not check.sources:
             check.sources = sorted(m.source for m in plan.mappings if m.target == folder)
         report.folders.append(check)
         ctx.emit(TaskAdvanced("verify", ctx.name, check.expected))
-    gate.record((check.target, check.ok, check.as_dict())
+    gate.record((check.target, check.ok,
+                 {**check.as_dict(), "at_recorded_uids": check.at_recorded_uids})
                 for check in report.folders if not check.skipped)
     ctx.emit(TaskFinished("verify", ctx.name, {"outcome": "ok" if report.ok else "differences",
                                                **report.totals()}))
@@ -197,15 +205,16 @@ def _describe(ctx: PushContext, message: Candidate) -> str:
 
 def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, folder: str,
                   messages: Sequence[Candidate], byte_check: bool,
-                  appended: Mapping[int, int], ahead: UidsAhead | None = None) -> FolderCheck:
+                  appended: Mapping[int, int], ahead: UidsAhead | None = None,
+                  before: Verified | None = None) -> FolderCheck:
     sources = sorted({ctx.folder_names[m.folder_id] for m in messages})
     check = FolderCheck(folder, sources, expected=len(messages))
     finder.check_sizes = False  # presence by identity; bytes only with byte_check
     known_ids = {m.message_id for m in messages if m.message_id}
     found: dict[int, TargetEntry] = {}
-    if appended:
+    if appended or before is not None:
         matcher, check.at_target = _confirmed(ctx, finder, folder, messages, appended,
-                                              known_ids, found, ahead)
+                                              known_ids, found, ahead, before)
     else:
         matcher = _index(ctx, finder, folder, known_ids)
         check.at_target = len(matcher.free)
@@ -232,6 +241,7 @@ def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, fold
             check.missing.append(_describe(ctx, message))
         else:
             found[message.id] = entry
+            check.at_recorded_uids = False
     check.present = len(found)
     check.expected -= check.merged
     _leftovers(finder, check, matcher, messages)
@@ -250,13 +260,20 @@ def _index(ctx: PushContext, finder: Finder, folder: str, known_ids: set[str]) -
 
 def _confirmed(ctx: PushContext, finder: Finder, folder: str, messages: Sequence[Candidate],
                appended: Mapping[int, int], known_ids: set[str],
-               found: dict[int, TargetEntry],
-               ahead: UidsAhead | None = None) -> tuple[Matcher, int]:
-    """Present without a header fetch: a message whose recorded UID is the one APPENDUID gave
-    this process for it, within the folder's UIDVALIDITY, and still listed by UID SEARCH (a
-    UID names one message for good). Only the folder's other UIDs are fetched and matched,
-    so what is missing, duplicated or extra is found as before. The index and the folder's
-    message count are returned."""
+               found: dict[int, TargetEntry], ahead: UidsAhead | None = None,
+               before: Verified | None = None) -> tuple[Matcher, int]:
+    """Present without a header fetch: a message whose recorded UID, within the folder's
+    UIDVALIDITY, is still listed by UID SEARCH (a UID names one message for good) and was
+    either given by APPENDUID to this process for it, or is below the UIDNEXT of `before`:
+    the last verify that found the folder complete with every message at its recorded UID
+    (`at_recorded_uids`), under the same UIDVALIDITY. A row's UID below that UIDNEXT was
+    recorded before that verify confirmed it (APPENDUIDs given since are above it; a row
+    found again by identity spoils the flag), so a changed folder's re-run fetches the
+    headers of what came since, not of the whole folder. Not for a message without a
+    Message-ID: its identity is a fingerprint of its blob, which is read again, so a blob
+    damaged since still shows as the message missing. Only the folder's other UIDs are
+    fetched and matched, so what is missing, duplicated or extra is found as before. The
+    index and the folder's message count are returned."""
     existing = {f.name for f in ctx.layout.existing} if ctx.layout else set()
     if folder not in existing:
         return Matcher([]), 0
@@ -264,9 +281,14 @@ def _confirmed(ctx: PushContext, finder: Finder, folder: str, messages: Sequence
     selected, uids = listed if listed is not None else finder.control.uids(folder)
     ctx.selected[folder] = selected
     at_target = len(uids)
+    vouched_below = 0
+    if before is not None and before.state.uidvalidity == selected.uidvalidity:
+        vouched_below = before.state.uidnext or 0
     for message in messages:
-        uid = appended.get(message.id)
-        if (uid is not None and message.state == DONE and message.target_uid == uid
+        uid = message.target_uid
+        vouched = uid is not None and uid < vouched_below and bool(message.message_id)
+        if (uid is not None and message.state == DONE
+                and (appended.get(message.id) == uid or vouched)
                 and message.target_uidvalidity == selected.uidvalidity and uid in uids):
             uids.discard(uid)
             found[message.id] = TargetEntry(uid, message.size,

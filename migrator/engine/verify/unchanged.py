@@ -81,6 +81,22 @@ class FolderGate:
         self.skipped.append(folder)
         return before.report
 
+    def vouches(self, folder: str, done: Sequence[Candidate]) -> bool:
+        """Are the `done` rows of `folder` still at the target without listing its UIDs?
+
+        Yes when its STATUS is the one the last verify recorded for it (nothing appended or
+        expunged since) and that verify found every message at its recorded UID
+        (`at_recorded_uids`), and each row's UID is below the UIDNEXT then, within the same
+        UIDVALIDITY: such a UID was recorded before that verify, which found it there
+        (APPENDUIDs given since are above it), and nothing has gone since."""
+        before = self.recorded.get(folder)
+        if before is None or self.target_changed(folder) \
+                or not before.report.get("at_recorded_uids"):
+            return False
+        state = before.state
+        return all(row.target_uid is not None and row.target_uidvalidity == state.uidvalidity
+                   and row.target_uid < (state.uidnext or 0) for row in done)
+
     def target_changed(self, folder: str) -> bool:
         """Will `folder` be compared whatever the archive expects there? (`full`, or its
         STATUS now is not the one its last verify recorded.)"""

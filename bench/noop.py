@@ -9,7 +9,10 @@ proxy in front of both servers, each way; not timed), then times, as real subpro
 
 - backup: `migrator backup` again, nothing new at the source;
 - migrate: `migrator migrate` again (pull, push, and the verify at its end);
-- verify: `migrator verify`, and `verify --full` (the deep compare of every folder).
+- verify: `migrator verify`, and `verify --full` (the deep compare of every folder);
+- then one new message at the source (APPENDed to INBOX directly, not timed) and
+  `migrate` again: a delta pass's cost for one message in a big mailbox (pull it, push it,
+  verify the folder it changed), beside mbsync fetching the same message.
 
 Wall seconds are medians over the repeats; CPU seconds (user + system of the process) are
 given too, being steadier than wall time on a loaded machine. Beside them, in the same run
@@ -22,6 +25,7 @@ STATUS per folder, LOGOUT) from a minimal socket client.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import shutil
 import socket
@@ -101,6 +105,22 @@ def mbsync(config: Path) -> float:
     return time.monotonic() - started
 
 
+def deliver_one(bench: World, number: int) -> None:
+    """One new message in the source's INBOX, as mail arriving between two passes."""
+    import imaplib
+
+    message = (f"From: sender@example.com\r\nTo: {USER}@example.com\r\n"
+               f"Subject: arrived between passes {number}\r\n"
+               f"Message-ID: <delta-{number}-{time.time_ns()}@bench.example>\r\n"
+               "Date: Fri, 04 Dec 2026 12:00:00 +0000\r\n\r\nnew mail\r\n")
+    client = imaplib.IMAP4("127.0.0.1", bench.source.imap_port)
+    try:
+        client.login(USER, PASSWORD)
+        client.append("INBOX", None, None, message.encode())
+    finally:
+        client.logout()
+
+
 def measure(bench: World, delay: float, work: Path, repeat: int) -> list[Result]:
     env = migrator_env(BENCH_IMAP_PASSWORD=PASSWORD, BENCH_APP_SECRET=SECRET)
     results = []
@@ -136,6 +156,20 @@ def measure(bench: World, delay: float, work: Path, repeat: int) -> list[Result]
                     raise RuntimeError(f"{what} failed ({run.status}): {run.stderr}")
                 results.append(Result(delay, what, run.seconds, run.peak_rss_mb,
                                       child_cpu() - cpu))
+            deliver_one(bench, len(results))
+            if mbsync_rc is not None:
+                cpu = child_cpu()
+                seconds = mbsync(mbsync_rc)
+                results.append(Result(delay, "mbsync, 1 new message", seconds,
+                                      cpu=child_cpu() - cpu))
+            cpu = child_cpu()
+            run = migrator("-c", config, "-q", "--json", "migrate", USER, env=env)
+            summary = json.loads(run.stdout.strip().splitlines()[-1]) if run.stdout else {}
+            if run.status != 0 or (summary.get("pull_fetched"), summary.get("push_pushed")) \
+                    != (1, 1):
+                raise RuntimeError(f"delta migrate failed ({run.status}): {run.stderr}")
+            results.append(Result(delay, "migrate, 1 new message", run.seconds,
+                                  run.peak_rss_mb, child_cpu() - cpu))
     return results
 
 
@@ -158,6 +192,8 @@ def report(results: list[Result]) -> str:
         cpus = [r.cpu for r in runs if r.cpu is not None]
         ratios = []
         for base in ("mbsync no-op", "raw STATUS round trip"):
+            if what == "migrate, 1 new message" and base == "mbsync no-op":
+                base = "mbsync, 1 new message"
             reference = median(delay, base)
             ratios.append(f"{seconds / reference:.1f}x" if reference and what != base
                           and not what.startswith("first") else "")

@@ -142,9 +142,11 @@ PLANS = {"pull, then push": [("pull",), ("push",)],
 
 def measure(bench: World, delay: float, work: Path, smoke: bool = False,
             only: Sequence[str] = (), other: Path | None = None,
-            wait: bool = True) -> list[Result]:
+            wait: bool = True, reverse: bool = False) -> list[Result]:
     """One round at `delay`: the raw APPEND, then each run (`other`: `migrate` from that
-    checkout of migrator too, for a before/after in the same round)."""
+    checkout of migrator too, for a before/after in the same round); `reverse`: the runs
+    after the raw APPEND in the opposite order (rounds alternate, so that no run always
+    follows the raw APPEND or another run)."""
     env = migrator_env(BENCH_IMAP_PASSWORD=PASSWORD, BENCH_APP_SECRET=SECRET)
     wait = wait and not smoke
     plans: dict[str, tuple[list[tuple[str, ...]], Path | None]] = {
@@ -152,6 +154,8 @@ def measure(bench: World, delay: float, work: Path, smoke: bool = False,
         if not only or what in only}
     if other is not None:
         plans[f"migrate ({other.name})"] = ([("migrate",)], other)
+    if reverse:
+        plans = dict(reversed(plans.items()))
     results = []
     with fault_proxy(bench.source.imap_port, delay) as source, \
             fault_proxy(bench.target.imaps_port, delay) as target:
@@ -294,11 +298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"seeded {bench.box.messages} messages, {bench.box.bytes / 1e6:.0f} MB "
                   f"({time.monotonic() - started:.0f} s)", flush=True)
             results = []
-            for _ in range(args.repeat):
+            for round_number in range(args.repeat):
                 for delay in delays:
                     results += measure(bench, delay, work, args.smoke, args.only,
                                        args.compare and args.compare.resolve(),
-                                       not args.no_settle)
+                                       not args.no_settle, reverse=round_number % 2 == 1)
                     print(f"  {delay:g} ms done", flush=True)
         print(report(results, bench.box))
     finally:

@@ -1,14 +1,15 @@
-"""The migrate no-op probe: settle `migrate ACCOUNT` without SQLAlchemy, imapclient or MSAL
-when the full path would provably do nothing and report all-OK.
+"""The migrate no-op probe: settle `migrate ACCOUNT` without SQLAlchemy, imapclient or MSAL when
+the full path would provably do nothing and report all-OK.
 
-The pull side is the backup probe's rule (engine/imap/noop_probe.py); the push and verify
-side is verify/quick_gate.py, signed in with a still-valid token read from MSAL's cache file
-(token_cache_read.py) or the target's password. Source and target are asked at the same
-time (two threads), so the two connections' latencies overlap, and meanwhile the archive
-side of the answer is worked out (quick_gate.ArchiveSide.foresee). The run rows are written as
-the full path writes them (migrate, pull, push), with the same counts; verified_folders is
-left as the full path leaves it when nothing was compared again (untouched). At any doubt or
-error: None, logged at -vv, and the full path runs.
+The pull side is the backup probe's rule (engine/imap/noop_probe.py); the push and verify side
+is verify/quick_gate.py, signed in with a still-valid token read from MSAL's cache file
+(token_cache_read.py) or the target's password. Source and target are asked at the same time
+(two threads), so the two connections' latencies overlap, and meanwhile the archive side of the
+answer is worked out (quick_gate.ArchiveSide.foresee); a source with mail to pull (a delta
+pass) sends the run to the full path at once, not after the target's answer. The run rows are
+written as the full path writes them (migrate, pull, push), with the same counts;
+verified_folders is left as the full path leaves it when nothing was compared again
+(untouched). At any doubt or error: None, logged at -vv, and the full path runs.
 """
 
 from __future__ import annotations
@@ -72,9 +73,12 @@ def probe_migrate(account: Account, settings: Settings, emit: Emit) -> JobResult
         archive = ArchiveSide(account, settings, manifest.connection, account_id, identity,
                               known)
         archive.foresee(recorded)  # while both are asked
-        unchanged, seen = source.outcome(), look.outcome()
-        if isinstance(unchanged, str) or isinstance(seen, str):
-            return _declined(account, unchanged if isinstance(unchanged, str) else str(seen))
+        unchanged = source.outcome()
+        if isinstance(unchanged, str):  # mail to pull: the full path starts without waiting
+            return _declined(account, unchanged)  # for the target (its look ends on its own)
+        seen = look.outcome()
+        if isinstance(seen, str):
+            return _declined(account, seen)
         assert isinstance(unchanged, int) and isinstance(seen, TargetLook)
         found = settled(archive, seen, recorded)
         if isinstance(found, str):

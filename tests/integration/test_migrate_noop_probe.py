@@ -11,6 +11,8 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +194,43 @@ def test_a_plain_imap_target_is_probed_with_its_password(source_server, tmp_path
     # the progress lines of two threads come in any order:
     assert sorted(untimed(quick.stderr).splitlines()) == sorted(untimed(full.stderr).splitlines())
     assert "verified: 3 present" in quick.stdout
+
+
+def test_new_mail_at_the_source_starts_the_full_path_without_waiting_for_the_target(
+        source_server, o365, oauth_service, certs, tmp_path, probe_results, monkeypatch):
+    """A delta pass: the probe's source side finds mail to pull and the full path starts at
+    once. The target's look is held until the full path's pull has begun: were the probe
+    waiting for it, the pull would never begin and the look would give up waiting."""
+    from migrator.engine import migrate as migrate_engine
+
+    source_server.add_user("alice", SOURCE_PASSWORD)
+    source_server.seed("alice", "INBOX", [message(n) for n in range(3)])
+    config = write_world_config(tmp_path, source_block(source_server),
+                                target_block(o365.imaps_port, certs.ca_cert, oauth_service))
+    assert run_cli("-c", config, "migrate", "bob").status == 0
+    source_server.seed("alice", "INBOX", [message(30)])
+    pulling = threading.Event()
+    released: list[bool] = []
+    look, pull = migrate_probe.look_at_target, migrate_engine.pull_account
+
+    def held_look(*args: Any) -> Any:
+        released.append(pulling.wait(10))
+        return look(*args)
+
+    def noted_pull(*args: Any, **kwargs: Any) -> Any:
+        pulling.set()
+        return pull(*args, **kwargs)
+
+    monkeypatch.setattr(migrate_probe, "look_at_target", held_look)
+    monkeypatch.setattr(migrate_engine, "pull_account", noted_pull)
+    probe_results.clear()
+
+    result = run_cli("-c", config, "migrate", "bob")
+
+    assert result.status == 0 and "pulled 1, pushed 1" in result.stdout, result.stderr
+    assert probe_results == [None]
+    for _ in range(100):  # the look goes on in its thread: wait for its verdict (bounded)
+        if released:
+            break
+        time.sleep(0.1)
+    assert released == [True]

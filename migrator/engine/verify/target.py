@@ -17,7 +17,7 @@ from typing import Any
 
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
-from migrator.archive.verified import Verified
+from migrator.archive.verified import FolderState
 from migrator.config import Account
 from migrator.engine.events import Emit, TaskAdvanced, TaskFinished, TaskStarted
 from migrator.engine.push.context import PushContext
@@ -34,7 +34,12 @@ from migrator.engine.push.rows import (
 )
 from migrator.engine.push.twins import copies_in_folder
 from migrator.engine.verify.uids_ahead import UidsAhead
-from migrator.engine.verify.unchanged import FolderGate, planned_sources
+from migrator.engine.verify.unchanged import (
+    AT_RECORDED_UIDS,
+    FolderGate,
+    planned_sources,
+    vouched_for,
+)
 from migrator.errors import MigratorError
 from migrator.folders import FolderMapping
 from migrator.targets.control import TargetControl
@@ -167,8 +172,7 @@ def _verify(ctx: PushContext, control: TargetControl, byte_check: bool,
     folders = {folder for folder in pushed_from if folder} | set(planned) \
         | {m.target for m in plan.mappings if m.target is not None}  # empty ones too
     gate = FolderGate(ctx, control, folders, full=full)
-    vouched = {} if full else {name: record for name, record in gate.recorded.items()
-                               if record.report.get("at_recorded_uids")}
+    vouched = {name: state for name in folders if (state := gate.vouching(name)) is not None}
     # the UIDs of the changed folders that are read UIDs first (see `_confirmed`), asked
     # for many folders at a time
     ahead = UidsAhead(control, [f for f in sorted(folders) if f not in absent
@@ -191,7 +195,7 @@ def _verify(ctx: PushContext, control: TargetControl, byte_check: bool,
         report.folders.append(check)
         ctx.emit(TaskAdvanced("verify", ctx.name, check.expected))
     gate.record((check.target, check.ok,
-                 {**check.as_dict(), "at_recorded_uids": check.at_recorded_uids})
+                 {**check.as_dict(), AT_RECORDED_UIDS: check.at_recorded_uids})
                 for check in report.folders if not check.skipped)
     ctx.emit(TaskFinished("verify", ctx.name, {"outcome": "ok" if report.ok else "differences",
                                                **report.totals()}))
@@ -206,7 +210,7 @@ def _describe(ctx: PushContext, message: Candidate) -> str:
 def _check_folder(ctx: PushContext, control: TargetControl, finder: Finder, folder: str,
                   messages: Sequence[Candidate], byte_check: bool,
                   appended: Mapping[int, int], ahead: UidsAhead | None = None,
-                  before: Verified | None = None) -> FolderCheck:
+                  before: FolderState | None = None) -> FolderCheck:
     sources = sorted({ctx.folder_names[m.folder_id] for m in messages})
     check = FolderCheck(folder, sources, expected=len(messages))
     finder.check_sizes = False  # presence by identity; bytes only with byte_check
@@ -261,19 +265,17 @@ def _index(ctx: PushContext, finder: Finder, folder: str, known_ids: set[str]) -
 def _confirmed(ctx: PushContext, finder: Finder, folder: str, messages: Sequence[Candidate],
                appended: Mapping[int, int], known_ids: set[str],
                found: dict[int, TargetEntry], ahead: UidsAhead | None = None,
-               before: Verified | None = None) -> tuple[Matcher, int]:
+               before: FolderState | None = None) -> tuple[Matcher, int]:
     """Present without a header fetch: a message whose recorded UID, within the folder's
     UIDVALIDITY, is still listed by UID SEARCH (a UID names one message for good) and was
-    either given by APPENDUID to this process for it, or is below the UIDNEXT of `before`:
-    the last verify that found the folder complete with every message at its recorded UID
-    (`at_recorded_uids`), under the same UIDVALIDITY. A row's UID below that UIDNEXT was
-    recorded before that verify confirmed it (APPENDUIDs given since are above it; a row
-    found again by identity spoils the flag), so a changed folder's re-run fetches the
-    headers of what came since, not of the whole folder. Not for a message without a
-    Message-ID: its identity is a fingerprint of its blob, which is read again, so a blob
-    damaged since still shows as the message missing. Only the folder's other UIDs are
-    fetched and matched, so what is missing, duplicated or extra is found as before. The
-    index and the folder's message count are returned."""
+    either given by APPENDUID to this process for it, or is vouched for by `before`, the
+    state of the last verify that found every message at its recorded UID
+    (`FolderGate.vouching`): a changed folder's re-run fetches the headers of what came
+    since, not of the whole folder. Not for a message without a Message-ID: its identity is
+    a fingerprint of its blob, which is read again, so a blob damaged since still shows as
+    the message missing. Only the folder's other UIDs are fetched and matched, so what is
+    missing, duplicated or extra is found as before. The index and the folder's message
+    count are returned."""
     existing = {f.name for f in ctx.layout.existing} if ctx.layout else set()
     if folder not in existing:
         return Matcher([]), 0
@@ -281,12 +283,10 @@ def _confirmed(ctx: PushContext, finder: Finder, folder: str, messages: Sequence
     selected, uids = listed if listed is not None else finder.control.uids(folder)
     ctx.selected[folder] = selected
     at_target = len(uids)
-    vouched_below = 0
-    if before is not None and before.state.uidvalidity == selected.uidvalidity:
-        vouched_below = before.state.uidnext or 0
     for message in messages:
         uid = message.target_uid
-        vouched = uid is not None and uid < vouched_below and bool(message.message_id)
+        vouched = before is not None and bool(message.message_id) \
+            and vouched_for(before, message.target_uidvalidity, uid)
         if (uid is not None and message.state == DONE
                 and (appended.get(message.id) == uid or vouched)
                 and message.target_uidvalidity == selected.uidvalidity and uid in uids):

@@ -32,6 +32,9 @@ from migrator.targets.control import TargetControl
 
 log = logging.getLogger(__name__)
 
+# kept in a verified folder's report: every message was found at the UID its push recorded
+AT_RECORDED_UIDS = "at_recorded_uids"
+
 
 def planned_sources(ctx: PushContext) -> dict[str, list[int]]:
     """Target folder -> the source folders the plan sends there."""
@@ -81,21 +84,25 @@ class FolderGate:
         self.skipped.append(folder)
         return before.report
 
+    def vouching(self, folder: str) -> FolderState | None:
+        """The state recorded by the last verify of `folder` if that verify found every
+        message at the UID its push recorded (`AT_RECORDED_UIDS`), else None (and always
+        None for `full`). A row's UID that `vouched_for` that state was recorded before that
+        verify and found there by it (APPENDUIDs given since are above its UIDNEXT; a row
+        found again by identity clears the flag): under the same UIDVALIDITY a UID names one
+        message for good, so while the UID is listed the message is there."""
+        before = self.recorded.get(folder)
+        if self.full or before is None or not before.report.get(AT_RECORDED_UIDS):
+            return None
+        return before.state
+
     def vouches(self, folder: str, done: Sequence[Candidate]) -> bool:
         """Are the `done` rows of `folder` still at the target without listing its UIDs?
-
-        Yes when its STATUS is the one the last verify recorded for it (nothing appended or
-        expunged since) and that verify found every message at its recorded UID
-        (`at_recorded_uids`), and each row's UID is below the UIDNEXT then, within the same
-        UIDVALIDITY: such a UID was recorded before that verify, which found it there
-        (APPENDUIDs given since are above it), and nothing has gone since."""
-        before = self.recorded.get(folder)
-        if before is None or self.target_changed(folder) \
-                or not before.report.get("at_recorded_uids"):
-            return False
-        state = before.state
-        return all(row.target_uid is not None and row.target_uidvalidity == state.uidvalidity
-                   and row.target_uid < (state.uidnext or 0) for row in done)
+        Yes when its STATUS is the one recorded (nothing appended or expunged since) and
+        the record vouches for each row's UID (`vouching`)."""
+        state = self.vouching(folder)
+        return state is not None and not self.target_changed(folder) and all(
+            vouched_for(state, row.target_uidvalidity, row.target_uid) for row in done)
 
     def target_changed(self, folder: str) -> bool:
         """Will `folder` be compared whatever the archive expects there? (`full`, or its
@@ -118,6 +125,12 @@ class FolderGate:
             records.forget(session, self.ctx.target, drop)
             for folder, verified in keep:
                 records.save(session, self.ctx.target, folder, verified)
+
+
+def vouched_for(state: FolderState, uidvalidity: int | None, uid: int | None) -> bool:
+    """Was a row's target UID (within `uidvalidity`) confirmed by the verify that recorded
+    `state`? (See `FolderGate.vouching`.)"""
+    return uid is not None and uidvalidity == state.uidvalidity and uid < (state.uidnext or 0)
 
 
 def recheck_gate(ctx: PushContext, control: TargetControl,

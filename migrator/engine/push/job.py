@@ -184,9 +184,11 @@ def _push_rounds(ctx: PushContext, control: TargetControl,
         reconcile(ctx, control)
         settle_copies(ctx)  # copies whose primary an earlier run or round pushed
         unknown = ctx.result.counts["unknown_outcome"]
-        if source_done is not None and not _anything_to_push(ctx):
+        idle = not _anything_to_push(ctx)
+        if idle and source_done is not None:
             _wait_for_pull_work(ctx)
-        if (source_done is None or source_done()) and not _anything_to_push(ctx):
+            idle = not _anything_to_push(ctx)
+        if idle and (source_done is None or source_done()):
             return  # no workers, no sign-ins (the pull, if any, has ended)
         _pipeline(ctx, control, finder, source_done)
         if ctx.fatal is not None:

@@ -35,10 +35,12 @@ def until(stream: Any, tag: bytes,
           on_literal: Callable[[bytes], object] | None = None) -> None:
     """Read to the reply tagged `tag`; RuntimeError unless it is OK. A literal (`{N}` ending
     a line) is read whole, by its size, and given to `on_literal` (else dropped)."""
+    last = b""
     while True:
         line = stream.readline()
         if not line:
-            raise ConnectionError("server closed the connection")
+            raise closed(last)
+        last = line
         if line.startswith(tag + b" "):
             if not line[len(tag) + 1:].startswith(b"OK"):
                 raise RuntimeError(line.decode(errors="replace"))
@@ -69,11 +71,20 @@ def append_pipelined(sock: ssl.SSLSocket, stream: Any,
 
 
 def _read_append_reply(stream: Any) -> None:
+    last = b""
     while True:
         line = stream.readline()
         if not line:
-            raise ConnectionError("server closed the connection")
+            raise closed(last)
+        last = line
         if line.startswith(b"w"):
             if b" OK " not in line[:20]:
                 raise RuntimeError(line.decode(errors="replace"))
             return
+
+
+def closed(last: bytes) -> ConnectionError:
+    """The server hung up: with the last line it sent (a `* BYE` says why)."""
+    said = last.decode(errors="replace").strip()[:200]
+    return ConnectionError("server closed the connection"
+                           + (f" after: {said}" if said else " before saying anything"))

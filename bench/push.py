@@ -179,15 +179,26 @@ def _baseline(port: int, world: World, connections: int, mailbox: str) -> float:
 
 
 def create_folders(port: int, context: ssl.SSLContext, mailbox: str, token: str) -> None:
+    """CREATE the folders, then EXAMINE each (INBOX too, pipelined) on this one connection,
+    as migrator's push SELECTs its folders before its workers APPEND. Dovecot builds a
+    folder's indexes at its first open; four processes doing that at once can take their
+    index locks in opposite orders, and the kernel's deadlock check then fails one (`fcntl
+    ... Resource deadlock avoided`: Dovecot panics and drops that connection mid-baseline)."""
     from imapclient import imap_utf7
 
+    names = ("Archive", "Archive/2019", "Reisen", "Reisen/Überblick")
     sock, stream = login(port, context, mailbox, token)
     with sock:
-        for number, name in enumerate(("Archive", "Archive/2019", "Reisen", "Reisen/Überblick")):
+        for number, name in enumerate(names):
             tag = b"c%d" % number
             sock.sendall(tag + b' CREATE "' + imap_utf7.encode(name) + b'"\r\n')
             with contextlib.suppress(RuntimeError):  # already there
                 until(stream, tag)
+        opened = sorted(set(FOLDERS.values()))
+        sock.sendall(b"".join(b'e%d EXAMINE "%s"\r\n' % (number, imap_utf7.encode(name))
+                              for number, name in enumerate(opened)))  # one round trip
+        for number in range(len(opened)):
+            until(stream, b"e%d" % number)
 
 
 def append_all(port: int, context: ssl.SSLContext, mailbox: str, token: str,

@@ -8,6 +8,13 @@ reads their tagged replies as they come, in order. Without LITERAL+, and for big
 (so a server can refuse them before we send megabytes), it waits for each `+` but still
 does not wait for replies. Replies are read only when the window is full or on `drain()`.
 
+Before the first APPEND into a folder the writer sends a SELECT of it, pipelined like the
+APPENDs (no round trip is waited for): a server stores into the selected mailbox without
+opening it for each message. Dovecot otherwise opens and closes the folder per APPEND,
+closing an inotify instance each time, which waits for a kernel grace period (most of its
+time per APPEND in the test world's profile). A refused SELECT changes nothing: the APPENDs
+behind it go to the folder by name as before, and that folder is not selected again.
+
 The writer never touches the bytes it is given. It knows nothing of the manifest: every
 APPEND ends as an `AppendOutcome` (done with APPENDUID, throttled, refused, failed, or unknown
 when the connection died before its reply) that the caller records.
@@ -56,8 +63,9 @@ _EXISTS = re.compile(rb"^\* (\d+) EXISTS", re.IGNORECASE)
 @dataclass
 class _Pending:
     tag: bytes
-    kind: str  # append | command
+    kind: str  # append | command | select-ahead
     item: AppendItem | None = None
+    folder: str | None = None  # select-ahead: the folder
     uidvalidity: int | None = None
     uid: int | None = None
     lines: list[bytes] = field(default_factory=list)  # untagged responses while it ran
@@ -90,6 +98,8 @@ class AppendWriter:
         self._continuation = False
         self.outcomes: deque[AppendOutcome] = deque()
         self.selected: Selected | None = None
+        self._appending_to: str | None = None  # the folder selected for the APPENDs
+        self._not_selectable: set[str] = set()  # SELECT refused: not asked again
         self.dead = False
         self.unanswered_bytes = 0  # sent but unanswered when the connection died
         self._partial: bytes | None = None  # tag of the APPEND whose literal is not all sent
@@ -109,6 +119,8 @@ class AppendWriter:
         if isinstance(data, bytes) and len(data) != item.size:
             raise ValueError(f"message {item.ref}: {len(data)} bytes, expected {item.size}")
         self._guard(self._wait_for_room, item.size)
+        if item.folder != self._appending_to and item.folder not in self._not_selectable:
+            self._select_ahead(item.folder)
         nonsync = self.literal_plus and item.size <= SYNC_LITERAL_ABOVE
         tag = self._next_tag()
         command = append_command(tag, item, flags, nonsync)
@@ -118,6 +130,14 @@ class AppendWriter:
         log.debug("> %s", command.rstrip().decode("ascii", "replace"))
         self._guard(self._send_append, tag, command, data, nonsync, item.size)
 
+    def _select_ahead(self, folder: str) -> None:
+        """SELECT the APPENDs' folder without waiting for the answer (see the module doc)."""
+        tag = self._next_tag()
+        self._pending[tag] = _Pending(tag, "select-ahead", folder=folder)
+        self._appending_to = folder
+        self.selected = None  # a SELECT of its own is asked for again
+        self._guard(self._send, tag + b" SELECT " + quoted(folder) + b"\r\n")
+
     def drain(self) -> None:
         """Wait until every APPEND (and STORE) sent so far is answered."""
         self._guard(self._read_until, lambda: not self._pending)
@@ -125,6 +145,7 @@ class AppendWriter:
     def select(self, folder: str) -> Selected:
         """SELECT a folder (after draining): needed to STORE flags on appended messages."""
         pending = self._simple(b"SELECT " + quoted(folder))
+        self._appending_to = folder if pending.status == b"OK" else None
         return self._selected(folder, pending)
 
     def store_flags(self, groups: dict[str, list[int]], flag: str) -> dict[str, str]:
@@ -144,7 +165,7 @@ class AppendWriter:
                         + b" +FLAGS.SILENT (" + flag.encode("ascii") + b")\r\n")
             sent.append((folder, selecting, storing))
         self._guard(self._read_until, lambda: not self._pending)
-        self.selected = None  # which one is selected now does not matter to anyone
+        self.selected = self._appending_to = None  # another folder may be selected now
         failed = {}
         for folder, selecting, storing in sent:
             for step in (selecting, storing):
@@ -323,6 +344,12 @@ class AppendWriter:
         text = text_bytes.decode("utf-8", "replace")
         if pending.kind == "append":
             self._appended(pending, status.upper(), text_bytes, text)
+        elif pending.kind == "select-ahead":
+            if status.upper() != b"OK" and pending.folder is not None:
+                log.debug("SELECT %s before its APPENDs refused: %s", pending.folder, text)
+                self._not_selectable.add(pending.folder)
+                if self._appending_to == pending.folder:
+                    self._appending_to = None  # a failed SELECT leaves none selected
         else:
             pending.status, pending.text = status.upper(), text
 

@@ -173,11 +173,21 @@ def scripted(server: Callable[[socket.socket], None], literal_plus: bool = True,
     return AppendWriter(FakeClient(ours, caps), window=window), thread  # type: ignore[arg-type]
 
 
-def read_appends(stream, count: int) -> list[tuple[bytes, bytes]]:
-    """(tag, literal) of `count` APPEND commands read from the client."""
+def read_appends(stream, count: int, selects: list[bytes] | None = None,
+                 refuse: bool = False) -> list[tuple[bytes, bytes]]:
+    """(tag, literal) of `count` APPEND commands read from the client. A SELECT the writer
+    sends before a folder's APPENDs is answered at once (OK, or NO if `refuse`) and its
+    folder noted in `selects`."""
     got = []
-    for _ in range(count):
+    while len(got) < count:
         line = stream.readline()
+        tag, command, rest = line.split(b" ", 2)
+        if command == b"SELECT":
+            if selects is not None:
+                selects.append(rest.rstrip())
+            stream.write(tag + (b" NO no such folder\r\n" if refuse else b" OK selected\r\n"))
+            stream.flush()
+            continue
         size = int(re.search(rb"\{(\d+)\+?\}", line).group(1))
         literal = stream.read(size)
         assert stream.read(2) == b"\r\n"
@@ -210,6 +220,9 @@ def test_appends_are_pipelined_with_literal_plus_and_uids_come_back() -> None:
 def test_without_literal_plus_each_literal_waits_for_the_go_ahead() -> None:
     def server(sock: socket.socket) -> None:
         stream = sock.makefile("rwb")
+        select = stream.readline()
+        assert select.endswith(b' SELECT "INBOX"\r\n')
+        stream.write(select.split()[0] + b" OK selected\r\n")
         for uid in (1, 2):
             line = stream.readline()
             assert line.endswith(b"{5}\r\n")
@@ -320,3 +333,69 @@ def test_messages_sharing_a_message_id_are_told_apart_by_internaldate() -> None:
     assert matcher.claim(Wanted(10, shared, internaldate=2_000)).uid == 2
     assert matcher.claim(Wanted(11, shared, internaldate=3_000)) is None  # not there: resend
     assert matcher.claim(Wanted(12, shared)).uid == 1  # no date to compare: by Message-ID
+
+
+def test_each_folder_is_selected_once_ahead_of_its_appends_without_a_round_trip() -> None:
+    selects: list[bytes] = []
+    seen: dict[str, int] = {}
+
+    def server(sock: socket.socket) -> None:
+        stream = sock.makefile("rwb")
+        appends = read_appends(stream, 5, selects)  # no reply waited for before sending
+        seen["before_first_reply"] = len(appends)
+        for tag, _ in appends:
+            stream.write(b"* 1 EXISTS\r\n* 1 RECENT\r\n" + tag + b" OK [APPENDUID 7 1] done\r\n")
+        stream.flush()
+
+    writer, thread = scripted(server)
+    for ref, folder in enumerate(("INBOX", "INBOX", "Sent Items", "Sent Items", "INBOX")):
+        writer.submit(item(ref, folder=folder), b"hello", ())
+    writer.drain()
+    thread.join(5)
+    assert seen["before_first_reply"] == 5
+    assert selects == [b'"INBOX"', b'"Sent Items"', b'"INBOX"']
+    assert [o.status for o in writer.outcomes] == ["done"] * 5
+
+
+def test_a_folder_that_cannot_be_selected_still_gets_its_appends_and_no_more_selects() -> None:
+    selects: list[bytes] = []
+
+    def server(sock: socket.socket) -> None:
+        stream = sock.makefile("rwb")
+        for _ in range(3):
+            (tag, _), = read_appends(stream, 1, selects, refuse=True)
+            stream.write(tag + b" OK [APPENDUID 7 1] done\r\n")
+            stream.flush()
+
+    writer, thread = scripted(server)
+    for ref in range(3):
+        writer.submit(item(ref, folder="Odd"), b"hello", ())
+        writer.drain()
+    thread.join(5)
+    assert selects == [b'"Odd"']
+    assert [o.status for o in writer.outcomes] == ["done"] * 3
+
+
+def test_after_storing_flags_elsewhere_the_append_folder_is_selected_again() -> None:
+    selects: list[bytes] = []
+
+    def server(sock: socket.socket) -> None:
+        stream = sock.makefile("rwb")
+        (tag, _), = read_appends(stream, 1, selects)
+        stream.write(tag + b" OK [APPENDUID 5 42] done\r\n")
+        stream.flush()
+        for line in (stream.readline(), stream.readline()):  # SELECT "Sent Items", STORE
+            stream.write(line.split()[0] + b" OK\r\n")
+        stream.flush()
+        (tag, _), = read_appends(stream, 1, selects)
+        stream.write(tag + b" OK [APPENDUID 5 43] done\r\n")
+        stream.flush()
+
+    writer, thread = scripted(server)
+    writer.submit(item(1, folder="INBOX"), b"hello", ())
+    writer.drain()
+    assert writer.store_flags({"Sent Items": [42]}, "\\Flagged") == {}
+    writer.submit(item(2, folder="INBOX"), b"hello", ())
+    writer.drain()
+    thread.join(5)
+    assert selects == [b'"INBOX"', b'"INBOX"']

@@ -1,10 +1,11 @@
 """`push`: copy what the archive has and the target lacks; nothing twice, nothing lost.
 
 A push runs in rounds. Each round first settles intents left by an interrupted run or a
-lost connection (`reconcile`), then feeds chunks of unpushed messages, folder by folder, to
-`connections` workers that pipeline their APPENDs. A round that leaves new unknown outcomes
-is followed by another; rounds are bounded. With `source_done` (used by `migrate`) the feeder
-keeps polling the manifest for messages the running pull adds, until the pull has finished.
+lost connection (`reconcile`), then feeds chunks of unpushed messages (the folders' chunks
+in turn) to `connections` workers that pipeline their APPENDs. A round that leaves new
+unknown outcomes is followed by another; rounds are bounded. With `source_done` (used by
+`migrate`) the feeder keeps polling the manifest for messages the running pull adds, until
+the pull has finished.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from itertools import groupby
+from itertools import groupby, zip_longest
 
 from migrator.archive.blobs import BlobStore
 from migrator.archive.db import Manifest
@@ -22,6 +23,7 @@ from migrator.archive.runs import record_run
 from migrator.budget import freeze_startup_objects, release_large_buffers
 from migrator.config import Account
 from migrator.engine.events import Emit, Notice, TaskFinished, TaskStarted, TaskTotals
+from migrator.engine.push.chunk_queue import ChunkQueue
 from migrator.engine.push.context import Parallelism, PushContext
 from migrator.engine.push.plan import (
     FolderPreview,
@@ -233,7 +235,7 @@ def _pipeline(ctx: PushContext, control: TargetControl, finder: Finder,
     """Start the workers, feed them, and wait until they have written every outcome."""
     assert ctx.parallelism is not None
     count = ctx.parallelism.limit
-    work: queue.Queue[Chunk | None] = queue.Queue(maxsize=2 * count)
+    work = ChunkQueue(maxsize=2 * count)
     threads = [threading.Thread(target=PushWorker(ctx, index, work).run,
                                 name=f"push-{ctx.name}-{index}", daemon=True)
                for index in range(count)]
@@ -251,7 +253,7 @@ def _pipeline(ctx: PushContext, control: TargetControl, finder: Finder,
             thread.join()
 
 
-def _put(work: queue.Queue[Chunk | None], chunk: Chunk | None,
+def _put(work: ChunkQueue, chunk: Chunk | None,
          threads: list[threading.Thread], ctx: PushContext) -> bool:
     """Hand a chunk over; False when no worker is left to take it."""
     while any(thread.is_alive() for thread in threads):
@@ -265,7 +267,7 @@ def _put(work: queue.Queue[Chunk | None], chunk: Chunk | None,
 
 
 def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
-          work: queue.Queue[Chunk | None], source_done: Callable[[], bool] | None,
+          work: ChunkQueue, source_done: Callable[[], bool] | None,
           threads: list[threading.Thread]) -> None:
     """Read unpushed messages page by page (polling while a pull runs) into chunks.
 
@@ -298,9 +300,10 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
         for message in fresh:  # a later re-plan (new folders) must not move these
             ctx.fed.setdefault(ctx.folder_names[message.folder_id], ctx.targets[message.folder_id])
         ready_folders(ctx, control, [ctx.targets[m.folder_id] for m in fresh])
-        for folder, group in groupby(fresh, key=lambda m: ctx.targets[m.folder_id]):
-            if not _feed_folder(ctx, control, finder, work, folder, list(group), threads):
-                return
+        per_folder = [_folder_chunks(ctx, control, finder, folder, list(group))
+                      for folder, group in groupby(fresh, key=lambda m: ctx.targets[m.folder_id])]
+        if not all(_put(work, chunk, threads, ctx) for chunk in _across_folders(per_folder)):
+            return
         if not finished:  # pipelined: these went out while the pull was still running
             ctx.count("sent_while_pulling", len(fresh))
         if source_done is not None and (finished or time.monotonic() - totals_at >= TOTALS_EVERY):
@@ -308,18 +311,25 @@ def _feed(ctx: PushContext, control: TargetControl, finder: Finder,
             totals_at = time.monotonic()
 
 
-def _feed_folder(ctx: PushContext, control: TargetControl, finder: Finder,
-                 work: queue.Queue[Chunk | None], folder: str, messages: list[Candidate],
-                 threads: list[threading.Thread]) -> bool:
+def _folder_chunks(ctx: PushContext, control: TargetControl, finder: Finder, folder: str,
+                   messages: list[Candidate]) -> list[Chunk]:
+    """The chunks to send of one folder's messages (none if the folder was refused)."""
     if not ready_or_refused(ctx, control, folder):
         fresh = [m for m in messages if m.id not in ctx.failed_now]
         ctx.failed_now.update(m.id for m in fresh)  # they stay pending for the next run
         ctx.count("failed", len(fresh))
-        return True
+        return []
     if needs_index(ctx, folder):
         finder.refresh(folder)
     messages = already_there(ctx, finder, folder, messages)
-    return all(_put(work, Chunk(folder, part), threads, ctx) for part in _chunks(messages))
+    return [Chunk(folder, part) for part in _chunks(messages)]
+
+
+def _across_folders(per_folder: list[list[Chunk]]) -> Iterator[Chunk]:
+    """One chunk of each folder in turn, so that the waiting chunks hold several folders
+    and the workers can each keep to one (`chunk_queue.py`)."""
+    for turn in zip_longest(*per_folder):
+        yield from (chunk for chunk in turn if chunk is not None)
 
 
 def _chunks(messages: list[Candidate]) -> Iterator[tuple[Candidate, ...]]:

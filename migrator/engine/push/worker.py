@@ -1,12 +1,12 @@
 """One target connection's share of a push: intents, pipelined APPENDs, outcomes.
 
-A worker takes chunks (messages of one target folder) from the shared queue. Before any
-message of a chunk is sent, the chunk's intents are committed, in the same transaction as
-the outcomes that arrived since the last commit (`ledger.py`); that commit runs while the
-previous chunk goes out (`ahead.py`). Throttled APPENDs wait the server's
-suggested time and go again; a lost connection (or `AccessTokenExpired`) leaves the
-unanswered APPENDs as intents for reconciliation, reconnects (with a fresh token) and goes
-on with what was never sent.
+A worker takes chunks (messages of one target folder) from the shared queue, keeping to one
+folder where it can (`chunk_queue.py`). Before any message of a chunk is sent, the chunk's
+intents are committed, in the same transaction as the outcomes that arrived since the last
+commit (`ledger.py`); that commit runs while the previous chunk goes out (`ahead.py`).
+Throttled APPENDs wait the server's suggested time and go again; a lost connection (or
+`AccessTokenExpired`) leaves the unanswered APPENDs as intents for reconciliation, reconnects
+(with a fresh token) and goes on with what was never sent.
 
 Crash points for the kill -9 tests (inert unless MIGRATOR_TEST_KILL_AT is set, see
 `migrator.testhook`): `push-intents` (a chunk's intents committed, nothing of it sent) and
@@ -26,6 +26,7 @@ from functools import partial
 
 from migrator.archive.blobs import sha256_hex
 from migrator.engine.push.ahead import ChunkAhead
+from migrator.engine.push.chunk_queue import ChunkQueue
 from migrator.engine.push.context import PushContext
 from migrator.engine.push.ledger import Ledger
 from migrator.engine.push.message import (
@@ -87,7 +88,7 @@ class Chunk:
 class PushWorker:
     """Runs in its own thread; `index` decides whether a lowered parallelism stops it."""
 
-    def __init__(self, ctx: PushContext, index: int, work: queue.Queue[Chunk | None]) -> None:
+    def __init__(self, ctx: PushContext, index: int, work: ChunkQueue) -> None:
         self.ctx = ctx
         self.index = index
         self.work = work
@@ -131,7 +132,7 @@ class PushWorker:
                 if ending or not self.ctx.parallelism.allows(self.index):
                     return
                 try:
-                    chunk = self.work.get(timeout=IDLE_WAIT)
+                    chunk = self.work.get(self.index, timeout=IDLE_WAIT)
                 except queue.Empty:
                     self._settle()
                     continue
@@ -149,7 +150,7 @@ class PushWorker:
         """Start committing the next chunk's intents, if one is waiting; True if the
         feeder has said there will be none."""
         try:
-            chunk = self.work.get_nowait()
+            chunk = self.work.get_nowait(self.index)
         except queue.Empty:
             return False
         if chunk is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -31,25 +30,17 @@ class ChunkQueue:
 
     def put(self, chunk: Chunk | None, timeout: float | None = None) -> None:
         """Raises queue.Full when no room came within `timeout` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            while len(self._items) >= self.maxsize:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise queue.Full
-                self._changed.wait(left)
+            if not self._changed.wait_for(lambda: len(self._items) < self.maxsize, timeout):
+                raise queue.Full
             self._items.append(chunk)
             self._changed.notify_all()
 
     def get(self, worker: int, timeout: float | None = None) -> Chunk | None:
         """Raises queue.Empty when nothing came within `timeout` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            while not self._items:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise queue.Empty
-                self._changed.wait(left)
+            if not self._changed.wait_for(lambda: self._items, timeout):
+                raise queue.Empty
             return self._take(worker)
 
     def get_nowait(self, worker: int) -> Chunk | None:

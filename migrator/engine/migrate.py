@@ -21,6 +21,7 @@ from migrator.engine.events import Emit, Event, TaskAdvanced, TaskStarted, TaskT
 from migrator.engine.pull import pull_account
 from migrator.engine.push.job import push_account
 from migrator.engine.results import JobResult
+from migrator.engine.verify.listings import Listings
 from migrator.engine.verify.target import TargetReport, verify_target
 from migrator.errors import ConfigError, ExitStatus, MigratorError
 from migrator.targets.control import TargetControl
@@ -85,12 +86,14 @@ def migrate_account(account: Account, manifest: Manifest, store: BlobStore, emit
         control = TargetControl(account.target, account.name,
                                 imapconn.tokens_for(account.target, account.name))
         appended: dict[int, int] = {}  # what this push appended, for the verification
+        listings = Listings()  # the push's last look at its folders, for the same
         try:
             try:
                 pushed = push_account(account, manifest, store, emit,
                                       source_done=lambda: not pull.is_alive(), control=control,
                                       committed=pull.committed, fetching=pull.fetching,
-                                      appended=appended if verify else None)
+                                      appended=appended if verify else None,
+                                      listings=listings if verify else None)
             finally:
                 pull.join()
             pulled = pull.outcome()
@@ -98,7 +101,7 @@ def migrate_account(account: Account, manifest: Manifest, store: BlobStore, emit
             merge(result, "push", pushed)
             if verify and pulled.error is None:
                 report = verify_target(account, manifest, store, emit, control=control,
-                                       appended=appended)
+                                       appended=appended, listings=listings)
                 merge_report(result, report)
         finally:
             control.close()

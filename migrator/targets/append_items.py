@@ -60,6 +60,7 @@ class Selected:
     uidvalidity: int | None
     exists: int
     permanent_flags: tuple[str, ...] | None  # None: the server did not say (all allowed)
+    uidnext: int | None = None  # None: the server did not say
 
     def keeps(self, flag: str) -> bool:
         """Does the folder store this flag permanently (RFC 3501 section 7.1, PERMANENTFLAGS)?"""

@@ -61,8 +61,10 @@ def _epoch(value: Any) -> int | None:
 
 def _selected(name: str, info: SelectInfo) -> Selected:
     flags = info.get(b"PERMANENTFLAGS")
+    uidnext = info.get(b"UIDNEXT")
     return Selected(name, info.get(b"UIDVALIDITY"), int(info.get(b"EXISTS", 0)),
-                    tuple(_text(f) for f in flags) if flags is not None else None)
+                    tuple(_text(f) for f in flags) if flags is not None else None,
+                    int(uidnext) if uidnext is not None else None)
 
 
 def _personal(client: IMAPClient) -> tuple[str, Any]:

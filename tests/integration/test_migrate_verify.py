@@ -12,6 +12,7 @@ from migrator.archive.db import open_manifest
 from migrator.config import load
 from migrator.engine.events import discard
 from migrator.engine.push.job import push_account
+from migrator.engine.verify.listings import Listings
 from migrator.engine.verify.target import verify_target
 from migrator.targets.control import TargetControl
 from migrator.wire import imapconn
@@ -30,7 +31,14 @@ pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets")]
 
 
 @pytest.fixture
-def pushed(o365, oauth_service, certs, tmp_path, monkeypatch):
+def listings():
+    """Where the push keeps its re-check's listings (`migrate` does; these tests' push does
+    only where a test asks for this fixture)."""
+    return Listings()
+
+
+@pytest.fixture
+def pushed(o365, oauth_service, certs, tmp_path, monkeypatch, request):
     """Six messages in INBOX, two in Sent, pushed with the UIDs kept; header fetches spied."""
     messages = [message(n) for n in range(6)] + [message(n, folder="Sent") for n in (10, 11)]
     fill_archive(tmp_path / "archive", messages)
@@ -40,7 +48,8 @@ def pushed(o365, oauth_service, certs, tmp_path, monkeypatch):
     manifest = open_manifest(f"sqlite:///{tmp_path / 'archive' / 'manifest.sqlite'}")
     store = BlobStore(tmp_path / "archive")
     appended: dict[int, int] = {}
-    result = push_account(account, manifest, store, discard, appended=appended)
+    kept = request.getfixturevalue("listings") if "listings" in request.fixturenames else None
+    result = push_account(account, manifest, store, discard, appended=appended, listings=kept)
     assert result.counts["pushed"] == len(messages) == len(appended)
     fetched: list[tuple[str, object]] = []  # (folder, UIDs asked for): what index() fetches
     index = TargetControl.index
@@ -111,6 +120,62 @@ def test_the_folders_uids_are_listed_in_one_round_trip_and_kept_apart(pushed, o3
     assert by_folder["Sent Items"].missing == ["<11@push.example> from Sent"]
     assert by_folder["Sent Items"].at_target == 1
     assert fetched == []
+
+
+def test_a_verify_takes_the_push_recheck_listings_where_status_proves_them_current(
+        pushed, listings, monkeypatch):
+    """`migrate`: its push's re-check has just listed both folders; nothing changed since,
+    so the verify asks their STATUS and lists no UIDs again."""
+    account, manifest, store, appended, messages, fetched = pushed
+    assert sorted(listings.kept) == ["INBOX", "Sent Items"]
+    asked = spy_uid_listings(monkeypatch)
+
+    report = verify_target(account, manifest, store, discard, appended=appended,
+                           listings=listings)
+
+    assert asked == []
+    assert report.ok and report.totals()["present"] == len(messages)
+    assert report.totals()["at_target"] == len(messages)
+    assert fetched == []
+
+
+def test_a_folder_changed_after_the_recheck_is_listed_again(pushed, listings, o365,
+                                                            monkeypatch):
+    """A message expunged from Sent Items and one added to INBOX after the push's re-check
+    (another client): both folders' STATUS differs from what the re-check listed, so both
+    are listed again and the differences are found; a listing taken on trust would have
+    reported both folders complete."""
+    account, manifest, store, appended, _, fetched = pushed
+    sent_items = o365.list_messages(MAILBOX, "Sent Items")
+    o365.doveadm("expunge", "-u", MAILBOX, "mailbox", "Sent Items", "uid",
+                 str(sent_items[-1].uid))
+    o365.seed(MAILBOX, "INBOX", [SeedMessage(message(50, mid="stranger").raw)])
+    asked = spy_uid_listings(monkeypatch)
+
+    report = verify_target(account, manifest, store, discard, appended=appended,
+                           listings=listings)
+
+    assert asked == [["INBOX", "Sent Items"]]
+    by_folder = {check.target: check for check in report.folders}
+    assert by_folder["Sent Items"].missing == ["<11@push.example> from Sent"]
+    assert by_folder["INBOX"].extras == 1 and by_folder["INBOX"].present == 6
+    assert [(name, len(uids or ())) for name, uids in fetched] == [("INBOX", 1)]
+
+
+def test_only_the_changed_folder_is_listed_again(pushed, listings, o365, monkeypatch):
+    account, manifest, store, appended, _, _ = pushed
+    sent_items = o365.list_messages(MAILBOX, "Sent Items")
+    o365.doveadm("expunge", "-u", MAILBOX, "mailbox", "Sent Items", "uid",
+                 str(sent_items[0].uid))
+    asked = spy_uid_listings(monkeypatch)
+
+    report = verify_target(account, manifest, store, discard, appended=appended,
+                           listings=listings)
+
+    assert asked == [["Sent Items"]]
+    by_folder = {check.target: check for check in report.folders}
+    assert by_folder["INBOX"].ok and by_folder["INBOX"].present == 6
+    assert by_folder["Sent Items"].missing == ["<10@push.example> from Sent"]
 
 
 def test_a_folder_that_cannot_be_selected_leaves_the_others_and_the_connection_sound(

@@ -19,6 +19,7 @@ from migrator.config import Account, Endpoint
 from migrator.engine.events import Emit, Notice, TaskAdvanced
 from migrator.engine.push.ready import ReadyConnections
 from migrator.engine.results import JobResult
+from migrator.engine.verify.listings import Listings
 from migrator.folders import FolderPlan, TargetLayout
 from migrator.targets.append_items import Selected
 from migrator.targets.identity import Matcher
@@ -95,6 +96,8 @@ class PushContext:
     # message id -> the UID its APPENDUID gave in this run, kept only when a verification in
     # the same process follows (`migrate`); None: not kept
     appended: dict[int, int] | None = None
+    # the re-checks' folder listings, kept for that verification too (`verify/listings.py`)
+    listings: Listings | None = None
     ready: ReadyConnections | None = None  # logins started before the workers
     committed: threading.Event | None = None  # set when a running pull commits (migrate)
     # set once a running pull has found mail to fetch, or has ended (migrate)

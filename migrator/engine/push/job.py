@@ -42,6 +42,7 @@ from migrator.engine.push.rows import Candidate, in_state, pending, pending_tota
 from migrator.engine.push.twins import held_back, settle_copies
 from migrator.engine.push.worker import Chunk, PushWorker
 from migrator.engine.results import JobResult
+from migrator.engine.verify.listings import Listings
 from migrator.errors import ConfigError
 from migrator.targets import target_identity
 from migrator.targets.control import TargetControl
@@ -78,7 +79,8 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
                  control: TargetControl | None = None,
                  committed: threading.Event | None = None,
                  fetching: threading.Event | None = None,
-                 appended: dict[int, int] | None = None) -> JobResult:
+                 appended: dict[int, int] | None = None,
+                 listings: Listings | None = None) -> JobResult:
     """Push one account's archive to its target; the result says what happened.
 
     `control` (migrate's, kept open for its verify) is used and left open; by default the
@@ -87,9 +89,11 @@ def push_account(account: Account, manifest: Manifest, store: BlobStore, emit: E
     feeder reads new rows then instead of at its next poll; `fetching` is set once the pull
     has found something to fetch or has ended: until then no worker is started.
     `appended`, if given, receives message id -> UID for every APPEND the target confirmed
-    with APPENDUID in this run (`migrate` hands them to its verification)."""
+    with APPENDUID in this run (`migrate` hands them to its verification), and `listings`
+    the re-checks' listings of the target folders (`verify/listings.py`)."""
     ctx = new_context(account, manifest, store, emit)
     ctx.appended = appended
+    ctx.listings = listings
     ctx.committed = committed
     ctx.fetching = fetching
     release_large_buffers()  # message-sized buffers go back to the OS once sent

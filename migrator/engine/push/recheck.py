@@ -131,21 +131,22 @@ def _check_primaries(ctx: PushContext, control: TargetControl, finder: Finder, f
 def _listing(ctx: PushContext, control: TargetControl, folder: str,
              ahead: UidsAhead | None = None) -> tuple[Selected | None, set[int]]:
     """(SELECT state, UIDs) of a target folder (asked for with others by `ahead`, else
-    alone); (None, empty) when the target has no such folder (it will be created again)."""
+    alone), kept for a verification that follows (`ctx.listings`); (None, empty) when the
+    target has no such folder (it will be created again)."""
     assert ctx.layout is not None
     listed = ahead.take(folder) if ahead is not None else None
-    if listed is not None:
-        ctx.selected[folder] = listed[0]
-        return listed
-    try:
-        selected, uids = control.uids(folder)
-    except FolderError as exc:
-        if folder in {f.name for f in ctx.layout.existing}:
-            raise
-        log.info("%s: %s", ctx.name, exc)
-        return None, set()
-    ctx.selected[folder] = selected
-    return selected, uids
+    if listed is None:
+        try:
+            listed = control.uids(folder)
+        except FolderError as exc:
+            if folder in {f.name for f in ctx.layout.existing}:
+                raise
+            log.info("%s: %s", ctx.name, exc)
+            return None, set()
+    ctx.selected[folder] = listed[0]
+    if ctx.listings is not None:
+        ctx.listings.keep(folder, listed)
+    return listed
 
 
 def _by_identity(finder: Finder, folder: str, selected: Selected,

@@ -33,6 +33,7 @@ from migrator.engine.push.rows import (
     live_count,
 )
 from migrator.engine.push.twins import copies_in_folder
+from migrator.engine.verify.listings import Listings
 from migrator.engine.verify.uids_ahead import UidsAhead
 from migrator.engine.verify.unchanged import (
     AT_RECORDED_UIDS,
@@ -130,7 +131,8 @@ class TargetReport:
 def verify_target(account: Account, manifest: Manifest, store: BlobStore, emit: Emit, *,
                   byte_check: bool = False, full: bool = False,
                   control: TargetControl | None = None,
-                  appended: Mapping[int, int] | None = None) -> TargetReport:
+                  appended: Mapping[int, int] | None = None,
+                  listings: Listings | None = None) -> TargetReport:
     """Compare an account's archive with its target; the report says what differs.
 
     Folders unchanged on both sides since the last verify found them complete are not
@@ -138,7 +140,9 @@ def verify_target(account: Account, manifest: Manifest, store: BlobStore, emit: 
     `control` (migrate's, after its push) is used and left open.
     `appended`: message id -> UID that APPENDUID gave in the push just run by this process
     (`migrate`); such a message whose recorded UID is still in its folder is present without
-    fetching its headers (see `_confirmed`)."""
+    fetching its headers (see `_confirmed`). `listings`: that push's re-check listings of
+    its folders, taken instead of listing a folder again where its STATUS proves one current
+    (`verify/listings.py`)."""
     ctx = new_context(account, manifest, store, emit, command="verify")
     if byte_check and not byte_comparable(ctx.endpoint):
         raise MigratorError(f"{account.name}: --bytes is not possible against Office 365, "
@@ -146,16 +150,17 @@ def verify_target(account: Account, manifest: Manifest, store: BlobStore, emit: 
     trusted = {} if byte_check else appended or {}
     if control is not None:
         control.stop = None  # a push's stop event no longer applies
-        return _verify(ctx, control, byte_check, full or byte_check, trusted)
+        return _verify(ctx, control, byte_check, full or byte_check, trusted, listings)
     control = TargetControl(ctx.endpoint, account.name, ctx.tokens)
     try:
-        return _verify(ctx, control, byte_check, full or byte_check, trusted)
+        return _verify(ctx, control, byte_check, full or byte_check, trusted, listings)
     finally:
         control.close()
 
 
 def _verify(ctx: PushContext, control: TargetControl, byte_check: bool,
-            full: bool, appended: Mapping[int, int]) -> TargetReport:
+            full: bool, appended: Mapping[int, int],
+            listings: Listings | None = None) -> TargetReport:
     ctx.layout = control.layout()
     plan = make_plan(ctx)
     report = TargetReport(ctx.name, ctx.target, byte_check,
@@ -174,11 +179,15 @@ def _verify(ctx: PushContext, control: TargetControl, byte_check: bool,
     gate = FolderGate(ctx, control, folders, full=full)
     vouched = {name: state for name in folders if (state := gate.vouching(name)) is not None}
     # the UIDs of the changed folders that are read UIDs first (see `_confirmed`), asked
-    # for many folders at a time
-    ahead = UidsAhead(control, [f for f in sorted(folders) if f not in absent
-                                and f in gate.states and gate.target_changed(f)
-                                and (appended or f in vouched)],
-                      {name: state.messages or 0 for name, state in gate.states.items()})
+    # for many folders at a time, or as the push's re-check listed them if still current
+    listed_first = [f for f in sorted(folders) if f not in absent and f in gate.states
+                    and gate.target_changed(f) and (appended or f in vouched)]
+    known = {} if listings is None or byte_check else {
+        f: listing for f in listed_first
+        if (listing := listings.current(f, gate.states.get(f))) is not None}
+    ahead = UidsAhead(control, listed_first,
+                      {name: state.messages or 0 for name, state in gate.states.items()},
+                      known)
     for folder in sorted(folders):
         with ctx.manifest.session() as session:
             messages = expected_in(session, ctx.target, folder, planned.get(folder, []),

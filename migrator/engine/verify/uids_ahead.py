@@ -24,11 +24,13 @@ class UidsAhead:
     GROUP_UIDS = 100_000
 
     def __init__(self, control: TargetControl, order: Sequence[str],
-                 sizes: Mapping[str, int]) -> None:
+                 sizes: Mapping[str, int],
+                 known: Mapping[str, tuple[Selected, set[int]]] | None = None) -> None:
+        """`known`: listings had already (`verify/listings.py`), given out, never asked."""
         self.control = control
-        self.waiting = list(order)
+        self.had: dict[str, tuple[Selected, set[int]]] = dict(known or {})
+        self.waiting = [name for name in order if name not in self.had]
         self.sizes = sizes
-        self.had: dict[str, tuple[Selected, set[int]]] = {}
 
     def take(self, folder: str) -> tuple[Selected, set[int]] | None:
         if folder in self.waiting:

@@ -149,6 +149,26 @@ def test_incremental_run_fetches_only_new_messages_and_records_flags_and_gone(
     assert summary["folders_unchanged"] == 2 and "fetched" not in summary
 
 
+def test_the_folders_are_fetched_most_messages_first(source_server, tmp_path):
+    """Planned and fetched in order of size, not of LIST (engine/imap/pull.py
+    `largest_first`): with one connection the batches are fetched as planned, so the
+    archive's rows come folder by folder in that order."""
+    source_server.add_user("alice")
+    counts = {"INBOX": 2, "Aa": 5, "Bb": 1, "Cc": 4, "Dd": 3}
+    for number, (name, count) in enumerate(counts.items()):
+        seed(source_server, name if name == "INBOX" else source_server.folder_name(name),
+             count, start=100 * number)
+    config = source_config(tmp_path, source_server, extra={"connections": 1})
+
+    assert pull(config).status == ExitStatus.OK
+
+    with manifest(tmp_path / "archive") as db:
+        rows = db.execute("SELECT folder_id, MIN(id) AS first, COUNT(*) AS messages "
+                          "FROM messages GROUP BY folder_id").fetchall()
+    assert [row["messages"] for row in sorted(rows, key=lambda row: row["first"])] == \
+        [5, 4, 3, 2, 1]
+
+
 def test_fetching_connections_sign_in_while_the_first_folder_is_planned(source_server, tmp_path,
                                                                         monkeypatch):
     """The other connections are started before the first folder that may hold new mail is

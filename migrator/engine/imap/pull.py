@@ -179,7 +179,7 @@ def _pull(ctx: PullContext, source: ImapSource) -> None:
         writer = BatchWriter(ctx, min(MAX_WRITERS, 2 * connections))
         fine: list[str] = []
         totals = [0, 0]
-        for folder in chosen:
+        for folder in largest_first(chosen, statuses):
             if ctx.stopped.is_set():
                 break
             state = states[folder.name]
@@ -218,6 +218,24 @@ def _pull(ctx: PullContext, source: ImapSource) -> None:
         planner.close()
         if not interrupted:
             _finish(ctx, writer, threads)
+
+
+def largest_first(folders: list[Folder], statuses: dict[str, FolderStatus]) -> list[Folder]:
+    """The folders in the order they are planned and fetched: most messages first (STATUS;
+    a folder without one last), LIST order among equals.
+
+    Why: in `migrate` the push works off what the pull commits, and what is left to push
+    when the pull ends is what the end of the run waits for. In LIST order that was often
+    the biggest folder (INBOX, which Dovecot lists last): thousands of messages into one
+    target folder, where the push's connections wait on one another (Dovecot takes the
+    folder's lock for every APPEND), at 27-30 MB/s against 87 MB/s for a tail spread over
+    several folders (bench mailbox, 25 ms). Planned last, the small folders make that tail.
+    A backup gets the folder with the most mail first."""
+    def messages(folder: Folder) -> int:
+        status = statuses.get(folder.raw_name)
+        return status.messages or 0 if status is not None else -1
+
+    return sorted(folders, key=messages, reverse=True)
 
 
 def _start_fetchers(ctx: PullContext, writer: BatchWriter, count: int) -> list[threading.Thread]:

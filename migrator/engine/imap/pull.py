@@ -233,7 +233,7 @@ def largest_first(folders: list[Folder], statuses: dict[str, FolderStatus]) -> l
     A backup gets the folder with the most mail first."""
     def messages(folder: Folder) -> int:
         status = statuses.get(folder.raw_name)
-        return status.messages or 0 if status is not None else -1
+        return (status.messages or 0) if status is not None else -1
 
     return sorted(folders, key=messages, reverse=True)
 

@@ -13,7 +13,6 @@ Anything unexpected raises; the probe then falls through to the full path, which
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import re
 import socket
@@ -29,6 +28,7 @@ from migrator.sources.imap_folders import (
 )
 from migrator.sources.imap_wire import Completion, ConnectionClosed, Untagged, Wire, quote
 from migrator.wire.greeting import greeting_timeout
+from migrator.wire.sasl import xoauth2_response
 from migrator.wire.tls import tls_context
 
 _CAPABILITY_CODE = re.compile(r"\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
@@ -104,8 +104,7 @@ class QuickSource:
     def _xoauth2(self, username: str, token: str, initial_response: bool) -> str:
         """AUTHENTICATE XOAUTH2, past the Wire (no debug line holds the token); with SASL-IR
         in one round trip. A refusal (the server's JSON challenge) raises AuthError."""
-        payload = base64.b64encode(f"user={username}\x01auth=Bearer {token}\x01\x01"
-                                   .encode())
+        payload = xoauth2_response(username, token)
         if initial_response:
             self._sock.sendall(LOGIN_TAG + b" AUTHENTICATE XOAUTH2 " + payload + b"\r\n")
         else:

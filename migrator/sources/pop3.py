@@ -11,7 +11,6 @@ manifest.
 
 from __future__ import annotations
 
-import base64
 import io
 import logging
 import poplib
@@ -27,6 +26,7 @@ from migrator.errors import AuthError, ConnectError, ConnectionLost, RetryableEr
 from migrator.sources.pop3_wire import Pop3Error, ReplyReader
 from migrator.wire.greeting import connect_failure, greeting_timeout
 from migrator.wire.imapconn import tokens_for
+from migrator.wire.sasl import xoauth2_response
 from migrator.wire.tls import describe_os_error, tls_context
 
 log = logging.getLogger(__name__)
@@ -291,10 +291,8 @@ def login(pop: poplib.POP3, endpoint: Endpoint, account: str, tokens: TokenProvi
 
 def _xoauth2(pop: poplib.POP3, username: str, token: str) -> None:
     """SASL XOAUTH2 (what Exchange Online's POP3 accepts), without an initial response."""
-    payload = base64.b64encode(
-        f"user={username}\x01auth=Bearer {token}\x01\x01".encode()).decode("ascii")
     _login_command(pop, b"AUTH XOAUTH2", expect_continuation=True)
-    reply = _login_command(pop, payload.encode("ascii"), expect_continuation=False)
+    reply = _login_command(pop, xoauth2_response(username, token), expect_continuation=False)
     if reply.startswith(b"+ ") or reply.rstrip() == b"+":  # an error challenge: end the exchange
         reply = _login_command(pop, b"", expect_continuation=False)
     if not reply.startswith(b"+OK"):

@@ -7,7 +7,6 @@ they enter: `classify()` turns a library exception into a retryable or final mig
 
 from __future__ import annotations
 
-import base64
 import imaplib
 import logging
 import socket
@@ -29,6 +28,7 @@ from migrator.errors import (
 from migrator.retry import RetryPolicy, retry
 from migrator.wire.greeting import busy, connect_failure, greeting_timeout
 from migrator.wire.replies import retryable_reply
+from migrator.wire.sasl import xoauth2_response
 from migrator.wire.tls import describe_os_error, tls_context
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def xoauth2(client: IMAPClient, user: str, token: str) -> None:
         client.oauth2_login(user, token)
         return
     imap = client._imap
-    initial = base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode())
+    initial = xoauth2_response(user, token)
     imap.literal = imaplib._Authenticator(_no_answer).process
     try:
         kind, data = imap._simple_command("AUTHENTICATE", "XOAUTH2", initial.decode("ascii"))

@@ -149,6 +149,7 @@ def test_incremental_run_fetches_only_new_messages_and_records_flags_and_gone(
     assert summary["folders_unchanged"] == 2 and "fetched" not in summary
 
 
+@on_each_server
 def test_the_folders_are_fetched_most_messages_first(source_server, tmp_path):
     """Planned and fetched in order of size, not of LIST (engine/imap/pull.py
     `largest_first`): with one connection the batches are fetched as planned, so the

@@ -92,13 +92,15 @@ class ImapSource:
     def condstore(self) -> bool:
         return "CONDSTORE" in self.capabilities or "QRESYNC" in self.capabilities
 
-    def close(self) -> None:
-        """Log out politely if the connection still works; never raise."""
-        try:
-            for _ in self.wire.command(b"LOGOUT"):
+    def close(self, logout: bool = True) -> None:
+        """Log out politely if the connection still works (`logout=False`: just shut it,
+        as when responses are still coming that nobody will read); never raise."""
+        if logout:
+            try:
+                for _ in self.wire.command(b"LOGOUT"):
+                    pass
+            except Exception:  # BYE, a dead socket, anything: we are leaving anyway
                 pass
-        except Exception:  # BYE, a dead socket, anything: we are leaving anyway
-            pass
         try:
             self.client.shutdown()
         except Exception:

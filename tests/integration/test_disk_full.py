@@ -13,6 +13,7 @@ import hashlib
 import os
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,17 +54,27 @@ class Disk:
         self.filler.unlink()
 
 
-@pytest.fixture
-def disk(tmp_path):
+def mounted(tmp_path: Path, size: str) -> Iterator[Disk]:
     mount = tmp_path / "archive"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True,
-                   timeout=60)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                   check=True, timeout=60)
     try:
         yield Disk(mount)
     finally:
         if subprocess.run(["umount", str(mount)], timeout=60).returncode != 0:
             subprocess.run(["umount", "-l", str(mount)], check=True, timeout=60)
+
+
+@pytest.fixture
+def disk(tmp_path):
+    yield from mounted(tmp_path, "4m")
+
+
+@pytest.fixture
+def roomy_disk(tmp_path):
+    """Room for a mailbox of 60 messages of 110 KB."""
+    yield from mounted(tmp_path, "12m")
 
 
 def one_storage_error(result: Result) -> None:
@@ -207,3 +218,64 @@ def test_push_with_a_full_disk_under_the_manifest(o365, oauth_service, certs, tm
     resumed = run_cli("-c", config, "push", "bob")
     assert resumed.status == ExitStatus.OK, resumed.stderr
     push_world.assert_target_matches(o365, messages)  # each message once
+
+
+def pull_connections_ended(server, since: int, count: int = 2) -> list[str]:
+    """The source's log lines for the pull's connections ending (Dovecot writes them a
+    moment after the client has gone)."""
+    import time
+
+    for _ in range(100):
+        ends = [line for line in server.log_text()[since:].splitlines()
+                if "imap(alice)" in line and "Disconnected" in line]
+        if len(ends) >= count:
+            return ends
+        time.sleep(0.1)
+    raise AssertionError(f"the source logged {len(ends)} of {count} connections ending")
+
+
+def big_body(n: int) -> bytes:
+    return (f"From: a@example.org\r\nSubject: big {n}\r\nMessage-ID: <big{n}@disk.example>\r\n"
+            "\r\n").encode() + (b"%09d\r\n" % n) * 10_000  # 110 KB
+
+
+def test_a_full_disk_stops_a_pull_whose_connections_still_have_big_messages_coming(
+        source_server, tmp_path, monkeypatch, roomy_disk):
+    """The disk fills while both connections have FETCHes in flight of messages bigger than
+    the memory budget (each waits until nothing else is held). The run must end, exit 10,
+    and not read what is still coming: it hung (3 runs in 5) when a connection, logging out,
+    read the rest through the budget and kept the last message's share, so that the other
+    connection's big message waited for a budget that would never be free again."""
+    import functools
+    import threading
+
+    from migrator.engine.imap import planner
+    from migrator.engine.imap.plan import make_batches
+
+    monkeypatch.setenv(PASSWORD_ENV, "secret")
+    monkeypatch.setattr("migrator.engine.imap.context.BUDGET_BYTES", 64 << 10)
+    monkeypatch.setattr(planner, "make_batches", functools.partial(make_batches, max_messages=10))
+    source_server.add_user("alice")
+    when = datetime.datetime(2020, 5, 6, 7, 8, 9, tzinfo=datetime.UTC)
+    source_server.seed("alice", "INBOX", [SeedMessage(big_body(n), ("\\Seen",), when)
+                                          for n in range(60)])
+    config = source_config(tmp_path, source_server, extra={"connections": 2})
+    assert run_cli("-c", config, "pull", "alice", "--dry-run").status == ExitStatus.OK
+    roomy_disk.leave_free(600 << 10)  # the manifest, its WAL and a few messages
+    logged = len(source_server.log_text())
+    results: list[Result] = []
+    run = threading.Thread(target=lambda: results.append(run_cli("-c", config, "pull", "alice")),
+                           daemon=True)
+
+    run.start()
+    run.join(60)
+
+    assert not run.is_alive(), "the pull hung on its full disk"
+    one_storage_error(results[0])
+    ends = pull_connections_ended(source_server, logged)
+    assert any("Logged out" not in end for end in ends), ends  # shut, not read to the end
+    roomy_disk.make_room()
+    resumed = run_cli("-c", config, "pull", "alice")
+    assert resumed.status == ExitStatus.OK, resumed.stderr
+    assert_manifest_intact(roomy_disk.mount)
+    assert archived(roomy_disk.mount) == 60

@@ -77,10 +77,12 @@ class Fetcher:
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
         """Fetch until the queue is empty; errors end up in the context, never raised."""
+        finished = False
         try:
             if self.source is None:
                 self._attach(self.ctx.connect())  # the first connection: a failure is final
             self._loop()
+            finished = not self.inflight
         except (AuthError, ConnectError, RetryableError) as exc:  # this connection, not the run
             self._abandon_held()
             self.ctx.lost_connection(exc)
@@ -90,8 +92,19 @@ class Fetcher:
         finally:
             self._release_reserved()
             if self.source is not None:
-                self.source.close()
-                self.source = None
+                self._close(logout=finished)
+
+    def _close(self, logout: bool) -> None:
+        """Log out if every response was read; else (the run stopped, or this connection
+        failed) just shut the connection. Logging out reads first what is still coming: the
+        rest of the FETCHes in flight, megabytes maybe, for nothing, and each of their
+        literals through the budget, of which the last one's share was never given back: a
+        message bigger than the budget, which waits until nothing is held, then waited on
+        another connection forever."""
+        source, self.source = self.source, None
+        assert source is not None
+        source.wire.before_literal = None  # whatever is read from here on holds no budget
+        source.close(logout=logout)
 
     def _loop(self) -> None:
         while not self.ctx.stopped.is_set():

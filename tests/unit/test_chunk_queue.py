@@ -1,5 +1,6 @@
 """The push's chunk queue: each worker keeps to a folder of its own where the waiting chunks
-allow, and the ends (None) come out only after every chunk."""
+allow, no more than two append into one folder, and the ends (None) come out only after
+every chunk."""
 
 from __future__ import annotations
 
@@ -32,6 +33,40 @@ def test_a_worker_keeps_to_its_folder_and_others_take_folders_nobody_is_on() -> 
     assert work.get(0) == chunk("INBOX", 2)  # its own folder, though Sent 4 is older
     assert work.get(2) == chunk("Sent", 4)  # Drafts is gone: the oldest (Sent, worker 1's)
     assert work.get(1) == chunk("INBOX", 6)
+
+
+def test_no_more_than_two_workers_append_into_one_folder() -> None:
+    work = filled(chunk("INBOX", 1), chunk("INBOX", 2), chunk("INBOX", 3), chunk("Sent", 4))
+    assert work.get(0) == chunk("INBOX", 1)
+    assert work.get(1) == chunk("Sent", 4)  # a folder nobody is on, though younger
+    assert work.get(2) == chunk("INBOX", 2)  # the second on INBOX
+    with pytest.raises(queue.Empty):
+        work.get(3, timeout=0.01)  # a third would wait on the other two for INBOX's lock
+    work.leave(2)  # a worker that stops frees its place
+    assert work.get(3, timeout=0.01) == chunk("INBOX", 3)
+
+
+def test_a_worker_that_waits_for_a_full_folder_takes_what_comes_for_another() -> None:
+    work = ChunkQueue(maxsize=4)
+    for number in (1, 2, 3):
+        work.put(chunk("INBOX", number))
+    assert work.get(0) == chunk("INBOX", 1) and work.get(1) == chunk("INBOX", 2)
+    waiter = threading.Thread(target=lambda: taken.append(work.get(2, timeout=5)))
+    taken: list[Chunk | None] = []
+    waiter.start()
+    work.put(chunk("Drafts", 4))  # wakes the waiting worker: Drafts is nobody's
+    waiter.join(5)
+    assert taken == [chunk("Drafts", 4)]
+    assert work.get(0) == chunk("INBOX", 3)
+
+
+def test_the_ends_wait_until_the_chunks_the_others_keep_to_are_taken() -> None:
+    work = filled(chunk("INBOX", 1), chunk("INBOX", 2), chunk("INBOX", 3), None, None, None)
+    assert work.get(0) == chunk("INBOX", 1) and work.get(1) == chunk("INBOX", 2)
+    with pytest.raises(queue.Empty):
+        work.get(2, timeout=0.01)  # not an end while a chunk is left, nor that chunk
+    assert work.get(1) == chunk("INBOX", 3)
+    assert work.get(2, timeout=0.01) is None
 
 
 def test_the_ends_come_out_after_every_chunk_whatever_the_preference() -> None:

@@ -117,6 +117,7 @@ class PushWorker:
             self.ahead.close()
             self._record_quietly()
         finally:
+            self.work.leave(self.index)
             self.ahead.close()
             if self.writer is not None:
                 self.writer.close()

@@ -12,8 +12,8 @@ Why at most two connections per folder: into one Dovecot folder, 2,000 APPENDs t
 target 2.1 CPU s on one connection, 2.3-2.6 on two and 2.7 on four, and four were no faster
 than one or two (1,050 against 990-1,240 messages/s). In `migrate`, where the pull feeds
 one folder at a time and everything shares two cores, four connections piled into that
-folder; two per folder made the bench migrate 3-7% faster at 25 ms and no slower at 0 ms,
-with 0.25-0.7 CPU s less over the machine (README, migrate figures).
+folder; with two per folder, migrates of the bench mailbox were 6-7% faster at 25 ms and
+about as fast at 0 ms (-3% and +1%), and the machine mostly spent less CPU (README, migrate).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from migrator.targets.folder_status import TargetFolderStatus, folder_statuses
 from migrator.targets.folder_uids import SelectInfo, folder_uids
 from migrator.targets.identity import INDEX_FIELDS, TargetEntry, identity_of
 from migrator.wire import imapconn
+from migrator.wire.replies import as_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,7 +64,7 @@ def _selected(name: str, info: SelectInfo) -> Selected:
     flags = info.get(b"PERMANENTFLAGS")
     uidnext = info.get(b"UIDNEXT")
     return Selected(name, info.get(b"UIDVALIDITY"), int(info.get(b"EXISTS", 0)),
-                    tuple(_text(f) for f in flags) if flags is not None else None,
+                    tuple(as_text(f) for f in flags) if flags is not None else None,
                     int(uidnext) if uidnext is not None else None)
 
 
@@ -72,12 +73,8 @@ def _personal(client: IMAPClient) -> tuple[str, Any]:
     if client.has_capability("NAMESPACE"):
         personal = client.namespace().personal
         if personal:
-            return _text(personal[0][0]), personal[0][1]
+            return as_text(personal[0][0]), personal[0][1]
     return "", None
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 # reconnecting at once is right after a lost session; throttling says how long
@@ -119,7 +116,7 @@ class TargetControl:
 
     def capabilities(self) -> frozenset[str]:
         return self.run("CAPABILITY", lambda c: frozenset(
-            _text(cap).upper() for cap in c.capabilities()))
+            as_text(cap).upper() for cap in c.capabilities()))
 
     def close(self) -> None:
         if self._client is not None:
@@ -162,13 +159,13 @@ class TargetControl:
             folders = []
             for flags, found_delimiter, name in client.list_folders():
                 delimiter = delimiter or found_delimiter
-                attributes = {_text(flag) for flag in flags}
+                attributes = {as_text(flag) for flag in flags}
                 if {"\\Noselect", "\\NonExistent"} & attributes:
                     continue
                 special = next((role for role in ROLES if role in attributes), None)
-                folders.append(TargetFolder(_text(name), special))
+                folders.append(TargetFolder(as_text(name), special))
             kind = "office365" if self.endpoint.kind == "office365" else "imap"
-            return TargetLayout(kind, _text(delimiter or "/"), prefix, tuple(folders))
+            return TargetLayout(kind, as_text(delimiter or "/"), prefix, tuple(folders))
 
         return self.run("LIST", read)
 

@@ -27,7 +27,7 @@ from migrator.errors import (
 )
 from migrator.retry import RetryPolicy, retry
 from migrator.wire.greeting import busy, connect_failure, greeting_timeout
-from migrator.wire.replies import retryable_reply
+from migrator.wire.replies import as_text, retryable_reply
 from migrator.wire.sasl import xoauth2_response
 from migrator.wire.tls import describe_os_error, tls_context
 
@@ -141,17 +141,13 @@ def xoauth2(client: IMAPClient, user: str, token: str) -> None:
     except IMAPClientError as exc:
         raise LoginError(str(exc)) from exc
     if kind != "OK":
-        raise LoginError(_text(data[-1]))
+        raise LoginError(as_text(data[-1]))
     imap.state = "AUTH"
 
 
 def _no_answer(challenge: bytes) -> bytes:
     """The reply to XOAUTH2's error challenge (a JSON reason): empty, and the NO follows."""
     return b""
-
-
-def _text(value: object) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _connection_died(exc: LoginError) -> bool:

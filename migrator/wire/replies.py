@@ -13,6 +13,11 @@ NOT_CONNECTED = "User is authenticated but not connected"
 TOKEN_EXPIRED = "AccessTokenExpired"
 
 
+def as_text(value: object) -> str:
+    """A word of a server's reply as a library hands it over (bytes or already text)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def retryable_reply(text: str) -> Throttled | TokenExpired | None:
     """What a server's words mean when they are worth another try: Exchange's throttling
     (with its suggested wait), a session it does not want now, an expired token."""

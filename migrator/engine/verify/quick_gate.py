@@ -36,6 +36,7 @@ from migrator.namespace import guess_prefix
 from migrator.sources.imap_folders import FolderStatus, folder_of, status_of
 from migrator.sources.imap_quick import QuickSource
 from migrator.sources.imap_wire import Untagged, quote
+from migrator.wire.replies import as_text
 
 T = TypeVar("T")
 
@@ -108,13 +109,9 @@ def _namespace(responses: list[Untagged]) -> tuple[str, str | None]:
             personal = response.data[0]
             if personal and isinstance(personal[0], list) and len(personal[0]) >= 2:
                 prefix, delimiter = personal[0][0], personal[0][1]
-                return (_text(prefix),
-                        _text(delimiter) if isinstance(delimiter, (bytes, int)) else None)
+                return (as_text(prefix),
+                        as_text(delimiter) if isinstance(delimiter, (bytes, int)) else None)
     return "", None
-
-
-def _text(value: object) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 class ArchiveSide:

@@ -56,7 +56,9 @@ class ChunkQueue:
         with self._changed:
             if not self._changed.wait_for(lambda: self._choice(worker) is not None, timeout):
                 raise queue.Empty
-            (chosen,) = self._choice(worker) or (None,)
+            choice = self._choice(worker)
+            assert choice is not None  # what wait_for saw, under the same lock
+            (chosen,) = choice
             if chosen is not None:
                 self._on[worker] = chosen.folder
             return self._remove(chosen)

@@ -76,8 +76,16 @@ def assert_resumes_cleanly(server, messages, config: Path, archive: Path) -> Non
 
 
 @pytest.mark.parametrize("point", ["push-intents:1", "push-sent:45", "push-recorded:1"])
-def test_killed_at_a_named_instant_then_resumed(world, tmp_path, point):
+def test_killed_at_a_named_instant_then_resumed(world, tmp_path, point, certs, oauth_service):
     server, messages, config = world
+    if point.startswith("push-recorded"):
+        # over three connections each may record its outcomes only at its end (five chunks:
+        # one each, and one taken ahead), and the first record can land with the others',
+        # every message done (seen once in CI: 160 of 160); over one, outcomes are first
+        # recorded with the fourth chunk's intents (the first chunk's replies were read while
+        # the second filled the window of 64), half-way
+        config = write_world_config(tmp_path, placeholder_source(), target_block(
+            server.imaps_port, certs.ca_cert, oauth_service, extra={"connections": 1}))
 
     killed_at(config, point)
 

@@ -36,6 +36,7 @@ from migrator.sources.imap_wire import (
     Wire,
     pairs,
     quote,
+    refused,
 )
 from migrator.wire import imapconn
 from migrator.wire.sequence_set import uid_set
@@ -151,12 +152,19 @@ class ImapSource:
 
     def examine(self, folder: Folder) -> FolderStatus:
         """Open `folder` read-only (EXAMINE) and return its state as of now."""
-        command = b"EXAMINE " + quote(folder.raw_name) + (b" (CONDSTORE)" if self.condstore
-                                                          else b"")
+        return self.read_examine(folder, self.send_examine(folder))
+
+    def send_examine(self, folder: Folder) -> bytes:
+        """EXAMINE `folder`; read the answer with `read_examine`. Commands sent after it
+        (before the answer) act on that folder, or fail if the server refuses it."""
         self.selected = None
+        return self.wire.send(b"EXAMINE " + quote(folder.raw_name)
+                              + (b" (CONDSTORE)" if self.condstore else b""))
+
+    def read_examine(self, folder: Folder, tag: bytes) -> FolderStatus:
         codes: dict[bytes, bytes] = {}
         exists = None
-        for response in self.wire.command(command):
+        for response in self.wire.until(tag):
             if response.kind == "EXISTS":
                 exists = response.number
             elif response.kind == "OK" and response.data:
@@ -169,9 +177,15 @@ class ImapSource:
     # -- listings (the selected folder) ----------------------------------------------------
     def listing(self, uids: bytes = b"1:*", sizes: bool = True) -> dict[int, ListedMessage]:
         """UID, RFC822.SIZE (size 0 without `sizes`) and FLAGS of the messages in `uids`."""
-        found: dict[int, ListedMessage] = {}
+        return self.read_listing(self.send_listing(uids, sizes))
+
+    def send_listing(self, uids: bytes = b"1:*", sizes: bool = True) -> bytes:
         items = b" (UID RFC822.SIZE FLAGS)" if sizes else b" (UID FLAGS)"
-        for response in self.wire.command(b"UID FETCH " + uids + items):
+        return self.wire.send(b"UID FETCH " + uids + items)
+
+    def read_listing(self, tag: bytes) -> dict[int, ListedMessage]:
+        found: dict[int, ListedMessage] = {}
+        for response in self.wire.until(tag):
             item = _fetch_item(response) or {}
             uid, size = item.get(b"UID"), item.get(b"RFC822.SIZE")
             if isinstance(uid, int):
@@ -179,16 +193,63 @@ class ImapSource:
                                            flags_of(item.get(b"FLAGS")))
         return found
 
-    def changed_flags(self, modseq: int) -> dict[int, tuple[str, ...]]:
-        """FLAGS of messages whose flags changed after `modseq` (RFC 7162 CHANGEDSINCE)."""
-        found: dict[int, tuple[str, ...]] = {}
-        command = b"UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE %d)" % modseq
-        for response in self.wire.command(command):
-            item = _fetch_item(response) or {}
-            uid = item.get(b"UID")
-            if isinstance(uid, int):
-                found[uid] = flags_of(item.get(b"FLAGS"))
-        return found
+    def send_changes(self, modseq: int, sizes: bool = True) -> bytes:
+        """Ask for the UID, flags and (`sizes`) size of every message changed after `modseq`
+        (RFC 7162 CHANGEDSINCE: new messages are among them). Read with `read_changes`."""
+        items = b"(UID FLAGS RFC822.SIZE)" if sizes else b"(UID FLAGS)"
+        return self.wire.send(b"UID FETCH 1:* " + items + b" (CHANGEDSINCE %d)" % modseq)
+
+    def read_changes(self, search: bytes, changes: bytes, sizes: bool = True
+                     ) -> tuple[set[int], dict[int, ListedMessage]]:
+        """Every UID (the UID SEARCH `search`) and the listing of what changed (the FETCH
+        `changes`; with `sizes`, only answers that carry a size: unsolicited ones may not).
+
+        A server may run the two at once and interleave their answers (Dovecot does; RFC
+        9051 section 5.5), so each answer is told apart by its kind, not by when it comes."""
+        uids: set[int] = set()
+        changed: dict[int, ListedMessage] = {}
+        for response in self.read_all((search, changes)):
+            if response.kind == "SEARCH":
+                uids.update(v for v in response.data if isinstance(v, int))
+            elif response.kind == "ESEARCH":
+                uids.update(_esearch_all(response.data))
+            elif (item := _fetch_item(response)) is not None:
+                uid, size = item.get(b"UID"), item.get(b"RFC822.SIZE")
+                if isinstance(uid, int) and (isinstance(size, int) or not sizes):
+                    changed[uid] = ListedMessage(uid, size if isinstance(size, int) else 0,
+                                                 flags_of(item.get(b"FLAGS")))
+        return uids, changed
+
+    def read_all(self, tags: Iterable[bytes]) -> Iterator[Untagged]:
+        """Untagged answers until every command of `tags` is complete, in whatever order the
+        server completes them; the first NO/BAD is raised once all are (throttling or an
+        expired token at once: the connection is given up for it anyway)."""
+        pending = set(tags)
+        failure: CommandFailed | None = None
+        while pending:
+            response = self.wire.read()
+            if isinstance(response, Untagged):
+                yield response
+                continue
+            if response.tag not in pending:
+                continue  # an earlier command's, read already
+            pending.discard(response.tag)
+            if response.status != "OK":
+                error = refused(response.status, response.text)
+                if not isinstance(error, CommandFailed):
+                    raise error
+                failure = failure or error
+        if failure is not None:
+            raise failure
+
+    def drain(self, tags: Iterable[bytes]) -> None:
+        """Read the answers of commands sent and no longer wanted (one before them failed),
+        whatever they say, so the connection has nothing left unread."""
+        try:
+            for _ in self.read_all(tags):
+                pass
+        except CommandFailed:
+            pass
 
     def uids(self) -> set[int]:
         """Every UID in the selected folder."""

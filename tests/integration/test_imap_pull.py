@@ -113,6 +113,63 @@ def test_identical_content_in_several_folders_is_stored_once_and_listed_in_each(
     assert len(list((tmp_path / "archive" / "objects").rglob("*.eml"))) == 1
 
 
+def count_waits(monkeypatch) -> list[int]:
+    """For each folder planned, how many times the planning connection waited for an answer
+    after sending (its round trips)."""
+    from migrator.engine.imap import pull as pull_module
+
+    planned: list[int] = []
+    plan = pull_module.plan_folder
+
+    def counted(ctx, source, *args, **kwargs):
+        wire, events = source.wire, []
+        with pytest.MonkeyPatch.context() as spying:
+            spying.setattr(wire, "send", lambda command, _send=wire.send: (
+                events.append("send"), _send(command))[1])
+            spying.setattr(wire, "read", lambda _read=wire.read: (
+                events.append("read"), _read())[1])
+            try:
+                return plan(ctx, source, *args, **kwargs)
+            finally:
+                planned.append(sum(1 for before, after in zip(events, events[1:])
+                                   if (before, after) == ("send", "read")))
+
+    monkeypatch.setattr(pull_module, "plan_folder", counted)
+    return planned
+
+
+@on_each_server
+def test_a_folder_is_planned_in_one_round_trip_on_a_first_pull_and_once_it_changed(
+        source_server, tmp_path, monkeypatch):
+    """EXAMINE goes out with what the plan will need, before its answer is read: the
+    listing on a first pull; every UID and the changes since the last sync on a delta pass
+    (where it took EXAMINE, UID SEARCH, CHANGEDSINCE and the new messages' sizes one after
+    another: 0.15 s more per changed folder at 25 ms). A server may run the pipelined
+    SEARCH and FETCH at once (Dovecot does), so their answers interleave."""
+    source_server.add_user("alice")
+    seed(source_server, "INBOX", 20)
+    config = source_config(tmp_path, source_server)
+    waits = count_waits(monkeypatch)
+    assert pull(config).status == ExitStatus.OK
+    assert waits == [1]
+    client = imap_client(source_server, "alice")
+    client.select_folder("INBOX")
+    client.add_flags([3], ["\\Flagged"])
+    client.delete_messages([5])
+    client.expunge()
+    client.unselect_folder()
+    seed(source_server, "INBOX", 4, start=50)
+    waits.clear()
+
+    result = run_cli("-c", config, "--json", "pull", "alice")
+
+    assert result.status == ExitStatus.OK, result.stderr
+    assert waits == [1]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["fetched"], summary["flags_updated"], summary["gone"]) == (4, 1, 1)
+    assert_archive_matches(client, tmp_path / "archive")
+
+
 @on_each_server
 def test_incremental_run_fetches_only_new_messages_and_records_flags_and_gone(
         source_server, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from migrator.engine.imap.context import PullContext
 from migrator.engine.imap.jobs import Batch, FolderJob
@@ -18,6 +19,7 @@ from migrator.engine.imap.plan import (
     ALONE_BYTES,
     FolderDelta,
     FolderState,
+    Known,
     diff_incremental,
     diff_listing,
     make_batches,
@@ -31,7 +33,7 @@ from migrator.engine.imap.records import (
     resolve_failures,
     update_flags,
 )
-from migrator.sources.imap import Folder, ImapSource, ListedMessage
+from migrator.sources.imap import CommandFailed, Folder, ImapSource, ListedMessage
 from migrator.testhook import kill_point
 from migrator.wire.sequence_set import uid_set
 
@@ -57,28 +59,90 @@ class FolderPullPlan:
 
 def plan_folder(ctx: PullContext, source: ImapSource, folder: Folder,
                 state: FolderState, sizes: bool = True) -> FolderPullPlan:
-    """Ask the server (read-only) what this folder needs; write nothing."""
-    status = source.examine(folder)
-    with ctx.manifest.session() as session:
-        known = known_messages(session, state.folder_id, status.uidvalidity)
-        stale = has_stale_rows(session, state.folder_id, status.uidvalidity)
+    """Ask the server (read-only) what this folder needs; write nothing.
+
+    What the plan will need goes out with the EXAMINE, guessed from the last sync (`Asked`):
+    one round trip where it took two (a first pull: EXAMINE, then the listing) or four (a
+    changed folder on a delta pass: EXAMINE, UID SEARCH, CHANGEDSINCE, then the new UIDs'
+    sizes). A second one follows only where EXAMINE proves the guess wrong (a new
+    UIDVALIDITY) or an unknown UID is not among the changes (a failure retried).
+    """
+    known, stale = _known(ctx, state.folder_id, state.uidvalidity)
+    incremental = (source.condstore and state.uidvalidity is not None
+                   and state.highestmodseq is not None and not stale)
+    asked = Asked(source, folder, state.highestmodseq if incremental else None, sizes)
+    status = asked.status
+    if status.uidvalidity != state.uidvalidity:
+        known, stale = _known(ctx, state.folder_id, status.uidvalidity)
     remap = stale or (state.uidvalidity is not None and state.uidvalidity != status.uidvalidity)
     if not status.messages:
         delta, server = diff_listing({}, known), set()
     elif needs_full_listing(state, status, source.condstore, remap):
-        listing = source.listing(sizes=sizes)
+        listing = asked.listing()
         delta, server = diff_listing(listing, known), set(listing)
     else:
-        assert state.highestmodseq is not None
-        server = source.uids()
-        changed = source.changed_flags(state.highestmodseq)
+        server, changed = asked.changes()
         unknown = server - known.keys()
-        new = source.listing(uid_set(unknown), sizes=sizes) if unknown else {}
-        delta = diff_incremental(server, changed, new, known)
+        new = {uid: listed for uid, listed in changed.items() if uid in unknown}
+        if rest := unknown - new.keys():
+            new.update(source.listing(uid_set(rest), sizes=sizes))
+        delta = diff_incremental(server, {uid: m.flags for uid, m in changed.items()}, new,
+                                 known)
     job = FolderJob(folder=folder, folder_id=state.folder_id, status=status, remap=remap,
                     had_failures=bool(state.failed_uids))
     batches = [Batch(job, listed) for listed in big_first(make_batches(delta.new))]
     return FolderPullPlan(job, delta, server, batches)
+
+
+def _known(ctx: PullContext, folder_id: int, uidvalidity: int | None
+           ) -> tuple[dict[int, Known], bool]:
+    """The manifest's messages of the folder under `uidvalidity`, and whether live rows
+    under another one wait for a re-map."""
+    with ctx.manifest.session() as session:
+        return (known_messages(session, folder_id, uidvalidity),
+                has_stale_rows(session, folder_id, uidvalidity))
+
+
+class Asked:
+    """EXAMINE and, sent with it before any answer is read, what the plan will need: the
+    listing of every message, or (`modseq`, the last sync's HIGHESTMODSEQ) every UID and
+    the listing of the messages changed since (new ones among them). An answer refused is
+    raised where it is used, so a refusal of one EXAMINE shows is not needed (an empty
+    folder, a guess gone wrong) fails nothing."""
+
+    def __init__(self, source: ImapSource, folder: Folder, modseq: int | None,
+                 sizes: bool) -> None:
+        self.source, self.sizes, self.incremental = source, sizes, modseq is not None
+        examine = source.send_examine(folder)
+        tags = ((source.send_search(None), source.send_changes(modseq, sizes))
+                if modseq is not None else (source.send_listing(b"1:*", sizes),))
+        try:
+            self.status = source.read_examine(folder, examine)
+        except CommandFailed:
+            source.drain(tags)
+            raise
+        self.refused: CommandFailed | None = None
+        self.answer: Any = None
+        try:
+            self.answer = (source.read_changes(tags[0], tags[-1], sizes) if modseq is not None
+                           else source.read_listing(tags[0]))
+        except CommandFailed as exc:  # read to its end: the connection is clean
+            self.refused = exc
+
+    def listing(self) -> dict[int, ListedMessage]:
+        """Every message's UID, size and flags: as asked with EXAMINE, or asked now."""
+        if self.incremental:
+            return self.source.listing(sizes=self.sizes)
+        if self.refused is not None:
+            raise self.refused
+        return cast(dict[int, ListedMessage], self.answer)
+
+    def changes(self) -> tuple[set[int], dict[int, ListedMessage]]:
+        """Every UID, and the listing of the messages changed since the last sync."""
+        assert self.incremental
+        if self.refused is not None:
+            raise self.refused
+        return cast(tuple[set[int], dict[int, ListedMessage]], self.answer)
 
 
 def big_first(batches: list[list[ListedMessage]]) -> list[list[ListedMessage]]:

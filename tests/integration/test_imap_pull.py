@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import os
 
@@ -131,27 +132,45 @@ def count_waits(monkeypatch) -> list[int]:
             try:
                 return plan(ctx, source, *args, **kwargs)
             finally:
-                planned.append(sum(1 for before, after in zip(events, events[1:])
+                planned.append(sum(1 for before, after in itertools.pairwise(events)
                                    if (before, after) == ("send", "read")))
 
     monkeypatch.setattr(pull_module, "plan_folder", counted)
     return planned
 
 
+def count_examines(monkeypatch) -> list[str]:
+    """The folders the pull EXAMINEs, in order."""
+    from migrator.sources.imap import ImapSource
+
+    examined: list[str] = []
+    send = ImapSource.send_examine
+
+    def counted(self, folder):
+        examined.append(folder.name)
+        return send(self, folder)
+
+    monkeypatch.setattr(ImapSource, "send_examine", counted)
+    return examined
+
+
 @on_each_server
-def test_a_folder_is_planned_in_one_round_trip_on_a_first_pull_and_once_it_changed(
+def test_a_folder_is_planned_in_one_round_trip_and_fetched_without_a_second_examine(
         source_server, tmp_path, monkeypatch):
     """EXAMINE goes out with what the plan will need, before its answer is read: the
     listing on a first pull; every UID and the changes since the last sync on a delta pass
     (where it took EXAMINE, UID SEARCH, CHANGEDSINCE and the new messages' sizes one after
     another: 0.15 s more per changed folder at 25 ms). A server may run the pipelined
-    SEARCH and FETCH at once (Dovecot does), so their answers interleave."""
+    SEARCH and FETCH at once (Dovecot does), so their answers interleave. The planning
+    connection then fetches from the folder its plan left open, without EXAMINE again."""
     source_server.add_user("alice")
     seed(source_server, "INBOX", 20)
-    config = source_config(tmp_path, source_server)
+    config = source_config(tmp_path, source_server, extra={"connections": 1})
     waits = count_waits(monkeypatch)
+    examined = count_examines(monkeypatch)
     assert pull(config).status == ExitStatus.OK
     assert waits == [1]
+    assert examined == ["INBOX"]  # the fetch uses the folder the plan left open
     client = imap_client(source_server, "alice")
     client.select_folder("INBOX")
     client.add_flags([3], ["\\Flagged"])
@@ -165,6 +184,7 @@ def test_a_folder_is_planned_in_one_round_trip_on_a_first_pull_and_once_it_chang
 
     assert result.status == ExitStatus.OK, result.stderr
     assert waits == [1]
+    assert examined == ["INBOX"] * 2
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert (summary["fetched"], summary["flags_updated"], summary["gone"]) == (4, 1, 1)
     assert_archive_matches(client, tmp_path / "archive")

@@ -43,7 +43,9 @@ class Pending:
 
 class Fetcher:
     def __init__(self, ctx: PullContext, writer: BatchWriter, name: str,
-                 source: ImapSource | None = None) -> None:
+                 source: ImapSource | None = None, open_folder: int | None = None) -> None:
+        """`source`: a connection to use first; `open_folder`: the folder it has open as the
+        plan saw it (EXAMINEd by the planner: its batches need no EXAMINE again)."""
         self.ctx = ctx
         self.writer = writer
         self.name = name
@@ -57,6 +59,7 @@ class Fetcher:
                                what=f"{ctx.name}: connection trouble", then="reconnecting")
         if source is not None:
             self._attach(source)
+            self.folder_id = open_folder
 
     def _attach(self, source: ImapSource) -> None:
         source.wire.before_literal = self._reserve

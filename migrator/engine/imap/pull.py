@@ -101,6 +101,7 @@ class PlanningConnection:
         self.ctx = ctx
         self.source = source
         self.handed_over = False  # the source now belongs to a Fetcher, which closes it
+        self.open_folder_id: int | None = None  # the folder the last plan left EXAMINEd
 
     def folders(self) -> tuple[set[str], list[Folder], dict[str, FolderStatus]]:
         """(every name LIST shows, the selectable folders the config includes, their STATUS
@@ -143,10 +144,13 @@ class PlanningConnection:
         def without_sizes(attempt: int) -> None:
             sizes[0] = attempt < 2
 
+        self.open_folder_id = None
         try:
-            return self.retrying(
+            plan = self.retrying(
                 lambda: plan_folder(self.ctx, self.source, folder, state, sizes=sizes[0]),
                 on_retry=without_sizes)
+            self.open_folder_id = plan.job.folder_id
+            return plan
         except CommandFailed as exc:
             reason = f"cannot read the folder: {exc.status} {exc.text}".strip()
             if record:
@@ -206,7 +210,8 @@ def _pull(ctx: PullContext, source: ImapSource) -> None:
             resolve_folder_failures(session, ctx.account_id, fine)
         ctx.queue.close()
         planner.handed_over = True
-        Fetcher(ctx, writer, "connection 1", planner.source).run()
+        Fetcher(ctx, writer, "connection 1", planner.source,
+                open_folder=planner.open_folder_id).run()
     except KeyboardInterrupt as exc:
         interrupted = True  # stop at once: committed batches are safe, the rest is redone
         ctx.fatal(exc)

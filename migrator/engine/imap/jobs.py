@@ -111,6 +111,11 @@ class WorkQueue:
             self._batches.clear()
             self._changed.notify_all()
 
+    def next_folder(self) -> int | None:
+        """The folder of the batch next in line (None: none is waiting)."""
+        with self._changed:
+            return self._batches[0].job.folder_id if self._batches else None
+
     def take(self, folder_id: int | None, wait: bool) -> Batch | None:
         """The next batch of `folder_id` if any; any batch when `wait` (a connection with
         nothing in flight may switch folders); None when there is nothing (more) to do."""

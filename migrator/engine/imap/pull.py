@@ -210,8 +210,11 @@ def _pull(ctx: PullContext, source: ImapSource) -> None:
             resolve_folder_failures(session, ctx.account_id, fine)
         ctx.queue.close()
         planner.handed_over = True
+        # the folder the last plan left open, if its batches are next in line (the order,
+        # most messages first, is kept): a delta pass with one changed folder saves an EXAMINE
+        next_folder = ctx.queue.next_folder()
         Fetcher(ctx, writer, "connection 1", planner.source,
-                open_folder=planner.open_folder_id).run()
+                open_folder=next_folder if next_folder == planner.open_folder_id else None).run()
     except KeyboardInterrupt as exc:
         interrupted = True  # stop at once: committed batches are safe, the rest is redone
         ctx.fatal(exc)

@@ -88,6 +88,9 @@ class ImapSource:
         sock = client.socket()
         self.wire = Wire(sock.sendall, sock.makefile("rb"))
         self.selected: str | None = None
+        # SEARCH answers met while reading another command's: UID SEARCH tag (None: a plain
+        # SEARCH, which names no command) -> UIDs, for `read_search`
+        self.searches: dict[bytes | None, set[int]] = {}
 
     @property
     def condstore(self) -> bool:
@@ -264,13 +267,23 @@ class ImapSource:
                               + criteria)
 
     def read_search(self, tag: bytes) -> set[int]:
-        found: set[int] = set()
+        """The UIDs the SEARCH `tag` found, its answer taken also where it came while an
+        earlier command's was read (a server may run a SEARCH at once with the FETCH before
+        it, and answer it first: without this, the UIDs a batch still missed would look
+        gone from the folder, and never be fetched or recorded as failed)."""
+        found = self.searches.pop(tag, set()) | self.searches.pop(None, set())
         for response in self.wire.until(tag):
-            if response.kind == "SEARCH":
-                found.update(v for v in response.data if isinstance(v, int))
-            elif response.kind == "ESEARCH":
-                found.update(_esearch_all(response.data))
+            if response.kind in ("SEARCH", "ESEARCH"):
+                answered, uids = _search_answer(response)
+                if answered in (None, tag):
+                    found |= uids
+                else:
+                    self.searches.setdefault(answered, set()).update(uids)
         return found
+
+    def _keep_search(self, response: Untagged) -> None:
+        answered, uids = _search_answer(response)
+        self.searches.setdefault(answered, set()).update(uids)
 
     # -- bodies --------------------------------------------------------------------------
     def send_fetch(self, uids: Iterable[int]) -> bytes:
@@ -299,7 +312,9 @@ class ImapSource:
                     continue
             response = wire.interpret(parts)
             del parts
-            if isinstance(response, Untagged):
+            if isinstance(response, Untagged) and response.kind in ("SEARCH", "ESEARCH"):
+                self._keep_search(response)  # a pipelined SEARCH answered before this ends
+            elif isinstance(response, Untagged):
                 item = _fetch_item(response)
                 found = _message(item) if item is not None else None
                 del response, item
@@ -335,6 +350,17 @@ def _int(value: bytes | None) -> int | None:
         return None
     value = value.strip()
     return int(value) if value.isdigit() else None
+
+
+def _search_answer(response: Untagged) -> tuple[bytes | None, set[int]]:
+    """(the tag an ESEARCH answer names, None for a plain SEARCH; the UIDs found)."""
+    if response.kind == "SEARCH":
+        return None, {v for v in response.data if isinstance(v, int)}
+    first = response.data[0] if response.data else None
+    tag = (first[1] if isinstance(first, list) and len(first) == 2
+           and isinstance(first[0], bytes) and first[0].upper() == b"TAG"
+           and isinstance(first[1], bytes) else None)
+    return tag, _esearch_all(response.data)
 
 
 def _esearch_all(data: list[Value]) -> set[int]:

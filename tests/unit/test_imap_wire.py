@@ -43,6 +43,7 @@ def source(server_bytes: bytes, capabilities=("IMAP4REV1",)) -> ImapSource:
     fake.capabilities = frozenset(capabilities)
     fake.wire, _ = wire(server_bytes)
     fake.selected = None
+    fake.searches = {}
     return fake
 
 
@@ -151,6 +152,55 @@ def test_listing_status_and_esearch():
     assert {uid: (m.size, m.flags) for uid, m in listing.items()} == {
         4: (100, ("Work", "\\Seen")), 7: (2000, ())}
     assert imap.uids() == {4, 7, 8, 9}
+
+
+def test_a_search_answered_while_an_earlier_fetch_is_read_is_kept_for_it():
+    """A FETCH of bodies and, pipelined behind it, the UID SEARCH asking which UIDs it
+    missed still exist: a server may answer the SEARCH before the FETCH ends (Dovecot runs
+    them at once). The answer is kept for `read_search`, by its ESEARCH tag or, for a plain
+    SEARCH, for the next one read; it was dropped, and the UIDs looked gone."""
+    body = b'INTERNALDATE "17-Jul-1996 02:44:25 -0700" BODY[] {4}\r\nabcd)\r\n'
+    for answer, capabilities in ((b'* ESEARCH (TAG "M2") UID ALL 7:8\r\n', ("ESEARCH",)),
+                                 (b"* SEARCH 7 8\r\n", ())):
+        imap = source(b"* 1 FETCH (UID 4 FLAGS () " + body + answer + b"M1 OK\r\nM2 OK\r\n",
+                      ("IMAP4REV1", *capabilities))
+        fetch, search = imap.send_fetch([4]), imap.send_search([7, 8, 9])
+        assert [message.uid for message in imap.read_fetch(fetch)] == [4]
+        assert imap.read_search(search) == {7, 8}
+        assert imap.searches == {}
+
+
+def test_an_esearch_answer_for_another_search_is_kept_for_that_one():
+    imap = source(b'* ESEARCH (TAG "M2") UID ALL 5\r\n* ESEARCH (TAG "M1") UID ALL 3\r\n'
+                  b"M1 OK\r\nM2 OK\r\n", ("IMAP4REV1", "ESEARCH"))
+    first, second = imap.send_search([3]), imap.send_search([5])
+    assert imap.read_search(first) == {3}
+    assert imap.read_search(second) == {5}
+
+
+def test_pipelined_search_and_changes_are_told_apart_however_they_interleave():
+    """The planner's UID SEARCH and CHANGEDSINCE FETCH, sent together: the FETCH ends
+    first and the SEARCH's answer comes after its completion. An unsolicited FETCH without
+    a size is a flag change, not a listing."""
+    server = (b"* 3 FETCH (UID 3 FLAGS (\\Flagged) RFC822.SIZE 10 MODSEQ (5))\r\n"
+              b"* 9 FETCH (UID 9 FLAGS () MODSEQ (6))\r\n"
+              b"M2 OK Fetch completed\r\n"
+              b'* ESEARCH (TAG "M1") UID ALL 1:3,9\r\n'
+              b"M1 OK Search completed\r\n")
+    imap = source(server, ("IMAP4REV1", "ESEARCH", "CONDSTORE"))
+    search, changes = imap.send_search(None), imap.send_changes(4)
+    uids, changed = imap.read_changes(search, changes)
+    assert uids == {1, 2, 3, 9}
+    assert {uid: (m.size, m.flags) for uid, m in changed.items()} == {3: (10, ("\\Flagged",))}
+
+
+def test_a_refusal_among_pipelined_commands_is_raised_once_all_are_read():
+    imap = source(b"M2 NO no CHANGEDSINCE here\r\n* SEARCH 1 2\r\nM1 OK\r\n"
+                  b"* 3 EXISTS\r\nM3 OK\r\n")
+    search, changes = imap.send_search(None), imap.send_changes(4)
+    with pytest.raises(CommandFailed, match="CHANGEDSINCE"):
+        imap.read_changes(search, changes)
+    assert [r.kind for r in imap.wire.until(imap.wire.send(b"NOOP"))] == ["EXISTS"]
 
 
 def test_statuses_pipelined_in_one_round_trip_and_refusals_left_out():

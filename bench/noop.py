@@ -12,7 +12,8 @@ proxy in front of both servers, each way; not timed), then times, as real subpro
 - verify: `migrator verify`, and `verify --full` (the deep compare of every folder);
 - then one new message at the source (APPENDed to INBOX directly, not timed) and
   `migrate` again: a delta pass's cost for one message in a big mailbox (pull it, push it,
-  verify the folder it changed), beside mbsync fetching the same message.
+  verify the folder it changed), beside mbsync fetching the same message; and `backup`
+  fetching it into an archive of its own (a nightly backup's usual run).
 
 Wall seconds are medians over the repeats; CPU seconds (user + system of the process) are
 given too, being steadier than wall time on a loaded machine. Beside them, in the same run
@@ -141,6 +142,11 @@ def measure(bench: World, delay: float, work: Path, repeat: int) -> list[Result]
             mbsync_rc = None
             print("  mbsync is not installed (Debian: apt-get install isync): its no-op is "
                   "left out; the raw STATUS round trip is the baseline", flush=True)
+        backup_dir = Path(tempfile.mkdtemp(prefix="backup-", dir=work))
+        backup_config = write_config(backup_dir, bench, source.port, target.port,
+                                     bench.mailbox())
+        if migrator("-c", backup_config, "-q", "backup", USER, env=env).status != 0:
+            raise RuntimeError("the first backup into an archive of its own failed")
         folders = sorted(bench.box.folders)
         for _ in range(repeat):
             if mbsync_rc is not None:
@@ -170,6 +176,13 @@ def measure(bench: World, delay: float, work: Path, repeat: int) -> list[Result]
                 raise RuntimeError(f"delta migrate failed ({run.status}): {run.stderr}")
             results.append(Result(delay, "migrate, 1 new message", run.seconds,
                                   run.peak_rss_mb, child_cpu() - cpu))
+            cpu = child_cpu()
+            run = migrator("-c", backup_config, "-q", "--json", "backup", USER, env=env)
+            summary = json.loads(run.stdout.strip().splitlines()[-1]) if run.stdout else {}
+            if run.status != 0 or [a.get("fetched") for a in summary.get("accounts", [])] != [1]:
+                raise RuntimeError(f"delta backup failed ({run.status}): {run.stderr}")
+            results.append(Result(delay, "backup, 1 new message", run.seconds,
+                                  run.peak_rss_mb, child_cpu() - cpu))
     return results
 
 
@@ -192,7 +205,7 @@ def report(results: list[Result]) -> str:
         cpus = [r.cpu for r in runs if r.cpu is not None]
         ratios = []
         for base in ("mbsync no-op", "raw STATUS round trip"):
-            if what == "migrate, 1 new message" and base == "mbsync no-op":
+            if what.endswith(", 1 new message") and base == "mbsync no-op":
                 base = "mbsync, 1 new message"
             reference = median(delay, base)
             ratios.append(f"{seconds / reference:.1f}x" if reference and what != base

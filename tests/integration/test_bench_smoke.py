@@ -29,7 +29,7 @@ RUNS = {
                                "--smoke"], ["raw copy", "import", "no-op"]),
     "noop": (noop.main, ["--messages", "5", "--delays", "0", "--repeat", "1", "--smoke"],
              ["raw STATUS round trip", "backup", "migrate", "verify", "verify --full",
-              "migrate, 1 new message"]),
+              "migrate, 1 new message", "backup, 1 new message"]),
     "search": (search.main, ["--messages", "5", "--repeat", "1", "--smoke"],
                ["pull, no index", "pull + index", "index --rebuild"]),
     "large": (large.main, ["--messages", "12", "--folders", "3", "--smoke"], ["12"]),

@@ -212,10 +212,8 @@ class ImapSource:
         uids: set[int] = set()
         changed: dict[int, ListedMessage] = {}
         for response in self.read_all((search, changes)):
-            if response.kind == "SEARCH":
-                uids.update(v for v in response.data if isinstance(v, int))
-            elif response.kind == "ESEARCH":
-                uids.update(_esearch_all(response.data))
+            if response.kind in ("SEARCH", "ESEARCH"):
+                uids |= _search_answer(response)[1]
             elif (item := _fetch_item(response)) is not None:
                 uid, size = item.get(b"UID"), item.get(b"RFC822.SIZE")
                 if isinstance(uid, int) and (isinstance(size, int) or not sizes):

@@ -31,6 +31,7 @@ from migrator.folders import ROLES, TargetFolder, TargetLayout
 from migrator.retry import RetryPolicy, Stop, retry
 from migrator.targets.append_items import Selected
 from migrator.targets.folder_create import create_folders
+from migrator.targets.folder_list import namespace_and_folders
 from migrator.targets.folder_status import TargetFolderStatus, folder_statuses
 from migrator.targets.folder_uids import SelectInfo, folder_uids
 from migrator.targets.identity import INDEX_FIELDS, TargetEntry, identity_of
@@ -66,15 +67,6 @@ def _selected(name: str, info: SelectInfo) -> Selected:
     return Selected(name, info.get(b"UIDVALIDITY"), int(info.get(b"EXISTS", 0)),
                     tuple(as_text(f) for f in flags) if flags is not None else None,
                     int(uidnext) if uidnext is not None else None)
-
-
-def _personal(client: IMAPClient) -> tuple[str, Any]:
-    """(prefix, delimiter) of the first personal namespace; ("", None) without one."""
-    if client.has_capability("NAMESPACE"):
-        personal = client.namespace().personal
-        if personal:
-            return as_text(personal[0][0]), personal[0][1]
-    return "", None
 
 
 # reconnecting at once is right after a lost session; throttling says how long
@@ -150,14 +142,17 @@ class TargetControl:
     def layout(self) -> TargetLayout:
         """Delimiter, personal prefix and existing folders (with special-use) of the target.
 
-        NAMESPACE is asked once per session (a session's namespaces do not change), so the
-        LIST of a verify after a push on the same connection is its only round trip."""
+        NAMESPACE is asked once per session (a session's namespaces do not change), sent
+        with the first LIST (`folder_list.py`); the LIST of a verify after a push on the
+        same connection is its only round trip."""
         def read(client: IMAPClient) -> TargetLayout:
-            if self._namespace is None:
-                self._namespace = _personal(client)
+            if self._namespace is None:  # both in one round trip
+                self._namespace, listed = namespace_and_folders(client)
+            else:
+                listed = client.list_folders()
             prefix, delimiter = self._namespace
             folders = []
-            for flags, found_delimiter, name in client.list_folders():
+            for flags, found_delimiter, name in listed:
                 delimiter = delimiter or found_delimiter
                 attributes = {as_text(flag) for flag in flags}
                 if {"\\Noselect", "\\NonExistent"} & attributes:

@@ -200,6 +200,40 @@ def test_a_folder_that_cannot_be_selected_leaves_the_others_and_the_connection_s
         control.close()
 
 
+def test_the_first_layout_asks_namespace_and_list_in_one_round_trip(pushed, monkeypatch):
+    """NAMESPACE and LIST go out together (`targets/folder_list.py`): one wait for the
+    server where there were two; the layout is the one imapclient's calls gave."""
+    import imaplib
+
+    account = pushed[0]
+    control = TargetControl(account.target, account.name,
+                            imapconn.tokens_for(account.target, account.name))
+    try:
+        control.capabilities()  # signed in: only the layout's own round trips are counted
+        events: list[str] = []
+        command, get_line = imaplib.IMAP4._command, imaplib.IMAP4._get_line
+        monkeypatch.setattr(imaplib.IMAP4, "_command", lambda self, *args: (
+            events.append("send"), command(self, *args))[1])
+        monkeypatch.setattr(imaplib.IMAP4, "_get_line", lambda self: (
+            events.append("read"), get_line(self))[1])
+        layout = control.layout()
+        monkeypatch.undo()
+        client = control.client()
+        expected = {as_name(name) for flags, _, name in client.list_folders()
+                    if b"\\Noselect" not in flags}
+    finally:
+        control.close()
+
+    first_read = events.index("read")  # both sent before the first answer is read
+    assert events[:first_read] == ["send", "send"] and "send" not in events[first_read:]
+    assert (layout.delimiter, layout.prefix) == ("/", "")
+    assert {folder.name for folder in layout.existing} == expected
+
+
+def as_name(name) -> str:
+    return name.decode() if isinstance(name, bytes) else name
+
+
 def test_a_verify_on_the_push_connection_asks_namespace_once_and_lists_folders_again(
         pushed, o365, monkeypatch):
     """migrate's verify runs on its push's control connection: the session's NAMESPACE is
@@ -207,19 +241,21 @@ def test_a_verify_on_the_push_connection_asks_namespace_once_and_lists_folders_a
     the target after the push is found (a folder emptied: its messages are missing)."""
     from imapclient import IMAPClient
 
+    from migrator.targets import control as control_module
+
     account, manifest, store, appended, _, _ = pushed
     asked: list[str] = []
-    namespace, list_folders = IMAPClient.namespace, IMAPClient.list_folders
+    together, list_folders = control_module.namespace_and_folders, IMAPClient.list_folders
 
-    def spy_namespace(self):
-        asked.append("NAMESPACE")
-        return namespace(self)
+    def spy_together(client):
+        asked.append("NAMESPACE+LIST")
+        return together(client)
 
     def spy_list(self, *args, **kwargs):
         asked.append("LIST")
         return list_folders(self, *args, **kwargs)
 
-    monkeypatch.setattr(IMAPClient, "namespace", spy_namespace)
+    monkeypatch.setattr(control_module, "namespace_and_folders", spy_together)
     monkeypatch.setattr(IMAPClient, "list_folders", spy_list)
     control = TargetControl(account.target, account.name,
                             imapconn.tokens_for(account.target, account.name))
@@ -231,7 +267,7 @@ def test_a_verify_on_the_push_connection_asks_namespace_once_and_lists_folders_a
     finally:
         control.close()
 
-    assert asked == ["NAMESPACE", "LIST", "LIST"]
+    assert asked == ["NAMESPACE+LIST", "LIST"]
     by_folder = {check.target: check for check in report.folders}
     assert len(by_folder["Sent Items"].missing) == 2 and not report.ok
     assert by_folder["INBOX"].ok and by_folder["INBOX"].present == 6

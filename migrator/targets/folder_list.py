@@ -10,6 +10,7 @@ the commands are sent with imaplib's `_command` and each answer read with
 
 from __future__ import annotations
 
+import imaplib
 from typing import Any
 
 from imapclient import IMAPClient
@@ -33,10 +34,13 @@ def namespace_and_folders(client: IMAPClient) -> tuple[tuple[str, str | None], L
     namespace = imap._command("NAMESPACE")
     listing = imap._command("LIST", client._normalise_folder(""),
                             client._normalise_folder("*"))
-    asked = complete(imap, "NAMESPACE", namespace)
-    _, spaces = imap._untagged_response(asked, [None], "NAMESPACE")
-    listed = complete(imap, "LIST", listing)
-    _, folders = imap._untagged_response(listed, [None], "LIST")
+    try:
+        asked = complete(imap, "NAMESPACE", namespace)
+        _, spaces = imap._untagged_response(asked, [None], "NAMESPACE")
+        listed = complete(imap, "LIST", listing)
+        _, folders = imap._untagged_response(listed, [None], "LIST")
+    except imaplib.IMAP4.abort as exc:  # the connection died: say both were under way
+        raise imaplib.IMAP4.abort(f"NAMESPACE and LIST: {exc}") from exc
     imap.untagged_responses.clear()
     if listed != "OK":
         raise IMAPClientError(f"LIST refused ({listed})")

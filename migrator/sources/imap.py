@@ -189,11 +189,8 @@ class ImapSource:
     def read_listing(self, tag: bytes) -> dict[int, ListedMessage]:
         found: dict[int, ListedMessage] = {}
         for response in self.wire.until(tag):
-            item = _fetch_item(response) or {}
-            uid, size = item.get(b"UID"), item.get(b"RFC822.SIZE")
-            if isinstance(uid, int):
-                found[uid] = ListedMessage(uid, size if isinstance(size, int) else 0,
-                                           flags_of(item.get(b"FLAGS")))
+            if (listed := _listed(_fetch_item(response) or {})) is not None:
+                found[listed.uid] = listed
         return found
 
     def send_changes(self, modseq: int, sizes: bool = True) -> bytes:
@@ -215,10 +212,10 @@ class ImapSource:
             if response.kind in ("SEARCH", "ESEARCH"):
                 uids |= _search_answer(response)[1]
             elif (item := _fetch_item(response)) is not None:
-                uid, size = item.get(b"UID"), item.get(b"RFC822.SIZE")
-                if isinstance(uid, int) and (isinstance(size, int) or not sizes):
-                    changed[uid] = ListedMessage(uid, size if isinstance(size, int) else 0,
-                                                 flags_of(item.get(b"FLAGS")))
+                listed = _listed(item)
+                sized = isinstance(item.get(b"RFC822.SIZE"), int)
+                if listed is not None and (sized or not sizes):
+                    changed[listed.uid] = listed
         return uids, changed
 
     def read_all(self, tags: Iterable[bytes]) -> Iterator[Untagged]:
@@ -276,11 +273,10 @@ class ImapSource:
                 if answered in (None, tag):
                     found |= uids
                 else:
-                    self.searches.setdefault(answered, set()).update(uids)
+                    self._keep_search(answered, uids)
         return found
 
-    def _keep_search(self, response: Untagged) -> None:
-        answered, uids = _search_answer(response)
+    def _keep_search(self, answered: bytes | None, uids: set[int]) -> None:
         self.searches.setdefault(answered, set()).update(uids)
 
     # -- bodies --------------------------------------------------------------------------
@@ -311,7 +307,7 @@ class ImapSource:
             response = wire.interpret(parts)
             del parts
             if isinstance(response, Untagged) and response.kind in ("SEARCH", "ESEARCH"):
-                self._keep_search(response)  # a pipelined SEARCH answered before this ends
+                self._keep_search(*_search_answer(response))  # answered before this ends
             elif isinstance(response, Untagged):
                 item = _fetch_item(response)
                 found = _message(item) if item is not None else None
@@ -348,6 +344,14 @@ def _int(value: bytes | None) -> int | None:
         return None
     value = value.strip()
     return int(value) if value.isdigit() else None
+
+
+def _listed(item: dict[bytes, Value]) -> ListedMessage | None:
+    """A listing FETCH answer's UID, size (0 when not asked) and flags; None without a UID."""
+    uid, size = item.get(b"UID"), item.get(b"RFC822.SIZE")
+    if not isinstance(uid, int):
+        return None
+    return ListedMessage(uid, size if isinstance(size, int) else 0, flags_of(item.get(b"FLAGS")))
 
 
 def _search_answer(response: Untagged) -> tuple[bytes | None, set[int]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 from migrator.engine.imap.context import PullContext
 from migrator.engine.imap.jobs import Batch, FolderJob
@@ -122,10 +121,13 @@ class Asked:
             source.drain(tags)
             raise
         self.refused: CommandFailed | None = None
-        self.answer: Any = None
+        self._listing: dict[int, ListedMessage] | None = None
+        self._changes: tuple[set[int], dict[int, ListedMessage]] | None = None
         try:
-            self.answer = (source.read_changes(tags[0], tags[-1], sizes) if modseq is not None
-                           else source.read_listing(tags[0]))
+            if modseq is not None:
+                self._changes = source.read_changes(tags[0], tags[-1], sizes)
+            else:
+                self._listing = source.read_listing(tags[0])
         except CommandFailed as exc:  # read to its end: the connection is clean
             self.refused = exc
 
@@ -135,14 +137,16 @@ class Asked:
             return self.source.listing(sizes=self.sizes)
         if self.refused is not None:
             raise self.refused
-        return cast(dict[int, ListedMessage], self.answer)
+        assert self._listing is not None
+        return self._listing
 
     def changes(self) -> tuple[set[int], dict[int, ListedMessage]]:
         """Every UID, and the listing of the messages changed since the last sync."""
         assert self.incremental
         if self.refused is not None:
             raise self.refused
-        return cast(tuple[set[int], dict[int, ListedMessage]], self.answer)
+        assert self._changes is not None
+        return self._changes
 
 
 def big_first(batches: list[list[ListedMessage]]) -> list[list[ListedMessage]]:

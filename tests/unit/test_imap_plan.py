@@ -88,6 +88,18 @@ def test_diff_incremental_uses_uid_set_and_changed_flags():
     assert delta.flags == {1: "\\Answered"}
 
 
+def test_a_uid_marked_gone_that_the_server_lists_again_is_back():
+    """Under one UIDVALIDITY a UID is never reused: a row marked gone whose UID the server
+    still lists was marked by mistake (an answer lost while an earlier pull planned)."""
+    listing = {1: ListedMessage(1, 10, ("\\Seen",)), 2: ListedMessage(2, 20, ())}
+    known = {1: Known("", True), 2: Known("", False), 3: Known("", True)}
+    full = diff_listing(listing, known)
+    assert full.back == [1] and full.gone == [] and not full.new
+    assert full.flags == {1: "\\Seen"}
+    delta = diff_incremental({1, 2}, {}, {}, known)
+    assert delta.back == [1] and delta.gone == [] and not delta.new
+
+
 def test_batches_bounded_by_count_and_bytes_large_ones_alone():
     messages = [ListedMessage(uid, size, ()) for uid, size in
                 [(1, 10), (2, 10), (3, 10), (4, 50), (5, 10), (6, 500), (7, 10)]]

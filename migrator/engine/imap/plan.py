@@ -32,6 +32,9 @@ class FolderDelta:
 
     new: list[ListedMessage] = field(default_factory=list)
     gone: list[int] = field(default_factory=list)
+    # archived as gone, yet the server lists them: under one UIDVALIDITY a UID names one
+    # message for good, so they never left (an answer lost while an earlier pull planned)
+    back: list[int] = field(default_factory=list)
     flags: dict[int, str] = field(default_factory=dict)  # uid -> new flags text
 
 
@@ -50,7 +53,10 @@ def diff_listing(listing: Mapping[int, ListedMessage], known: Mapping[int, Known
         entry = known.get(uid)
         if entry is None:
             delta.new.append(listing[uid])
-        elif not entry.gone and entry.flags != flags_text(listing[uid].flags):
+            continue
+        if entry.gone:
+            delta.back.append(uid)
+        if entry.flags != flags_text(listing[uid].flags):
             delta.flags[uid] = flags_text(listing[uid].flags)
     delta.gone = sorted(uid for uid, entry in known.items()
                         if not entry.gone and uid not in listing)
@@ -64,10 +70,11 @@ def diff_incremental(uids: set[int], changed: Mapping[int, Sequence[str]],
     delta = FolderDelta(new=[new[uid] for uid in sorted(new) if uid not in known])
     for uid, flags in changed.items():
         entry = known.get(uid)
-        if entry is not None and not entry.gone and entry.flags != flags_text(flags):
+        if entry is not None and entry.flags != flags_text(flags):
             delta.flags[uid] = flags_text(flags)
     delta.gone = sorted(uid for uid, entry in known.items()
                         if not entry.gone and uid not in uids)
+    delta.back = sorted(uid for uid, entry in known.items() if entry.gone and uid in uids)
     return delta
 
 

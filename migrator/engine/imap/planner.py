@@ -28,6 +28,7 @@ from migrator.engine.imap.records import (
     finish_folder,
     has_stale_rows,
     known_messages,
+    mark_back,
     mark_gone,
     resolve_failures,
     update_flags,
@@ -167,6 +168,9 @@ def apply_plan(ctx: PullContext, plan: FolderPullPlan, state: FolderState) -> No
     with ctx.db_lock, ctx.manifest.session() as session:
         update_flags(session, job.folder_id, uidvalidity, delta.flags)
         mark_gone(session, job.folder_id, uidvalidity, delta.gone)
+        mark_back(session, job.folder_id, uidvalidity, delta.back)
+        if delta.back:
+            resolve_failures(session, ctx.account_id, job.folder.name, delta.back)
         if job.remap:  # failures named UIDs of the old UIDVALIDITY: they are re-listed now
             resolve_failures(session, ctx.account_id, job.folder.name)
         elif state.failed_uids - plan.server_uids:
@@ -178,7 +182,7 @@ def apply_plan(ctx: PullContext, plan: FolderPullPlan, state: FolderState) -> No
     ctx.jobs.append(job)
     kill_point("planned")
     ctx.count(flags_updated=len(delta.flags), gone=len(delta.gone) + gone_now,
-              folders_synced=1)
+              back=len(delta.back), folders_synced=1)
     if job.remap:
         ctx.notice(f"{job.folder.name}: UIDVALIDITY changed to {uidvalidity}: re-mapping "
                    "the folder by content", "info")
@@ -192,6 +196,8 @@ def describe(plan: FolderPullPlan) -> str:
         parts.append(f"{len(delta.flags)} flag change(s)")
     if delta.gone:
         parts.append(f"{len(delta.gone)} gone")
+    if delta.back:
+        parts.append(f"{len(delta.back)} marked gone but listed again")
     if plan.job.remap:
         parts.append("UIDVALIDITY changed (re-map)")
     return f"{plan.job.folder.name}: " + ", ".join(parts)

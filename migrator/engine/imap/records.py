@@ -133,6 +133,19 @@ def mark_gone(session: Session, folder_id: int, uidvalidity: int | None,
     session.execute(statement, params)
 
 
+def mark_back(session: Session, folder_id: int, uidvalidity: int | None,
+              uids: Iterable[int]) -> None:
+    """Messages marked gone that the source lists again are live once more."""
+    params = [{"b_uid": uid} for uid in uids]
+    if not params:
+        return
+    statement = update(MESSAGES).where(and_(
+        MESSAGES.c.folder_id == folder_id, MESSAGES.c.uidvalidity == uidvalidity,
+        MESSAGES.c.uid == bindparam("b_uid"), MESSAGES.c.gone_at.is_not(None))).values(
+            gone_at=None)
+    session.execute(statement, params)
+
+
 @dataclass(frozen=True)
 class BatchCounts:
     inserted: int = 0

@@ -161,35 +161,12 @@ class Pop3Pull:
             session.close()
 
     def _open(self) -> Pop3Session:
-        """Log in; a maildrop locked by another client is retried, then reported clearly."""
-        source = self.account.source
-        try:
-            return retry(lambda: pop3.connect(source, self.name), policy=IN_USE_RETRY,
-                         retryable=(MaildropInUse,), what=f"{self.name}: POP3 login")
-        except MaildropInUse:
-            raise MaildropBusyError(
-                f"{self.name}: {self._where}: the maildrop is locked by another POP3 client "
-                f"(-ERR [IN-USE]) after {IN_USE_RETRY.attempts} attempts; try again later"
-            ) from None
+        return open_session(self.account)
 
     # -- what is on the server, what the archive has ---------------------------------------
 
     def _identify(self, session: Pop3Session) -> Maildrop:
-        """UIDL when the server has it; else a fingerprint of the headers (TOP n 0) and size."""
-        listing = session.listing()
-        if all(item.uidl is not None for item in listing):
-            return Maildrop(listing)
-        self.emit(Notice("warning", f"{self._where} has no UIDL: messages are identified by "
-                                    "their headers (TOP n 0) and size", self.name))
-        fingerprints = {}
-        for number, reply in session.headers(item.number for item in listing):
-            if isinstance(reply, Pop3Error):
-                raise AccountError(f"{self.name}: {self._where} has neither UIDL nor TOP "
-                                   f"(TOP {number} 0: {reply}): cannot tell messages apart")
-            fingerprints[number] = hashlib.sha256(reply).hexdigest()
-        return Maildrop([MaildropEntry(item.number, item.size,
-                                       f"top0:{fingerprints[item.number]}:{item.size}")
-                         for item in listing])
+        return identify(session, self.account, self.emit)
 
     def _known(self) -> dict[str, list[int]]:
         """UIDL -> sizes of every copy archived under it."""
@@ -373,6 +350,38 @@ class Pop3Pull:
         for refusal in plan.refusals:
             if refusal.problem:
                 self.result.fail(f"{INBOX} UIDL {refusal.uidl}: {refusal.reason}")
+
+
+def open_session(account: Account) -> Pop3Session:
+    """Log in; a maildrop locked by another client is retried, then reported clearly."""
+    source = account.source
+    try:
+        return retry(lambda: pop3.connect(source, account.name), policy=IN_USE_RETRY,
+                     retryable=(MaildropInUse,), what=f"{account.name}: POP3 login")
+    except MaildropInUse:
+        raise MaildropBusyError(
+            f"{account.name}: {source.host}:{source.port}: the maildrop is locked by another "
+            f"POP3 client (-ERR [IN-USE]) after {IN_USE_RETRY.attempts} attempts; try again "
+            "later") from None
+
+
+def identify(session: Pop3Session, account: Account, emit: Emit) -> Maildrop:
+    """UIDL when the server has it; else a fingerprint of the headers (TOP n 0) and size."""
+    listing = session.listing()
+    if all(item.uidl is not None for item in listing):
+        return Maildrop(listing)
+    where = f"{account.source.host}:{account.source.port}"
+    emit(Notice("warning", f"{where} has no UIDL: messages are identified by their headers "
+                           "(TOP n 0) and size", account.name))
+    fingerprints = {}
+    for number, reply in session.headers(item.number for item in listing):
+        if isinstance(reply, Pop3Error):
+            raise AccountError(f"{account.name}: {where} has neither UIDL nor TOP "
+                               f"(TOP {number} 0: {reply}): cannot tell messages apart")
+        fingerprints[number] = hashlib.sha256(reply).hexdigest()
+    return Maildrop([MaildropEntry(item.number, item.size,
+                                   f"top0:{fingerprints[item.number]}:{item.size}")
+                     for item in listing])
 
 
 def select_fetches(listing: Sequence[MaildropEntry],

@@ -21,6 +21,7 @@ from tests.integration.imap_pull_world import (
     archive_view,
     assert_archive_matches,
     imap_client,
+    office365_config,
     server_flags,
     source_config,
 )
@@ -28,7 +29,7 @@ from tests.integration.profiles import on_each_server
 from tests.world import manifests
 from tests.world.mailstore import SeedMessage
 
-pytestmark = [pytest.mark.world]
+pytestmark = [pytest.mark.world, pytest.mark.manifest_databases]
 WHEN = datetime.datetime(2021, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
 
 
@@ -193,3 +194,31 @@ def test_source_with_target_only_options_is_a_usage_error(tmp_path):
         result = verify_source(config, option)
         assert result.status == ExitStatus.USAGE
         assert "--source always lists every message" in result.stderr
+
+
+def test_office365_source_over_xoauth2_with_exchange_folder_names(office365_server,
+                                                                  oauth_service, tmp_path):
+    mailbox = "bob@contoso.test"
+    oauth_service.add_client("app", "secret")
+    oauth_service.grant("app", mailbox)
+    office365_server.add_user(mailbox)
+    office365_server.seed(mailbox, "INBOX", [SeedMessage(raw(n), (), WHEN) for n in range(5)])
+    office365_server.seed(mailbox, "Projekte/Übersicht",
+                          [SeedMessage(raw(n), (), WHEN) for n in (7, 8)])
+    config = office365_config(tmp_path, office365_server, oauth_service, mailbox)
+    assert run_cli("-c", config, "pull", "o365").status == ExitStatus.OK
+    with manifests.connect(tmp_path / "archive") as db:
+        db.execute("DELETE FROM messages WHERE uid = 2 AND folder_id = "
+                   "(SELECT id FROM folders WHERE name = 'Projekte/Übersicht')")
+
+    result = run_cli("-c", config, "verify", "o365", "--source", "--json")
+
+    assert result.status == ExitStatus.VERIFY, result.stdout + result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["sizes_compared"] is False  # Exchange's RFC822.SIZE is not its bytes
+    assert report["totals"]["archived"] == 6 and report["totals"]["missing"] == 1
+    lost = {f["folder"]: f for f in report["folders"]}["Projekte/Übersicht"]
+    assert lost["missing"] == ["UID 2"]
+    assert "secret" not in result.stdout + result.stderr
+    assert run_cli("-c", config, "pull", "o365").status == ExitStatus.OK
+    assert run_cli("-c", config, "verify", "o365", "--source").status == ExitStatus.OK

@@ -24,7 +24,9 @@ from tests.integration.push_world import (
     write_world_config,
 )
 from tests.world import manifests
+from tests.world.configs import Account, Config
 from tests.world.corpus import generate
+from tests.world.mailstore import SeedMessage
 from tests.world.proxy import FaultProxy
 
 pytestmark = [pytest.mark.world, pytest.mark.usefixtures("push_secrets"),
@@ -189,3 +191,29 @@ def test_migrate_dry_run_changes_nothing(source_server, o365, oauth_service, cer
     assert result.status == ExitStatus.OK, result.stderr
     assert "migrate bob (dry run)" in result.stdout
     assert not (tmp_path / "archive").exists()
+
+
+@pytest.mark.parametrize("during", [False, True], ids=["default", "index_during_migrate"])
+def test_migrate_leaves_the_search_index_to_the_first_search_unless_told(
+        during, source_server, o365, oauth_service, certs, tmp_path):
+    source_server.add_user("alice", SOURCE_PASSWORD)
+    source_server.seed("alice", "INBOX", [SeedMessage(
+        b"From: a@example.org\r\nSubject: quarterly zebra %d\r\nMessage-ID: <%d@z.example>"
+        b"\r\n\r\nbody %d\r\n" % (n, n, n)) for n in range(12)])
+    config = Config(tmp_path / "archive", {"bob": Account(
+        source_block(source_server), target_block(o365.imaps_port, certs.ca_cert, oauth_service))},
+        index_during_migrate=during or None).write(tmp_path / "migrator.toml")
+    archive = tmp_path / "archive"
+
+    assert run_cli("-c", config, "migrate", "bob").status == ExitStatus.OK
+
+    assert indexed(archive) == (12 if during else 0)
+    found = run_cli("-c", config, "search", "bob", "zebra")
+    assert found.status == ExitStatus.OK, found.stderr
+    assert found.stdout.count("quarterly zebra") == 12  # the first search indexes the rest
+    assert indexed(archive) == 12
+
+
+def indexed(archive) -> int:
+    with manifests.connect(archive) as db:
+        return int(db.execute("SELECT COUNT(*) FROM search_docs").fetchone()[0])

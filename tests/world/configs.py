@@ -100,12 +100,14 @@ class Config:
     batch: Batch | None = None
     database: str | None = None
     search_index: bool | None = None
+    index_during_migrate: bool | None = None
 
     def table(self) -> dict[str, Any]:
         database = self.database if self.database is not None else manifests.database(
             self.archive)  # None: the SQLite default; a PostgreSQL URL in that test mode
         archive = {"path": self.archive, "database": database,
-                   "search_index": self.search_index}
+                   "search_index": self.search_index,
+                   "index_during_migrate": self.index_during_migrate}
         top: dict[str, Any] = {"archive": {k: v for k, v in archive.items() if v is not None}}
         if self.accounts:
             top["accounts"] = {

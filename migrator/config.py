@@ -106,7 +106,7 @@ class ArchiveSettings:
     compression: str = "none"
     search_index: bool = True  # index messages as they are archived (`migrator search`)
     # ... by `migrate`, `batch run` and `worker` too; by default they leave it to the first
-    # `search` (or `migrator index`): the index costs a migration about a fifth of its CPU
+    # `search` (or `migrator index`): its process took 0.96 of a bench migrate's 5.45 CPU s
     index_during_migrate: bool = False
 
 

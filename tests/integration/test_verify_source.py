@@ -9,7 +9,9 @@ check that `--source` names the message, exits 7, and that the next pull brings 
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
+import re
 
 import pytest
 
@@ -28,6 +30,7 @@ from tests.integration.imap_pull_world import (
 from tests.integration.profiles import on_each_server
 from tests.world import manifests
 from tests.world.mailstore import SeedMessage
+from tests.world.proxy import Rewrite
 
 pytestmark = [pytest.mark.world, pytest.mark.manifest_databases]
 WHEN = datetime.datetime(2021, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
@@ -222,3 +225,62 @@ def test_office365_source_over_xoauth2_with_exchange_folder_names(office365_serv
     assert "secret" not in result.stdout + result.stderr
     assert run_cli("-c", config, "pull", "o365").status == ExitStatus.OK
     assert run_cli("-c", config, "verify", "o365", "--source").status == ExitStatus.OK
+
+
+def count_listing_waits(monkeypatch) -> list[int]:
+    """Per `verify --source` of an IMAP source: how often its connection waited for an
+    answer after sending while it listed the folders (its round trips)."""
+    from migrator.engine.verify import source as module
+
+    waits: list[int] = []
+    listings = module._listings
+
+    def counted(source, folders):
+        wire, events = source.wire, []
+        with pytest.MonkeyPatch.context() as spying:
+            spying.setattr(wire, "send", lambda command, _send=wire.send: (
+                events.append("send"), _send(command))[1])
+            spying.setattr(wire, "read", lambda _read=wire.read: (
+                events.append("read"), _read())[1])
+            yield from listings(source, folders)
+        waits.append(sum(1 for pair in itertools.pairwise(events) if pair == ("send", "read")))
+
+    monkeypatch.setattr(module, "_listings", counted)
+    return waits
+
+
+@on_each_server
+def test_the_folders_are_listed_in_one_round_trip(source_server, tmp_path, monkeypatch):
+    config, _archive = pulled(source_server, tmp_path)
+    for name in ("Later", "Zeta"):
+        source_server.seed("alice", source_server.folder_name(name),
+                           [SeedMessage(raw(30), (), WHEN)])
+    waits = count_listing_waits(monkeypatch)
+
+    result = verify_source(config, "--json")
+
+    assert result.status == ExitStatus.OK, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["folders"]) == 4 and report["totals"]["new"] == 2
+    assert waits == [1]  # EXAMINE + listing of every folder sent before the first answer
+
+
+class ExamineElsewhere(Rewrite):
+    """Sends the EXAMINE of Work to a folder that does not exist: the server refuses it."""
+
+    def client(self, unit: bytes) -> bytes:
+        return re.sub(rb'EXAMINE ("?)Work\1', b'EXAMINE "NoSuchFolder"', unit)
+
+
+def test_a_folder_the_source_refuses_is_named_and_the_others_compared(
+        source_server, tmp_path, fault_proxy):
+    config, _archive = pulled(source_server, tmp_path)
+    proxy = fault_proxy(source_server.imap_port, rewrite=ExamineElsewhere)
+    config = source_config(tmp_path, source_server, port=proxy.port)
+
+    result = verify_source(config)
+
+    assert result.status == ExitStatus.PARTIAL, result.stdout + result.stderr
+    assert re.search(r"Work: cannot read the folder: NO .*", result.stdout)
+    assert "partial (failed or unreadable at the source): 6 of 6 at the source archived" \
+        in result.stdout

@@ -1,18 +1,20 @@
 """`verify ACCOUNT --source`: compare the archive with the source it was pulled from.
 
-`verify ACCOUNT` compares the target with the archive; it cannot see a message the pull never
-archived. This lists every message the source holds (read-only: EXAMINE and a UID listing
-per IMAP folder, one round trip each; UIDL for POP3) and compares it with the manifest by the
-rules in `source_compare.py`. Nothing is written at the source. An IMAP message found
-missing is recorded in the archive as a failed pull of its UID: a later pull skips only
-folders whose STATUS is unchanged and that have no open failures, so the next one lists the
-folder again and fetches it (or, marked gone by mistake, makes it live again). A POP3 pull
-lists the whole maildrop every time and fetches what is missing without being told.
+`verify ACCOUNT` compares the target with the archive; it cannot see a message the pull
+never archived. This lists every message the source holds (read-only: EXAMINE and a UID
+listing per IMAP folder, sent for up to `GROUP` folders at once; UIDL for POP3) and compares
+it with the manifest by the rules in `source_compare.py`. Nothing is written at the source.
+An IMAP message found missing is recorded in the archive as a failed pull of its UID: a
+later pull skips only folders whose STATUS is unchanged and that have no open failures, so
+the next one lists the folder again and fetches it (or, marked gone by mistake, makes it
+live again). A POP3 pull lists the whole maildrop every time and fetches what is missing
+without being told.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +25,6 @@ from migrator.archive.manifest import AccountRow, FailureRow, FolderRow, Message
 from migrator.config import Account
 from migrator.engine.events import Emit, TaskFinished, TaskStarted
 from migrator.engine.imap.folder_state import included
-from migrator.engine.imap.planner import Asked
 from migrator.engine.imap.records import failed_uids_by_folder, record_failures
 from migrator.engine.verify.source_compare import (
     Archived,
@@ -32,12 +33,13 @@ from migrator.engine.verify.source_compare import (
     compare_imap_folder,
     compare_maildrop,
 )
-from migrator.sources.imap import CommandFailed, ImapSource
+from migrator.sources.imap import CommandFailed, Folder, ImapSource, ListedMessage
 from migrator.targets.office365 import is_office365
 from migrator.wire import imapconn
 
 TASK = "verify-source"
 POP3_FOLDER = "INBOX"  # where a POP3 pull records every message
+GROUP = 50  # IMAP folders whose EXAMINE and listing are sent before any answer is read
 MISSING_REASON = "not in the archive though the folder was synced (found by verify --source)"
 
 
@@ -164,18 +166,15 @@ def _imap_folders(account: Account, archive: ArchivedAccount,
                                          imapconn.tokens_for(endpoint, account.name)))
     checks = []
     try:
-        for folder in source.folders():
-            if not (folder.selectable and included(folder.name, endpoint)):
-                continue
-            try:
-                asked = Asked(source, folder, None, sizes=True)
-                listing = asked.listing() if asked.status.messages else {}
-            except CommandFailed as exc:
-                reason = f"{exc.status} {exc.text}".strip()
+        chosen = [folder for folder in source.folders()
+                  if folder.selectable and included(folder.name, endpoint)]
+        for folder, listed in _listings(source, chosen):
+            if isinstance(listed, CommandFailed):
+                reason = f"{listed.status} {listed.text}".strip()
                 checks.append(SourceFolderCheck(folder.name, unreadable=True,
                                                 note=f"cannot read the folder: {reason}"))
                 continue
-            uidvalidity = asked.status.uidvalidity
+            uidvalidity, listing = listed
             known = archive.folders.get(folder.name)
             rows = archive.imap_rows(known[0], uidvalidity) if known is not None else {}
             checks.append(compare_imap_folder(
@@ -185,6 +184,35 @@ def _imap_folders(account: Account, archive: ArchivedAccount,
     finally:
         source.close()
     return checks
+
+
+Listed = tuple[int | None, dict[int, ListedMessage]]  # UIDVALIDITY, every message
+
+
+def _listings(source: ImapSource, folders: list[Folder]
+              ) -> Iterator[tuple[Folder, Listed | CommandFailed]]:
+    """Each folder's UIDVALIDITY and listing, or the server's refusal. EXAMINE and the
+    listing of `GROUP` folders go out before the first answer is read: one round trip per
+    group, not per folder (a server answers them in order; a refused EXAMINE leaves no
+    folder selected, so its listing is refused too, and the next EXAMINE selects again)."""
+    for start in range(0, len(folders), GROUP):
+        sent = [(folder, source.send_examine(folder), source.send_listing(b"1:*"))
+                for folder in folders[start:start + GROUP]]
+        for folder, examine, listing in sent:
+            try:
+                status = source.read_examine(folder, examine)
+            except CommandFailed as exc:
+                source.drain([listing])
+                yield folder, exc
+                continue
+            try:
+                found = source.read_listing(listing)
+            except CommandFailed as exc:  # an empty folder's may be refused: nothing lost
+                if status.messages:
+                    yield folder, exc
+                    continue
+                found = {}
+            yield folder, (status.uidvalidity, found)
 
 
 def _maildrop(account: Account, archive: ArchivedAccount, emit: Emit) -> SourceFolderCheck:

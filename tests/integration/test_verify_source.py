@@ -284,3 +284,17 @@ def test_a_folder_the_source_refuses_is_named_and_the_others_compared(
     assert re.search(r"Work: cannot read the folder: NO .*", result.stdout)
     assert "partial (failed or unreadable at the source): 6 of 6 at the source archived" \
         in result.stdout
+
+
+def test_an_archived_size_that_is_not_the_sources_is_a_difference(source_server, tmp_path):
+    config, archive = pulled(source_server, tmp_path)
+    with manifests.connect(archive) as db:
+        db.execute("UPDATE messages SET size = size + 1 WHERE uid = 4 AND folder_id = "
+                   "(SELECT id FROM folders WHERE name = 'INBOX')")
+
+    result = verify_source(config)
+
+    assert result.status == ExitStatus.VERIFY, result.stdout + result.stderr
+    assert re.search(r"size differs in INBOX: UID 4 \((\d+) bytes at the source, (\d+) "
+                     r"archived\)", result.stdout)
+    assert "0 missing, 1 with another size" in result.stdout

@@ -7,13 +7,15 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import itertools
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import imapclient
+import pytest
 
 from tests.world import manifests
 from tests.world.configs import Account, Config, Endpoint, OAuth
@@ -139,3 +141,21 @@ def row_count(archive: Path, table: str, where: str = "1=1") -> int:
 
 def tls_context(server) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=server.ca_cert)
+
+
+@contextlib.contextmanager
+def round_trips(wire: Any) -> Iterator[list[int]]:
+    """Counts the times `wire` (a source connection's) waited for an answer after sending
+    while the block ran: its round trips, in the one-item list yielded, set at the end."""
+    events: list[str] = []
+    counted: list[int] = []
+    with pytest.MonkeyPatch.context() as spying:
+        spying.setattr(wire, "send", lambda command, _send=wire.send: (
+            events.append("send"), _send(command))[1])
+        spying.setattr(wire, "read", lambda _read=wire.read: (
+            events.append("read"), _read())[1])
+        try:
+            yield counted
+        finally:
+            counted.append(sum(1 for pair in itertools.pairwise(events)
+                               if pair == ("send", "read")))

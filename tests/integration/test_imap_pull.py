@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import itertools
 import json
 import os
 
@@ -17,6 +16,7 @@ from tests.integration.imap_pull_world import (
     assert_archive_matches,
     imap_client,
     manifest,
+    round_trips,
     row_count,
     server_flags,
     source_config,
@@ -123,17 +123,12 @@ def count_waits(monkeypatch) -> list[int]:
     plan = pull_module.plan_folder
 
     def counted(ctx, source, *args, **kwargs):
-        wire, events = source.wire, []
-        with pytest.MonkeyPatch.context() as spying:
-            spying.setattr(wire, "send", lambda command, _send=wire.send: (
-                events.append("send"), _send(command))[1])
-            spying.setattr(wire, "read", lambda _read=wire.read: (
-                events.append("read"), _read())[1])
-            try:
+        waits: list[int] = []
+        try:
+            with round_trips(source.wire) as waits:
                 return plan(ctx, source, *args, **kwargs)
-            finally:
-                planned.append(sum(1 for before, after in itertools.pairwise(events)
-                                   if (before, after) == ("send", "read")))
+        finally:
+            planned.extend(waits)  # counted once the block has ended
 
     monkeypatch.setattr(pull_module, "plan_folder", counted)
     return planned

@@ -9,7 +9,6 @@ check that `--source` names the message, exits 7, and that the next pull brings 
 from __future__ import annotations
 
 import datetime
-import itertools
 import json
 import re
 
@@ -24,6 +23,7 @@ from tests.integration.imap_pull_world import (
     assert_archive_matches,
     imap_client,
     office365_config,
+    round_trips,
     server_flags,
     source_config,
 )
@@ -236,14 +236,9 @@ def count_listing_waits(monkeypatch) -> list[int]:
     listings = module._listings
 
     def counted(source, folders):
-        wire, events = source.wire, []
-        with pytest.MonkeyPatch.context() as spying:
-            spying.setattr(wire, "send", lambda command, _send=wire.send: (
-                events.append("send"), _send(command))[1])
-            spying.setattr(wire, "read", lambda _read=wire.read: (
-                events.append("read"), _read())[1])
+        with round_trips(source.wire) as counted_here:
             yield from listings(source, folders)
-        waits.append(sum(1 for pair in itertools.pairwise(events) if pair == ("send", "read")))
+        waits.extend(counted_here)
 
     monkeypatch.setattr(module, "_listings", counted)
     return waits
